@@ -1,0 +1,28 @@
+import type { z } from 'zod'
+import { ConfigError } from './errors.js'
+
+/**
+ * Parses configuration once at start-up and freezes it. Every invalid key is
+ * reported in one error, naming the key and what it broke, so an operator fixes
+ * a deployment in one round instead of one key per restart.
+ */
+export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, what: string): Readonly<z.output<S>> {
+  const result = schema.safeParse(input)
+  if (!result.success) {
+    const issues = result.error.issues.map((issue) => ({
+      key: issue.path.join('.') || '(root)',
+      problem: issue.message,
+    }))
+    const lines = issues.map((i) => `  - ${i.key}: ${i.problem}`).join('\n')
+    throw new ConfigError(`invalid ${what} configuration:\n${lines}`, { details: { issues } })
+  }
+  return deepFreeze(result.data)
+}
+
+export function deepFreeze<T>(value: T): Readonly<T> {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+  }
+  return value
+}

@@ -1,0 +1,26 @@
+/**
+ * Every error code readtrail can raise, with the sentence the documentation
+ * shows for it. Callers branch on `code`, never on message text; a test checks
+ * that each code here is documented in docs/errors.md.
+ */
+export const ERROR_CODES = {
+  CONFIG_INVALID: 'A configuration value (environment, flag or option) is missing or out of range; the message names every offending key.',
+  INPUT_INVALID: 'An SDK call received a read that does not match the schema; the message names every invalid field.',
+  SCHEMA_FINGERPRINT_UNKNOWN: 'A message was written with an Avro schema whose fingerprint is not among the released versions in schemas/avro.',
+  MESSAGE_MALFORMED: 'A message is not Avro single-object encoding, or its body does not decode with its writer schema.',
+  EVENT_INVALID: 'A decoded event breaks a rule the Avro schema cannot express (for example a part index beyond the part count).',
+  PRODUCER_CLOSED: 'recordRead was called after close().',
+  PUBLISH_FAILED: 'The Kafka broker did not acknowledge an event; the caller must treat the read as unrecorded.',
+  READ_TOO_LARGE: 'A read cannot be split into Kafka messages under the configured maximum size (a single record id is larger than a message).',
+  KAFKA_UNAVAILABLE: 'The Kafka broker could not be reached or refused an administrative request.',
+  STORE_UNAVAILABLE: 'ClickHouse (server or embedded chDB) could not be reached or failed a request.',
+  STORE_LOCKED: 'The embedded store is owned by another readtrail process; the message names its pid and command.',
+  STORE_SCHEMA_MISMATCH: 'The access_log table in ClickHouse does not have the columns this version of readtrail writes.',
+  CHAIN_CONFLICT: 'The chain head in ClickHouse moved while this writer held the partition (another writer is active).',
+  QUERY_UNKNOWN: 'No saved query has that name.',
+  QUERY_PARAM_INVALID: 'A saved-query parameter is missing or invalid; nothing was sent to ClickHouse.',
+  VERIFY_FAILED: 'Verification could not run to completion (the store failed mid-way); this is not a finding about the data.',
+  USAGE: 'The command line was not understood.',
+} as const satisfies Record<string, string>
+
+export type ErrorCode = keyof typeof ERROR_CODES

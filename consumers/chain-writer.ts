@@ -1,0 +1,166 @@
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs'
+import { describeError, isReadtrailError } from '../common/errors.js'
+import type { Logger } from '../common/logger.js'
+import { nowMicros } from '../common/time.js'
+import { createCodec } from '../schemas/codec.js'
+import type { SchemaRegistry } from '../schemas/registry.js'
+import type { Store } from '../store/store.js'
+import { chainIdOf, linkEntries, type ChainEntry, type ChainHead } from './chain.js'
+import { readChainHead } from './chain-head.js'
+import type { ChainWriterConfig } from './config.js'
+import { deadLetterTopicOf } from './topics.js'
+import { assertAccessEvent } from './validate-event.js'
+
+export interface ChainWriterStats {
+  /** Rows appended to chains by this process. */
+  stored: number
+  /** Messages sent to the dead-letter topic. */
+  deadLettered: number
+  /** Messages skipped because ClickHouse already held them (redelivery after a crash). */
+  redelivered: number
+  batches: number
+}
+
+export interface ChainWriter {
+  start(): Promise<void>
+  /** Stops fetching, lets the batch in flight finish, commits, disconnects. */
+  stop(): Promise<void>
+  stats(): Readonly<ChainWriterStats>
+}
+
+export interface ChainWriterDeps {
+  config: ChainWriterConfig
+  kafka: Kafka
+  store: Store
+  registry: SchemaRegistry
+  logger: Logger
+}
+
+/**
+ * Reads the access topic and appends every event to its partition's hash
+ * chain in ClickHouse. Invariants:
+ * - offsets are committed only after ClickHouse acknowledged the insert;
+ * - the chain head is read back from ClickHouse on start and after every
+ *   rebalance, and messages at or below its offset are skipped, so a crash
+ *   between insert and commit neither forks nor duplicates the chain;
+ * - a message that does not decode or validate goes to the dead-letter topic
+ *   with its reason and never blocks its partition.
+ */
+export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
+  const { config, kafka, store, registry } = deps
+  const log = deps.logger.child({ component: 'chain-writer' })
+  const codec = createCodec(registry)
+  const versionByFingerprint = new Map(registry.versions.map((v) => [v.fingerprint, v.version]))
+  const deadLetterTopic = deadLetterTopicOf(config)
+  const heads = new Map<string, ChainHead>()
+  const stats: ChainWriterStats = { stored: 0, deadLettered: 0, redelivered: 0, batches: 0 }
+  let consumer: Consumer | undefined
+  let dlq: Producer | undefined
+
+  async function headOf(chainId: string): Promise<ChainHead> {
+    let head = heads.get(chainId)
+    if (!head) {
+      head = await readChainHead(store, chainId)
+      heads.set(chainId, head)
+      log.info({ chain_id: chainId, seq: head.seq, kafka_offset: head.lastOffset?.toString() ?? null }, 'chain head read from store')
+    }
+    return head
+  }
+
+  async function sendDeadLetters(topic: string, partition: number, dead: { message: KafkaMessage; error: unknown }[]): Promise<void> {
+    await dlq!.send({
+      topic: deadLetterTopic,
+      acks: -1,
+      messages: dead.map(({ message, error }) => ({
+        key: message.key,
+        value: message.value,
+        headers: {
+          'readtrail-error-code': isReadtrailError(error) ? error.code : 'MESSAGE_MALFORMED',
+          'readtrail-error': describeError(error).slice(0, 4000),
+          'readtrail-source': `${topic}/${partition}@${message.offset}`,
+        },
+      })),
+    })
+    stats.deadLettered += dead.length
+    for (const { message, error } of dead) {
+      log.warn({ topic, partition, offset: message.offset, code: isReadtrailError(error) ? error.code : undefined, reason: describeError(error) }, 'message dead-lettered')
+    }
+  }
+
+  async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (batch.messages.length === 0 || !isRunning() || isStale()) return
+    const chainId = chainIdOf(batch.topic, batch.partition)
+    const head = await headOf(chainId)
+    const entries: ChainEntry[] = []
+    const dead: { message: KafkaMessage; error: unknown }[] = []
+    for (const message of batch.messages) {
+      const offset = BigInt(message.offset)
+      if (head.lastOffset !== null && offset <= head.lastOffset) {
+        stats.redelivered += 1
+        continue
+      }
+      try {
+        if (!message.value) throw new Error('message has no value')
+        const decoded = codec.decode(message.value)
+        assertAccessEvent(decoded.event)
+        entries.push({ event: decoded.event, offset, schemaVersion: versionByFingerprint.get(decoded.writer.fingerprint) ?? 0 })
+      } catch (error) {
+        dead.push({ message, error })
+      }
+    }
+    if (dead.length > 0) await sendDeadLetters(batch.topic, batch.partition, dead)
+    if (entries.length > 0) {
+      const linked = linkEntries(head, entries, nowMicros())
+      try {
+        await store.insertJsonLines('access_log_ingest', linked.lines)
+      } catch (err) {
+        // The insert may have landed before the error surfaced: forget the head
+        // so the retry reads the truth back instead of forking the chain.
+        heads.delete(chainId)
+        throw err
+      }
+      heads.set(chainId, linked.head)
+      stats.stored += entries.length
+    }
+    const last = batch.lastOffset()
+    resolveOffset(last)
+    await consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])
+    stats.batches += 1
+    await heartbeat()
+  }
+
+  return {
+    async start() {
+      dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+      consumer = kafka.consumer({
+        groupId: config.groupId,
+        maxBytesPerPartition: config.maxBytesPerPartition,
+        maxBytes: config.maxBytesPerPartition * 4,
+        allowAutoTopicCreation: false,
+      })
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        // A rebalance may have moved partitions here from a writer that kept
+        // going: the store, not our memory, says where each chain ends.
+        heads.clear()
+        log.info({ assignment: e.payload.memberAssignment }, 'joined consumer group')
+      })
+      consumer.on(consumer.events.CRASH, (e) => log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed'))
+      await dlq.connect()
+      await consumer.connect()
+      await consumer.subscribe({ topics: [config.topic], fromBeginning: config.fromBeginning })
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: config.partitionsConsumedConcurrently,
+        eachBatch: handleBatch,
+      })
+      log.info({ topic: config.topic, group: config.groupId, dead_letter_topic: deadLetterTopic }, 'chain writer started')
+    },
+    async stop() {
+      await consumer?.disconnect()
+      await dlq?.disconnect()
+      log.info({ ...stats }, 'chain writer stopped')
+    },
+    stats: () => ({ ...stats }),
+  }
+}

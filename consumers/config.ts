@@ -1,0 +1,24 @@
+import { z } from 'zod'
+import { KafkaConnection } from '../common/kafka.js'
+
+/** Options of the chain writer (`readtrail consume`). */
+export const ChainWriterConfig = z
+  .object({
+    kafka: KafkaConnection.default({ brokers: ['127.0.0.1:19092'], clientId: 'readtrail', connectionTimeoutMs: 10_000 }),
+    /** @default 'readtrail.access' */
+    topic: z.string().min(1).default('readtrail.access'),
+    /** @default `<topic>.dlq` */
+    deadLetterTopic: z.string().min(1).optional(),
+    /** @default 'readtrail-chain-writer' */
+    groupId: z.string().min(1).default('readtrail-chain-writer'),
+    /** Partitions (chains) written in parallel. @default 3 */
+    partitionsConsumedConcurrently: z.number().int().min(1).max(64).default(3),
+    /** Upper bound of one fetch per partition, hence of one insert. @default 4 MiB */
+    maxBytesPerPartition: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    /** Read from the earliest offset when the group has none committed. @default true */
+    fromBeginning: z.boolean().default(true),
+  })
+  .strict()
+
+export type ChainWriterConfig = z.output<typeof ChainWriterConfig>
+export type ChainWriterConfigInput = z.input<typeof ChainWriterConfig>

@@ -1,0 +1,162 @@
+import { hostname } from 'node:os'
+import { randomUUID } from 'node:crypto'
+import { CompressionTypes, type Kafka, type Message, type Producer } from 'kafkajs'
+import { parseConfig } from '../common/config.js'
+import { createKafka } from '../common/kafka.js'
+import { createLogger, type Logger } from '../common/logger.js'
+import { uuidv7 } from '../common/uuid.js'
+import { createCodec } from '../schemas/codec.js'
+import { InputError } from '../schemas/errors.js'
+import { ReadInput } from '../schemas/read-input.js'
+import { loadSchemaRegistry, type SchemaRegistry } from '../schemas/registry.js'
+import { buildEventDrafts } from './build-events.js'
+import { AuditProducerConfig, type AuditProducerConfigInput } from './config.js'
+import { ProducerError } from './errors.js'
+
+/** What recordRead resolves with once the broker has acknowledged every part. */
+export interface RecordedRead {
+  readId: string
+  eventIds: string[]
+  /** producer_seq of each part, in order. */
+  producerSeqs: number[]
+}
+
+export interface AuditProducer {
+  readonly producerId: string
+  readonly config: Readonly<AuditProducerConfig>
+  /**
+   * Validates, encodes and publishes one read. Resolves when the broker has
+   * acknowledged it (acks from all in-sync replicas); rejects with a coded
+   * error otherwise, in which case the read must be treated as unrecorded.
+   */
+  recordRead(input: ReadInput): Promise<RecordedRead>
+  /** Resolves when every read accepted so far is acknowledged or failed. */
+  flush(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface AuditProducerOptions {
+  logger?: Logger
+  /** Share a Kafka client; otherwise one is created from config.kafka. */
+  kafka?: Kafka
+  registry?: SchemaRegistry
+}
+
+interface Pending {
+  message: Message
+  settle: (err?: Error) => void
+}
+
+// Avro overhead of an event beyond its record ids is well under this.
+const EVENT_OVERHEAD_BYTES = 16 * 1024
+
+/**
+ * The SDK an application embeds. Reads are queued and sent in batches by one
+ * idempotent kafkajs producer (one request in flight, so retries cannot
+ * reorder events); the caller pays for validation and encoding only, and
+ * awaits the acknowledgement.
+ */
+export async function createAuditProducer(configInput: AuditProducerConfigInput, options: AuditProducerOptions = {}): Promise<AuditProducer> {
+  const config = parseConfig(AuditProducerConfig, configInput, 'audit producer')
+  const logger = (options.logger ?? createLogger()).child({ component: 'audit-producer' })
+  const registry = options.registry ?? loadSchemaRegistry()
+  const codec = createCodec(registry)
+  const kafka = options.kafka ?? createKafka(config.kafka, logger)
+  const producerId = config.producerId ?? `${config.service}:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
+  const compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None
+  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+  await producer.connect()
+
+  let seq = 0
+  let closed = false
+  let queue: Pending[] = []
+  let timer: NodeJS.Timeout | undefined
+  let sending: Promise<void> | undefined
+  const eventContext = {
+    service: config.service,
+    environment: config.environment,
+    producerId,
+    sessionHashKey: config.sessionHashKey,
+    maxRecordIdBytes: config.maxMessageBytes - EVENT_OVERHEAD_BYTES,
+  }
+
+  function schedule(): void {
+    if (sending) return
+    if (queue.length >= config.maxBatchMessages || config.lingerMs === 0) {
+      if (timer) clearTimeout(timer)
+      timer = undefined
+      sending = drain()
+    } else if (!timer) {
+      timer = setTimeout(() => {
+        timer = undefined
+        if (!sending) sending = drain()
+      }, config.lingerMs)
+    }
+  }
+
+  async function drain(): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.slice(0, config.maxBatchMessages)
+      queue = queue.slice(batch.length)
+      try {
+        await producer.send({ topic: config.topic, acks: -1, timeout: config.ackTimeoutMs, compression, messages: batch.map((p) => p.message) })
+        for (const p of batch) p.settle()
+      } catch (cause) {
+        const err = new ProducerError('PUBLISH_FAILED', `broker did not acknowledge ${batch.length} events: ${(cause as Error).message}`, {
+          cause,
+          retriable: true,
+        })
+        logger.error({ err, events: batch.length }, 'publish failed')
+        for (const p of batch) p.settle(err)
+      }
+    }
+    sending = undefined
+  }
+
+  return Object.freeze({
+    producerId,
+    config,
+    recordRead(raw: ReadInput): Promise<RecordedRead> {
+      if (closed) return Promise.reject(new ProducerError('PRODUCER_CLOSED', 'recordRead after close()'))
+      const parsed = ReadInput.safeParse(raw)
+      if (!parsed.success) {
+        return Promise.reject(new InputError(parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(read)', problem: i.message }))))
+      }
+      let drafts
+      try {
+        drafts = buildEventDrafts(parsed.data, eventContext)
+      } catch (err) {
+        return Promise.reject(err as Error)
+      }
+      const eventIds: string[] = []
+      const producerSeqs: number[] = []
+      const acks = drafts.map((draft) => {
+        const event = { ...draft, event_id: uuidv7(), producer_seq: ++seq }
+        eventIds.push(event.event_id)
+        producerSeqs.push(event.producer_seq)
+        const value = codec.encode(event)
+        return new Promise<void>((resolve, reject) => {
+          queue.push({ message: { key: draft.read_id, value }, settle: (err) => (err ? reject(err) : resolve()) })
+        })
+      })
+      schedule()
+      return Promise.all(acks).then(() => ({ readId: drafts[0]!.read_id, eventIds, producerSeqs }))
+    },
+    async flush() {
+      while (queue.length > 0 || sending) {
+        if (!sending) {
+          if (timer) clearTimeout(timer)
+          timer = undefined
+          sending = drain()
+        }
+        await sending
+      }
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      await this.flush()
+      await producer.disconnect()
+    },
+  })
+}

@@ -1,0 +1,82 @@
+import { createHmac } from 'node:crypto'
+import type { AccessEvent } from '../schemas/access-event.js'
+import type { ParsedReadInput } from '../schemas/read-input.js'
+import { nowMicros } from '../common/time.js'
+import { uuidv7 } from '../common/uuid.js'
+import { fingerprintQuery } from './query-fingerprint.js'
+import { ProducerError } from './errors.js'
+
+export interface EventContext {
+  service: string
+  environment: string
+  producerId: string
+  sessionHashKey: string | Buffer | undefined
+  /** Largest encoded size of one event's record_ids array, in bytes. */
+  maxRecordIdBytes: number
+}
+
+/** Everything but event_id and producer_seq, which are assigned at send time. */
+export type EventDraft = Omit<AccessEvent, 'event_id' | 'producer_seq'>
+
+/**
+ * Turns one validated read into event drafts. A read whose record ids would
+ * not fit one Kafka message is split into parts sharing a read id; the parts
+ * together name every record exactly once.
+ */
+export function buildEventDrafts(input: ParsedReadInput, ctx: EventContext): EventDraft[] {
+  const recordIds = input.recordIds.map(String)
+  const occurredAt = input.occurredAt === undefined ? nowMicros() : input.occurredAt instanceof Date ? input.occurredAt.getTime() * 1000 : input.occurredAt
+  const base = {
+    read_id: uuidv7(),
+    occurred_at: occurredAt,
+    principal_id: input.principal.id,
+    principal_type: input.principal.type,
+    on_behalf_of: input.principal.onBehalfOf ?? null,
+    session_hash: input.sessionId === undefined ? null : hashSession(input.sessionId, ctx.sessionHashKey),
+    client_ip: input.clientIp ?? null,
+    service: ctx.service,
+    environment: ctx.environment,
+    action: input.action,
+    db_name: input.resource.database,
+    table_name: input.resource.table,
+    columns: input.columns,
+    record_ids_complete: input.recordIdsComplete,
+    row_count: input.rowCount ?? recordIds.length,
+    query_fingerprint: input.query !== undefined ? fingerprintQuery(input.query) : (input.queryFingerprint ?? ''),
+    purpose: input.purpose ?? null,
+    trace_id: input.traceId ?? null,
+    outcome: input.outcome,
+    producer_id: ctx.producerId,
+  }
+  const parts = splitRecordIds(recordIds, ctx.maxRecordIdBytes)
+  return parts.map((ids, index) => ({ ...base, record_ids: ids, part_index: index, part_count: parts.length }))
+}
+
+function hashSession(sessionId: string, key: string | Buffer | undefined): Buffer {
+  if (key === undefined) {
+    throw new ProducerError('CONFIG_INVALID', 'sessionId was given but the producer has no sessionHashKey: raw session ids are never sent')
+  }
+  return createHmac('sha256', key).update(sessionId).digest()
+}
+
+/** Avro writes each string as a varint length (≤ 3 bytes here) plus its UTF-8 bytes. */
+function splitRecordIds(ids: string[], maxBytes: number): string[][] {
+  const parts: string[][] = []
+  let current: string[] = []
+  let size = 0
+  for (const id of ids) {
+    const bytes = Buffer.byteLength(id, 'utf8') + 3
+    if (bytes > maxBytes) {
+      throw new ProducerError('READ_TOO_LARGE', `a record id of ${bytes} bytes cannot fit in a message (${maxBytes} bytes for record ids)`)
+    }
+    if (size + bytes > maxBytes && current.length > 0) {
+      parts.push(current)
+      current = []
+      size = 0
+    }
+    current.push(id)
+    size += bytes
+  }
+  parts.push(current)
+  return parts
+}

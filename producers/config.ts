@@ -1,0 +1,38 @@
+import { z } from 'zod'
+import { KafkaConnection } from '../common/kafka.js'
+
+/** Options of createAuditProducer, validated once and frozen. */
+export const AuditProducerConfig = z
+  .object({
+    kafka: KafkaConnection.default({ brokers: ['127.0.0.1:19092'], clientId: 'readtrail-producer', connectionTimeoutMs: 10_000 }),
+    /** @default 'readtrail.access' */
+    topic: z.string().min(1).default('readtrail.access'),
+    /** Name of the application recording reads. */
+    service: z.string().min(1).max(256),
+    /** @default 'production' */
+    environment: z.string().min(1).max(256).default('production'),
+    /**
+     * Identifies this producer instance in every event; with producer_seq it
+     * lets verification find events that never arrived. @default `<service>:<random>`
+     */
+    producerId: z.string().min(1).max(256).optional(),
+    /** Key for HMAC-SHA256 of session ids (at least 32 bytes). Required to record sessionId. */
+    sessionHashKey: z
+      .union([z.string(), z.instanceof(Buffer)])
+      .refine((k) => Buffer.byteLength(k) >= 32, 'must be at least 32 bytes')
+      .optional(),
+    /** How long a read waits for others to share its Kafka request. @default 2 */
+    lingerMs: z.number().min(0).max(1000).default(2),
+    /** @default 5000 */
+    maxBatchMessages: z.number().int().min(1).max(100_000).default(5000),
+    /** Largest message before a read is split into parts (keep under the topic's max.message.bytes). @default 900000 */
+    maxMessageBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(900_000),
+    /** @default 'gzip' */
+    compression: z.enum(['gzip', 'none']).default('gzip'),
+    /** Broker acknowledgement deadline for one request. @default 30000 */
+    ackTimeoutMs: z.number().int().min(100).max(300_000).default(30_000),
+  })
+  .strict()
+
+export type AuditProducerConfig = z.output<typeof AuditProducerConfig>
+export type AuditProducerConfigInput = z.input<typeof AuditProducerConfig>

@@ -1,0 +1,6 @@
+export { createAuditProducer } from './audit-producer.js'
+export type { AuditProducer, AuditProducerOptions, RecordedRead } from './audit-producer.js'
+export { AuditProducerConfig } from './config.js'
+export type { AuditProducerConfigInput } from './config.js'
+export { fingerprintQuery } from './query-fingerprint.js'
+export { ProducerError } from './errors.js'

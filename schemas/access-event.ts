@@ -1,0 +1,60 @@
+import { isIP } from 'node:net'
+import { z } from 'zod'
+
+/**
+ * The access event as it travels on Kafka and is stored: the TypeScript twin
+ * of schemas/avro/access-event.v1.avsc (test/unit/schema-agreement.test.ts
+ * proves they agree field by field). Consumers treat every field as
+ * attacker-controlled, so the limits here are enforced after decoding too.
+ */
+export const PRINCIPAL_TYPES = ['user', 'service', 'system'] as const
+export const ACTIONS = ['read', 'export', 'search'] as const
+export const OUTCOMES = ['success', 'denied', 'error'] as const
+
+export const LIMITS = Object.freeze({
+  name: 256,
+  columns: 1024,
+  recordId: 512,
+  fingerprint: 16_384,
+  text: 1024,
+})
+
+const name = z.string().min(1).max(LIMITS.name)
+const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lowercase UUID')
+export const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address')
+
+export const AccessEvent = z
+  .object({
+    event_id: uuid,
+    read_id: uuid,
+    part_index: z.number().int().min(0),
+    part_count: z.number().int().min(1),
+    occurred_at: z.number().int().min(0),
+    principal_id: name,
+    principal_type: z.enum(PRINCIPAL_TYPES),
+    on_behalf_of: name.nullable(),
+    session_hash: z.instanceof(Buffer).refine((b) => b.length === 32, 'must be 32 bytes').nullable(),
+    client_ip: ipAddress.nullable(),
+    service: name,
+    environment: name,
+    action: z.enum(ACTIONS),
+    db_name: name,
+    table_name: name,
+    columns: z.array(name).min(1).max(LIMITS.columns),
+    record_ids: z.array(z.string().max(LIMITS.recordId)),
+    record_ids_complete: z.boolean(),
+    row_count: z.number().int().min(0),
+    query_fingerprint: z.string().max(LIMITS.fingerprint),
+    purpose: z.string().max(LIMITS.text).nullable(),
+    trace_id: z.string().max(LIMITS.text).nullable(),
+    outcome: z.enum(OUTCOMES),
+    producer_id: name,
+    producer_seq: z.number().int().min(1),
+  })
+  .strict()
+  .refine((e) => e.part_index < e.part_count, { message: 'part_index must be below part_count', path: ['part_index'] })
+
+export type AccessEvent = z.infer<typeof AccessEvent>
+export type PrincipalType = (typeof PRINCIPAL_TYPES)[number]
+export type Action = (typeof ACTIONS)[number]
+export type Outcome = (typeof OUTCOMES)[number]

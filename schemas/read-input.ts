@@ -1,0 +1,46 @@
+import { z } from 'zod'
+import { ACTIONS, LIMITS, OUTCOMES, PRINCIPAL_TYPES, ipAddress } from './access-event.js'
+
+const name = z.string().min(1).max(LIMITS.name)
+
+/**
+ * What an application hands the SDK for one read. The SDK turns it into one or
+ * more AccessEvents: it hashes the session id, fingerprints the SQL and numbers
+ * the event, so neither raw SQL nor a raw session id ever leaves the process.
+ */
+export const ReadInput = z
+  .object({
+    principal: z.object({
+      id: name,
+      type: z.enum(PRINCIPAL_TYPES).default('user'),
+      onBehalfOf: name.optional(),
+    }),
+    /** Raw session id; only its keyed hash is sent. */
+    sessionId: z.string().min(1).max(LIMITS.text).optional(),
+    clientIp: ipAddress.optional(),
+    action: z.enum(ACTIONS).default('read'),
+    resource: z.object({ database: name, table: name }),
+    columns: z.array(name).min(1).max(LIMITS.columns),
+    /** Primary keys of every row the read returned. */
+    recordIds: z.array(z.union([z.string().max(LIMITS.recordId), z.number(), z.bigint()])),
+    /** Rows returned; defaults to recordIds.length. */
+    rowCount: z.number().int().min(0).optional(),
+    recordIdsComplete: z.boolean().default(true),
+    /** The SQL as executed; only its literal-free fingerprint is sent. */
+    query: z.string().max(1_000_000).optional(),
+    /** A fingerprint computed by the caller, when there is no SQL text. */
+    queryFingerprint: z.string().max(LIMITS.fingerprint).optional(),
+    purpose: z.string().min(1).max(LIMITS.text).optional(),
+    traceId: z.string().min(1).max(LIMITS.text).optional(),
+    outcome: z.enum(OUTCOMES).default('success'),
+    /** When the read happened, in microseconds since the epoch, or a Date. */
+    occurredAt: z.union([z.number().int().min(0), z.date()]).optional(),
+  })
+  .strict()
+  .refine((r) => r.rowCount === undefined || r.rowCount >= r.recordIds.length, {
+    message: 'rowCount cannot be smaller than the number of recordIds',
+    path: ['rowCount'],
+  })
+
+export type ReadInput = z.input<typeof ReadInput>
+export type ParsedReadInput = z.output<typeof ReadInput>

@@ -1,0 +1,115 @@
+import { ACTIONS, OUTCOMES, PRINCIPAL_TYPES, type AccessEvent } from '../schemas/access-event.js'
+import { ipToIPv6Bytes } from './ip.js'
+import type { RowBinaryWriter } from './row-binary.js'
+
+/** One row of access_log: an event plus where it sits in its chain. */
+export interface ChainedRow extends AccessEvent {
+  /** `<topic>/<partition>`: every Kafka partition is one chain. */
+  chain_id: string
+  /** Contiguous from 1 within the chain. */
+  seq: number
+  prev_hash: Buffer
+  kafka_offset: bigint
+  /** Microseconds since the epoch when the chain writer stored the row. */
+  ingested_at: number
+  schema_version: number
+}
+
+interface ColumnSpec {
+  readonly name: keyof ChainedRow
+  readonly type: string
+  /** Appends the column's RowBinary bytes: what the hash covers. */
+  readonly write: (w: RowBinaryWriter, row: ChainedRow) => void
+  /**
+   * How the value travels in the JSON insert when it cannot go as itself:
+   * bytes as hex, times as integer microseconds. JSON cannot carry raw bytes,
+   * so rows land in the Null-engine access_log_ingest table and a
+   * materialised view converts them with `expr`.
+   */
+  readonly ingest?: { readonly type: string; readonly expr: string; readonly json: (row: ChainedRow) => unknown }
+}
+
+const hexIngest = (name: 'prev_hash') => ({ type: 'String', expr: `unhex(${name})`, json: (r: ChainedRow) => r[name].toString('hex') })
+const microsIngest = (name: 'ingested_at' | 'occurred_at') => ({
+  type: 'Int64',
+  expr: `fromUnixTimestamp64Micro(${name}, 'UTC')`,
+  json: (r: ChainedRow) => r[name],
+})
+
+const str = (name: keyof ChainedRow & string) => (w: RowBinaryWriter, r: ChainedRow) => w.string(r[name] as string)
+const nullableStr = (name: keyof ChainedRow & string) => (w: RowBinaryWriter, r: ChainedRow) =>
+  w.nullable(r[name] as string | null, (v) => w.string(v))
+const enum8 = (symbols: readonly string[], name: keyof ChainedRow & string) => (w: RowBinaryWriter, r: ChainedRow) =>
+  w.uint8(symbols.indexOf(r[name] as string) + 1)
+const enumType = (symbols: readonly string[]) => `Enum8(${symbols.map((s, i) => `'${s}' = ${i + 1}`).join(', ')})`
+
+/**
+ * The columns of access_log, in table order. This list is the single source of
+ * the DDL, the RowBinary encoder and the SQL that re-hashes rows. Every column
+ * but `hash` is covered by the hash, `prev_hash` first: a verifier that compared
+ * only the chain links would miss an edited principal.
+ */
+export const ACCESS_LOG_COLUMNS: readonly ColumnSpec[] = Object.freeze([
+  { name: 'prev_hash', type: 'FixedString(32)', write: (w, r) => w.fixed(r.prev_hash, 32), ingest: hexIngest('prev_hash') },
+  { name: 'chain_id', type: 'LowCardinality(String)', write: str('chain_id') },
+  { name: 'seq', type: 'UInt64', write: (w, r) => w.uint64(r.seq) },
+  { name: 'kafka_offset', type: 'UInt64', write: (w, r) => w.uint64(r.kafka_offset), ingest: { type: 'UInt64', expr: 'kafka_offset', json: (r) => r.kafka_offset.toString() } },
+  { name: 'ingested_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.ingested_at), ingest: microsIngest('ingested_at') },
+  { name: 'schema_version', type: 'UInt16', write: (w, r) => w.uint16(r.schema_version) },
+  { name: 'event_id', type: 'UUID', write: (w, r) => w.uuid(r.event_id) },
+  { name: 'read_id', type: 'UUID', write: (w, r) => w.uuid(r.read_id) },
+  { name: 'part_index', type: 'UInt32', write: (w, r) => w.uint32(r.part_index) },
+  { name: 'part_count', type: 'UInt32', write: (w, r) => w.uint32(r.part_count) },
+  { name: 'occurred_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.occurred_at), ingest: microsIngest('occurred_at') },
+  { name: 'principal_id', type: 'LowCardinality(String)', write: str('principal_id') },
+  { name: 'principal_type', type: enumType(PRINCIPAL_TYPES), write: enum8(PRINCIPAL_TYPES, 'principal_type') },
+  { name: 'on_behalf_of', type: 'Nullable(String)', write: nullableStr('on_behalf_of') },
+  {
+    name: 'session_hash',
+    type: 'Nullable(FixedString(32))',
+    write: (w, r) => w.nullable(r.session_hash, (v) => w.fixed(v, 32)),
+    ingest: { type: 'Nullable(String)', expr: 'unhex(session_hash)', json: (r) => r.session_hash?.toString('hex') ?? null },
+  },
+  { name: 'client_ip', type: 'Nullable(IPv6)', write: (w, r) => w.nullable(r.client_ip, (v) => w.bytes(ipToIPv6Bytes(v))) },
+  { name: 'service', type: 'LowCardinality(String)', write: str('service') },
+  { name: 'environment', type: 'LowCardinality(String)', write: str('environment') },
+  { name: 'action', type: enumType(ACTIONS), write: enum8(ACTIONS, 'action') },
+  { name: 'db_name', type: 'LowCardinality(String)', write: str('db_name') },
+  { name: 'table_name', type: 'LowCardinality(String)', write: str('table_name') },
+  { name: 'columns', type: 'Array(LowCardinality(String))', write: (w, r) => w.stringArray(r.columns) },
+  { name: 'record_ids', type: 'Array(String)', write: (w, r) => w.stringArray(r.record_ids) },
+  { name: 'record_ids_complete', type: 'Bool', write: (w, r) => w.uint8(r.record_ids_complete ? 1 : 0) },
+  { name: 'row_count', type: 'UInt64', write: (w, r) => w.uint64(r.row_count) },
+  { name: 'query_fingerprint', type: 'String', write: str('query_fingerprint') },
+  { name: 'purpose', type: 'Nullable(String)', write: nullableStr('purpose') },
+  { name: 'trace_id', type: 'Nullable(String)', write: nullableStr('trace_id') },
+  { name: 'outcome', type: enumType(OUTCOMES), write: enum8(OUTCOMES, 'outcome') },
+  { name: 'producer_id', type: 'LowCardinality(String)', write: str('producer_id') },
+  { name: 'producer_seq', type: 'UInt64', write: (w, r) => w.uint64(r.producer_seq) },
+] satisfies ColumnSpec[])
+
+/** The last column: SHA-256 of the RowBinary encoding of every column above. */
+export const HASH_COLUMN = Object.freeze({ name: 'hash', type: 'FixedString(32)', ingest: { type: 'String', expr: 'unhex(hash)' } })
+
+export const HASHED_COLUMN_NAMES: readonly string[] = Object.freeze(ACCESS_LOG_COLUMNS.map((c) => c.name))
+
+/** The SQL expression ClickHouse uses to recompute a row's hash. */
+export const HASH_SQL = `SHA256(formatRowNoNewline('RowBinary', ${HASHED_COLUMN_NAMES.join(', ')}))`
+
+/** Columns of the Null-engine ingest table, in order. */
+export const INGEST_COLUMNS: readonly { name: string; type: string; expr: string }[] = Object.freeze([
+  ...ACCESS_LOG_COLUMNS.map((c) => ({ name: c.name, type: c.ingest?.type ?? c.type, expr: c.ingest?.expr ?? c.name })),
+  { name: HASH_COLUMN.name, ...HASH_COLUMN.ingest },
+])
+
+/** One JSONCompactEachRow line for the ingest table. */
+export function toIngestJson(row: ChainedRow, hash: Buffer): string {
+  const values: unknown[] = ACCESS_LOG_COLUMNS.map((c) => (c.ingest ? c.ingest.json(row) : row[c.name]))
+  values.push(hash.toString('hex'))
+  return JSON.stringify(values)
+}
+
+/** Appends the canonical (hashed) encoding of a row. */
+export function writeCanonical(w: RowBinaryWriter, row: ChainedRow): void {
+  for (const column of ACCESS_LOG_COLUMNS) column.write(w, row)
+}

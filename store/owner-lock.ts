@@ -1,0 +1,54 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { StoreError } from './errors.js'
+
+export interface OwnerRecord {
+  pid: number
+  command: string
+  started_at: string
+}
+
+const LOCK_FILE = 'readtrail-owner.json'
+
+/**
+ * chDB lets one process own a data directory; a second one fails deep inside
+ * the engine with "Cannot lock file …/status". We claim the directory first so
+ * the second process gets an error naming the owner instead. A lock left by a
+ * process that died (kill -9) is taken over: the engine's own file lock died
+ * with it.
+ */
+export function claimDataDir(dataDir: string, command: string): () => void {
+  mkdirSync(dataDir, { recursive: true })
+  const path = join(dataDir, LOCK_FILE)
+  const existing = readOwner(path)
+  if (existing && existing.pid !== process.pid && isAlive(existing.pid)) {
+    throw new StoreError(
+      'STORE_LOCKED',
+      `the embedded store ${dataDir} is owned by readtrail process ${existing.pid} (\`${existing.command}\`, started ${existing.started_at}); ` +
+        'stop it first, or run against a ClickHouse server (READTRAIL_CLICKHOUSE_URL) to share the store',
+      { retriable: true, details: { ...existing } },
+    )
+  }
+  const record: OwnerRecord = { pid: process.pid, command, started_at: new Date().toISOString() }
+  writeFileSync(path, JSON.stringify(record))
+  return () => {
+    if (readOwner(path)?.pid === process.pid) rmSync(path, { force: true })
+  }
+}
+
+function readOwner(path: string): OwnerRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as OwnerRecord
+  } catch {
+    return undefined
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

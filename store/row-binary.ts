@@ -1,0 +1,124 @@
+/**
+ * A growable buffer that writes ClickHouse RowBinary values. The chain hash is
+ * SHA-256 over these exact bytes, and ClickHouse re-derives the same bytes with
+ * formatRowNoNewline('RowBinary', …), so any drift here breaks verification.
+ */
+export class RowBinaryWriter {
+  private buf: Buffer
+  private pos = 0
+
+  constructor(initialSize = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialSize)
+  }
+
+  get length(): number {
+    return this.pos
+  }
+
+  reset(): void {
+    this.pos = 0
+  }
+
+  /** A copy of bytes [start, end). */
+  slice(start: number, end: number = this.pos): Buffer {
+    return Buffer.from(this.buf.subarray(start, end))
+  }
+
+  /** A view of bytes [start, end), valid until the next write. */
+  view(start: number, end: number = this.pos): Buffer {
+    return this.buf.subarray(start, end)
+  }
+
+  private ensure(extra: number): void {
+    if (this.pos + extra <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.pos + extra) size *= 2
+    const next = Buffer.allocUnsafe(size)
+    this.buf.copy(next, 0, 0, this.pos)
+    this.buf = next
+  }
+
+  uint8(v: number): void {
+    this.ensure(1)
+    this.buf[this.pos++] = v
+  }
+
+  uint16(v: number): void {
+    this.ensure(2)
+    this.pos = this.buf.writeUInt16LE(v, this.pos)
+  }
+
+  uint32(v: number): void {
+    this.ensure(4)
+    this.pos = this.buf.writeUInt32LE(v, this.pos)
+  }
+
+  /** UInt64 from a safe integer or a bigint. */
+  uint64(v: number | bigint): void {
+    this.ensure(8)
+    if (typeof v === 'bigint') {
+      this.pos = this.buf.writeBigUInt64LE(v, this.pos)
+    } else {
+      this.buf.writeUInt32LE(v % 0x1_0000_0000, this.pos)
+      this.buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000), this.pos + 4)
+      this.pos += 8
+    }
+  }
+
+  /** Int64 from a safe integer (DateTime64 ticks). */
+  int64(v: number): void {
+    this.ensure(8)
+    this.pos = this.buf.writeBigInt64LE(BigInt(v), this.pos)
+  }
+
+  varint(v: number): void {
+    this.ensure(10)
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v & 0x7f) | 0x80
+      v = Math.floor(v / 128)
+    }
+    this.buf[this.pos++] = v
+  }
+
+  string(v: string): void {
+    const len = Buffer.byteLength(v, 'utf8')
+    this.varint(len)
+    this.ensure(len)
+    this.pos += this.buf.write(v, this.pos, len, 'utf8')
+  }
+
+  bytes(v: Uint8Array): void {
+    this.ensure(v.length)
+    this.buf.set(v, this.pos)
+    this.pos += v.length
+  }
+
+  fixed(v: Uint8Array, size: number): void {
+    if (v.length !== size) throw new RangeError(`expected ${size} bytes, got ${v.length}`)
+    this.bytes(v)
+  }
+
+  /** ClickHouse UUID: two UInt64 halves, each little-endian. */
+  uuid(v: string): void {
+    const hex = v.replace(/-/g, '')
+    this.ensure(16)
+    const raw = Buffer.from(hex, 'hex')
+    for (let i = 7; i >= 0; i--) this.buf[this.pos++] = raw[i]!
+    for (let i = 15; i >= 8; i--) this.buf[this.pos++] = raw[i]!
+  }
+
+  stringArray(values: readonly string[]): void {
+    this.varint(values.length)
+    for (const v of values) this.string(v)
+  }
+
+  /** Nullable(T): a 1 byte null flag, then the value when present. */
+  nullable<T>(v: T | null, write: (v: T) => void): void {
+    if (v === null) {
+      this.uint8(1)
+    } else {
+      this.uint8(0)
+      write(v)
+    }
+  }
+}

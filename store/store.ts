@@ -1,0 +1,92 @@
+import { Readable } from 'node:stream'
+import { createClient, type ClickHouseClient } from '@clickhouse/client'
+import { createChdbConnection } from 'chdb/connection'
+import type { Logger } from '../common/logger.js'
+import type { StoreConfig } from './config.js'
+import { accessLogDdl, quoteIdent } from './ddl.js'
+import { storeUnavailable } from './errors.js'
+import { claimDataDir } from './owner-lock.js'
+
+export interface Store {
+  readonly kind: 'embedded' | 'server'
+  readonly database: string
+  readonly client: ClickHouseClient
+  /** `<database>.<table>`, quoted. */
+  table(name: string): string
+  /** Creates the database, tables and views if missing. */
+  ensureSchema(): Promise<void>
+  /** Runs a SELECT with bound parameters and returns its rows. */
+  queryRows<T>(query: string, params?: Record<string, unknown>): Promise<T[]>
+  /** Inserts JSONCompactEachRow lines into a table in one atomic insert. */
+  insertJsonLines(table: string, lines: readonly string[]): Promise<void>
+  close(): Promise<void>
+}
+
+export interface OpenStoreOptions {
+  /** Names this process in the embedded owner lock, e.g. `readtrail consume`. */
+  command: string
+  logger?: Logger
+}
+
+/**
+ * Opens the store through @clickhouse/client either way: chDB's connection for
+ * the embedded engine, HTTP for a server. Everything above this file is the
+ * same code for both.
+ */
+export function openStore(config: StoreConfig, options: OpenStoreOptions): Store {
+  const embedded = config.url === undefined
+  const release = embedded ? claimDataDir(config.dataDir, options.command) : () => {}
+  const clickhouse_settings = {
+    // seq and row counts fit in a double; offsets are selected with toString().
+    output_format_json_quote_64bit_integers: 0 as const,
+    date_time_output_format: 'iso' as const,
+  }
+  const client = embedded
+    ? createClient({ connection: createChdbConnection({ path: config.dataDir }), clickhouse_settings } as Parameters<typeof createClient>[0])
+    : createClient({ url: config.url, username: config.username, password: config.password, clickhouse_settings, request_timeout: 300_000 })
+  const db = quoteIdent(config.database)
+  options.logger?.debug({ kind: embedded ? 'embedded' : 'server', database: config.database }, 'store opened')
+
+  return Object.freeze({
+    kind: embedded ? 'embedded' : 'server',
+    database: config.database,
+    client,
+    table: (name: string) => `${db}.${quoteIdent(name)}`,
+    async ensureSchema() {
+      for (const statement of accessLogDdl(config.database)) {
+        try {
+          await client.command({ query: statement })
+        } catch (cause) {
+          throw storeUnavailable('creating the readtrail schema failed', cause)
+        }
+      }
+    },
+    async queryRows<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+      try {
+        const rs = await client.query({ query, query_params: params, format: 'JSONEachRow' })
+        return await rs.json<T>()
+      } catch (cause) {
+        throw storeUnavailable('query failed', cause)
+      }
+    },
+    async insertJsonLines(table: string, lines: readonly string[]) {
+      if (lines.length === 0) return
+      try {
+        const result = await client.exec({
+          query: `INSERT INTO ${db}.${quoteIdent(table)} FORMAT JSONCompactEachRow`,
+          values: Readable.from([lines.join('\n')]),
+        })
+        result.stream.resume()
+      } catch (cause) {
+        throw storeUnavailable(`insert into ${table} failed`, cause)
+      }
+    },
+    async close() {
+      try {
+        await client.close()
+      } finally {
+        release()
+      }
+    },
+  })
+}

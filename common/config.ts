@@ -20,7 +20,8 @@ export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, what
 }
 
 export function deepFreeze<T>(value: T): Readonly<T> {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+  // Typed arrays (a Buffer key) cannot be frozen; they are copied by zod anyway.
+  if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
     Object.freeze(value)
     for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
   }

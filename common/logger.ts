@@ -1,4 +1,4 @@
-import pino, { type Logger, type LoggerOptions } from 'pino'
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino'
 
 export type { Logger }
 
@@ -21,10 +21,11 @@ export const REDACT_PATHS = [
   '*.sessionHashKey',
 ]
 
-export function createLogger(options: LoggerOptions = {}): Logger {
-  return pino({
+export function createLogger(options: LoggerOptions = {}, destination?: DestinationStream): Logger {
+  const merged = {
     level: process.env['READTRAIL_LOG_LEVEL'] ?? 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     ...options,
-  })
+  }
+  return destination ? pino(merged, destination) : pino(merged)
 }

@@ -29,7 +29,8 @@ export const DEFAULT_SCHEMA_DIR = fileURLToPath(new URL('./avro/', import.meta.u
 export function parseSchemaVersion(file: string, text: string): SchemaVersion {
   const match = FILE_RE.exec(file)
   if (!match) throw new Error(`schema file ${file} is not named access-event.v<N>.avsc`)
-  const type = avro.Type.forSchema(JSON.parse(text) as avro.Schema)
+  // Plain records: decoded events are validated as data, with no methods attached.
+  const type = avro.Type.forSchema(JSON.parse(text) as avro.Schema, { omitRecordMethods: true })
   // avsc's schema() is the Parsing Canonical Form the Avro spec fingerprints.
   const canonical = JSON.stringify(type.schema())
   return Object.freeze({ version: Number(match[1]), file, type, fingerprint: crc64Avro(Buffer.from(canonical, 'utf8')) })

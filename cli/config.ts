@@ -1,0 +1,67 @@
+import { z } from 'zod'
+import { parseConfig } from '../common/config.js'
+import { KafkaConnection } from '../common/kafka.js'
+import { StoreConfig } from '../store/config.js'
+
+/** Service configuration: environment variables, overridden by flags. */
+export const AppConfig = z
+  .object({
+    kafka: KafkaConnection,
+    /** @default 'readtrail.access' */
+    topic: z.string().min(1),
+    /** @default 'readtrail-chain-writer' */
+    groupId: z.string().min(1),
+    /** @default 3 */
+    partitions: z.number().int().min(1).max(1000),
+    store: StoreConfig,
+  })
+  .strict()
+
+export type AppConfig = z.output<typeof AppConfig>
+
+/** Environment variables readtrail reads, with what each sets. */
+export const ENVIRONMENT = {
+  READTRAIL_KAFKA_BROKERS: 'comma-separated host:port list (default 127.0.0.1:19092, the broker scripts/kafka.sh starts)',
+  READTRAIL_TOPIC: 'access-event topic (default readtrail.access); its dead-letter topic is <topic>.dlq',
+  READTRAIL_TOPIC_PARTITIONS: 'partitions (= chains) when readtrail creates the topic (default 3)',
+  READTRAIL_GROUP_ID: 'chain-writer consumer group (default readtrail-chain-writer)',
+  READTRAIL_CLICKHOUSE_URL: 'ClickHouse server URL; unset = embedded chDB engine',
+  READTRAIL_CLICKHOUSE_USER: 'ClickHouse user (default "default")',
+  READTRAIL_CLICKHOUSE_PASSWORD: 'ClickHouse password (default empty)',
+  READTRAIL_CLICKHOUSE_DATABASE: 'database (default readtrail)',
+  READTRAIL_DATA_DIR: 'embedded engine data directory (default .readtrail/chdb)',
+  READTRAIL_LOG_LEVEL: 'pino level (default info)',
+} as const
+
+export interface ConfigOverrides {
+  brokers?: string
+  topic?: string
+  database?: string
+  dataDir?: string
+}
+
+export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = {}): Readonly<AppConfig> {
+  const brokers = overrides.brokers ?? env['READTRAIL_KAFKA_BROKERS']
+  const partitions = env['READTRAIL_TOPIC_PARTITIONS']
+  return parseConfig(
+    AppConfig,
+    {
+      kafka: {
+        brokers: brokers ? brokers.split(',').map((b) => b.trim()).filter(Boolean) : ['127.0.0.1:19092'],
+        clientId: 'readtrail',
+        connectionTimeoutMs: 10_000,
+      },
+      topic: overrides.topic ?? env['READTRAIL_TOPIC'] ?? 'readtrail.access',
+      groupId: env['READTRAIL_GROUP_ID'] ?? 'readtrail-chain-writer',
+      partitions: partitions === undefined ? 3 : Number(partitions),
+      store: {
+        url: env['READTRAIL_CLICKHOUSE_URL'] || undefined,
+        username: env['READTRAIL_CLICKHOUSE_USER'] ?? 'default',
+        password: env['READTRAIL_CLICKHOUSE_PASSWORD'] ?? '',
+        database: overrides.database ?? env['READTRAIL_CLICKHOUSE_DATABASE'] ?? 'readtrail',
+        dataDir: overrides.dataDir ?? env['READTRAIL_DATA_DIR'] ?? '.readtrail/chdb',
+      },
+    },
+    'readtrail',
+  )
+}

@@ -1,0 +1,35 @@
+import { createKafka } from '../common/kafka.js'
+import type { Logger } from '../common/logger.js'
+import { createChainWriter } from '../consumers/chain-writer.js'
+import { ChainWriterConfig } from '../consumers/config.js'
+import { ensureTopics } from '../consumers/topics.js'
+import { loadSchemaRegistry } from '../schemas/registry.js'
+import type { AppConfig } from './config.js'
+import { openAppStore } from './runtime.js'
+
+/**
+ * `readtrail consume`: runs the chain writer until SIGINT/SIGTERM. It owns
+ * the embedded store while it runs.
+ */
+export async function consumeCommand(config: AppConfig, logger: Logger): Promise<number> {
+  const store = await openAppStore(config, 'readtrail consume', logger)
+  const kafka = createKafka(config.kafka, logger)
+  await ensureTopics(kafka, { topic: config.topic, partitions: config.partitions })
+  const writer = createChainWriter({
+    config: ChainWriterConfig.parse({ kafka: config.kafka, topic: config.topic, groupId: config.groupId }),
+    kafka,
+    store,
+    registry: loadSchemaRegistry(),
+    logger,
+  })
+  await writer.start()
+  const progress = setInterval(() => logger.info({ ...writer.stats() }, 'chain writer progress'), 10_000)
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  clearInterval(progress)
+  await writer.stop()
+  await store.close()
+  return 0
+}

@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto'
+import { rmSync } from 'node:fs'
+import type { AppConfig } from '../cli/config.js'
+import { formatRows } from '../cli/format-rows.js'
+import { createKafka } from '../common/kafka.js'
+import type { Logger } from '../common/logger.js'
+import { createChainWriter } from '../consumers/chain-writer.js'
+import { ChainWriterConfig } from '../consumers/config.js'
+import { waitForCatchUp } from '../consumers/lag.js'
+import { deadLetterTopicOf, ensureTopics } from '../consumers/topics.js'
+import { formatReport } from '../integrity/report.js'
+import { verifyInDb } from '../integrity/verify-in-db.js'
+import { createAuditProducer } from '../producers/audit-producer.js'
+import { recordsTouchedByPrincipal, type RecordTouchedRow } from '../queries/records-touched-by-principal.js'
+import { runSavedQuery } from '../queries/saved-query.js'
+import { whoTouchedRecord } from '../queries/who-touched-record.js'
+import { loadSchemaRegistry } from '../schemas/registry.js'
+import { openStore } from '../store/store.js'
+import { FIRST_APPLICANT_ID, generateApplicants } from './applicants.js'
+import { createRegistryApp, type RequestContext } from './registry-app.js'
+
+export interface DemoResult {
+  scraped: number
+  touchedByCompromised: number
+  verified: boolean
+}
+
+const HOUR_US = 3_600_000_000
+const MINUTE_US = 60_000_000
+
+/**
+ * Scenario 1 of shared/SCENARIOS.md, end to end on real components: staff of
+ * an admissions registry read a few applicants each; one compromised clerk
+ * account scrapes thousands at night. Everything goes through the SDK, Kafka
+ * and the chain writer into the embedded store; then the investigator's
+ * questions are answered from the log and the chain is verified.
+ */
+export async function runDemo(config: AppConfig, logger: Logger, out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<DemoResult> {
+  const runId = Date.now().toString(36)
+  const topic = `${config.topic}.demo-${runId}`
+  const groupId = `readtrail-demo-${runId}`
+  if (config.store.url === undefined) rmSync(config.store.dataDir, { recursive: true, force: true })
+
+  const store = openStore(config.store, { command: 'readtrail demo', logger })
+  await store.ensureSchema()
+  const kafka = createKafka(config.kafka, logger)
+  await ensureTopics(kafka, { topic, partitions: config.partitions })
+  const writer = createChainWriter({
+    config: ChainWriterConfig.parse({ kafka: config.kafka, topic, groupId }),
+    kafka,
+    store,
+    registry: loadSchemaRegistry(),
+    logger,
+  })
+  const audit = await createAuditProducer(
+    { kafka: config.kafka, topic, service: 'admissions-backoffice', environment: 'demo', sessionHashKey: randomBytes(32) },
+    { logger, kafka },
+  )
+  try {
+    await writer.start()
+    const applicants = generateApplicants(20_000)
+    const app = createRegistryApp(applicants, audit)
+    out(`Admissions registry: ${applicants.length} fake applicants (ids ${FIRST_APPLICANT_ID}..${FIRST_APPLICANT_ID + applicants.length - 1}).`)
+
+    const day = Date.UTC(2026, 10, 26) * 1000
+    const staff = (id: string, hour: number, minute: number, ip: string): RequestContext => ({
+      principal: { id },
+      sessionId: `${id}-session`,
+      clientIp: ip,
+      at: day + hour * HOUR_US + minute * MINUTE_US,
+    })
+    const target = FIRST_APPLICANT_ID + 4_041
+    // Ordinary work: a few records each, in office hours, from the office network.
+    for (let i = 0; i < 12; i++) await app.getApplicant(staff('clerk.anna', 9, i * 7, '10.20.1.15'), target - 6 + i)
+    for (let i = 0; i < 8; i++) await app.getApplicant(staff('clerk.bruno', 11, i * 5, '10.20.1.22'), FIRST_APPLICANT_ID + 900 + i * 13)
+    await app.searchByName(staff('clerk.bruno', 14, 2, '10.20.1.22'), 'Greco')
+    await app.exportForMailing({ ...staff('svc.mailer', 6, 0, '10.20.9.3'), principal: { id: 'svc.mailer', type: 'service' }, purpose: 'admission-letters' }, 2021)
+
+    // The breach: clerk.marta's credentials, used at 02:10 from abroad, page
+    // through the whole registry 100 rows at a time, one page every 2 s.
+    const scrapeFrom = FIRST_APPLICANT_ID + 3_999
+    const pages = 50
+    const scrapes: Promise<unknown>[] = []
+    for (let p = 0; p < pages; p++) {
+      const ctx: RequestContext = { principal: { id: 'clerk.marta' }, sessionId: 'stolen-token-7f3a', clientIp: '203.0.113.66', at: day + 2 * HOUR_US + 10 * MINUTE_US + p * 2_000_000 }
+      scrapes.push(app.listPage(ctx, scrapeFrom + p * 100, 100))
+    }
+    await Promise.all(scrapes)
+    await audit.flush()
+    out(`Application done: ${20 + 2 + pages} audited reads published to Kafka topic ${topic}.`)
+
+    await waitForCatchUp(kafka, groupId, topic, { timeoutMs: 120_000 })
+    out(`Chain writer caught up: ${writer.stats().stored} events chained into ClickHouse (${store.kind}, database ${store.database}).`)
+
+    const touched: RecordTouchedRow[] = await runSavedQuery(store, recordsTouchedByPrincipal, {
+      principal: 'clerk.marta',
+    })
+    out('')
+    out(`Q1  Which records did clerk.marta touch?  records-touched-by-principal principal=clerk.marta`)
+    out(`    ${touched.length} applicant records, ids ${touched[0]?.record_id}..${touched[touched.length - 1]?.record_id}, columns ${touched[0]?.columns.join(', ')}`)
+    out(formatRows(touched.slice(0, 5), recordsTouchedByPrincipal.columns, 'table').replace(/^/gm, '    '))
+    const first = touched.reduce((m, r) => (r.first_access < m ? r.first_access : m), touched[0]?.first_access ?? '')
+    const last = touched.reduce((m, r) => (r.last_access > m ? r.last_access : m), '')
+    const seconds = Math.max(1, (Date.parse(last) - Date.parse(first)) / 1000)
+    out(`    Pattern: ${touched.length} records between ${first} and ${last}: ${Math.round((touched.length / seconds) * 60)} records/minute, faster than any person reads.`)
+
+    const who = await runSavedQuery(store, whoTouchedRecord, { table: 'applicants', record: String(target) })
+    out('')
+    out(`Q2  Who touched applicant ${target}?  who-touched-record table=applicants record=${target}`)
+    out(formatRows(who, ['occurred_at', 'principal_id', 'columns', 'client_ip', 'service', 'chain_id', 'seq'], 'table').replace(/^/gm, '    '))
+
+    const report = await verifyInDb(store)
+    out('')
+    out(formatReport(report))
+    return { scraped: pages * 100, touchedByCompromised: touched.length, verified: report.ok }
+  } finally {
+    await audit.close()
+    await writer.stop()
+    await store.close()
+    const admin = kafka.admin()
+    await admin.connect()
+    await admin.deleteTopics({ topics: [topic, deadLetterTopicOf({ topic })] }).catch(() => {})
+    await admin.disconnect()
+  }
+}

@@ -1,0 +1,5 @@
+export { verifyInDb } from './verify-in-db.js'
+export type { VerifyOptions } from './verify-in-db.js'
+export { formatReport } from './report.js'
+export type { ChainSummary, Finding, FindingKind, VerificationReport } from './report.js'
+export { VerificationError } from './errors.js'

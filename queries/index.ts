@@ -1,0 +1,8 @@
+export { SAVED_QUERIES, getSavedQuery } from './catalog.js'
+export { defineQuery, parseQueryParams, runSavedQuery } from './saved-query.js'
+export type { AnySavedQuery, SavedQuery } from './saved-query.js'
+export { recordsTouchedByPrincipal } from './records-touched-by-principal.js'
+export type { RecordTouchedRow } from './records-touched-by-principal.js'
+export { whoTouchedRecord } from './who-touched-record.js'
+export type { WhoTouchedRow } from './who-touched-record.js'
+export { QueryError } from './errors.js'

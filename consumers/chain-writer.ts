@@ -1,4 +1,4 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs'
+import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs'
 import { describeError, isReadtrailError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
 import { nowMicros } from '../common/time.js'
@@ -131,7 +131,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
 
   return {
     async start() {
-      dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+      dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
       consumer = kafka.consumer({
         groupId: config.groupId,
         maxBytesPerPartition: config.maxBytesPerPartition,

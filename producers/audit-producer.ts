@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
-import { CompressionTypes, type Kafka, type Message, type Producer } from 'kafkajs'
+import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer } from 'kafkajs'
 import { parseConfig } from '../common/config.js'
 import { createKafka } from '../common/kafka.js'
 import { createLogger, type Logger } from '../common/logger.js'
@@ -64,7 +64,12 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
   const kafka = options.kafka ?? createKafka(config.kafka, logger)
   const producerId = config.producerId ?? `${config.service}:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
   const compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None
-  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+  const producer: Producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  })
   await producer.connect()
 
   let seq = 0

@@ -19,6 +19,8 @@ export interface Store {
   queryRows<T>(query: string, params?: Record<string, unknown>): Promise<T[]>
   /** Inserts JSONCompactEachRow lines into a table in one atomic insert. */
   insertJsonLines(table: string, lines: readonly string[]): Promise<void>
+  /** The same connection on another database (closing the view does not close the connection). */
+  withDatabase(database: string): Store
   close(): Promise<void>
 }
 
@@ -44,16 +46,25 @@ export function openStore(config: StoreConfig, options: OpenStoreOptions): Store
   const client = embedded
     ? createClient({ connection: createChdbConnection({ path: config.dataDir }), clickhouse_settings } as Parameters<typeof createClient>[0])
     : createClient({ url: config.url, username: config.username, password: config.password, clickhouse_settings, request_timeout: 300_000 })
-  const db = quoteIdent(config.database)
   options.logger?.debug({ kind: embedded ? 'embedded' : 'server', database: config.database }, 'store opened')
+  return storeOn(client, embedded ? 'embedded' : 'server', config.database, async () => {
+    try {
+      await client.close()
+    } finally {
+      release()
+    }
+  })
+}
 
+function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string, close: () => Promise<void>): Store {
+  const db = quoteIdent(database)
   return Object.freeze({
-    kind: embedded ? 'embedded' : 'server',
-    database: config.database,
+    kind,
+    database,
     client,
     table: (name: string) => `${db}.${quoteIdent(name)}`,
     async ensureSchema() {
-      for (const statement of accessLogDdl(config.database)) {
+      for (const statement of accessLogDdl(database)) {
         try {
           await client.command({ query: statement })
         } catch (cause) {
@@ -81,12 +92,7 @@ export function openStore(config: StoreConfig, options: OpenStoreOptions): Store
         throw storeUnavailable(`insert into ${table} failed`, cause)
       }
     },
-    async close() {
-      try {
-        await client.close()
-      } finally {
-        release()
-      }
-    },
+    withDatabase: (other: string) => storeOn(client, kind, other, async () => {}),
+    close,
   })
 }

@@ -1,0 +1,50 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+export interface CliProcess {
+  child: ChildProcess
+  /** Everything the process wrote to stderr (pino JSON lines) so far. */
+  output(): string
+  /** Resolves when a stderr line matches. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+/** Runs `readtrail <args>` from source in a separate process (its own chDB owner). */
+export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, READTRAIL_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = []
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk
+    for (const w of [...waiters]) {
+      const line = stderr.split('\n').find((l) => w.pattern.test(l))
+      if (line) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve(line)
+      }
+    }
+  })
+  child.stdout!.resume()
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  return {
+    child,
+    output: () => stderr,
+    exited,
+    waitFor(pattern, timeoutMs = 60_000) {
+      const line = stderr.split('\n').find((l) => pattern.test(l))
+      if (line) return Promise.resolve(line)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in:\n${stderr.slice(-4000)}`)), timeoutMs)
+        waiters.push({ pattern, resolve: (l) => (clearTimeout(timer), resolve(l)) })
+        void exited.then(({ code, signal }) => reject(new Error(`process exited (${code ?? signal}) before ${pattern}:\n${stderr.slice(-4000)}`)))
+      })
+    },
+  }
+}

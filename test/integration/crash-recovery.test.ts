@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { consumerLag, waitForCatchUp } from '../../consumers/lag.js'
+import { createAuditProducer } from '../../producers/audit-producer.js'
+import { openStore } from '../../store/store.js'
+import { spawnCli, type CliProcess } from '../helpers/cli-process.js'
+import { expectIntactChains } from '../helpers/integrity.js'
+import { freshTopic, TEST_BROKERS, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
+import { testStoreConfig } from '../helpers/store.js'
+
+const EVENTS = 40_000
+
+describe('a chain writer killed mid-stream (SIGKILL) resumes without gap or duplicate', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'readtrail-crash-'))
+  const running: CliProcess[] = []
+  afterAll(() => {
+    for (const p of running) p.child.kill('SIGKILL')
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it('kills `readtrail consume` twice while events stream in, then finishes with intact chains', async () => {
+    const kafka = testKafka()
+    const topic = await freshTopic(kafka, 3)
+    const groupId = `${topic}-writer`
+    const env = { READTRAIL_KAFKA_BROKERS: TEST_BROKERS.join(','), READTRAIL_GROUP_ID: groupId, READTRAIL_DATA_DIR: dataDir, READTRAIL_TOPIC: topic }
+    const start = async () => {
+      const p = spawnCli(['consume'], env)
+      running.push(p)
+      await p.waitFor(/chain writer started/)
+      return p
+    }
+
+    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc', lingerMs: 5 }, { kafka, logger: testLogger })
+    const ids: string[] = []
+    let produced = 0
+    // Produce steadily in the background so the kills land mid-stream.
+    const production = (async () => {
+      while (produced < EVENTS) {
+        const batch = Array.from({ length: 500 }, (_, i) =>
+          producer.recordRead({
+            principal: { id: `p${(produced + i) % 5}` },
+            resource: { database: 'db', table: 'patients' },
+            columns: ['id', 'phone'],
+            recordIds: [produced + i, produced + i + 1],
+          }),
+        )
+        produced += batch.length
+        for (const r of await Promise.all(batch)) ids.push(...r.eventIds)
+      }
+    })()
+
+    for (let round = 1; round <= 2; round++) {
+      const writer = await start()
+      // Kill once this writer has committed some batches but the topic is not drained.
+      const target = BigInt(round * 6_000)
+      for (;;) {
+        const lag = await consumerLag(kafka, groupId, topic)
+        const committed = BigInt(produced) - lag
+        if (committed >= target && lag > 0n) break
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      writer.child.kill('SIGKILL')
+      const exit = await writer.exited
+      expect(exit.signal).toBe('SIGKILL')
+    }
+    await production
+    await producer.close()
+
+    const last = await start()
+    // The restarted writer read each chain head back from ClickHouse.
+    await last.waitFor(/"chain head read from store".*|chain head read from store/)
+    await waitForCatchUp(kafka, groupId, topic, { timeoutMs: 240_000 })
+    last.child.kill('SIGTERM')
+    expect((await last.exited).code).toBe(0)
+    expect(last.output()).toMatch(/"seq":[1-9]/)
+
+    const store = openStore(testStoreConfig('readtrail', dataDir), { command: 'crash test', logger: testLogger })
+    try {
+      expect(ids).toHaveLength(EVENTS)
+      await expectIntactChains(store, ids)
+    } finally {
+      await store.close()
+    }
+  })
+})

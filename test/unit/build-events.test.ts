@@ -1,0 +1,138 @@
+import { createHmac } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import { uuidv7 } from '../../common/uuid.js'
+import { buildEventDrafts, type EventContext, type EventDraft } from '../../producers/build-events.js'
+import { ProducerError } from '../../producers/errors.js'
+import { AccessEvent } from '../../schemas/access-event.js'
+import { ReadInput } from '../../schemas/read-input.js'
+
+const KEY = 'k'.repeat(32)
+const ctx = (over: Partial<EventContext> = {}): EventContext => ({
+  service: 'billing',
+  environment: 'test',
+  producerId: 'billing:test:1',
+  sessionHashKey: KEY,
+  maxRecordIdBytes: 64 * 1024,
+  ...over,
+})
+
+const read = (over: Partial<ReadInput> = {}) =>
+  ReadInput.parse({
+    principal: { id: 'alice' },
+    resource: { database: 'crm', table: 'customers' },
+    columns: ['id', 'email'],
+    recordIds: ['1', '2'],
+    ...over,
+  })
+
+function thrown(fn: () => unknown): ProducerError {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProducerError)
+    return err as ProducerError
+  }
+  throw new Error('expected a ProducerError')
+}
+
+const asEvent = (d: EventDraft, seq: number) => ({ ...d, event_id: uuidv7(), producer_seq: seq })
+
+describe('buildEventDrafts splitting', () => {
+  const ids = Array.from({ length: 100_000 }, (_, i) => `rec-${i}`)
+  const maxRecordIdBytes = 64 * 1024
+  const drafts = buildEventDrafts(read({ recordIds: ids }), ctx({ maxRecordIdBytes }))
+
+  it('splits a large read into several parts numbered 0..n-1 under one read id', () => {
+    expect(drafts.length).toBeGreaterThan(1)
+    expect(new Set(drafts.map((d) => d.read_id)).size).toBe(1)
+    expect(drafts.map((d) => d.part_index)).toEqual(drafts.map((_, i) => i))
+    for (const d of drafts) expect(d.part_count).toBe(drafts.length)
+  })
+
+  it('names every record exactly once, in order', () => {
+    expect(drafts.flatMap((d) => d.record_ids)).toEqual(ids)
+  })
+
+  it('keeps each part within the record-id budget (UTF-8 bytes + up to 3 length bytes per id)', () => {
+    for (const d of drafts) {
+      const size = d.record_ids.reduce((n, id) => n + Buffer.byteLength(id) + 3, 0)
+      expect(size).toBeLessThanOrEqual(maxRecordIdBytes)
+      expect(d.record_ids.length).toBeGreaterThan(0)
+    }
+  })
+
+  it('gives every part the whole read’s row count and the same read fields', () => {
+    for (const d of drafts) {
+      expect(d.row_count).toBe(100_000)
+      const { record_ids: _r, part_index: _p, ...rest } = d
+      const { record_ids: _r0, part_index: _p0, ...first } = drafts[0]!
+      expect(rest).toEqual(first)
+    }
+  })
+
+  it('produces parts that are valid access events once numbered', () => {
+    drafts.forEach((d, i) => expect(AccessEvent.safeParse(asEvent(d, i + 1)).success).toBe(true))
+  })
+
+  it('keeps a small read in one part', () => {
+    const one = buildEventDrafts(read(), ctx())
+    expect(one).toHaveLength(1)
+    expect(one[0]).toMatchObject({ part_index: 0, part_count: 1, record_ids: ['1', '2'], row_count: 2 })
+  })
+
+  it('turns numeric and bigint record ids into strings', () => {
+    const [d] = buildEventDrafts(read({ recordIds: [7, 2n ** 70n, 'x'] }), ctx())
+    expect(d!.record_ids).toEqual(['7', '1180591620717411303424', 'x'])
+  })
+
+  it('throws READ_TOO_LARGE for a single id that cannot fit', () => {
+    const err = thrown(() => buildEventDrafts(read({ recordIds: ['a', 'x'.repeat(98)] }), ctx({ maxRecordIdBytes: 100 })))
+    expect(err.code).toBe('READ_TOO_LARGE')
+    expect(err.retriable).toBe(false)
+    // The largest id that fits still goes through.
+    expect(buildEventDrafts(read({ recordIds: ['x'.repeat(97)] }), ctx({ maxRecordIdBytes: 100 }))).toHaveLength(1)
+  })
+})
+
+describe('buildEventDrafts privacy', () => {
+  const sessionId = 'sess-7f3a9c-secret-cookie-value'
+
+  it('refuses a sessionId when the producer has no key (CONFIG_INVALID)', () => {
+    const err = thrown(() => buildEventDrafts(read({ sessionId }), ctx({ sessionHashKey: undefined })))
+    expect(err.code).toBe('CONFIG_INVALID')
+  })
+
+  it('sends HMAC-SHA256 of the session id under the key, never the id', () => {
+    const [d] = buildEventDrafts(read({ sessionId }), ctx())
+    expect(d!.session_hash?.equals(createHmac('sha256', KEY).update(sessionId).digest())).toBe(true)
+    expect(JSON.stringify(d)).not.toContain(sessionId)
+    expect(JSON.stringify(d)).not.toContain(Buffer.from(sessionId).toString('hex'))
+  })
+
+  it('a different key gives a different session hash', () => {
+    const [a] = buildEventDrafts(read({ sessionId }), ctx())
+    const [b] = buildEventDrafts(read({ sessionId }), ctx({ sessionHashKey: Buffer.alloc(32, 1) }))
+    expect(a!.session_hash?.equals(b!.session_hash!)).toBe(false)
+  })
+
+  it('leaves session_hash null without a sessionId', () => {
+    expect(buildEventDrafts(read(), ctx())[0]!.session_hash).toBeNull()
+  })
+
+  it('sends the fingerprint of the query, not its literals', () => {
+    const query = "SELECT id, email FROM customers WHERE email = 'alice@example.com' AND born = 19850302"
+    const [d] = buildEventDrafts(read({ query }), ctx())
+    expect(d!.query_fingerprint).toBe('SELECT id, email FROM customers WHERE email = ? AND born = ?')
+    expect(JSON.stringify(d)).not.toContain('alice@example.com')
+    expect(JSON.stringify(d)).not.toContain('19850302')
+  })
+
+  it('passes a caller-computed fingerprint through when there is no SQL', () => {
+    expect(buildEventDrafts(read({ queryFingerprint: 'find customers by id' }), ctx())[0]!.query_fingerprint).toBe('find customers by id')
+  })
+
+  it('converts a Date occurredAt to microseconds', () => {
+    const [d] = buildEventDrafts(read({ occurredAt: new Date(1_700_000_000_123) }), ctx())
+    expect(d!.occurred_at).toBe(1_700_000_000_123_000)
+  })
+})

@@ -1,5 +1,6 @@
 import type { z } from 'zod'
 import { ConfigError } from './errors.js'
+import { namedIssues } from './zod-issues.js'
 
 /**
  * Parses configuration once at start-up and freezes it. Every invalid key is
@@ -9,10 +10,7 @@ import { ConfigError } from './errors.js'
 export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, what: string): Readonly<z.output<S>> {
   const result = schema.safeParse(input)
   if (!result.success) {
-    const issues = result.error.issues.map((issue) => ({
-      key: issue.path.join('.') || '(root)',
-      problem: issue.message,
-    }))
+    const issues = namedIssues(result.error)
     const lines = issues.map((i) => `  - ${i.key}: ${i.problem}`).join('\n')
     throw new ConfigError(`invalid ${what} configuration:\n${lines}`, { details: { issues } })
   }

@@ -1,4 +1,5 @@
 import { AccessEvent } from '../schemas/access-event.js'
+import { namedIssues } from '../common/zod-issues.js'
 import { IngestError } from './errors.js'
 
 /**
@@ -9,7 +10,7 @@ import { IngestError } from './errors.js'
 export function assertAccessEvent(value: unknown): asserts value is AccessEvent {
   const result = AccessEvent.safeParse(value)
   if (!result.success) {
-    const issues = result.error.issues.map((i) => ({ field: i.path.join('.') || '(event)', problem: i.message }))
+    const issues = namedIssues(result.error, '(event)').map((i) => ({ field: i.key, problem: i.problem }))
     throw new IngestError('EVENT_INVALID', `event fails validation: ${issues.map((i) => `${i.field}: ${i.problem}`).join('; ')}`, {
       details: { issues },
     })

@@ -5,6 +5,7 @@ import { parseConfig } from '../common/config.js'
 import { createKafka } from '../common/kafka.js'
 import { createLogger, type Logger } from '../common/logger.js'
 import { uuidv7 } from '../common/uuid.js'
+import { namedIssues } from '../common/zod-issues.js'
 import { createCodec } from '../schemas/codec.js'
 import { InputError } from '../schemas/errors.js'
 import { ReadInput } from '../schemas/read-input.js'
@@ -82,6 +83,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
     environment: config.environment,
     producerId,
     sessionHashKey: config.sessionHashKey,
+    sqlDialect: config.sqlDialect,
     maxRecordIdBytes: config.maxMessageBytes - EVENT_OVERHEAD_BYTES,
   }
 
@@ -125,27 +127,33 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       if (closed) return Promise.reject(new ProducerError('PRODUCER_CLOSED', 'recordRead after close()'))
       const parsed = ReadInput.safeParse(raw)
       if (!parsed.success) {
-        return Promise.reject(new InputError(parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(read)', problem: i.message }))))
+        return Promise.reject(new InputError(namedIssues(parsed.error, '(read)').map((i) => ({ field: i.key, problem: i.problem }))))
       }
-      let drafts
+      let messages: Message[]
+      const eventIds: string[] = []
+      const producerSeqs: number[] = []
+      let readId: string
       try {
-        drafts = buildEventDrafts(parsed.data, eventContext)
+        const drafts = buildEventDrafts(parsed.data, eventContext)
+        readId = drafts[0]!.read_id
+        // Encode every part before numbering any, so a read that fails to
+        // encode leaves no hole in this producer's sequence.
+        const firstSeq = seq + 1
+        messages = drafts.map((draft, i) => {
+          const event = { ...draft, event_id: uuidv7(), producer_seq: firstSeq + i }
+          eventIds.push(event.event_id)
+          producerSeqs.push(event.producer_seq)
+          return { key: draft.read_id, value: codec.encode(event) }
+        })
+        seq += drafts.length
       } catch (err) {
         return Promise.reject(err as Error)
       }
-      const eventIds: string[] = []
-      const producerSeqs: number[] = []
-      const acks = drafts.map((draft) => {
-        const event = { ...draft, event_id: uuidv7(), producer_seq: ++seq }
-        eventIds.push(event.event_id)
-        producerSeqs.push(event.producer_seq)
-        const value = codec.encode(event)
-        return new Promise<void>((resolve, reject) => {
-          queue.push({ message: { key: draft.read_id, value }, settle: (err) => (err ? reject(err) : resolve()) })
-        })
-      })
+      const acks = messages.map(
+        (message) => new Promise<void>((resolve, reject) => queue.push({ message, settle: (err) => (err ? reject(err) : resolve()) })),
+      )
       schedule()
-      return Promise.all(acks).then(() => ({ readId: drafts[0]!.read_id, eventIds, producerSeqs }))
+      return Promise.all(acks).then(() => ({ readId, eventIds, producerSeqs }))
     },
     async flush() {
       while (queue.length > 0 || sending) {

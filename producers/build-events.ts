@@ -3,7 +3,7 @@ import type { AccessEvent } from '../schemas/access-event.js'
 import type { ParsedReadInput } from '../schemas/read-input.js'
 import { nowMicros } from '../common/time.js'
 import { uuidv7 } from '../common/uuid.js'
-import { fingerprintQuery } from './query-fingerprint.js'
+import { fingerprintQuery, type SqlDialect } from './query-fingerprint.js'
 import { ProducerError } from './errors.js'
 
 export interface EventContext {
@@ -11,6 +11,7 @@ export interface EventContext {
   environment: string
   producerId: string
   sessionHashKey: string | Buffer | undefined
+  sqlDialect: SqlDialect
   /** Largest encoded size of one event's record_ids array, in bytes. */
   maxRecordIdBytes: number
 }
@@ -42,7 +43,7 @@ export function buildEventDrafts(input: ParsedReadInput, ctx: EventContext): Eve
     columns: input.columns,
     record_ids_complete: input.recordIdsComplete,
     row_count: input.rowCount ?? recordIds.length,
-    query_fingerprint: input.query !== undefined ? fingerprintQuery(input.query) : (input.queryFingerprint ?? ''),
+    query_fingerprint: input.query !== undefined ? fingerprintQuery(input.query, ctx.sqlDialect) : (input.queryFingerprint ?? ''),
     purpose: input.purpose ?? null,
     trace_id: input.traceId ?? null,
     outcome: input.outcome,

@@ -21,6 +21,8 @@ export const AuditProducerConfig = z
       .union([z.string(), z.instanceof(Buffer)])
       .refine((k) => Buffer.byteLength(k) >= 32, 'must be at least 32 bytes')
       .optional(),
+    /** How the SQL passed as `query` is lexed when literals are removed. @default 'postgres' */
+    sqlDialect: z.enum(['postgres', 'mysql']).default('postgres'),
     /** How long a read waits for others to share its Kafka request. @default 2 */
     lingerMs: z.number().min(0).max(1000).default(2),
     /** @default 5000 */

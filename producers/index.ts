@@ -3,4 +3,5 @@ export type { AuditProducer, AuditProducerOptions, RecordedRead } from './audit-
 export { AuditProducerConfig } from './config.js'
 export type { AuditProducerConfigInput } from './config.js'
 export { fingerprintQuery } from './query-fingerprint.js'
+export type { SqlDialect } from './query-fingerprint.js'
 export { ProducerError } from './errors.js'

@@ -1,5 +1,6 @@
 import type { z } from 'zod'
 import type { Store } from '../store/store.js'
+import { namedIssues } from '../common/zod-issues.js'
 import { QueryError } from './errors.js'
 
 /**
@@ -40,7 +41,7 @@ export async function runSavedQuery<P extends z.ZodObject, Row>(
 export function parseQueryParams<P extends z.ZodObject, Row>(query: SavedQuery<P, Row>, rawParams: unknown): z.output<P> {
   const parsed = query.params.safeParse(rawParams)
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({ param: i.path.join('.') || '(params)', problem: i.message }))
+    const issues = namedIssues(parsed.error, '(params)').map((i) => ({ param: i.key, problem: i.problem }))
     throw new QueryError('QUERY_PARAM_INVALID', `${query.name}: ${issues.map((i) => `${i.param}: ${i.problem}`).join('; ')}`, {
       details: { query: query.name, issues },
     })

@@ -19,6 +19,9 @@ export const LIMITS = Object.freeze({
   text: 1024,
 })
 
+/** avsc encodes longs as doubles and refuses 2^53 - 1; stay below. */
+export const MAX_LONG = 2 ** 53 - 2
+
 const name = z.string().min(1).max(LIMITS.name)
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lowercase UUID')
 export const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address')
@@ -29,7 +32,7 @@ export const AccessEvent = z
     read_id: uuid,
     part_index: z.number().int().min(0),
     part_count: z.number().int().min(1),
-    occurred_at: z.number().int().min(0),
+    occurred_at: z.number().int().min(0).max(MAX_LONG),
     principal_id: name,
     principal_type: z.enum(PRINCIPAL_TYPES),
     on_behalf_of: name.nullable(),
@@ -43,13 +46,13 @@ export const AccessEvent = z
     columns: z.array(name).min(1).max(LIMITS.columns),
     record_ids: z.array(z.string().max(LIMITS.recordId)),
     record_ids_complete: z.boolean(),
-    row_count: z.number().int().min(0),
+    row_count: z.number().int().min(0).max(MAX_LONG),
     query_fingerprint: z.string().max(LIMITS.fingerprint),
     purpose: z.string().max(LIMITS.text).nullable(),
     trace_id: z.string().max(LIMITS.text).nullable(),
     outcome: z.enum(OUTCOMES),
     producer_id: name,
-    producer_seq: z.number().int().min(1),
+    producer_seq: z.number().int().min(1).max(MAX_LONG),
   })
   .strict()
   .refine((e) => e.part_index < e.part_count, { message: 'part_index must be below part_count', path: ['part_index'] })

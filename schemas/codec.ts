@@ -24,7 +24,11 @@ export function createCodec(registry: SchemaRegistry): Codec {
   const type = registry.current.type
   return Object.freeze({
     encode(event: unknown): Buffer {
-      return Buffer.concat([header, type.toBuffer(event)])
+      try {
+        return Buffer.concat([header, type.toBuffer(event)])
+      } catch (cause) {
+        throw new SchemaError('EVENT_INVALID', `event does not fit access-event v${registry.current.version}: ${(cause as Error).message}`, { cause })
+      }
     },
     decode(message: Buffer): DecodedMessage {
       // The message is attacker-controlled: check framing before trusting any byte.

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { ACTIONS, LIMITS, OUTCOMES, PRINCIPAL_TYPES, ipAddress } from './access-event.js'
+import { ACTIONS, LIMITS, MAX_LONG, OUTCOMES, PRINCIPAL_TYPES, ipAddress } from './access-event.js'
 
 const name = z.string().min(1).max(LIMITS.name)
 
@@ -14,17 +14,18 @@ export const ReadInput = z
       id: name,
       type: z.enum(PRINCIPAL_TYPES).default('user'),
       onBehalfOf: name.optional(),
-    }),
+    })
+      .strict(),
     /** Raw session id; only its keyed hash is sent. */
     sessionId: z.string().min(1).max(LIMITS.text).optional(),
     clientIp: ipAddress.optional(),
     action: z.enum(ACTIONS).default('read'),
-    resource: z.object({ database: name, table: name }),
+    resource: z.object({ database: name, table: name }).strict(),
     columns: z.array(name).min(1).max(LIMITS.columns),
     /** Primary keys of every row the read returned. */
     recordIds: z.array(z.union([z.string().max(LIMITS.recordId), z.number(), z.bigint()])),
     /** Rows returned; defaults to recordIds.length. */
-    rowCount: z.number().int().min(0).optional(),
+    rowCount: z.number().int().min(0).max(MAX_LONG).optional(),
     recordIdsComplete: z.boolean().default(true),
     /** The SQL as executed; only its literal-free fingerprint is sent. */
     query: z.string().max(1_000_000).optional(),
@@ -34,7 +35,7 @@ export const ReadInput = z
     traceId: z.string().min(1).max(LIMITS.text).optional(),
     outcome: z.enum(OUTCOMES).default('success'),
     /** When the read happened, in microseconds since the epoch, or a Date. */
-    occurredAt: z.union([z.number().int().min(0), z.date()]).optional(),
+    occurredAt: z.union([z.number().int().min(0).max(MAX_LONG), z.date()]).optional(),
   })
   .strict()
   .refine((r) => r.rowCount === undefined || r.rowCount >= r.recordIds.length, {

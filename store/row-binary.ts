@@ -8,7 +8,7 @@ export class RowBinaryWriter {
   private pos = 0
 
   constructor(initialSize = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(initialSize)
+    this.buf = Buffer.allocUnsafe(Math.max(64, initialSize))
   }
 
   get length(): number {

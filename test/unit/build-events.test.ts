@@ -12,6 +12,7 @@ const ctx = (over: Partial<EventContext> = {}): EventContext => ({
   environment: 'test',
   producerId: 'billing:test:1',
   sessionHashKey: KEY,
+  sqlDialect: 'postgres',
   maxRecordIdBytes: 64 * 1024,
   ...over,
 })

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { parseConfig } from '../common/config.js'
-import { KafkaConnection } from '../common/kafka.js'
+import { defaultBrokers, KafkaConnection } from '../common/kafka.js'
 import { StoreConfig } from '../store/config.js'
 
 /** Service configuration: environment variables, overridden by flags. */
@@ -21,7 +21,8 @@ export type AppConfig = z.output<typeof AppConfig>
 
 /** Environment variables readtrail reads, with what each sets. */
 export const ENVIRONMENT = {
-  READTRAIL_KAFKA_BROKERS: 'comma-separated host:port list (default 127.0.0.1:19092, the broker scripts/kafka.sh starts)',
+  READTRAIL_KAFKA_BROKERS: 'comma-separated host:port list (default 127.0.0.1:$READTRAIL_KAFKA_PORT, the broker scripts/kafka.sh starts)',
+  READTRAIL_KAFKA_PORT: 'port of the local broker scripts/kafka.sh starts (default 19092)',
   READTRAIL_TOPIC: 'access-event topic (default readtrail.access); its dead-letter topic is <topic>.dlq',
   READTRAIL_TOPIC_PARTITIONS: 'partitions (= chains) when readtrail creates the topic (default 3)',
   READTRAIL_GROUP_ID: 'chain-writer consumer group (default readtrail-chain-writer)',
@@ -47,7 +48,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides
     AppConfig,
     {
       kafka: {
-        brokers: brokers ? brokers.split(',').map((b) => b.trim()).filter(Boolean) : ['127.0.0.1:19092'],
+        brokers: brokers ? brokers.split(',').map((b) => b.trim()).filter(Boolean) : defaultBrokers(env),
         clientId: 'readtrail',
         connectionTimeoutMs: 10_000,
       },

@@ -2,10 +2,15 @@ import { Kafka, logLevel, type LogEntry } from 'kafkajs'
 import { z } from 'zod'
 import type { Logger } from './logger.js'
 
-/** Where the broker is. @default brokers ['127.0.0.1:19092'] (the broker scripts/kafka.sh starts) */
+/** The broker scripts/kafka.sh starts: 127.0.0.1 on READTRAIL_KAFKA_PORT (19092). */
+export function defaultBrokers(env: NodeJS.ProcessEnv = process.env): string[] {
+  return [`127.0.0.1:${env['READTRAIL_KAFKA_PORT'] ?? '19092'}`]
+}
+
+/** Where the broker is. @default brokers: defaultBrokers() */
 export const KafkaConnection = z
   .object({
-    brokers: z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'must be host:port')).min(1).default(['127.0.0.1:19092']),
+    brokers: z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'must be host:port')).min(1).default(() => defaultBrokers()),
     clientId: z.string().min(1).default('readtrail'),
     /** @default 10000 */
     connectionTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),

@@ -4,7 +4,7 @@ import { KafkaConnection } from '../common/kafka.js'
 /** Options of the chain writer (`readtrail consume`). */
 export const ChainWriterConfig = z
   .object({
-    kafka: KafkaConnection.default({ brokers: ['127.0.0.1:19092'], clientId: 'readtrail', connectionTimeoutMs: 10_000 }),
+    kafka: KafkaConnection.default(() => KafkaConnection.parse({})),
     /** @default 'readtrail.access' */
     topic: z.string().min(1).default('readtrail.access'),
     /** @default `<topic>.dlq` */

@@ -4,7 +4,7 @@ import { KafkaConnection } from '../common/kafka.js'
 /** Options of createAuditProducer, validated once and frozen. */
 export const AuditProducerConfig = z
   .object({
-    kafka: KafkaConnection.default({ brokers: ['127.0.0.1:19092'], clientId: 'readtrail-producer', connectionTimeoutMs: 10_000 }),
+    kafka: KafkaConnection.default(() => KafkaConnection.parse({ clientId: 'readtrail-producer' })),
     /** @default 'readtrail.access' */
     topic: z.string().min(1).default('readtrail.access'),
     /** Name of the application recording reads. */

@@ -49,9 +49,15 @@ export function fingerprintQuery(sql: string, dialect: SqlDialect = 'postgres'):
       let depth = 1
       let k = i + 2
       while (k < n && depth > 0) {
-        if (sql[k] === '*' && at(k + 1) === '/') (depth -= 1), (k += 2)
-        else if (dialect === 'postgres' && sql[k] === '/' && at(k + 1) === '*') (depth += 1), (k += 2)
-        else k += 1
+        if (sql[k] === '*' && at(k + 1) === '/') {
+          depth -= 1
+          k += 2
+        } else if (dialect === 'postgres' && sql[k] === '/' && at(k + 1) === '*') {
+          depth += 1
+          k += 2
+        } else {
+          k += 1
+        }
       }
       i = k
       out += ' '

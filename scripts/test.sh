@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# The README's test command: typecheck, unit tests, then integration tests
-# against a real Kafka broker (started here if it is not running) and the
-# embedded ClickHouse engine.
+# The README's test command (`npm test`): typecheck, lint, unit tests, then
+# integration tests against a real Kafka broker (started here if it is not
+# running) and the embedded ClickHouse engine. Ends with one plain line
+# "tests: N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+mkdir -p .cache
+rm -f .cache/vitest-*.json
+
+echo "== typecheck"
 npx tsc -p tsconfig.json --noEmit
-npx vitest run --project unit
-bash scripts/kafka.sh start
-npm run build --silent
-npx vitest run --project integration
+echo "== lint"
+npx eslint . --max-warnings=0
+echo "== unit tests"
+status=0
+npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.cache/vitest-unit.json || status=$?
+if [ "$status" -eq 0 ]; then
+  echo "== integration tests (real Kafka broker, embedded ClickHouse, PostgreSQL/MariaDB where needed)"
+  bash scripts/kafka.sh start
+  npm run build --silent
+  npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.cache/vitest-integration.json || status=$?
+fi
+node scripts/test-summary.mjs .cache/vitest-unit.json .cache/vitest-integration.json
+exit "$status"

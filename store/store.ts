@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { createClient, type ClickHouseClient } from '@clickhouse/client'
-import { createChdbConnection } from 'chdb/connection'
+import { createRequire } from 'node:module'
+import type * as ChdbConnectionModule from 'chdb/connection'
 import type { Logger } from '../common/logger.js'
 import type { StoreConfig } from './config.js'
 import { accessLogDdl, quoteIdent } from './ddl.js'
@@ -44,7 +45,7 @@ export function openStore(config: StoreConfig, options: OpenStoreOptions): Store
     date_time_output_format: 'iso' as const,
   }
   const client = embedded
-    ? createClient({ connection: createChdbConnection({ path: config.dataDir }), clickhouse_settings } as Parameters<typeof createClient>[0])
+    ? createClient({ connection: loadChdb().createChdbConnection({ path: config.dataDir }), clickhouse_settings } as Parameters<typeof createClient>[0])
     : createClient({ url: config.url, username: config.username, password: config.password, clickhouse_settings, request_timeout: 300_000 })
   options.logger?.debug({ kind: embedded ? 'embedded' : 'server', database: config.database }, 'store opened')
   return storeOn(client, embedded ? 'embedded' : 'server', config.database, async () => {
@@ -54,6 +55,14 @@ export function openStore(config: StoreConfig, options: OpenStoreOptions): Store
       release()
     }
   })
+}
+
+/**
+ * The embedded engine is loaded only when used: a deployment against a
+ * ClickHouse server never maps libchdb into its process.
+ */
+function loadChdb(): typeof ChdbConnectionModule {
+  return createRequire(import.meta.url)('chdb/connection') as typeof ChdbConnectionModule
 }
 
 function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string, close: () => Promise<void>): Store {

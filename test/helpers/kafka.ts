@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll } from 'vitest'
 import type { Kafka } from 'kafkajs'
-import { createKafka, KafkaConnection } from '../../common/kafka.js'
+import { createKafka, defaultBrokers, KafkaConnection } from '../../common/kafka.js'
 import { createLogger } from '../../common/logger.js'
 import { deadLetterTopicOf, ensureTopics } from '../../consumers/topics.js'
 
 /** The broker scripts/kafka.sh started (scripts/test.sh starts it before integration tests). */
-export const TEST_BROKERS = (process.env['READTRAIL_KAFKA_BROKERS'] ?? '127.0.0.1:19092').split(',')
+export const TEST_BROKERS = process.env['READTRAIL_KAFKA_BROKERS']?.split(',') ?? defaultBrokers()
 
 export const testLogger = createLogger({ level: process.env['READTRAIL_LOG_LEVEL'] ?? 'warn' })
 

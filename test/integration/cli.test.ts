@@ -1,0 +1,125 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { openStore } from '../../store/store.js'
+import { runCli, spawnCli } from '../helpers/cli-process.js'
+import { freshTopic, TEST_BROKERS, testKafka, testLogger } from '../helpers/kafka.js'
+import { seedChain } from '../helpers/seed-chain.js'
+import { testStoreConfig } from '../helpers/store.js'
+
+describe('readtrail CLI', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'readtrail-cli-'))
+  const dir = ['--data-dir', dataDir]
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
+
+  /** The test process uses the store between CLI runs, never during one. */
+  async function withStore(fn: (store: ReturnType<typeof openStore>) => Promise<void>): Promise<void> {
+    const store = openStore(testStoreConfig('readtrail', dataDir), { command: 'cli test', logger: testLogger })
+    try {
+      await store.ensureSchema()
+      await fn(store)
+    } finally {
+      await store.close()
+    }
+  }
+
+  it('lists saved queries with their parameters', async () => {
+    const r = await runCli(['query', '--list'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/records-touched-by-principal\s+principal \[from\] \[to\]/)
+    expect(r.stdout).toMatch(/who-touched-record\s+table record \[database\] \[from\] \[to\]/)
+  })
+
+  it('rejects bad parameters with a coded error naming each, before touching the store', async () => {
+    const fresh = join(dataDir, 'never-created')
+    const r = await runCli(['query', 'records-touched-by-principal', '--param', 'from=yesterday', '--param', 'colour=red', '--data-dir', fresh])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('QUERY_PARAM_INVALID')
+    expect(r.stderr).toMatch(/principal: /)
+    expect(r.stderr).toMatch(/from: /)
+    expect(r.stderr).toMatch(/colour: unknown key/)
+    expect(existsSync(fresh)).toBe(false)
+  })
+
+  it('rejects an unknown query and an unknown command', async () => {
+    const q = await runCli(['query', 'drop-everything', ...dir])
+    expect(q.code).toBe(2)
+    expect(q.stderr).toContain('QUERY_UNKNOWN')
+    const c = await runCli(['frobnicate'])
+    expect(c.code).toBe(2)
+    expect(c.stderr).toContain('USAGE')
+  })
+
+  it('reports invalid configuration once, naming every key', async () => {
+    const r = await runCli(['verify', ...dir], { READTRAIL_TOPIC_PARTITIONS: '0', READTRAIL_KAFKA_BROKERS: 'no-port' })
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('CONFIG_INVALID')
+    expect(r.stderr).toContain('partitions')
+    expect(r.stderr).toContain('kafka.brokers.0')
+  })
+
+  it('verify exits 0 on an intact log, 1 with the damaged chain and seq, 2 when the store is unreachable', async () => {
+    await withStore(async (store) => {
+      await seedChain(store, 'demo/0', 30, (i) => ({ principal_id: i === 3 ? 'clerk.anna' : 'clerk.bruno', record_ids: [`${100 + i}`] }))
+    })
+    const intact = await runCli(['verify', '--json', ...dir])
+    expect(intact.code).toBe(0)
+    expect(JSON.parse(intact.stdout)).toMatchObject({ ok: true, rows_verified: 30, findings: [] })
+
+    await withStore(async (store) => {
+      await store.client.command({
+        query: `ALTER TABLE ${store.table('access_log')} UPDATE principal_id = 'nobody' WHERE seq = 3`,
+        clickhouse_settings: { mutations_sync: '2' },
+      })
+    })
+    const damaged = await runCli(['verify', '--json', ...dir])
+    expect(damaged.code).toBe(1)
+    expect(JSON.parse(damaged.stdout).findings).toEqual([expect.objectContaining({ chain_id: 'demo/0', seq: 3, kind: 'hash_mismatch' })])
+    const human = await runCli(['verify', ...dir])
+    expect(human.code).toBe(1)
+    expect(human.stdout).toContain('DAMAGED')
+    expect(human.stdout).toContain('demo/0 seq 3: hash_mismatch')
+
+    const unreachable = await runCli(['verify'], { READTRAIL_CLICKHOUSE_URL: 'http://127.0.0.1:9' })
+    expect(unreachable.code).toBe(2)
+    expect(unreachable.stderr).toMatch(/STORE_UNAVAILABLE/)
+  })
+
+  it('runs saved queries in every output format, binding hostile values as plain data', async () => {
+    const csv = await runCli(['query', 'who-touched-record', '--param', 'table=applicants', '--param', 'record=103', '--format', 'csv', ...dir])
+    expect(csv.code).toBe(0)
+    const lines = csv.stdout.trim().split('\n')
+    expect(lines[0]).toBe('occurred_at,principal_id,principal_type,on_behalf_of,database,columns,client_ip,service,action,outcome,event_id,chain_id,seq')
+    expect(lines).toHaveLength(2)
+    expect(lines[1]).toContain(',clerk.anna,user,,registry,"id,full_name",192.0.2.10,test-service,read,success,')
+
+    const json = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', '--format', 'json', ...dir])
+    expect(JSON.parse(json.stdout)).toHaveLength(29)
+    const ndjson = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', '--format', 'ndjson', ...dir])
+    expect(ndjson.stdout.trim().split('\n')).toHaveLength(29)
+
+    const hostile = await runCli(['query', 'records-touched-by-principal', '--param', "principal=x' OR 1=1 --", '--format', 'json', ...dir])
+    expect(hostile.code).toBe(0)
+    expect(JSON.parse(hostile.stdout)).toEqual([])
+  })
+
+  it('a second process on the embedded store gets STORE_LOCKED naming the owner', async () => {
+    const kafka = testKafka()
+    const topic = await freshTopic(kafka, 1)
+    const owner = spawnCli(['consume', ...dir], { READTRAIL_KAFKA_BROKERS: TEST_BROKERS.join(','), READTRAIL_TOPIC: topic, READTRAIL_GROUP_ID: `${topic}-g` })
+    try {
+      await owner.waitFor(/chain writer started/)
+      const r = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', ...dir])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain('STORE_LOCKED')
+      expect(r.stderr).toContain(`readtrail process ${owner.child.pid}`)
+      expect(r.stderr).toContain('readtrail consume')
+    } finally {
+      owner.child.kill('SIGTERM')
+      expect((await owner.exited).code).toBe(0)
+    }
+    // After a clean stop the store is free again.
+    expect((await runCli(['verify', ...dir])).code).toBe(1)
+  })
+})

@@ -5,6 +5,7 @@ import { ChainWriterConfig } from '../consumers/config.js'
 import { ensureTopics } from '../consumers/topics.js'
 import { loadSchemaRegistry } from '../schemas/registry.js'
 import type { AppConfig } from './config.js'
+import { serveOwnerApi } from './owner-api.js'
 import { openAppStore } from './runtime.js'
 
 /**
@@ -23,12 +24,14 @@ export async function consumeCommand(config: AppConfig, logger: Logger): Promise
     logger,
   })
   await writer.start()
+  const stopServing = store.kind === 'embedded' ? await serveOwnerApi(store, config.store.dataDir, logger) : async () => {}
   const progress = setInterval(() => logger.info({ ...writer.stats() }, 'chain writer progress'), 10_000)
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve)
     process.once('SIGTERM', resolve)
   })
   clearInterval(progress)
+  await stopServing()
   await writer.stop()
   await store.close()
   return 0

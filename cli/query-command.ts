@@ -4,7 +4,7 @@ import { parseQueryParams } from '../queries/saved-query.js'
 import { ReadtrailError } from '../common/errors.js'
 import type { AppConfig } from './config.js'
 import { formatRows, OUTPUT_FORMATS, type OutputFormat } from './format-rows.js'
-import { openAppStore } from './runtime.js'
+import { withStore } from './runtime.js'
 
 export interface QueryCommandArgs {
   name: string | undefined
@@ -36,12 +36,13 @@ export async function queryCommand(config: AppConfig, args: QueryCommandArgs, lo
   }
   // Validate before opening the store: a bad parameter runs nothing.
   const params = parseQueryParams(query, raw)
-  const store = await openAppStore(config, `readtrail query ${query.name}`, logger)
-  try {
-    const rows = await store.queryRows<Record<string, unknown>>(query.sql(store), query.bind(params))
-    process.stdout.write(`${formatRows(rows, query.columns, args.format as OutputFormat)}\n`)
-  } finally {
-    await store.close()
-  }
+  const rows = await withStore(
+    config,
+    `readtrail query ${query.name}`,
+    logger,
+    (store) => store.queryRows<Record<string, unknown>>(query.sql(store), query.bind(params)),
+    { op: 'query', name: query.name, params: raw },
+  )
+  process.stdout.write(`${formatRows(rows, query.columns, args.format as OutputFormat)}\n`)
   return 0
 }

@@ -1,17 +1,12 @@
 import type { Logger } from '../common/logger.js'
-import { formatReport } from '../integrity/report.js'
+import { formatReport, type VerificationReport } from '../integrity/report.js'
 import { verifyInDb } from '../integrity/verify-in-db.js'
 import type { AppConfig } from './config.js'
-import { openAppStore } from './runtime.js'
+import { withStore } from './runtime.js'
 
 /** `readtrail verify [--json]`: exit 0 intact, 1 damaged (2 on error, set by main). */
 export async function verifyCommand(config: AppConfig, args: { json: boolean }, logger: Logger): Promise<number> {
-  const store = await openAppStore(config, 'readtrail verify', logger)
-  try {
-    const report = await verifyInDb(store)
-    process.stdout.write(`${args.json ? JSON.stringify(report, null, 2) : formatReport(report)}\n`)
-    return report.ok ? 0 : 1
-  } finally {
-    await store.close()
-  }
+  const report = await withStore<VerificationReport>(config, 'readtrail verify', logger, (store) => verifyInDb(store), { op: 'verify' })
+  process.stdout.write(`${args.json ? JSON.stringify(report, null, 2) : formatReport(report)}\n`)
+  return report.ok ? 0 : 1
 }

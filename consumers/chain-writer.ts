@@ -109,6 +109,13 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       }
     }
     if (dead.length > 0) await sendDeadLetters(batch.topic, batch.partition, dead)
+    // A rebalance during this batch may have handed the partition to another
+    // writer, which reads the head from the store: writing now could fork the
+    // chain. Leave the batch to the new owner.
+    if (isStale()) {
+      heads.delete(chainId)
+      return
+    }
     if (entries.length > 0) {
       const linked = linkEntries(head, entries, nowMicros())
       try {

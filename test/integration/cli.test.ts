@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -104,22 +105,40 @@ describe('readtrail CLI', () => {
     expect(JSON.parse(hostile.stdout)).toEqual([])
   })
 
-  it('a second process on the embedded store gets STORE_LOCKED naming the owner', async () => {
+  it('while `consume` owns the embedded store, query and verify go through it', async () => {
     const kafka = testKafka()
     const topic = await freshTopic(kafka, 1)
     const owner = spawnCli(['consume', ...dir], { READTRAIL_KAFKA_BROKERS: TEST_BROKERS.join(','), READTRAIL_TOPIC: topic, READTRAIL_GROUP_ID: `${topic}-g` })
     try {
-      await owner.waitFor(/chain writer started/)
-      const r = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', ...dir])
-      expect(r.code).toBe(2)
-      expect(r.stderr).toContain('STORE_LOCKED')
-      expect(r.stderr).toContain(`readtrail process ${owner.child.pid}`)
-      expect(r.stderr).toContain('readtrail consume')
+      await owner.waitFor(/serving queries for other readtrail processes/)
+      const q = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', '--format', 'json', ...dir])
+      expect(q.stderr).toBe('')
+      expect(q.code).toBe(0)
+      expect(JSON.parse(q.stdout)).toHaveLength(29)
+      const v = await runCli(['verify', '--json', ...dir])
+      expect(v.code).toBe(1)
+      expect(JSON.parse(v.stdout).findings[0]).toMatchObject({ chain_id: 'demo/0', seq: 3 })
     } finally {
       owner.child.kill('SIGTERM')
       expect((await owner.exited).code).toBe(0)
     }
-    // After a clean stop the store is free again.
+    // After a clean stop the store is free again and opened directly.
+    expect((await runCli(['verify', ...dir])).code).toBe(1)
+  })
+
+  it('a store owned by a process that serves no socket fails with STORE_LOCKED naming it', async () => {
+    const holder = spawn('sleep', ['60'])
+    try {
+      writeFileSync(join(dataDir, 'readtrail-owner.json'), JSON.stringify({ pid: holder.pid, command: 'readtrail demo', started_at: new Date().toISOString() }))
+      const r = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', ...dir])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain('STORE_LOCKED')
+      expect(r.stderr).toContain(`readtrail process ${holder.pid} (\`readtrail demo\``)
+    } finally {
+      holder.kill()
+    }
+    // A lock whose process has died is taken over.
+    await new Promise((r) => holder.on('exit', r))
     expect((await runCli(['verify', ...dir])).code).toBe(1)
   })
 })

@@ -29,56 +29,34 @@ SETTINGS index_granularity = 8192`,
     `CREATE TABLE IF NOT EXISTS ${db}.access_log_ingest (\n${ingestColumns}\n) ENGINE = Null`,
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.access_log_ingest_mv TO ${db}.access_log AS
 SELECT ${ingestSelect} FROM ${db}.access_log_ingest`,
-    `CREATE TABLE IF NOT EXISTS ${db}.access_by_principal (
-  principal_id LowCardinality(String),
-  occurred_at DateTime64(6, 'UTC'),
-  principal_type Enum8('user' = 1, 'service' = 2, 'system' = 3),
-  on_behalf_of Nullable(String),
-  db_name LowCardinality(String),
-  table_name LowCardinality(String),
-  columns Array(LowCardinality(String)),
-  record_ids Array(String),
-  record_ids_complete Bool,
-  row_count UInt64,
-  client_ip Nullable(IPv6),
-  service LowCardinality(String),
-  session_hash Nullable(FixedString(32)),
-  action Enum8('read' = 1, 'export' = 2, 'search' = 3),
-  outcome Enum8('success' = 1, 'denied' = 2, 'error' = 3),
-  event_id UUID,
-  chain_id LowCardinality(String),
-  seq UInt64
-)
-ENGINE = MergeTree
-ORDER BY (principal_id, occurred_at)`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.access_by_principal_mv TO ${db}.access_by_principal AS
-SELECT principal_id, occurred_at, principal_type, on_behalf_of, db_name, table_name, columns, record_ids,
-       record_ids_complete, row_count, client_ip, service, session_hash, action, outcome, event_id, chain_id, seq
-FROM ${db}.access_log`,
-    `CREATE TABLE IF NOT EXISTS ${db}.record_access (
-  db_name LowCardinality(String),
-  table_name LowCardinality(String),
-  record_id String,
-  occurred_at DateTime64(6, 'UTC'),
-  principal_id LowCardinality(String),
-  principal_type Enum8('user' = 1, 'service' = 2, 'system' = 3),
-  on_behalf_of Nullable(String),
-  columns Array(LowCardinality(String)),
-  client_ip Nullable(IPv6),
-  service LowCardinality(String),
-  session_hash Nullable(FixedString(32)),
-  action Enum8('read' = 1, 'export' = 2, 'search' = 3),
-  outcome Enum8('success' = 1, 'denied' = 2, 'error' = 3),
-  event_id UUID,
-  chain_id LowCardinality(String),
-  seq UInt64
-)
-ENGINE = MergeTree
-ORDER BY (table_name, record_id, occurred_at)`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.record_access_mv TO ${db}.record_access AS
-SELECT db_name, table_name, arrayJoin(record_ids) AS record_id, occurred_at, principal_id, principal_type, on_behalf_of,
-       columns, client_ip, service, session_hash, action, outcome, event_id, chain_id, seq
-FROM ${db}.access_log`,
+    ...viewDdl(db, 'access_by_principal', PRINCIPAL_VIEW_COLUMNS, '(principal_id, occurred_at)'),
+    ...viewDdl(db, 'record_access', RECORD_VIEW_COLUMNS, '(table_name, record_id, occurred_at)'),
+  ]
+}
+
+/** Columns copied from access_log, in view order; types come from the source. */
+const PRINCIPAL_VIEW_COLUMNS = [
+  'principal_id', 'occurred_at', 'principal_type', 'on_behalf_of', 'db_name', 'table_name', 'columns', 'record_ids',
+  'record_ids_complete', 'row_count', 'client_ip', 'service', 'session_hash', 'action', 'purpose', 'outcome', 'event_id', 'chain_id', 'seq',
+] as const
+
+/** `record_id` is the one derived column: one row per element of record_ids. */
+const RECORD_VIEW_COLUMNS = [
+  'db_name', 'table_name', 'record_id', 'occurred_at', 'principal_id', 'principal_type', 'on_behalf_of', 'columns',
+  'client_ip', 'service', 'session_hash', 'action', 'purpose', 'outcome', 'event_id', 'chain_id', 'seq',
+] as const
+
+const DERIVED: Record<string, { type: string; expr: string }> = {
+  record_id: { type: 'String', expr: 'arrayJoin(record_ids) AS record_id' },
+}
+
+function viewDdl(db: string, table: string, names: readonly string[], orderBy: string): string[] {
+  const typeOf = (name: string) => DERIVED[name]?.type ?? ACCESS_LOG_COLUMNS.find((c) => c.name === name)!.type
+  const columns = names.map((n) => `  ${n} ${typeOf(n)}`).join(',\n')
+  const select = names.map((n) => DERIVED[n]?.expr ?? n).join(', ')
+  return [
+    `CREATE TABLE IF NOT EXISTS ${db}.${table} (\n${columns}\n)\nENGINE = MergeTree\nORDER BY ${orderBy}`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${table}_mv TO ${db}.${table} AS\nSELECT ${select}\nFROM ${db}.access_log`,
   ]
 }
 

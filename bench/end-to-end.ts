@@ -1,0 +1,453 @@
+/**
+ * Events/s from recordRead to committed chain rows, with the broker on this
+ * machine, and where the time goes.
+ *
+ *   npx tsx bench/end-to-end.ts [--events=200000] [--sweep-events=40000]
+ *     [--partitions=3] [--window=20000] [--sweep=yes|no] [--producer-thread=both|main|worker]
+ *
+ * Stages measured on their own: (i) produce only, (ii) consume only (writer
+ * started after everything is on the topic), (iii) chain linking in TS,
+ * (iv) ClickHouse insert of prepared ingest lines, (v) decode + validate.
+ * Then end to end, with the SDK either in this thread (competing with the
+ * writer for one event loop) or in a worker thread (as when the application
+ * and the writer are separate processes), and a sweep of the settings that
+ * matter.
+ */
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
+import type { Kafka } from 'kafkajs'
+import { nowMicros } from '../common/time.js'
+import { chainIdOf, emptyChain, linkEntries, type ChainEntry } from '../consumers/chain.js'
+import { createChainWriter } from '../consumers/chain-writer.js'
+import { ChainWriterConfig, type ChainWriterConfigInput } from '../consumers/config.js'
+import { waitForCatchUp } from '../consumers/lag.js'
+import { assertAccessEvent } from '../consumers/validate-event.js'
+import { createAuditProducer } from '../producers/audit-producer.js'
+import type { AuditProducerConfigInput } from '../producers/config.js'
+import { createCodec } from '../schemas/codec.js'
+import { loadSchemaRegistry } from '../schemas/registry.js'
+import {
+  benchKafka,
+  benchKafkaConnection,
+  benchLogger,
+  cpuSince,
+  createBenchTopic,
+  deleteBenchTopics,
+  describeCpu,
+  machineLine,
+  numberOption,
+  openBenchStore,
+  perSecond,
+  printTable,
+  realisticEvents,
+  realisticRead,
+  sampleCpu,
+  stringOption,
+  timeInserts,
+  yieldToLoop,
+  type BenchStore,
+  type CpuSpent,
+} from './bench-support.js'
+
+const EVENTS = numberOption('events', 200_000)
+const SWEEP_EVENTS = numberOption('sweep-events', 40_000)
+const PARTITIONS = numberOption('partitions', 3)
+/** Reads in flight at once: enough to keep the producer's batches full, bounded so memory stays flat. */
+const WINDOW = numberOption('window', 20_000)
+const SWEEP = stringOption('sweep', 'yes') !== 'no'
+const PRODUCER_THREAD = stringOption('producer-thread', 'both')
+const INSERT_BATCH = numberOption('insert-batch', 5_000)
+const CATCH_UP_TIMEOUT_MS = numberOption('catch-up-timeout-ms', 300_000)
+/** Writer fetch size of the tuned end-to-end run. */
+const TUNED_MAX_BYTES = numberOption('tuned-max-bytes', 16 * 1024 * 1024)
+
+type ProducerSettings = Pick<AuditProducerConfigInput, 'lingerMs' | 'maxBatchMessages' | 'compression'>
+type WriterSettings = Pick<ChainWriterConfigInput, 'partitionsConsumedConcurrently' | 'maxBytesPerPartition'>
+
+interface ProduceResult {
+  /** Wall-clock ms (timeOrigin-based, comparable across threads). */
+  firstCallAt: number
+  lastAckAt: number
+  events: number
+}
+
+interface ProduceJob {
+  topic: string
+  events: number
+  window: number
+  settings: ProducerSettings
+}
+
+/** Wall-clock milliseconds with sub-ms precision, comparable between threads. */
+function wallNow(): number {
+  return performance.timeOrigin + performance.now()
+}
+
+/**
+ * Produces `events` reads of 10 record ids with the SDK, at most `window` in
+ * flight, issuing in small chunks so the producer's sends interleave.
+ */
+async function produceReads(kafka: Kafka | undefined, job: ProduceJob): Promise<ProduceResult> {
+  const producer = await createAuditProducer(
+    { kafka: benchKafkaConnection(), topic: job.topic, service: 'registry-api', environment: 'bench', sessionHashKey: Buffer.alloc(32, 7), ...job.settings },
+    { logger: benchLogger, ...(kafka ? { kafka } : {}) },
+  )
+  try {
+    const inputs = Array.from({ length: 1000 }, (_, i) => realisticRead(i, 10))
+    const chunk = 500
+    const inFlight: Promise<unknown>[] = []
+    const firstCallAt = wallNow()
+    for (let issued = 0; issued < job.events; ) {
+      const n = Math.min(chunk, job.events - issued)
+      const acks: Promise<unknown>[] = []
+      for (let k = 0; k < n; k++) acks.push(producer.recordRead(inputs[(issued + k) % inputs.length]!))
+      issued += n
+      inFlight.push(Promise.all(acks))
+      if (inFlight.length * chunk >= job.window) await inFlight.shift()
+      else await yieldToLoop()
+    }
+    await Promise.all(inFlight)
+    return { firstCallAt, lastAckAt: wallNow(), events: job.events }
+  } finally {
+    await producer.close()
+  }
+}
+
+/** The same, in a worker thread: its own event loop, like an application process. */
+function produceInWorker(job: ProduceJob): Promise<ProduceResult> {
+  // tsx does not hook a worker's entry module on Node 20: register it first, then load this file.
+  const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(import.meta.url)}) })`
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(boot, { eval: true, workerData: job })
+    let result: ProduceResult | undefined
+    worker.once('message', (m: ProduceResult) => (result = m))
+    worker.once('error', reject)
+    worker.once('exit', (code) => (result ? resolve(result) : reject(new Error(`producer worker exited with ${code} before reporting`))))
+  })
+}
+
+interface ConsumeResult {
+  /** writer.start() → the group has committed everything. */
+  totalMs: number
+  /** writer.start() → first insert begins: group join, first fetch, first batch decoded and linked. */
+  startupMs: number
+  /** Share of the time after start-up during which an insert was running. */
+  insertBusy: number
+  stored: number
+  batches: number
+  deadLettered: number
+  cpu: CpuSpent
+}
+
+/**
+ * Starts a chain writer (fresh group, fresh database) on `topic` and waits
+ * until it has committed everything on the topic.
+ */
+async function consumeAll(kafka: Kafka, bench: BenchStore, topic: string, settings: WriterSettings, label: string): Promise<ConsumeResult> {
+  const fresh = await bench.freshDatabase(label)
+  const { store, timeline } = timeInserts(fresh)
+  const groupId = `${topic}-${label}-${Date.now().toString(36)}`
+  const writer = createChainWriter({
+    config: ChainWriterConfig.parse({ kafka: benchKafkaConnection(), topic, groupId, ...settings }),
+    kafka,
+    store,
+    registry: loadSchemaRegistry(),
+    logger: benchLogger,
+  })
+  const cpu = sampleCpu()
+  const t0 = performance.now()
+  try {
+    await writer.start()
+    await waitForCatchUp(kafka, groupId, topic, { timeoutMs: CATCH_UP_TIMEOUT_MS, pollMs: 50 })
+    const t1 = performance.now()
+    const spent = cpuSince(cpu)
+    const stats = writer.stats()
+    const firstInsert = timeline.firstStartAt ?? t1
+    return {
+      totalMs: t1 - t0,
+      startupMs: firstInsert - t0,
+      insertBusy: timeline.busyMs / Math.max(1, (timeline.lastEndAt ?? t1) - firstInsert),
+      stored: stats.stored,
+      batches: stats.batches,
+      deadLettered: stats.deadLettered,
+      cpu: spent,
+    }
+  } finally {
+    await writer.stop()
+    await dropDatabase(fresh.client, fresh.database)
+  }
+}
+
+async function dropDatabase(client: BenchStore['store']['client'], database: string): Promise<void> {
+  await client.command({ query: `DROP DATABASE IF EXISTS \`${database}\` SYNC` }).catch(() => {})
+}
+
+interface EndToEndResult {
+  cpu: CpuSpent
+  producerAckedPerSec: number
+  endToEndPerSec: number
+  endToEndMs: number
+  stored: number
+  deadLettered: number
+}
+
+/** Writer running first, then the SDK produces; done when the group has committed everything. */
+async function endToEnd(
+  kafka: Kafka,
+  bench: BenchStore,
+  topics: string[],
+  options: { events: number; partitions: number; producer: ProducerSettings; writer: WriterSettings; thread: 'main' | 'worker'; label: string },
+): Promise<EndToEndResult> {
+  const topic = await createBenchTopic(kafka, topics, options.partitions, options.label)
+  const store = await bench.freshDatabase(options.label)
+  const groupId = `${topic}-writer`
+  const writer = createChainWriter({
+    config: ChainWriterConfig.parse({ kafka: benchKafkaConnection(), topic, groupId, ...options.writer }),
+    kafka,
+    store,
+    registry: loadSchemaRegistry(),
+    logger: benchLogger,
+  })
+  try {
+    await writer.start()
+    const cpu = sampleCpu()
+    const job: ProduceJob = { topic, events: options.events, window: WINDOW, settings: options.producer }
+    const produced = options.thread === 'worker' ? await produceInWorker(job) : await produceReads(kafka, job)
+    await waitForCatchUp(kafka, groupId, topic, { timeoutMs: CATCH_UP_TIMEOUT_MS, pollMs: 50 })
+    const doneAt = wallNow()
+    const stats = writer.stats()
+    return {
+      cpu: cpuSince(cpu),
+      producerAckedPerSec: perSecond(produced.events, produced.lastAckAt - produced.firstCallAt),
+      endToEndPerSec: perSecond(produced.events, doneAt - produced.firstCallAt),
+      endToEndMs: doneAt - produced.firstCallAt,
+      stored: stats.stored,
+      deadLettered: stats.deadLettered,
+    }
+  } finally {
+    await writer.stop()
+    await dropDatabase(store.client, store.database)
+  }
+}
+
+// ---------------------------------------------------------------- in-memory stages
+
+/** Entries as the writer holds them: events decoded from the SDK's Avro encoding. */
+function entriesOf(count: number): ChainEntry[] {
+  const codec = createCodec(loadSchemaRegistry())
+  return realisticEvents(count).map((e, i) => {
+    const event = codec.decode(codec.encode(e)).event
+    assertAccessEvent(event)
+    return { event, offset: BigInt(i), schemaVersion: 1 }
+  })
+}
+
+/** (iii) linkEntries over batches, as the writer calls it; returns the lines for (iv). */
+function linkRate(entries: readonly ChainEntry[], batch: number): { perSec: number; bytesPerRow: number; batches: string[][] } {
+  linkEntries(emptyChain('warm/0'), entries.slice(0, 5_000), nowMicros())
+  let head = emptyChain(chainIdOf('bench', 0))
+  const batches: string[][] = []
+  const t0 = performance.now()
+  for (let i = 0; i < entries.length; i += batch) {
+    const linked = linkEntries(head, entries.slice(i, i + batch), nowMicros())
+    head = linked.head
+    batches.push(linked.lines)
+  }
+  const ms = performance.now() - t0
+  const bytesPerRow = batches.reduce((n, lines) => n + lines[0]!.length, 0) / batches.length
+  return { perSec: perSecond(entries.length, ms), bytesPerRow, batches }
+}
+
+/** (iv) ClickHouse inserts of prepared ingest lines (access_log and both materialised views). */
+async function insertRate(bench: BenchStore, batches: readonly string[][]): Promise<number> {
+  const store = await bench.freshDatabase('insert')
+  try {
+    const rows = batches.reduce((n, lines) => n + lines.length, 0)
+    const t0 = performance.now()
+    for (const lines of batches) await store.insertJsonLines('access_log_ingest', lines)
+    return perSecond(rows, performance.now() - t0)
+  } finally {
+    await dropDatabase(store.client, store.database)
+  }
+}
+
+/** (v) codec.decode and assertAccessEvent over messages the SDK's codec encoded. */
+function decodeValidateRate(events: number): { decode: number; validate: number; both: number } {
+  const codec = createCodec(loadSchemaRegistry())
+  const messages = realisticEvents(events).map((e) => codec.encode(e))
+  const time = (fn: (m: Buffer) => void): number => {
+    for (let i = 0; i < Math.min(10_000, messages.length); i++) fn(messages[i]!)
+    const t0 = performance.now()
+    for (const m of messages) fn(m)
+    return perSecond(messages.length, performance.now() - t0)
+  }
+  const decoded = messages.map((m) => codec.decode(m).event)
+  let i = 0
+  const decode = time((m) => void codec.decode(m))
+  const validate = time(() => assertAccessEvent(decoded[i++ % decoded.length]))
+  const both = time((m) => assertAccessEvent(codec.decode(m).event))
+  return { decode, validate, both }
+}
+
+// ---------------------------------------------------------------- main
+
+const us = (perSec: number) => 1e6 / perSec
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+
+async function main(): Promise<void> {
+  const started = performance.now()
+  console.log(`bench/end-to-end — ${machineLine()}`)
+  console.log(
+    `events ${fmt(EVENTS)} (10 record ids each), ${PARTITIONS} partitions, ${fmt(WINDOW)} reads in flight; sweep ${SWEEP ? `on ${fmt(SWEEP_EVENTS)} events` : 'off'}`,
+  )
+  const kafka = benchKafka()
+  const bench = openBenchStore()
+  const topics: string[] = []
+  try {
+    // In-memory stages first, while nothing else runs.
+    const link = linkRate(entriesOf(EVENTS), INSERT_BATCH)
+    const dv = decodeValidateRate(Math.min(EVENTS, 100_000))
+    const insert = await insertRate(bench, link.batches)
+    link.batches.length = 0
+
+    // (i) produce only, then (ii) consume only from the same topic.
+    const topic = await createBenchTopic(kafka, topics, PARTITIONS, 'stages')
+    const produceCpu = sampleCpu()
+    const produced = await produceReads(kafka, { topic, events: EVENTS, window: WINDOW, settings: {} })
+    const produceSpent = cpuSince(produceCpu)
+    const producePerSec = perSecond(EVENTS, produced.lastAckAt - produced.firstCallAt)
+    const consumed = await consumeAll(kafka, bench, topic, {}, 'consume')
+    assertComplete('consume-only', consumed.stored, EVENTS, consumed.deadLettered)
+    const consumePerSec = perSecond(EVENTS, consumed.totalMs)
+    const loopUs = us(link.perSec) + us(dv.both)
+
+    printTable(`Stages, each alone (${fmt(EVENTS)} events, default settings; link and insert in batches of ${fmt(INSERT_BATCH)})`, [
+      { stage: '(i) produce only: recordRead → broker ack (SDK defaults)', 'events/s': producePerSec, 'µs/event': us(producePerSec), note: describeCpu(produceSpent, EVENTS) },
+      {
+        stage: '(ii) consume only: writer start → fetch, decode, validate, link, insert, commit → caught up',
+        'events/s': consumePerSec,
+        'µs/event': us(consumePerSec),
+        note:
+          `${fmt(consumed.totalMs)} ms, of which ${fmt(consumed.startupMs)} ms to the first insert (join, fetch, first batch); then ${fmt(perSecond(EVENTS, consumed.totalMs - consumed.startupMs))}/s ` +
+          `with an insert running ${Math.round(consumed.insertBusy * 100)}% of the time; ${consumed.batches} batches of ~${fmt(EVENTS / consumed.batches)}; ${describeCpu(consumed.cpu, EVENTS)}`,
+      },
+      { stage: '(iii) linkEntries (RowBinary + SHA-256 + JSON line)', 'events/s': link.perSec, 'µs/event': us(link.perSec), note: `one thread; ${Math.round(link.bytesPerRow)} B per JSON line` },
+      { stage: '(iv) insertJsonLines → access_log_ingest → access_log + 2 query views', 'events/s': insert, 'µs/event': us(insert), note: 'chDB engine threads' },
+      { stage: '(v) codec.decode + assertAccessEvent', 'events/s': dv.both, 'µs/event': us(dv.both), note: `one thread; decode alone ${fmt(dv.decode)}/s, validate alone ${fmt(dv.validate)}/s` },
+      {
+        stage: '(iii)+(iv)+(v) back to back',
+        'events/s': 1e6 / (loopUs + us(insert)),
+        'µs/event': loopUs + us(insert),
+        note: `(iii)+(v) run on the writer’s event loop: ${loopUs.toFixed(1)} µs/event; (iv) on engine threads, which the writer overlaps with the next batch`,
+      },
+    ])
+
+    // End to end.
+    const e2eRows: Record<string, string | number>[] = []
+    const threads: ('main' | 'worker')[] = PRODUCER_THREAD === 'both' ? ['worker', 'main'] : [PRODUCER_THREAD === 'worker' ? 'worker' : 'main']
+    for (const thread of threads) {
+      const r = await endToEnd(kafka, bench, topics, { events: EVENTS, partitions: PARTITIONS, producer: {}, writer: {}, thread, label: `e2e${thread}` })
+      assertComplete(`end-to-end (${thread})`, r.stored, EVENTS, r.deadLettered)
+      e2eRows.push(endToEndRow(thread === 'main' ? 'defaults; SDK in the writer’s thread' : 'defaults; SDK in a worker thread', r))
+    }
+    if (SWEEP) await sweep(kafka, bench, topics, e2eRows)
+    printTable(`End to end (${fmt(EVENTS)} events; first recordRead → waitForCatchUp; goal 100,000 events/s)`, e2eRows)
+    console.log(`\n(bench took ${fmt((performance.now() - started) / 1000)} s)`)
+  } finally {
+    await bench.close()
+    await deleteBenchTopics(kafka, topics)
+  }
+}
+
+function endToEndRow(label: string, r: EndToEndResult): Record<string, string | number> {
+  return {
+    run: label,
+    'producer acked events/s': r.producerAckedPerSec,
+    'end-to-end events/s': r.endToEndPerSec,
+    'ms': r.endToEndMs,
+    'of goal': `${Math.round(r.endToEndPerSec / 1000)}%`,
+    'cores used (bench process + broker)': `${(r.cpu.processMs / r.cpu.wallMs).toFixed(2)} + ${r.cpu.brokerMs === undefined ? '?' : (r.cpu.brokerMs / r.cpu.wallMs).toFixed(2)}`,
+  }
+}
+
+/** One setting changed at a time against the defaults, then the best combination end to end. */
+async function sweep(kafka: Kafka, bench: BenchStore, topics: string[], e2eRows: Record<string, string | number>[]): Promise<void> {
+  const n = SWEEP_EVENTS
+  const producerRows: Record<string, string | number>[] = []
+  const producerVariants: [string, ProducerSettings][] = [
+    ['defaults (lingerMs 2, maxBatchMessages 5000, gzip)', {}],
+    ["compression 'none'", { compression: 'none' }],
+    ['lingerMs 0', { lingerMs: 0 }],
+    ['lingerMs 20', { lingerMs: 20 }],
+    ['maxBatchMessages 20000', { maxBatchMessages: 20_000 }],
+  ]
+  const topicBy = new Map<string, string>()
+  for (const [label, settings] of producerVariants) {
+    const topic = await createBenchTopic(kafka, topics, PARTITIONS, 'sweep')
+    topicBy.set(label, topic)
+    const cpu = sampleCpu()
+    const r = await produceReads(kafka, { topic, events: n, window: WINDOW, settings })
+    const spent = cpuSince(cpu)
+    producerRows.push({ 'producer setting': label, 'acked events/s': perSecond(n, r.lastAckAt - r.firstCallAt), cpu: describeCpu(spent, n) })
+  }
+  printTable(`Sweep: produce only (${fmt(n)} events, ${PARTITIONS} partitions, one setting changed at a time)`, producerRows)
+
+  const gzipTopic = topicBy.get(producerVariants[0]![0])!
+  const plainTopic = topicBy.get(producerVariants[1]![0])!
+  const writerRows: Record<string, string | number>[] = []
+  const writerVariants: [string, string, WriterSettings][] = [
+    ['gzip', 'defaults (partitionsConsumedConcurrently 3, maxBytesPerPartition 4 MiB)', {}],
+    ['gzip', 'partitionsConsumedConcurrently 1', { partitionsConsumedConcurrently: 1 }],
+    ['gzip', 'maxBytesPerPartition 1 MiB', { maxBytesPerPartition: 1024 * 1024 }],
+    ['none', 'defaults', {}],
+    ['none', 'maxBytesPerPartition 16 MiB', { maxBytesPerPartition: 16 * 1024 * 1024 }],
+  ]
+  for (const [compression, label, settings] of writerVariants) {
+    const r = await consumeAll(kafka, bench, compression === 'gzip' ? gzipTopic : plainTopic, settings, 'sweep')
+    assertComplete(`consume ${label}`, r.stored, n, r.deadLettered)
+    writerRows.push(consumeRow(compression, PARTITIONS, label, n, r))
+  }
+  // Partitions: each is a chain, written by its own batches.
+  for (const partitions of [1, 6]) {
+    const topic = await createBenchTopic(kafka, topics, partitions, `p${partitions}`)
+    await produceReads(kafka, { topic, events: n, window: WINDOW, settings: {} })
+    const r = await consumeAll(kafka, bench, topic, { partitionsConsumedConcurrently: partitions }, 'sweep')
+    assertComplete(`consume ${partitions} partitions`, r.stored, n, r.deadLettered)
+    writerRows.push(consumeRow('gzip', partitions, `partitionsConsumedConcurrently ${partitions}`, n, r))
+  }
+  printTable(`Sweep: consume only (${fmt(n)} events already on the topic; writer start → caught up)`, writerRows)
+
+  // The combination the sweeps favour, end to end.
+  const tuned = {
+    producer: { compression: 'none' } satisfies ProducerSettings,
+    writer: { maxBytesPerPartition: TUNED_MAX_BYTES } satisfies WriterSettings,
+  }
+  const r = await endToEnd(kafka, bench, topics, { events: EVENTS, partitions: PARTITIONS, ...tuned, thread: 'worker', label: 'e2etuned' })
+  assertComplete('end-to-end (tuned)', r.stored, EVENTS, r.deadLettered)
+  e2eRows.push(endToEndRow(`compression 'none', maxBytesPerPartition ${TUNED_MAX_BYTES / 1024 / 1024} MiB; SDK in a worker thread`, r))
+}
+
+function consumeRow(compression: string, partitions: number, label: string, n: number, r: ConsumeResult): Record<string, string | number> {
+  return {
+    topic: `${partitions}p, ${compression}`,
+    'writer setting': label,
+    'events/s': perSecond(n, r.totalMs),
+    'to 1st insert ms': r.startupMs,
+    'events/batch': Math.round(r.stored / Math.max(1, r.batches)),
+    'insert busy': `${Math.round(r.insertBusy * 100)}%`,
+    'cores (bench + broker)': `${(r.cpu.processMs / r.cpu.wallMs).toFixed(2)} + ${r.cpu.brokerMs === undefined ? '?' : (r.cpu.brokerMs / r.cpu.wallMs).toFixed(2)}`,
+  }
+}
+
+function assertComplete(what: string, stored: number, expected: number, deadLettered: number): void {
+  if (stored !== expected || deadLettered !== 0) {
+    console.error(`WARNING ${what}: stored ${stored} of ${expected} events, ${deadLettered} dead-lettered`)
+  }
+}
+
+if (isMainThread) {
+  await main()
+} else {
+  const job = workerData as ProduceJob
+  const result = await produceReads(undefined, job)
+  parentPort!.postMessage(result)
+}

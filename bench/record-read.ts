@@ -11,7 +11,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto'
 import { uuidv7 } from '../common/uuid.js'
-import { buildEventDrafts, type EventContext } from '../producers/build-events.js'
+import { buildEvents, type EventContext } from '../producers/build-events.js'
 import { createAuditProducer, type AuditProducer } from '../producers/audit-producer.js'
 import { fingerprintQuery } from '../producers/query-fingerprint.js'
 import { createCodec } from '../schemas/codec.js'
@@ -113,7 +113,7 @@ function syncBreakdown(producerId: string): void {
   }
   const inputs = Array.from({ length: 1000 }, (_, i) => realisticRead(i, 10))
   const parsed = inputs.map((r) => ReadInput.parse(r))
-  const drafts = parsed.map((p) => buildEventDrafts(p, ctx)[0]!)
+  const drafts = parsed.map((p) => buildEvents(p, ctx)[0]!)
   const events = drafts.map((d, i) => ({ ...d, event_id: uuidv7(), producer_seq: i + 1 }))
   const queries = inputs.map((r) => r.query!)
 
@@ -127,7 +127,7 @@ function syncBreakdown(producerId: string): void {
     return ((performance.now() - t0) * 1000) / iterations
   }
   const validate = time((i) => ReadInput.safeParse(inputs[i]))
-  const build = time((i) => buildEventDrafts(parsed[i]!, ctx))
+  const build = time((i) => buildEvents(parsed[i]!, ctx))
   const fingerprint = time((i) => fingerprintQuery(queries[i]!, 'postgres'))
   const hmac = time((i) => createHmac('sha256', sessionHashKey).update(inputs[i]!.sessionId!).digest())
   const ids = time(() => uuidv7())
@@ -135,7 +135,7 @@ function syncBreakdown(producerId: string): void {
   const total = validate + build + ids + encode
   printTable('(a) breakdown of the synchronous cost (mean µs per call, each step timed alone on the same inputs)', [
     { step: 'validate: ReadInput.safeParse', 'µs/call': validate, share: pct(validate, total) },
-    { step: 'build: buildEventDrafts (all of it)', 'µs/call': build, share: pct(build, total) },
+    { step: 'build: buildEvents (all of it)', 'µs/call': build, share: pct(build, total) },
     { step: '  of which fingerprintQuery', 'µs/call': fingerprint, share: pct(fingerprint, total) },
     { step: '  of which HMAC-SHA256(sessionId)', 'µs/call': hmac, share: pct(hmac, total) },
     { step: '  rest: read_id uuidv7, object spread, clock, id split', 'µs/call': build - fingerprint - hmac, share: pct(build - fingerprint - hmac, total) },

@@ -2,7 +2,7 @@ import { describeError } from '../common/errors.js'
 import { HASH_SQL } from '../store/access-log-columns.js'
 import type { Store } from '../store/store.js'
 import { VerificationError } from './errors.js'
-import type { ChainSummary, Finding, VerificationReport } from './report.js'
+import type { ChainSummary, Finding, FindingKind, VerificationReport } from './report.js'
 
 export interface VerifyOptions {
   /** Most findings listed in the report. @default 1000 */
@@ -39,39 +39,64 @@ const STEPS: readonly Step[] = [
     },
   },
   {
-    name: 'rehash-and-link',
+    name: 'rehash-rows',
     async run(ctx) {
-      // Each row is compared with its predecessor in seq order: its own hash
-      // recomputed from every column, its prev_hash against the previous hash,
-      // its seq against the previous seq + 1. The first row links to genesis.
-      const rows = await ctx.store.queryRows<{ chain_id: string; seq: number; prev_seq: number; hash_ok: number; link_ok: number }>(
-        `SELECT chain_id, seq, prev_seq, hash_ok, link_ok FROM (
+      // Every column is re-encoded and hashed by ClickHouse itself; a row
+      // whose stored hash differs was edited after it was written.
+      const rows = await ctx.store.queryRows<{ chain_id: string; seq: number }>(
+        `SELECT chain_id, seq FROM ${ctx.store.table('access_log')}
+         WHERE hash != ${HASH_SQL}
+         ORDER BY chain_id, seq
+         LIMIT {limit:UInt32}`,
+        { limit: ctx.maxFindings + 1 },
+      )
+      ctx.truncated ||= rows.length > ctx.maxFindings
+      for (const r of rows) {
+        ctx.findings.push({ chain_id: r.chain_id, seq: Number(r.seq), kind: 'hash_mismatch', detail: 'stored columns do not hash to the stored hash' })
+      }
+    },
+  },
+  {
+    name: 'check-links',
+    async run(ctx) {
+      // Each row against its predecessor in seq order: prev_hash must equal
+      // the previous hash and seq must be the previous seq + 1. The first
+      // row links to the genesis hash and seq 0. Only the four link columns
+      // are read, so this stays cheap next to re-hashing.
+      const rows = await ctx.store.queryRows<{ chain_id: string; seq: number; prev_seq: number; link_ok: number }>(
+        `SELECT chain_id, seq, prev_seq, link_ok FROM (
            SELECT chain_id, seq,
-                  hash = ${HASH_SQL} AS hash_ok,
                   prev_hash = lagInFrame(hash, 1, toFixedString(unhex(repeat('00', 32)), 32)) OVER w AS link_ok,
                   lagInFrame(seq, 1, toUInt64(0)) OVER w AS prev_seq
            FROM ${ctx.store.table('access_log')}
            WINDOW w AS (PARTITION BY chain_id ORDER BY seq ASC ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
          )
-         WHERE NOT hash_ok OR NOT link_ok OR seq != prev_seq + 1
+         WHERE NOT link_ok OR seq != prev_seq + 1
          ORDER BY chain_id, seq
          LIMIT {limit:UInt32}`,
         { limit: ctx.maxFindings + 1 },
       )
+      ctx.truncated ||= rows.length > ctx.maxFindings
       for (const r of rows) {
         const seq = Number(r.seq)
         const prev = Number(r.prev_seq)
         if (seq === prev) ctx.findings.push({ chain_id: r.chain_id, seq, kind: 'duplicate_seq', detail: `seq ${seq} appears more than once` })
-        else if (seq !== prev + 1) {
-          const detail = seq - prev === 2 ? `seq ${prev + 1} is missing` : `seqs ${prev + 1}..${seq - 1} are missing`
-          ctx.findings.push({ chain_id: r.chain_id, seq, kind: 'sequence_gap', detail })
-        }
-        if (!Number(r.hash_ok)) ctx.findings.push({ chain_id: r.chain_id, seq, kind: 'hash_mismatch', detail: 'stored columns do not hash to the stored hash' })
-        if (!Number(r.link_ok) && seq !== prev) {
-          ctx.findings.push({ chain_id: r.chain_id, seq, kind: 'broken_link', detail: `prev_hash does not match the hash of seq ${prev}` })
+        else {
+          if (seq !== prev + 1) {
+            const detail = seq - prev === 2 ? `seq ${prev + 1} is missing` : `seqs ${prev + 1}..${seq - 1} are missing`
+            ctx.findings.push({ chain_id: r.chain_id, seq, kind: 'sequence_gap', detail })
+          }
+          if (!Number(r.link_ok)) ctx.findings.push({ chain_id: r.chain_id, seq, kind: 'broken_link', detail: `prev_hash does not match the hash of seq ${prev}` })
         }
       }
-      ctx.truncated = rows.length > ctx.maxFindings
+    },
+  },
+  {
+    name: 'order-findings',
+    async run(ctx) {
+      const rank: Record<FindingKind, number> = { duplicate_seq: 0, sequence_gap: 1, hash_mismatch: 2, broken_link: 3 }
+      ctx.findings.sort((a, b) => (a.chain_id < b.chain_id ? -1 : a.chain_id > b.chain_id ? 1 : a.seq - b.seq || rank[a.kind] - rank[b.kind]))
+      ctx.truncated ||= ctx.findings.length > ctx.maxFindings
       ctx.findings = ctx.findings.slice(0, ctx.maxFindings)
     },
   },

@@ -4,13 +4,12 @@ import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer
 import { parseConfig } from '../common/config.js'
 import { createKafka } from '../common/kafka.js'
 import { createLogger, type Logger } from '../common/logger.js'
-import { uuidv7 } from '../common/uuid.js'
 import { namedIssues } from '../common/zod-issues.js'
 import { createCodec } from '../schemas/codec.js'
 import { InputError } from '../schemas/errors.js'
 import { ReadInput } from '../schemas/read-input.js'
 import { loadSchemaRegistry, type SchemaRegistry } from '../schemas/registry.js'
-import { buildEventDrafts } from './build-events.js'
+import { buildEvents } from './build-events.js'
 import { AuditProducerConfig, type AuditProducerConfigInput } from './config.js'
 import { ProducerError } from './errors.js'
 
@@ -64,7 +63,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
   const codec = createCodec(registry)
   const kafka = options.kafka ?? createKafka(config.kafka, logger)
   const producerId = config.producerId ?? `${config.service}:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
-  const compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None
+  const compression = { snappy: CompressionTypes.Snappy, gzip: CompressionTypes.GZIP, none: CompressionTypes.None }[config.compression]
   const producer: Producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
@@ -134,18 +133,16 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       const producerSeqs: number[] = []
       let readId: string
       try {
-        const drafts = buildEventDrafts(parsed.data, eventContext)
-        readId = drafts[0]!.read_id
-        // Encode every part before numbering any, so a read that fails to
-        // encode leaves no hole in this producer's sequence.
-        const firstSeq = seq + 1
-        messages = drafts.map((draft, i) => {
-          const event = { ...draft, event_id: uuidv7(), producer_seq: firstSeq + i }
+        // Encode every part before taking their numbers, so a read that fails
+        // to encode leaves no hole in this producer's sequence.
+        const events = buildEvents(parsed.data, eventContext, seq + 1)
+        readId = events[0]!.read_id
+        messages = events.map((event) => {
           eventIds.push(event.event_id)
           producerSeqs.push(event.producer_seq)
-          return { key: draft.read_id, value: codec.encode(event) }
+          return { key: event.read_id, value: codec.encode(event) }
         })
-        seq += drafts.length
+        seq += events.length
       } catch (err) {
         return Promise.reject(err as Error)
       }

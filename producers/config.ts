@@ -29,8 +29,11 @@ export const AuditProducerConfig = z
     maxBatchMessages: z.number().int().min(1).max(100_000).default(5000),
     /** Largest message before a read is split into parts (keep under the topic's max.message.bytes). @default 900000 */
     maxMessageBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(900_000),
-    /** @default 'gzip' */
-    compression: z.enum(['gzip', 'none']).default('gzip'),
+    /**
+     * Kafka batch compression. Snappy costs a fraction of gzip's CPU on the
+     * application's thread; gzip packs tighter for slow links. @default 'snappy'
+     */
+    compression: z.enum(['snappy', 'gzip', 'none']).default('snappy'),
     /** Broker acknowledgement deadline for one request. @default 30000 */
     ackTimeoutMs: z.number().int().min(100).max(300_000).default(30_000),
   })

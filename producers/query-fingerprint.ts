@@ -11,9 +11,14 @@
 export type SqlDialect = 'postgres' | 'mysql'
 
 const SAFE_IDENTIFIER = /^"[A-Za-z_][A-Za-z0-9_$]{0,62}"$/
-const IDENT_START = /[A-Za-z_\u0080-\uffff]/
-const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/
-const DIGIT = /[0-9]/
+// Character classes by code: this runs on every recorded read, on the
+// application's own thread, so no regex per character.
+const isDigitCode = (c: number) => c >= 48 && c <= 57
+const isIdentStartCode = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c >= 0x80
+const isIdentPartCode = (c: number) => isIdentStartCode(c) || isDigitCode(c) || c === 36
+const isSpaceCode = (c: number) => c === 32 || (c >= 9 && c <= 13)
+const DIGIT = { test: (ch: string) => ch !== '' && isDigitCode(ch.charCodeAt(0)) }
+const IDENT_PART = { test: (ch: string) => ch !== '' && isIdentPartCode(ch.charCodeAt(0)) }
 
 export function fingerprintQuery(sql: string, dialect: SqlDialect = 'postgres'): string {
   let out = ''
@@ -36,10 +41,12 @@ export function fingerprintQuery(sql: string, dialect: SqlDialect = 'postgres'):
 
   while (i < n) {
     const c = sql[i]!
+    const code = sql.charCodeAt(i)
     const next = at(i + 1)
-    if (/\s/.test(c)) {
+    if (isSpaceCode(code)) {
       out += ' '
       i += 1
+      while (i < n && isSpaceCode(sql.charCodeAt(i))) i += 1
     } else if ((c === '-' && next === '-') || (c === '#' && dialect === 'mysql')) {
       const end = sql.indexOf('\n', i)
       i = end < 0 ? n : end
@@ -88,7 +95,7 @@ export function fingerprintQuery(sql: string, dialect: SqlDialect = 'postgres'):
       const end = quoted(i, '`', false)
       out += sql.slice(i, end)
       i = end
-    } else if (DIGIT.test(c) || (c === '.' && DIGIT.test(next))) {
+    } else if (isDigitCode(code) || (c === '.' && DIGIT.test(next))) {
       let k = i
       if (c === '0' && (next === 'x' || next === 'X')) {
         k += 2
@@ -104,9 +111,9 @@ export function fingerprintQuery(sql: string, dialect: SqlDialect = 'postgres'):
       if (out.endsWith('-') && !/[\w)\]?]\s*-$/.test(out)) out = out.slice(0, -1)
       out += '?'
       i = k
-    } else if (IDENT_START.test(c)) {
+    } else if (isIdentStartCode(code)) {
       let k = i + 1
-      while (IDENT_PART.test(at(k))) k += 1
+      while (k < n && isIdentPartCode(sql.charCodeAt(k))) k += 1
       out += sql.slice(i, k)
       i = k
     } else {

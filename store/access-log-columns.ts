@@ -36,12 +36,40 @@ const microsIngest = (name: 'ingested_at' | 'occurred_at') => ({
   json: (r: ChainedRow) => r[name],
 })
 
-const str = (name: keyof ChainedRow & string) => (w: RowBinaryWriter, r: ChainedRow) => w.string(r[name] as string)
-const nullableStr = (name: keyof ChainedRow & string) => (w: RowBinaryWriter, r: ChainedRow) =>
-  w.nullable(r[name] as string | null, (v) => w.string(v))
-const enum8 = (symbols: readonly string[], name: keyof ChainedRow & string) => (w: RowBinaryWriter, r: ChainedRow) =>
-  w.uint8(symbols.indexOf(r[name] as string) + 1)
 const enumType = (symbols: readonly string[]) => `Enum8(${symbols.map((s, i) => `'${s}' = ${i + 1}`).join(', ')})`
+/** Enum8 codes: 1-based positions of the Avro enum symbols. */
+const enumCodes = (symbols: readonly string[]): Readonly<Record<string, number>> => Object.freeze(Object.fromEntries(symbols.map((s, i) => [s, i + 1])))
+const PRINCIPAL_CODE = enumCodes(PRINCIPAL_TYPES)
+const ACTION_CODE = enumCodes(ACTIONS)
+const OUTCOME_CODE = enumCodes(OUTCOMES)
+
+// Writers below read each field by name directly and allocate nothing: this
+// runs once per stored row, on the chain writer's hot path.
+const nullableString = (w: RowBinaryWriter, v: string | null) => {
+  if (v === null) w.uint8(1)
+  else {
+    w.uint8(0)
+    w.string(v)
+  }
+}
+const nullableBytes = (w: RowBinaryWriter, v: Buffer | null, size: number) => {
+  if (v === null) w.uint8(1)
+  else {
+    w.uint8(0)
+    w.fixed(v, size)
+  }
+}
+// Reads come from few client addresses: parse each once.
+const ipCache = new Map<string, Buffer>()
+const ipv6Of = (ip: string): Buffer => {
+  let bytes = ipCache.get(ip)
+  if (!bytes) {
+    if (ipCache.size >= 4096) ipCache.clear()
+    bytes = ipToIPv6Bytes(ip)
+    ipCache.set(ip, bytes)
+  }
+  return bytes
+}
 
 /**
  * The columns of access_log, in table order. This list is the single source of
@@ -51,7 +79,7 @@ const enumType = (symbols: readonly string[]) => `Enum8(${symbols.map((s, i) => 
  */
 export const ACCESS_LOG_COLUMNS: readonly ColumnSpec[] = Object.freeze([
   { name: 'prev_hash', type: 'FixedString(32)', write: (w, r) => w.fixed(r.prev_hash, 32), ingest: hexIngest('prev_hash') },
-  { name: 'chain_id', type: 'LowCardinality(String)', write: str('chain_id') },
+  { name: 'chain_id', type: 'LowCardinality(String)', write: (w, r) => w.string(r.chain_id) },
   { name: 'seq', type: 'UInt64', write: (w, r) => w.uint64(r.seq) },
   { name: 'kafka_offset', type: 'UInt64', write: (w, r) => w.uint64(r.kafka_offset), ingest: { type: 'UInt64', expr: 'kafka_offset', json: (r) => r.kafka_offset.toString() } },
   { name: 'ingested_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.ingested_at), ingest: microsIngest('ingested_at') },
@@ -61,30 +89,30 @@ export const ACCESS_LOG_COLUMNS: readonly ColumnSpec[] = Object.freeze([
   { name: 'part_index', type: 'UInt32', write: (w, r) => w.uint32(r.part_index) },
   { name: 'part_count', type: 'UInt32', write: (w, r) => w.uint32(r.part_count) },
   { name: 'occurred_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.occurred_at), ingest: microsIngest('occurred_at') },
-  { name: 'principal_id', type: 'LowCardinality(String)', write: str('principal_id') },
-  { name: 'principal_type', type: enumType(PRINCIPAL_TYPES), write: enum8(PRINCIPAL_TYPES, 'principal_type') },
-  { name: 'on_behalf_of', type: 'Nullable(String)', write: nullableStr('on_behalf_of') },
+  { name: 'principal_id', type: 'LowCardinality(String)', write: (w, r) => w.string(r.principal_id) },
+  { name: 'principal_type', type: enumType(PRINCIPAL_TYPES), write: (w, r) => w.uint8(PRINCIPAL_CODE[r.principal_type]!) },
+  { name: 'on_behalf_of', type: 'Nullable(String)', write: (w, r) => nullableString(w, r.on_behalf_of) },
   {
     name: 'session_hash',
     type: 'Nullable(FixedString(32))',
-    write: (w, r) => w.nullable(r.session_hash, (v) => w.fixed(v, 32)),
+    write: (w, r) => nullableBytes(w, r.session_hash, 32),
     ingest: { type: 'Nullable(String)', expr: 'unhex(session_hash)', json: (r) => r.session_hash?.toString('hex') ?? null },
   },
-  { name: 'client_ip', type: 'Nullable(IPv6)', write: (w, r) => w.nullable(r.client_ip, (v) => w.bytes(ipToIPv6Bytes(v))) },
-  { name: 'service', type: 'LowCardinality(String)', write: str('service') },
-  { name: 'environment', type: 'LowCardinality(String)', write: str('environment') },
-  { name: 'action', type: enumType(ACTIONS), write: enum8(ACTIONS, 'action') },
-  { name: 'db_name', type: 'LowCardinality(String)', write: str('db_name') },
-  { name: 'table_name', type: 'LowCardinality(String)', write: str('table_name') },
+  { name: 'client_ip', type: 'Nullable(IPv6)', write: (w, r) => nullableBytes(w, r.client_ip === null ? null : ipv6Of(r.client_ip), 16) },
+  { name: 'service', type: 'LowCardinality(String)', write: (w, r) => w.string(r.service) },
+  { name: 'environment', type: 'LowCardinality(String)', write: (w, r) => w.string(r.environment) },
+  { name: 'action', type: enumType(ACTIONS), write: (w, r) => w.uint8(ACTION_CODE[r.action]!) },
+  { name: 'db_name', type: 'LowCardinality(String)', write: (w, r) => w.string(r.db_name) },
+  { name: 'table_name', type: 'LowCardinality(String)', write: (w, r) => w.string(r.table_name) },
   { name: 'columns', type: 'Array(LowCardinality(String))', write: (w, r) => w.stringArray(r.columns) },
   { name: 'record_ids', type: 'Array(String)', write: (w, r) => w.stringArray(r.record_ids) },
   { name: 'record_ids_complete', type: 'Bool', write: (w, r) => w.uint8(r.record_ids_complete ? 1 : 0) },
   { name: 'row_count', type: 'UInt64', write: (w, r) => w.uint64(r.row_count) },
-  { name: 'query_fingerprint', type: 'String', write: str('query_fingerprint') },
-  { name: 'purpose', type: 'Nullable(String)', write: nullableStr('purpose') },
-  { name: 'trace_id', type: 'Nullable(String)', write: nullableStr('trace_id') },
-  { name: 'outcome', type: enumType(OUTCOMES), write: enum8(OUTCOMES, 'outcome') },
-  { name: 'producer_id', type: 'LowCardinality(String)', write: str('producer_id') },
+  { name: 'query_fingerprint', type: 'String', write: (w, r) => w.string(r.query_fingerprint) },
+  { name: 'purpose', type: 'Nullable(String)', write: (w, r) => nullableString(w, r.purpose) },
+  { name: 'trace_id', type: 'Nullable(String)', write: (w, r) => nullableString(w, r.trace_id) },
+  { name: 'outcome', type: enumType(OUTCOMES), write: (w, r) => w.uint8(OUTCOME_CODE[r.outcome]!) },
+  { name: 'producer_id', type: 'LowCardinality(String)', write: (w, r) => w.string(r.producer_id) },
   { name: 'producer_seq', type: 'UInt64', write: (w, r) => w.uint64(r.producer_seq) },
 ] satisfies ColumnSpec[])
 

@@ -67,6 +67,10 @@ export class RowBinaryWriter {
 
   /** Int64 from a safe integer (DateTime64 ticks). */
   int64(v: number): void {
+    if (v >= 0) {
+      this.uint64(v)
+      return
+    }
     this.ensure(8)
     this.pos = this.buf.writeBigInt64LE(BigInt(v), this.pos)
   }
@@ -81,10 +85,37 @@ export class RowBinaryWriter {
   }
 
   string(v: string): void {
-    const len = Buffer.byteLength(v, 'utf8')
+    // Most strings here are short: write the bytes after a 1-byte length
+    // guess and only move them when the length needs a longer varint.
+    const max = v.length * 3
+    this.ensure(max + 10)
+    if (v.length < 0x80 && this.asciiShort(v)) return
+    const start = this.pos + 1
+    const len = v.length === 0 ? 0 : this.buf.write(v, start, 'utf8')
+    if (len < 0x80) {
+      this.buf[this.pos] = len
+      this.pos = start + len
+      return
+    }
+    let size = 1
+    for (let n = len; n >= 0x80; n = Math.floor(n / 128)) size++
+    this.buf.copyWithin(this.pos + size, start, start + len)
     this.varint(len)
-    this.ensure(len)
-    this.pos += this.buf.write(v, this.pos, len, 'utf8')
+    this.pos += len
+  }
+
+  /** Short ASCII strings are copied in JS: cheaper than a call into Buffer.write. */
+  private asciiShort(v: string): boolean {
+    const buf = this.buf
+    const start = this.pos + 1
+    for (let i = 0; i < v.length; i++) {
+      const code = v.charCodeAt(i)
+      if (code >= 0x80) return false
+      buf[start + i] = code
+    }
+    buf[this.pos] = v.length
+    this.pos = start + v.length
+    return true
   }
 
   bytes(v: Uint8Array): void {
@@ -100,11 +131,19 @@ export class RowBinaryWriter {
 
   /** ClickHouse UUID: two UInt64 halves, each little-endian. */
   uuid(v: string): void {
-    const hex = v.replace(/-/g, '')
+    if (v.length !== 36) throw new RangeError(`not a UUID: ${JSON.stringify(v)}`)
     this.ensure(16)
-    const raw = Buffer.from(hex, 'hex')
-    for (let i = 7; i >= 0; i--) this.buf[this.pos++] = raw[i]!
-    for (let i = 15; i >= 8; i--) this.buf[this.pos++] = raw[i]!
+    const buf = this.buf
+    const base = this.pos
+    // Byte i of the UUID (big-endian text order) lands at its place in the
+    // reversed half it belongs to.
+    for (let i = 0, c = 0; i < 16; i++) {
+      if (c === 8 || c === 13 || c === 18 || c === 23) c++
+      const byte = (hexValue(v.charCodeAt(c)) << 4) | hexValue(v.charCodeAt(c + 1))
+      buf[base + (i < 8 ? 7 - i : 23 - i)] = byte
+      c += 2
+    }
+    this.pos += 16
   }
 
   stringArray(values: readonly string[]): void {
@@ -121,4 +160,11 @@ export class RowBinaryWriter {
       write(v)
     }
   }
+}
+
+function hexValue(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48
+  if (code >= 97 && code <= 102) return code - 87
+  if (code >= 65 && code <= 70) return code - 55
+  throw new RangeError('not a hexadecimal digit in UUID')
 }

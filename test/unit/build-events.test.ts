@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { uuidv7 } from '../../common/uuid.js'
-import { buildEventDrafts, type EventContext, type EventDraft } from '../../producers/build-events.js'
+import { buildEvents, type EventContext } from '../../producers/build-events.js'
+import type { AccessEvent as AccessEventType } from '../../schemas/access-event.js'
 import { ProducerError } from '../../producers/errors.js'
 import { AccessEvent } from '../../schemas/access-event.js'
 import { ReadInput } from '../../schemas/read-input.js'
@@ -36,12 +37,12 @@ function thrown(fn: () => unknown): ProducerError {
   throw new Error('expected a ProducerError')
 }
 
-const asEvent = (d: EventDraft, seq: number) => ({ ...d, event_id: uuidv7(), producer_seq: seq })
+const asEvent = (d: AccessEventType, seq: number) => ({ ...d, event_id: uuidv7(), producer_seq: seq })
 
-describe('buildEventDrafts splitting', () => {
+describe('buildEvents splitting', () => {
   const ids = Array.from({ length: 100_000 }, (_, i) => `rec-${i}`)
   const maxRecordIdBytes = 64 * 1024
-  const drafts = buildEventDrafts(read({ recordIds: ids }), ctx({ maxRecordIdBytes }))
+  const drafts = buildEvents(read({ recordIds: ids }), ctx({ maxRecordIdBytes }))
 
   it('splits a large read into several parts numbered 0..n-1 under one read id', () => {
     expect(drafts.length).toBeGreaterThan(1)
@@ -65,10 +66,15 @@ describe('buildEventDrafts splitting', () => {
   it('gives every part the whole read’s row count and the same read fields', () => {
     for (const d of drafts) {
       expect(d.row_count).toBe(100_000)
-      const { record_ids: _r, part_index: _p, ...rest } = d
-      const { record_ids: _r0, part_index: _p0, ...first } = drafts[0]!
+      const { record_ids: _r, part_index: _p, event_id: _e, producer_seq: _s, ...rest } = d
+      const { record_ids: _r0, part_index: _p0, event_id: _e0, producer_seq: _s0, ...first } = drafts[0]!
       expect(rest).toEqual(first)
     }
+  })
+
+  it('numbers parts consecutively with distinct event ids', () => {
+    expect(drafts.map((d) => d.producer_seq)).toEqual(drafts.map((_, i) => i + 1))
+    expect(new Set(drafts.map((d) => d.event_id)).size).toBe(drafts.length)
   })
 
   it('produces parts that are valid access events once numbered', () => {
@@ -76,64 +82,64 @@ describe('buildEventDrafts splitting', () => {
   })
 
   it('keeps a small read in one part', () => {
-    const one = buildEventDrafts(read(), ctx())
+    const one = buildEvents(read(), ctx())
     expect(one).toHaveLength(1)
     expect(one[0]).toMatchObject({ part_index: 0, part_count: 1, record_ids: ['1', '2'], row_count: 2 })
   })
 
   it('turns numeric and bigint record ids into strings', () => {
-    const [d] = buildEventDrafts(read({ recordIds: [7, 2n ** 70n, 'x'] }), ctx())
+    const [d] = buildEvents(read({ recordIds: [7, 2n ** 70n, 'x'] }), ctx())
     expect(d!.record_ids).toEqual(['7', '1180591620717411303424', 'x'])
   })
 
   it('throws READ_TOO_LARGE for a single id that cannot fit', () => {
-    const err = thrown(() => buildEventDrafts(read({ recordIds: ['a', 'x'.repeat(98)] }), ctx({ maxRecordIdBytes: 100 })))
+    const err = thrown(() => buildEvents(read({ recordIds: ['a', 'x'.repeat(98)] }), ctx({ maxRecordIdBytes: 100 })))
     expect(err.code).toBe('READ_TOO_LARGE')
     expect(err.retriable).toBe(false)
     // The largest id that fits still goes through.
-    expect(buildEventDrafts(read({ recordIds: ['x'.repeat(97)] }), ctx({ maxRecordIdBytes: 100 }))).toHaveLength(1)
+    expect(buildEvents(read({ recordIds: ['x'.repeat(97)] }), ctx({ maxRecordIdBytes: 100 }))).toHaveLength(1)
   })
 })
 
-describe('buildEventDrafts privacy', () => {
+describe('buildEvents privacy', () => {
   const sessionId = 'sess-7f3a9c-secret-cookie-value'
 
   it('refuses a sessionId when the producer has no key (CONFIG_INVALID)', () => {
-    const err = thrown(() => buildEventDrafts(read({ sessionId }), ctx({ sessionHashKey: undefined })))
+    const err = thrown(() => buildEvents(read({ sessionId }), ctx({ sessionHashKey: undefined })))
     expect(err.code).toBe('CONFIG_INVALID')
   })
 
   it('sends HMAC-SHA256 of the session id under the key, never the id', () => {
-    const [d] = buildEventDrafts(read({ sessionId }), ctx())
+    const [d] = buildEvents(read({ sessionId }), ctx())
     expect(d!.session_hash?.equals(createHmac('sha256', KEY).update(sessionId).digest())).toBe(true)
     expect(JSON.stringify(d)).not.toContain(sessionId)
     expect(JSON.stringify(d)).not.toContain(Buffer.from(sessionId).toString('hex'))
   })
 
   it('a different key gives a different session hash', () => {
-    const [a] = buildEventDrafts(read({ sessionId }), ctx())
-    const [b] = buildEventDrafts(read({ sessionId }), ctx({ sessionHashKey: Buffer.alloc(32, 1) }))
+    const [a] = buildEvents(read({ sessionId }), ctx())
+    const [b] = buildEvents(read({ sessionId }), ctx({ sessionHashKey: Buffer.alloc(32, 1) }))
     expect(a!.session_hash?.equals(b!.session_hash!)).toBe(false)
   })
 
   it('leaves session_hash null without a sessionId', () => {
-    expect(buildEventDrafts(read(), ctx())[0]!.session_hash).toBeNull()
+    expect(buildEvents(read(), ctx())[0]!.session_hash).toBeNull()
   })
 
   it('sends the fingerprint of the query, not its literals', () => {
     const query = "SELECT id, email FROM customers WHERE email = 'alice@example.com' AND born = 19850302"
-    const [d] = buildEventDrafts(read({ query }), ctx())
+    const [d] = buildEvents(read({ query }), ctx())
     expect(d!.query_fingerprint).toBe('SELECT id, email FROM customers WHERE email = ? AND born = ?')
     expect(JSON.stringify(d)).not.toContain('alice@example.com')
     expect(JSON.stringify(d)).not.toContain('19850302')
   })
 
   it('passes a caller-computed fingerprint through when there is no SQL', () => {
-    expect(buildEventDrafts(read({ queryFingerprint: 'find customers by id' }), ctx())[0]!.query_fingerprint).toBe('find customers by id')
+    expect(buildEvents(read({ queryFingerprint: 'find customers by id' }), ctx())[0]!.query_fingerprint).toBe('find customers by id')
   })
 
   it('converts a Date occurredAt to microseconds', () => {
-    const [d] = buildEventDrafts(read({ occurredAt: new Date(1_700_000_000_123) }), ctx())
+    const [d] = buildEvents(read({ occurredAt: new Date(1_700_000_000_123) }), ctx())
     expect(d!.occurred_at).toBe(1_700_000_000_123_000)
   })
 })

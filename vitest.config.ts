@@ -14,6 +14,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/helpers/global-setup.ts'],
           // libchdb binds one data directory per process: every file gets its
           // own process, and files run one at a time on the shared broker.
           pool: 'forks',

@@ -1,11 +1,12 @@
-import { CompressionCodecs, CompressionTypes, Kafka, logLevel, type LogEntry } from 'kafkajs'
+import kafkajs, { CompressionTypes, Kafka, logLevel, type LogEntry } from 'kafkajs'
 import createSnappyCodec from 'kafkajs-snappy'
 import { z } from 'zod'
 import type { Logger } from './logger.js'
 
 // Snappy (pure JS) for both sides: producers compress with it by default, and
 // the chain writer must read whatever codec a producer chose.
-CompressionCodecs[CompressionTypes.Snappy] = createSnappyCodec
+// (CompressionCodecs is not a named export Node's ESM loader can see.)
+kafkajs.CompressionCodecs[CompressionTypes.Snappy] = createSnappyCodec
 
 /** The broker scripts/kafka.sh starts: 127.0.0.1 on READTRAIL_KAFKA_PORT (19092). */
 export function defaultBrokers(env: NodeJS.ProcessEnv = process.env): string[] {

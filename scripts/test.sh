@@ -18,7 +18,6 @@ npx vitest run --project unit --reporter=default --reporter=json --outputFile.js
 if [ "$status" -eq 0 ]; then
   echo "== integration tests (real Kafka broker, embedded ClickHouse, PostgreSQL/MariaDB where needed)"
   bash scripts/kafka.sh start
-  npm run build --silent
   npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.cache/vitest-integration.json || status=$?
 fi
 node scripts/test-summary.mjs .cache/vitest-unit.json .cache/vitest-integration.json

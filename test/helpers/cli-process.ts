@@ -12,9 +12,9 @@ export interface CliProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-/** Runs `readtrail <args>` from source in a separate process (its own chDB owner). */
+/** Runs the compiled `readtrail <args>` in a separate process (its own chDB owner). */
 export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+  const child = spawn(process.execPath, ['dist/cli/main.js', ...args], {
     cwd: ROOT,
     env: { ...process.env, READTRAIL_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -58,7 +58,7 @@ export interface CliResult {
 /** Runs `readtrail <args>` to completion. */
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+    const child = spawn(process.execPath, ['dist/cli/main.js', ...args], {
       cwd: ROOT,
       env: { ...process.env, READTRAIL_LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

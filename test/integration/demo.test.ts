@@ -1,0 +1,28 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { runCli } from '../helpers/cli-process.js'
+import { TEST_BROKERS } from '../helpers/kafka.js'
+
+describe('readtrail demo (the README main job)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'readtrail-demo-'))
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
+
+  it('names exactly the 5,000 scraped applicants, both readers of the shared record, and verifies', async () => {
+    const r = await runCli(['demo', '--data-dir', dataDir], { READTRAIL_KAFKA_BROKERS: TEST_BROKERS.join(',') })
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('72 audited reads published')
+    expect(r.stdout).toContain('72 events chained into ClickHouse')
+    expect(r.stdout).toMatch(/5000 applicant records, ids 104001\.\.109000/)
+    expect(r.stdout).toMatch(/Pattern: 5000 records between .* records\/minute/)
+    const who = r.stdout.slice(r.stdout.indexOf('Q2'), r.stdout.indexOf('readtrail verify'))
+    expect(who).toContain('clerk.marta')
+    expect(who).toContain('203.0.113.66')
+    expect(who).toContain('clerk.anna')
+    expect(who).toContain('(2 rows)')
+    expect(r.stdout).toContain('INTACT')
+    expect(r.stdout).toMatch(/72 rows in 3 chains verified/)
+  })
+})

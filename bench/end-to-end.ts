@@ -374,9 +374,9 @@ async function sweep(kafka: Kafka, bench: BenchStore, topics: string[], e2eRows:
   const n = SWEEP_EVENTS
   const producerRows: Record<string, string | number>[] = []
   const producerVariants: [string, ProducerSettings][] = [
-    ['defaults (lingerMs 2, maxBatchMessages 5000, gzip)', {}],
+    ['defaults (lingerMs 0, maxBatchMessages 5000, snappy)', {}],
     ["compression 'none'", { compression: 'none' }],
-    ['lingerMs 0', { lingerMs: 0 }],
+    ['lingerMs 2', { lingerMs: 2 }],
     ['lingerMs 20', { lingerMs: 20 }],
     ['maxBatchMessages 20000', { maxBatchMessages: 20_000 }],
   ]

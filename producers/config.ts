@@ -23,8 +23,12 @@ export const AuditProducerConfig = z
       .optional(),
     /** How the SQL passed as `query` is lexed when literals are removed. @default 'postgres' */
     sqlDialect: z.enum(['postgres', 'mysql']).default('postgres'),
-    /** How long a read waits for others to share its Kafka request. @default 2 */
-    lingerMs: z.number().min(0).max(1000).default(2),
+    /**
+     * Extra wait for other reads to share a Kafka request. 0 sends at once;
+     * reads arriving while a request is in flight still share the next one,
+     * so batching follows load without adding latency. @default 0
+     */
+    lingerMs: z.number().min(0).max(1000).default(0),
     /** @default 5000 */
     maxBatchMessages: z.number().int().min(1).max(100_000).default(5000),
     /** Largest message before a read is split into parts (keep under the topic's max.message.bytes). @default 900000 */

@@ -1,4 +1,5 @@
 import { describeError } from '../common/errors.js'
+import type { ClickHouseSettings } from '@clickhouse/client'
 import { HASH_SQL } from '../store/access-log-columns.js'
 import type { Store } from '../store/store.js'
 import { VerificationError } from './errors.js'
@@ -16,6 +17,14 @@ interface Context {
   findings: Finding[]
   truncated: boolean
 }
+
+/**
+ * The verifier recomputes everything on every run. ClickHouse's query
+ * condition cache remembers granules where a filter was false and skips them
+ * next time: an attacker who edits data in place would inherit a clean
+ * verdict. No caches.
+ */
+const NO_CACHES: ClickHouseSettings = { use_query_condition_cache: 0, use_query_cache: 0 }
 
 interface Step {
   name: string
@@ -49,6 +58,7 @@ const STEPS: readonly Step[] = [
          ORDER BY chain_id, seq
          LIMIT {limit:UInt32}`,
         { limit: ctx.maxFindings + 1 },
+        NO_CACHES,
       )
       ctx.truncated ||= rows.length > ctx.maxFindings
       for (const r of rows) {
@@ -75,6 +85,7 @@ const STEPS: readonly Step[] = [
          ORDER BY chain_id, seq
          LIMIT {limit:UInt32}`,
         { limit: ctx.maxFindings + 1 },
+        NO_CACHES,
       )
       ctx.truncated ||= rows.length > ctx.maxFindings
       for (const r of rows) {

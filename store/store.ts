@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream'
-import { createClient, type ClickHouseClient } from '@clickhouse/client'
+import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client'
 import { createRequire } from 'node:module'
 import type * as ChdbConnectionModule from 'chdb/connection'
 import type { Logger } from '../common/logger.js'
@@ -17,7 +17,7 @@ export interface Store {
   /** Creates the database, tables and views if missing. */
   ensureSchema(): Promise<void>
   /** Runs a SELECT with bound parameters and returns its rows. */
-  queryRows<T>(query: string, params?: Record<string, unknown>): Promise<T[]>
+  queryRows<T>(query: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>
   /** Inserts JSONCompactEachRow lines into a table in one atomic insert. */
   insertJsonLines(table: string, lines: readonly string[]): Promise<void>
   /** The same connection on another database (closing the view does not close the connection). */
@@ -81,9 +81,9 @@ function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string
         }
       }
     },
-    async queryRows<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+    async queryRows<T>(query: string, params: Record<string, unknown> = {}, settings?: ClickHouseSettings): Promise<T[]> {
       try {
-        const rs = await client.query({ query, query_params: params, format: 'JSONEachRow' })
+        const rs = await client.query({ query, query_params: params, format: 'JSONEachRow', ...(settings ? { clickhouse_settings: settings } : {}) })
         return await rs.json<T>()
       } catch (cause) {
         throw storeUnavailable('query failed', cause)

@@ -16,7 +16,7 @@ echo "== unit tests"
 status=0
 npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.cache/vitest-unit.json || status=$?
 if [ "$status" -eq 0 ]; then
-  echo "== integration tests (real Kafka broker, embedded ClickHouse, PostgreSQL/MariaDB where needed)"
+  echo "== integration tests (real Kafka broker, embedded ClickHouse)"
   bash scripts/kafka.sh start
   npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.cache/vitest-integration.json || status=$?
 fi

@@ -109,7 +109,8 @@ function syncBreakdown(producerId: string): void {
     producerId,
     sessionHashKey,
     sqlDialect: 'postgres',
-    maxRecordIdBytes: 900_000 - 16 * 1024,
+    recordIdBudget: () => 900_000 - 16 * 1024,
+    maxMessageBytes: 900_000,
   }
   const inputs = Array.from({ length: 1000 }, (_, i) => realisticRead(i, 10))
   const parsed = inputs.map((r) => ReadInput.parse(r))

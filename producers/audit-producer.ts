@@ -5,6 +5,7 @@ import { parseConfig } from '../common/config.js'
 import { createKafka } from '../common/kafka.js'
 import { createLogger, type Logger } from '../common/logger.js'
 import { namedIssues } from '../common/zod-issues.js'
+import type { AccessEvent } from '../schemas/access-event.js'
 import { createCodec } from '../schemas/codec.js'
 import { InputError } from '../schemas/errors.js'
 import { ReadInput } from '../schemas/read-input.js'
@@ -47,9 +48,6 @@ interface Pending {
   settle: (err?: Error) => void
 }
 
-// Avro overhead of an event beyond its record ids is well under this.
-const EVENT_OVERHEAD_BYTES = 16 * 1024
-
 /**
  * The SDK an application embeds. Reads are queued and sent in batches by one
  * idempotent kafkajs producer (one request in flight, so retries cannot
@@ -83,7 +81,11 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
     producerId,
     sessionHashKey: config.sessionHashKey,
     sqlDialect: config.sqlDialect,
-    maxRecordIdBytes: config.maxMessageBytes - EVENT_OVERHEAD_BYTES,
+    // The rest of the event is measured, not guessed: a read of many columns
+    // with a long fingerprint leaves less room for ids. 16 bytes cover the
+    // array's length prefix and the single-object header's slack.
+    maxMessageBytes: config.maxMessageBytes,
+    recordIdBudget: (withoutIds: AccessEvent) => config.maxMessageBytes - codec.encode(withoutIds).length - 16,
   }
 
   function schedule(): void {
@@ -102,8 +104,18 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
 
   async function drain(): Promise<void> {
     while (queue.length > 0) {
-      const batch = queue.slice(0, config.maxBatchMessages)
-      queue = queue.slice(batch.length)
+      // Bound each request by count and bytes: the broker refuses a record
+      // batch over the topic's max.message.bytes (1 MB by default).
+      let cut = 0
+      let bytes = 0
+      while (cut < queue.length && cut < config.maxBatchMessages) {
+        const size = (queue[cut]!.message.value as Buffer).length
+        if (cut > 0 && bytes + size > config.maxBatchBytes) break
+        bytes += size
+        cut += 1
+      }
+      const batch = queue.slice(0, cut)
+      queue = queue.slice(cut)
       try {
         await producer.send({ topic: config.topic, acks: -1, timeout: config.ackTimeoutMs, compression, messages: batch.map((p) => p.message) })
         for (const p of batch) p.settle()

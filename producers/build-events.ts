@@ -12,8 +12,13 @@ export interface EventContext {
   producerId: string
   sessionHashKey: string | Buffer | undefined
   sqlDialect: SqlDialect
-  /** Largest encoded size of one event's record_ids array, in bytes. */
-  maxRecordIdBytes: number
+  /**
+   * Bytes left for record ids in one message, given the read's event with no
+   * record ids (its encoded size depends on the columns, fingerprint, …).
+   */
+  recordIdBudget: (withoutIds: AccessEvent) => number
+  /** The message size the budget is computed against. */
+  maxMessageBytes: number
 }
 
 /**
@@ -27,14 +32,13 @@ export function buildEvents(input: ParsedReadInput, ctx: EventContext, firstSeq 
   const readId = uuidv7()
   const sessionHash = input.sessionId === undefined ? null : hashSession(input.sessionId, ctx.sessionHashKey)
   const fingerprint = input.query !== undefined ? fingerprintQuery(input.query, ctx.sqlDialect) : (input.queryFingerprint ?? '')
-  const parts = splitRecordIds(recordIds, ctx.maxRecordIdBytes)
   // One literal per part, no spread of a shared base: the events stay cheap
   // for V8 to encode on the caller's thread.
-  return parts.map((ids, index) => ({
+  const event = (ids: string[], index: number, count: number): AccessEvent => ({
     event_id: uuidv7(),
     read_id: readId,
     part_index: index,
-    part_count: parts.length,
+    part_count: count,
     occurred_at: occurredAt,
     principal_id: input.principal.id,
     principal_type: input.principal.type,
@@ -56,7 +60,26 @@ export function buildEvents(input: ParsedReadInput, ctx: EventContext, firstSeq 
     outcome: input.outcome,
     producer_id: ctx.producerId,
     producer_seq: firstSeq + index,
-  }))
+  })
+  // Measuring the encoded event costs an Avro encode; skip it when a
+  // generous upper bound (3 UTF-8 bytes per UTF-16 unit) already fits.
+  const base = event([], 0, 1)
+  const idsUpperBound = recordIds.reduce((n, id) => n + id.length * 3 + 3, 0)
+  const budget = upperBoundBytes(base) + idsUpperBound <= ctx.maxMessageBytes ? Infinity : ctx.recordIdBudget(base)
+  if (budget < 64) {
+    throw new ProducerError('READ_TOO_LARGE', `the read's other fields leave ${budget} bytes of a message for record ids`)
+  }
+  const parts = splitRecordIds(recordIds, budget)
+  return parts.map((ids, index) => event(ids, index, parts.length))
+}
+
+/** More than the Avro encoding of the event can take, without encoding it. */
+function upperBoundBytes(e: AccessEvent): number {
+  let chars = e.principal_id.length + e.service.length + e.environment.length + e.db_name.length + e.table_name.length
+  chars += e.query_fingerprint.length + e.producer_id.length + (e.on_behalf_of?.length ?? 0) + (e.client_ip?.length ?? 0)
+  chars += (e.purpose?.length ?? 0) + (e.trace_id?.length ?? 0)
+  for (const c of e.columns) chars += c.length + 1
+  return 512 + chars * 3
 }
 
 function hashSession(sessionId: string, key: string | Buffer | undefined): Buffer {

@@ -29,8 +29,10 @@ export const AuditProducerConfig = z
      * so batching follows load without adding latency. @default 0
      */
     lingerMs: z.number().min(0).max(1000).default(0),
-    /** @default 5000 */
+    /** Most events in one Kafka request. @default 5000 */
     maxBatchMessages: z.number().int().min(1).max(100_000).default(5000),
+    /** Most encoded bytes in one Kafka request (keep under the topic's max.message.bytes). @default 900000 */
+    maxBatchBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(900_000),
     /** Largest message before a read is split into parts (keep under the topic's max.message.bytes). @default 900000 */
     maxMessageBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(900_000),
     /**

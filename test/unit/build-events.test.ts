@@ -14,7 +14,8 @@ const ctx = (over: Partial<EventContext> = {}): EventContext => ({
   producerId: 'billing:test:1',
   sessionHashKey: KEY,
   sqlDialect: 'postgres',
-  maxRecordIdBytes: 64 * 1024,
+  recordIdBudget: () => 64 * 1024,
+  maxMessageBytes: 64 * 1024,
   ...over,
 })
 
@@ -42,7 +43,7 @@ const asEvent = (d: AccessEventType, seq: number) => ({ ...d, event_id: uuidv7()
 describe('buildEvents splitting', () => {
   const ids = Array.from({ length: 100_000 }, (_, i) => `rec-${i}`)
   const maxRecordIdBytes = 64 * 1024
-  const drafts = buildEvents(read({ recordIds: ids }), ctx({ maxRecordIdBytes }))
+  const drafts = buildEvents(read({ recordIds: ids }), ctx({ recordIdBudget: () => maxRecordIdBytes, maxMessageBytes: maxRecordIdBytes }))
 
   it('splits a large read into several parts numbered 0..n-1 under one read id', () => {
     expect(drafts.length).toBeGreaterThan(1)
@@ -93,11 +94,11 @@ describe('buildEvents splitting', () => {
   })
 
   it('throws READ_TOO_LARGE for a single id that cannot fit', () => {
-    const err = thrown(() => buildEvents(read({ recordIds: ['a', 'x'.repeat(98)] }), ctx({ maxRecordIdBytes: 100 })))
+    const err = thrown(() => buildEvents(read({ recordIds: ['a', 'x'.repeat(98)] }), ctx({ recordIdBudget: () => 100, maxMessageBytes: 100 })))
     expect(err.code).toBe('READ_TOO_LARGE')
     expect(err.retriable).toBe(false)
     // The largest id that fits still goes through.
-    expect(buildEvents(read({ recordIds: ['x'.repeat(97)] }), ctx({ maxRecordIdBytes: 100 }))).toHaveLength(1)
+    expect(buildEvents(read({ recordIds: ['x'.repeat(97)] }), ctx({ recordIdBudget: () => 100, maxMessageBytes: 100 }))).toHaveLength(1)
   })
 })
 

@@ -10,29 +10,34 @@ import { openAppStore } from './runtime.js'
 
 /**
  * `readtrail consume`: runs the chain writer until SIGINT/SIGTERM. It owns
- * the embedded store while it runs.
+ * the embedded store while it runs and answers other readtrail processes'
+ * queries through its socket.
  */
 export async function consumeCommand(config: AppConfig, logger: Logger): Promise<number> {
   const store = await openAppStore(config, 'readtrail consume', logger)
-  const kafka = createKafka(config.kafka, logger)
-  await ensureTopics(kafka, { topic: config.topic, partitions: config.partitions })
-  const writer = createChainWriter({
-    config: ChainWriterConfig.parse({ kafka: config.kafka, topic: config.topic, groupId: config.groupId }),
-    kafka,
-    store,
-    registry: loadSchemaRegistry(),
-    logger,
-  })
-  await writer.start()
-  const stopServing = store.kind === 'embedded' ? await serveOwnerApi(store, config.store.dataDir, logger) : async () => {}
-  const progress = setInterval(() => logger.info({ ...writer.stats() }, 'chain writer progress'), 10_000)
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve)
-    process.once('SIGTERM', resolve)
-  })
-  clearInterval(progress)
-  await stopServing()
-  await writer.stop()
-  await store.close()
-  return 0
+  try {
+    const kafka = createKafka(config.kafka, logger)
+    await ensureTopics(kafka, { topic: config.topic, partitions: config.partitions })
+    const writer = createChainWriter({
+      config: ChainWriterConfig.parse({ kafka: config.kafka, topic: config.topic, groupId: config.groupId }),
+      kafka,
+      store,
+      registry: loadSchemaRegistry(),
+      logger,
+    })
+    const stopped = new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve)
+      process.once('SIGTERM', resolve)
+    })
+    await writer.start()
+    const stopServing = store.kind === 'embedded' ? await serveOwnerApi(store, config.store.dataDir, logger) : async () => {}
+    const progress = setInterval(() => logger.info({ ...writer.stats() }, 'chain writer progress'), 10_000)
+    await stopped
+    clearInterval(progress)
+    await stopServing()
+    await writer.stop()
+    return 0
+  } finally {
+    await store.close()
+  }
 }

@@ -26,6 +26,13 @@ interface Context {
  */
 const NO_CACHES: ClickHouseSettings = { use_query_condition_cache: 0, use_query_cache: 0 }
 
+/** Rows a check flags, in chain order, at most one more than can be listed. */
+async function suspectRows<T>(ctx: Context, select: string): Promise<T[]> {
+  const rows = await ctx.store.queryRows<T>(`${select}\nORDER BY chain_id, seq\nLIMIT {limit:UInt32}`, { limit: ctx.maxFindings + 1 }, NO_CACHES)
+  ctx.truncated ||= rows.length > ctx.maxFindings
+  return rows
+}
+
 interface Step {
   name: string
   run(ctx: Context): Promise<void>
@@ -52,15 +59,10 @@ const STEPS: readonly Step[] = [
     async run(ctx) {
       // Every column is re-encoded and hashed by ClickHouse itself; a row
       // whose stored hash differs was edited after it was written.
-      const rows = await ctx.store.queryRows<{ chain_id: string; seq: number }>(
-        `SELECT chain_id, seq FROM ${ctx.store.table('access_log')}
-         WHERE hash != ${HASH_SQL}
-         ORDER BY chain_id, seq
-         LIMIT {limit:UInt32}`,
-        { limit: ctx.maxFindings + 1 },
-        NO_CACHES,
+      const rows = await suspectRows<{ chain_id: string; seq: number }>(
+        ctx,
+        `SELECT chain_id, seq FROM ${ctx.store.table('access_log')} WHERE hash != ${HASH_SQL}`,
       )
-      ctx.truncated ||= rows.length > ctx.maxFindings
       for (const r of rows) {
         ctx.findings.push({ chain_id: r.chain_id, seq: Number(r.seq), kind: 'hash_mismatch', detail: 'stored columns do not hash to the stored hash' })
       }
@@ -73,7 +75,8 @@ const STEPS: readonly Step[] = [
       // the previous hash and seq must be the previous seq + 1. The first
       // row links to the genesis hash and seq 0. Only the four link columns
       // are read, so this stays cheap next to re-hashing.
-      const rows = await ctx.store.queryRows<{ chain_id: string; seq: number; prev_seq: number; link_ok: number }>(
+      const rows = await suspectRows<{ chain_id: string; seq: number; prev_seq: number; link_ok: number }>(
+        ctx,
         `SELECT chain_id, seq, prev_seq, link_ok FROM (
            SELECT chain_id, seq,
                   prev_hash = lagInFrame(hash, 1, toFixedString(unhex(repeat('00', 32)), 32)) OVER w AS link_ok,
@@ -81,13 +84,8 @@ const STEPS: readonly Step[] = [
            FROM ${ctx.store.table('access_log')}
            WINDOW w AS (PARTITION BY chain_id ORDER BY seq ASC ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
          )
-         WHERE NOT link_ok OR seq != prev_seq + 1
-         ORDER BY chain_id, seq
-         LIMIT {limit:UInt32}`,
-        { limit: ctx.maxFindings + 1 },
-        NO_CACHES,
+         WHERE NOT link_ok OR seq != prev_seq + 1`,
       )
-      ctx.truncated ||= rows.length > ctx.maxFindings
       for (const r of rows) {
         const seq = Number(r.seq)
         const prev = Number(r.prev_seq)

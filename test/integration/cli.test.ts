@@ -60,6 +60,13 @@ describe('readtrail CLI', () => {
     expect(r.stderr).toContain('kafka.brokers.0')
   })
 
+  it('consume without a reachable broker exits 2 with KAFKA_UNAVAILABLE and leaves the store free', async () => {
+    const r = await runCli(['consume', ...dir], { READTRAIL_KAFKA_BROKERS: '127.0.0.1:9' })
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('KAFKA_UNAVAILABLE')
+    expect(existsSync(join(dataDir, 'readtrail-owner.json'))).toBe(false)
+  })
+
   it('verify exits 0 on an intact log, 1 with the damaged chain and seq, 2 when the store is unreachable', async () => {
     await withStore(async (store) => {
       await seedChain(store, 'demo/0', 30, (i) => ({ principal_id: i === 3 ? 'clerk.anna' : 'clerk.bruno', record_ids: [`${100 + i}`] }))

@@ -1,0 +1,7 @@
+export { createRandom, FIRST_APPLICANT_ID, generateApplicants } from './applicants.js'
+export type { Applicant } from './applicants.js'
+export { repoRoot, startLocalKafka } from './local-kafka.js'
+export { createRegistryApp } from './registry-app.js'
+export type { RequestContext } from './registry-app.js'
+export { runDemo } from './run-demo.js'
+export type { DemoResult } from './run-demo.js'

@@ -13,6 +13,8 @@ export const AppConfig = z
     groupId: z.string().min(1),
     /** @default 3 */
     partitions: z.number().int().min(1).max(1000),
+    /** @default 30000 */
+    sessionTimeoutMs: z.number().int().min(6000).max(300_000),
     store: StoreConfig,
   })
   .strict()
@@ -26,6 +28,7 @@ export const ENVIRONMENT = {
   READTRAIL_TOPIC: 'access-event topic (default readtrail.access); its dead-letter topic is <topic>.dlq',
   READTRAIL_TOPIC_PARTITIONS: 'partitions (= chains) when readtrail creates the topic (default 3)',
   READTRAIL_GROUP_ID: 'chain-writer consumer group (default readtrail-chain-writer)',
+  READTRAIL_KAFKA_SESSION_TIMEOUT_MS: 'how long the group waits for a silent chain writer before failing over (default 30000, at least 6000)',
   READTRAIL_CLICKHOUSE_URL: 'ClickHouse server URL; unset = embedded chDB engine',
   READTRAIL_CLICKHOUSE_USER: 'ClickHouse user (default "default")',
   READTRAIL_CLICKHOUSE_PASSWORD: 'ClickHouse password (default empty)',
@@ -55,6 +58,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides
       topic: overrides.topic ?? env['READTRAIL_TOPIC'] ?? 'readtrail.access',
       groupId: env['READTRAIL_GROUP_ID'] ?? 'readtrail-chain-writer',
       partitions: partitions === undefined ? 3 : Number(partitions),
+      sessionTimeoutMs: Number(env['READTRAIL_KAFKA_SESSION_TIMEOUT_MS'] ?? 30_000),
       store: {
         url: env['READTRAIL_CLICKHOUSE_URL'] || undefined,
         username: env['READTRAIL_CLICKHOUSE_USER'] ?? 'default',

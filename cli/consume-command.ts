@@ -19,7 +19,7 @@ export async function consumeCommand(config: AppConfig, logger: Logger): Promise
     const kafka = createKafka(config.kafka, logger)
     await ensureTopics(kafka, { topic: config.topic, partitions: config.partitions })
     const writer = createChainWriter({
-      config: ChainWriterConfig.parse({ kafka: config.kafka, topic: config.topic, groupId: config.groupId }),
+      config: ChainWriterConfig.parse({ kafka: config.kafka, topic: config.topic, groupId: config.groupId, sessionTimeoutMs: config.sessionTimeoutMs }),
       kafka,
       store,
       registry: loadSchemaRegistry(),

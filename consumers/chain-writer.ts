@@ -142,6 +142,8 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       consumer = kafka.consumer({
         groupId: config.groupId,
         maxBytesPerPartition: config.maxBytesPerPartition,
+        sessionTimeout: config.sessionTimeoutMs,
+        heartbeatInterval: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
         maxBytes: config.maxBytesPerPartition * 4,
         allowAutoTopicCreation: false,
       })

@@ -15,6 +15,11 @@ export const ChainWriterConfig = z
     partitionsConsumedConcurrently: z.number().int().min(1).max(64).default(3),
     /** Upper bound of one fetch per partition, hence of one insert. @default 4 MiB */
     maxBytesPerPartition: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    /**
+     * How long the group waits for a silent writer before giving its
+     * partitions to another (the failover time after a crash). @default 30000
+     */
+    sessionTimeoutMs: z.number().int().min(6000).max(300_000).default(30_000),
     /** Read from the earliest offset when the group has none committed. @default true */
     fromBeginning: z.boolean().default(true),
   })

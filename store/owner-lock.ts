@@ -20,17 +20,27 @@ const LOCK_FILE = 'readtrail-owner.json'
 export function claimDataDir(dataDir: string, command: string): () => void {
   mkdirSync(dataDir, { recursive: true })
   const path = join(dataDir, LOCK_FILE)
-  const existing = readOwner(path)
-  if (existing && existing.pid !== process.pid && isAlive(existing.pid)) {
-    throw new StoreError(
-      'STORE_LOCKED',
-      `the embedded store ${dataDir} is owned by readtrail process ${existing.pid} (\`${existing.command}\`, started ${existing.started_at}); ` +
-        'stop it first, or run against a ClickHouse server (READTRAIL_CLICKHOUSE_URL) to share the store',
-      { retriable: true, details: { ...existing } },
-    )
-  }
   const record: OwnerRecord = { pid: process.pid, command, started_at: new Date().toISOString() }
-  writeFileSync(path, JSON.stringify(record))
+  // Created exclusively, so two processes starting together cannot both win.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      writeFileSync(path, JSON.stringify(record), { flag: 'wx' })
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw err
+      const existing = readOwner(path)
+      if (existing && existing.pid !== process.pid && isAlive(existing.pid)) {
+        throw new StoreError(
+          'STORE_LOCKED',
+          `the embedded store ${dataDir} is owned by readtrail process ${existing.pid} (\`${existing.command}\`, started ${existing.started_at}); ` +
+            'stop it first, or run against a ClickHouse server (READTRAIL_CLICKHOUSE_URL) to share the store',
+          { retriable: true, details: { ...existing } },
+        )
+      }
+      // Left by a process that died (its engine lock died with it), or unreadable: take it over.
+      rmSync(path, { force: true })
+    }
+  }
   return () => {
     if (readOwner(path)?.pid === process.pid) rmSync(path, { force: true })
   }

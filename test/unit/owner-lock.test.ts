@@ -1,0 +1,48 @@
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { claimDataDir } from '../../store/owner-lock.js'
+
+describe('claimDataDir', () => {
+  const dirs: string[] = []
+  const fresh = () => {
+    const d = mkdtempSync(join(tmpdir(), 'rt-lock-'))
+    dirs.push(d)
+    return d
+  }
+  afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })))
+
+  it('records this process as owner and removes the record on release', () => {
+    const dir = fresh()
+    const release = claimDataDir(dir, 'readtrail consume')
+    const owner = JSON.parse(readFileSync(join(dir, 'readtrail-owner.json'), 'utf8')) as { pid: number; command: string }
+    expect(owner).toMatchObject({ pid: process.pid, command: 'readtrail consume' })
+    release()
+    expect(existsSync(join(dir, 'readtrail-owner.json'))).toBe(false)
+  })
+
+  it('refuses a directory owned by a live process, naming it', async () => {
+    const dir = fresh()
+    const other = spawn('sleep', ['30'])
+    try {
+      writeFileSync(join(dir, 'readtrail-owner.json'), JSON.stringify({ pid: other.pid, command: 'readtrail consume', started_at: 'then' }))
+      expect(() => claimDataDir(dir, 'readtrail verify')).toThrow(expect.objectContaining({ code: 'STORE_LOCKED', retriable: true }))
+      expect(() => claimDataDir(dir, 'readtrail verify')).toThrow(`readtrail process ${other.pid} (\`readtrail consume\``)
+    } finally {
+      other.kill()
+      await new Promise((r) => other.on('exit', r))
+    }
+    // Once that process is gone its record is taken over.
+    const release = claimDataDir(dir, 'readtrail verify')
+    expect(JSON.parse(readFileSync(join(dir, 'readtrail-owner.json'), 'utf8'))).toMatchObject({ pid: process.pid })
+    release()
+  })
+
+  it('takes over an unreadable record', () => {
+    const dir = fresh()
+    writeFileSync(join(dir, 'readtrail-owner.json'), '{not json')
+    claimDataDir(dir, 'x')()
+  })
+})

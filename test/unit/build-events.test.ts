@@ -6,6 +6,7 @@ import type { AccessEvent as AccessEventType } from '../../schemas/access-event.
 import { ProducerError } from '../../producers/errors.js'
 import { AccessEvent } from '../../schemas/access-event.js'
 import { ReadInput } from '../../schemas/read-input.js'
+import { thrownBy } from '../helpers/thrown.js'
 
 const KEY = 'k'.repeat(32)
 const ctx = (over: Partial<EventContext> = {}): EventContext => ({
@@ -28,15 +29,7 @@ const read = (over: Partial<ReadInput> = {}) =>
     ...over,
   })
 
-function thrown(fn: () => unknown): ProducerError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProducerError)
-    return err as ProducerError
-  }
-  throw new Error('expected a ProducerError')
-}
+const thrown = (fn: () => unknown): ProducerError => thrownBy(ProducerError, fn)
 
 const asEvent = (d: AccessEventType, seq: number) => ({ ...d, event_id: uuidv7(), producer_seq: seq })
 

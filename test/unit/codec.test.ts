@@ -7,6 +7,7 @@ import { createCodec, HEADER_LENGTH } from '../../schemas/codec.js'
 import { SchemaError } from '../../schemas/errors.js'
 import { fingerprintBytes } from '../../schemas/fingerprint.js'
 import { DEFAULT_SCHEMA_DIR, loadSchemaRegistry } from '../../schemas/registry.js'
+import { thrownBy } from '../helpers/thrown.js'
 
 function fullEvent(): AccessEvent {
   return {
@@ -42,15 +43,7 @@ function nullEvent(): AccessEvent {
   return { ...fullEvent(), on_behalf_of: null, session_hash: null, client_ip: null, purpose: null, trace_id: null, record_ids: [] }
 }
 
-function decodeError(fn: () => unknown): SchemaError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(SchemaError)
-    return err as SchemaError
-  }
-  throw new Error('expected decode to throw')
-}
+const decodeError = (fn: () => unknown): SchemaError => thrownBy(SchemaError, fn)
 
 const tempDirs: string[] = []
 afterAll(() => {

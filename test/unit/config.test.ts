@@ -4,21 +4,14 @@ import { ConfigError } from '../../common/errors.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
 import { AuditProducerConfig } from '../../producers/config.js'
 import { StoreConfig } from '../../store/config.js'
+import { thrownBy } from '../helpers/thrown.js'
 
 interface Issue {
   key: string
   problem: string
 }
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError)
-    return err as ConfigError
-  }
-  throw new Error('expected a ConfigError')
-}
+const configError = (fn: () => unknown): ConfigError => thrownBy(ConfigError, fn)
 
 const issuesOf = (err: ConfigError) => (err.details?.['issues'] ?? []) as Issue[]
 

@@ -1,0 +1,12 @@
+import { expect } from 'vitest'
+
+/** Runs `fn`, expects it to throw an instance of `type`, and returns the error. */
+export function thrownBy<E extends Error>(type: abstract new (...args: never[]) => E, fn: () => unknown): E {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(type)
+    return err as E
+  }
+  throw new Error(`expected a ${type.name}`)
+}

@@ -16,7 +16,7 @@ export const ERROR_CODES = {
   STORE_UNAVAILABLE: 'ClickHouse (server or embedded chDB) could not be reached or failed a request.',
   STORE_LOCKED: 'The embedded store is owned by another readtrail process; the message names its pid and command.',
   STORE_SCHEMA_MISMATCH: 'The access_log table in ClickHouse does not have the columns this version of readtrail writes.',
-  CHAIN_CONFLICT: 'The chain head in ClickHouse moved while this writer held the partition (another writer is active).',
+  ROW_REJECTED: 'ClickHouse refused to store an event that passed validation (its reason is in the message); the event was dead-lettered so its partition keeps moving.',
   QUERY_UNKNOWN: 'No saved query has that name.',
   QUERY_PARAM_INVALID: 'A saved-query parameter is missing or invalid; nothing was sent to ClickHouse.',
   VERIFY_FAILED: 'Verification could not run to completion (the store failed mid-way); this is not a finding about the data.',

@@ -4,11 +4,13 @@ import type { Logger } from '../common/logger.js'
 import { nowMicros } from '../common/time.js'
 import { createCodec } from '../schemas/codec.js'
 import type { SchemaRegistry } from '../schemas/registry.js'
+import { isDataError } from '../store/errors.js'
 import type { Store } from '../store/store.js'
 import { chainIdOf, linkEntries, type ChainEntry, type ChainHead } from './chain.js'
 import { readChainHead } from './chain-head.js'
 import type { ChainWriterConfig } from './config.js'
 import { deadLetterTopicOf } from './topics.js'
+import { IngestError } from './errors.js'
 import { assertAccessEvent } from './validate-event.js'
 
 export interface ChainWriterStats {
@@ -83,8 +85,34 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     })
     stats.deadLettered += dead.length
     for (const { message, error } of dead) {
-      log.warn({ topic, partition, offset: message.offset, code: isReadtrailError(error) ? error.code : undefined, reason: describeError(error) }, 'message dead-lettered')
+      const code = isReadtrailError(error) ? error.code : undefined
+      // ClickHouse quotes the refused row in its message: keep that out of the logs.
+      const reason = code === 'ROW_REJECTED' ? 'refused by ClickHouse (reason in the dead letter)' : describeError(error)
+      log.warn({ topic, partition, offset: message.offset, code, reason }, 'message dead-lettered')
     }
+  }
+
+  /**
+   * Inserts entries one at a time, each linked to the head read back from the
+   * store; an event ClickHouse refuses goes to the dead-letter topic and the
+   * chain continues without it. Only used after a batch insert was refused.
+   */
+  async function storeOneByOne(topic: string, partition: number, chainId: string, entries: ChainEntry[], sources: KafkaMessage[]): Promise<void> {
+    let head = await readChainHead(store, chainId)
+    for (const [i, entry] of entries.entries()) {
+      if (head.lastOffset !== null && entry.offset <= head.lastOffset) continue
+      const linked = linkEntries(head, [entry], nowMicros())
+      try {
+        await store.insertJsonLines('access_log_ingest', linked.lines)
+        head = linked.head
+        stats.stored += 1
+      } catch (err) {
+        if (!isDataError(err)) throw err
+        const reason = new IngestError('ROW_REJECTED', `ClickHouse refused the event: ${describeError(err)}`, { cause: err })
+        await sendDeadLetters(topic, partition, [{ message: sources[i]!, error: reason }])
+      }
+    }
+    heads.set(chainId, head)
   }
 
   async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
@@ -92,6 +120,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     const chainId = chainIdOf(batch.topic, batch.partition)
     const head = await headOf(chainId)
     const entries: ChainEntry[] = []
+    const sources: KafkaMessage[] = []
     const dead: { message: KafkaMessage; error: unknown }[] = []
     for (const message of batch.messages) {
       const offset = BigInt(message.offset)
@@ -104,6 +133,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         const decoded = codec.decode(message.value)
         assertAccessEvent(decoded.event)
         entries.push({ event: decoded.event, offset, schemaVersion: versionByFingerprint.get(decoded.writer.fingerprint) ?? 0 })
+        sources.push(message)
       } catch (error) {
         dead.push({ message, error })
       }
@@ -120,14 +150,17 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       const linked = linkEntries(head, entries, nowMicros())
       try {
         await store.insertJsonLines('access_log_ingest', linked.lines)
+        heads.set(chainId, linked.head)
+        stats.stored += entries.length
       } catch (err) {
         // The insert may have landed before the error surfaced: forget the head
         // so the retry reads the truth back instead of forking the chain.
         heads.delete(chainId)
-        throw err
+        if (!isDataError(err)) throw err
+        // ClickHouse refused the data itself, which a retry cannot change:
+        // find the refused events one by one so the partition keeps moving.
+        await storeOneByOne(batch.topic, batch.partition, chainId, entries, sources)
       }
-      heads.set(chainId, linked.head)
-      stats.stored += entries.length
     }
     const last = batch.lastOffset()
     resolveOffset(last)

@@ -24,7 +24,9 @@ export const MAX_LONG = 2 ** 53 - 2
 
 const name = z.string().min(1).max(LIMITS.name)
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lowercase UUID')
-export const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address')
+// Zone ids (fe80::1%eth0) are refused: ClickHouse's IPv6 type cannot store
+// them, and one such row would make it refuse a whole batch.
+export const ipAddress = z.string().refine((v) => isIP(v) !== 0 && !v.includes('%'), 'must be an IPv4 or IPv6 address (no zone id)')
 
 export const AccessEvent = z
   .object({

@@ -60,7 +60,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
   const registry = options.registry ?? loadSchemaRegistry()
   const codec = createCodec(registry)
   const kafka = options.kafka ?? createKafka(config.kafka, logger)
-  const producerId = config.producerId ?? `${config.service}:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
+  const producerId = config.producerId ?? `${config.service.slice(0, 160)}:${hostname().slice(0, 64)}:${process.pid}:${randomUUID().slice(0, 8)}`
   const compression = { snappy: CompressionTypes.Snappy, gzip: CompressionTypes.GZIP, none: CompressionTypes.None }[config.compression]
   const producer: Producer = kafka.producer({
     idempotent: true,

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto'
-import type { AccessEvent } from '../schemas/access-event.js'
+import { LIMITS, type AccessEvent } from '../schemas/access-event.js'
 import type { ParsedReadInput } from '../schemas/read-input.js'
 import { nowMicros } from '../common/time.js'
 import { uuidv7 } from '../common/uuid.js'
@@ -31,7 +31,10 @@ export function buildEvents(input: ParsedReadInput, ctx: EventContext, firstSeq 
   const occurredAt = input.occurredAt === undefined ? nowMicros() : input.occurredAt instanceof Date ? input.occurredAt.getTime() * 1000 : input.occurredAt
   const readId = uuidv7()
   const sessionHash = input.sessionId === undefined ? null : hashSession(input.sessionId, ctx.sessionHashKey)
-  const fingerprint = input.query !== undefined ? fingerprintQuery(input.query, ctx.sqlDialect) : (input.queryFingerprint ?? '')
+  // A fingerprint has no literals left, so cutting a very long one loses
+  // shape, never data; the cut is marked.
+  let fingerprint = input.query !== undefined ? fingerprintQuery(input.query, ctx.sqlDialect) : (input.queryFingerprint ?? '')
+  if (fingerprint.length > LIMITS.fingerprint) fingerprint = `${fingerprint.slice(0, LIMITS.fingerprint - 1)}…`
   // One literal per part, no spread of a shared base: the events stay cheap
   // for V8 to encode on the caller's thread.
   const event = (ids: string[], index: number, count: number): AccessEvent => ({

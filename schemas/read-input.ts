@@ -4,6 +4,10 @@ import { ACTIONS, LIMITS, MAX_LONG, OUTCOMES, PRINCIPAL_TYPES, ipAddress } from 
 const name = z.string().min(1).max(LIMITS.name)
 
 /**
+ * Every limit here is at least as strict as AccessEvent's: a read the SDK
+ * accepts must never be refused by the chain writer after the broker
+ * acknowledged it (test/unit/read-input-to-event.test.ts).
+ *
  * What an application hands the SDK for one read. The SDK turns it into one or
  * more AccessEvents: it hashes the session id, fingerprints the SQL and numbers
  * the event, so neither raw SQL nor a raw session id ever leaves the process.
@@ -23,7 +27,9 @@ export const ReadInput = z
     resource: z.object({ database: name, table: name }).strict(),
     columns: z.array(name).min(1).max(LIMITS.columns),
     /** Primary keys of every row the read returned. */
-    recordIds: z.array(z.union([z.string().max(LIMITS.recordId), z.number(), z.bigint()])),
+    recordIds: z.array(
+      z.union([z.string(), z.number(), z.bigint()]).refine((id) => String(id).length <= LIMITS.recordId, `at most ${LIMITS.recordId} characters`),
+    ),
     /** Rows returned; defaults to recordIds.length. */
     rowCount: z.number().int().min(0).max(MAX_LONG).optional(),
     recordIdsComplete: z.boolean().default(true),
@@ -35,7 +41,9 @@ export const ReadInput = z
     traceId: z.string().min(1).max(LIMITS.text).optional(),
     outcome: z.enum(OUTCOMES).default('success'),
     /** When the read happened, in microseconds since the epoch, or a Date. */
-    occurredAt: z.union([z.number().int().min(0).max(MAX_LONG), z.date()]).optional(),
+    occurredAt: z
+      .union([z.number().int().min(0).max(MAX_LONG), z.date().refine((d) => d.getTime() >= 0 && d.getTime() * 1000 <= MAX_LONG, 'must be after 1970')])
+      .optional(),
   })
   .strict()
   .refine((r) => r.rowCount === undefined || r.rowCount >= r.recordIds.length, {

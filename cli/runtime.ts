@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs'
 import pino from 'pino'
 import { createLogger, type Logger } from '../common/logger.js'
+import { StoreError } from '../store/errors.js'
 import { openStore, type Store } from '../store/store.js'
 import { isReadtrailError, ReadtrailError } from '../common/errors.js'
 import type { AppConfig } from './config.js'
@@ -10,10 +12,19 @@ export function createCliLogger(): Logger {
   return createLogger({}, pino.destination(2))
 }
 
-export async function openAppStore(config: AppConfig, command: string, logger: Logger): Promise<Store> {
+/**
+ * Opens the store. Writers (`create`) create missing tables; readers only
+ * check them, and never create an empty store where they were pointed at a
+ * wrong directory or database.
+ */
+export async function openAppStore(config: AppConfig, command: string, logger: Logger, mode: { create: boolean } = { create: true }): Promise<Store> {
+  if (!mode.create && config.store.url === undefined && !existsSync(config.store.dataDir)) {
+    throw new StoreError('STORE_SCHEMA_MISMATCH', `no readtrail store at ${config.store.dataDir} (set --data-dir or READTRAIL_DATA_DIR)`)
+  }
   const store = openStore(config.store, { command, logger })
   try {
-    await store.ensureSchema()
+    if (mode.create) await store.ensureSchema()
+    await store.checkSchema()
   } catch (err) {
     await store.close()
     throw err
@@ -34,7 +45,7 @@ export async function withStore<T>(
 ): Promise<T> {
   let store: Store
   try {
-    store = await openAppStore(config, command, logger)
+    store = await openAppStore(config, command, logger, { create: false })
   } catch (err) {
     const viaOwner = isReadtrailError(err) && err.code === 'STORE_LOCKED' ? callOwner<T>(config.store.dataDir, remote) : undefined
     if (!viaOwner) throw err

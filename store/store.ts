@@ -5,7 +5,8 @@ import type * as ChdbConnectionModule from 'chdb/connection'
 import type { Logger } from '../common/logger.js'
 import type { StoreConfig } from './config.js'
 import { accessLogDdl, quoteIdent } from './ddl.js'
-import { storeUnavailable } from './errors.js'
+import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from './access-log-columns.js'
+import { StoreError, storeUnavailable } from './errors.js'
 import { claimDataDir } from './owner-lock.js'
 
 export interface Store {
@@ -16,6 +17,12 @@ export interface Store {
   table(name: string): string
   /** Creates the database, tables and views if missing. */
   ensureSchema(): Promise<void>
+  /**
+   * Throws STORE_SCHEMA_MISMATCH unless access_log exists with exactly the
+   * columns this version writes. Read-only commands call this instead of
+   * ensureSchema, so a wrong database never passes for an empty, intact log.
+   */
+  checkSchema(): Promise<void>
   /** Runs a SELECT with bound parameters and returns its rows. */
   queryRows<T>(query: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>
   /** Inserts JSONCompactEachRow lines into a table in one atomic insert. */
@@ -79,6 +86,26 @@ function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string
         } catch (cause) {
           throw storeUnavailable('creating the readtrail schema failed', cause)
         }
+      }
+    },
+    async checkSchema() {
+      const want = [...ACCESS_LOG_COLUMNS, HASH_COLUMN].map((c) => `${c.name} ${c.type}`)
+      const rows = await this.queryRows<{ name: string; type: string }>(
+        `SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'access_log' ORDER BY position`,
+        { db: database },
+      )
+      if (rows.length === 0) {
+        throw new StoreError('STORE_SCHEMA_MISMATCH', `no readtrail log here: database ${database} has no access_log table`, { details: { database } })
+      }
+      const have = rows.map((r) => `${r.name} ${r.type}`)
+      const missing = want.filter((c) => !have.includes(c))
+      const unexpected = have.filter((c) => !want.includes(c))
+      if (missing.length > 0 || unexpected.length > 0 || have.join() !== want.join()) {
+        throw new StoreError(
+          'STORE_SCHEMA_MISMATCH',
+          `${database}.access_log was not created by this readtrail version: missing [${missing.join(', ')}], unexpected [${unexpected.join(', ')}]`,
+          { details: { database, missing, unexpected } },
+        )
       }
     },
     async queryRows<T>(query: string, params: Record<string, unknown> = {}, settings?: ClickHouseSettings): Promise<T[]> {

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { rmSync } from 'node:fs'
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { AppConfig } from '../cli/config.js'
 import { formatRows } from '../cli/format-rows.js'
+import { ReadtrailError } from '../common/errors.js'
 import { createKafka } from '../common/kafka.js'
 import type { Logger } from '../common/logger.js'
 import { createChainWriter } from '../consumers/chain-writer.js'
@@ -15,7 +17,8 @@ import { recordsTouchedByPrincipal, type RecordTouchedRow } from '../queries/rec
 import { runSavedQuery } from '../queries/saved-query.js'
 import { whoTouchedRecord } from '../queries/who-touched-record.js'
 import { loadSchemaRegistry } from '../schemas/registry.js'
-import { openStore } from '../store/store.js'
+import { claimDataDir } from '../store/owner-lock.js'
+import { openStore, type Store } from '../store/store.js'
 import { FIRST_APPLICANT_ID, generateApplicants } from './applicants.js'
 import { createRegistryApp, type RequestContext } from './registry-app.js'
 
@@ -35,14 +38,39 @@ const MINUTE_US = 60_000_000
  * and the chain writer into the embedded store; then the investigator's
  * questions are answered from the log and the chain is verified.
  */
+const DEMO_MARKER = '.readtrail-demo'
+const DEMO_DATABASE = 'readtrail_demo'
+
+/**
+ * The demo starts from an empty store every run, so it must never be pointed
+ * at a real audit log: it wipes only a directory it made itself (or an empty
+ * one), after checking no readtrail process owns it, and on a ClickHouse
+ * server it writes to its own `readtrail_demo` database.
+ */
+async function openDemoStore(config: AppConfig, logger: Logger): Promise<Store> {
+  if (config.store.url !== undefined) {
+    const server = openStore({ ...config.store, database: DEMO_DATABASE }, { command: 'readtrail demo', logger })
+    await server.client.command({ query: `DROP DATABASE IF EXISTS ${DEMO_DATABASE}` })
+    await server.ensureSchema()
+    return server
+  }
+  const dir = config.store.dataDir
+  if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(join(dir, DEMO_MARKER))) {
+    throw new ReadtrailError('USAGE', `refusing to wipe ${dir} for the demo: it is not a demo store (no ${DEMO_MARKER}); choose another --data-dir`)
+  }
+  claimDataDir(dir, 'readtrail demo')() // throws STORE_LOCKED while another process owns it
+  rmSync(dir, { recursive: true, force: true })
+  const store = openStore(config.store, { command: 'readtrail demo', logger })
+  writeFileSync(join(dir, DEMO_MARKER), 'Created by `readtrail demo`; wiped at every demo run.\n')
+  await store.ensureSchema()
+  return store
+}
+
 export async function runDemo(config: AppConfig, logger: Logger, out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<DemoResult> {
   const runId = Date.now().toString(36)
   const topic = `${config.topic}.demo-${runId}`
   const groupId = `readtrail-demo-${runId}`
-  if (config.store.url === undefined) rmSync(config.store.dataDir, { recursive: true, force: true })
-
-  const store = openStore(config.store, { command: 'readtrail demo', logger })
-  await store.ensureSchema()
+  const store = await openDemoStore(config, logger)
   const kafka = createKafka(config.kafka, logger)
   await ensureTopics(kafka, { topic, partitions: config.partitions })
   const writer = createChainWriter({

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -24,5 +24,22 @@ describe('readtrail demo (the README main job)', () => {
     expect(who).toContain('(2 rows)')
     expect(r.stdout).toContain('INTACT')
     expect(r.stdout).toMatch(/72 rows in 3 chains verified/)
+    // Run again on its own store: it starts from scratch.
+    const again = await runCli(['demo', '--data-dir', dataDir], { READTRAIL_KAFKA_BROKERS: TEST_BROKERS.join(',') })
+    expect(again.code).toBe(0)
+    expect(again.stdout).toMatch(/72 rows in 3 chains verified/)
+  })
+
+  it('refuses to wipe a directory that is not a demo store', async () => {
+    const precious = mkdtempSync(join(tmpdir(), 'readtrail-precious-'))
+    try {
+      writeFileSync(join(precious, 'audit-log-of-record'), 'do not delete')
+      const r = await runCli(['demo', '--data-dir', precious], { READTRAIL_KAFKA_BROKERS: TEST_BROKERS.join(',') })
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain('refusing to wipe')
+      expect(readFileSync(join(precious, 'audit-log-of-record'), 'utf8')).toBe('do not delete')
+    } finally {
+      rmSync(precious, { recursive: true, force: true })
+    }
   })
 })

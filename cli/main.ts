@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
-import { describeError, isReadtrailError, ReadtrailError } from '../common/errors.js'
+import { ConfigError, describeError, isReadtrailError, ReadtrailError } from '../common/errors.js'
 import { loadAppConfig, ENVIRONMENT } from './config.js'
 import { consumeCommand } from './consume-command.js'
 import { queryCommand } from './query-command.js'
 import { createCliLogger } from './runtime.js'
 import { verifyCommand } from './verify-command.js'
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 const USAGE = `readtrail — immutable access-audit log
 
@@ -23,22 +25,28 @@ ${Object.entries(ENVIRONMENT)
   .join('\n')}
 `
 
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  json: { type: 'boolean' },
+  list: { type: 'boolean' },
+  param: { type: 'string', multiple: true, short: 'p' },
+  format: { type: 'string', default: 'table' },
+  brokers: { type: 'string' },
+  topic: { type: 'string' },
+  database: { type: 'string' },
+  'data-dir': { type: 'string' },
+} as const
+
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS })
+  } catch (cause) {
+    throw new ReadtrailError('USAGE', `${(cause as Error).message}; see readtrail --help`, { cause })
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      json: { type: 'boolean' },
-      list: { type: 'boolean' },
-      param: { type: 'string', multiple: true, short: 'p' },
-      format: { type: 'string', default: 'table' },
-      brokers: { type: 'string' },
-      topic: { type: 'string' },
-      database: { type: 'string' },
-      'data-dir': { type: 'string' },
-    },
-  })
+  const { values, positionals } = parseCommandLine(argv)
   const [command, ...rest] = positionals
   if (values.help || !command) {
     process.stdout.write(USAGE)
@@ -46,6 +54,12 @@ async function main(argv: string[]): Promise<number> {
   }
   // The demo prints a story on stdout; keep its logs to warnings unless asked.
   if (command === 'demo' && !process.env['READTRAIL_LOG_LEVEL']) process.env['READTRAIL_LOG_LEVEL'] = 'warn'
+  const level = process.env['READTRAIL_LOG_LEVEL'] ?? 'info'
+  if (!LOG_LEVELS.includes(level)) {
+    throw new ConfigError(`invalid readtrail configuration:\n  - READTRAIL_LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(level)})`, {
+      details: { issues: [{ key: 'READTRAIL_LOG_LEVEL', problem: `must be one of ${LOG_LEVELS.join(', ')}` }] },
+    })
+  }
   const logger = createCliLogger()
   const overrides = { brokers: values.brokers, topic: values.topic, database: values.database, dataDir: values['data-dir'] }
   switch (command) {

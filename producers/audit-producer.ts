@@ -68,7 +68,11 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
   })
-  await producer.connect()
+  try {
+    await producer.connect()
+  } catch (cause) {
+    throw new ProducerError('KAFKA_UNAVAILABLE', `cannot connect to Kafka (${config.kafka.brokers.join(', ')}): ${(cause as Error).message}`, { cause, retriable: true })
+  }
 
   let seq = 0
   let closed = false

@@ -20,6 +20,9 @@ export const AuditProducerConfig = z
     sessionHashKey: z
       .union([z.string(), z.instanceof(Buffer)])
       .refine((k) => Buffer.byteLength(k) >= 32, 'must be at least 32 bytes')
+      // A private copy: a caller that later zeroes or reuses its buffer must
+      // not change the key this producer hashes with.
+      .transform((k) => Buffer.from(k))
       .optional(),
     /** How the SQL passed as `query` is lexed when literals are removed. @default 'postgres' */
     sqlDialect: z.enum(['postgres', 'mysql']).default('postgres'),

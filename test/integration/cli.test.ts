@@ -50,6 +50,12 @@ describe('readtrail CLI', () => {
     const c = await runCli(['frobnicate'])
     expect(c.code).toBe(2)
     expect(c.stderr).toContain('USAGE')
+    const flag = await runCli(['verify', '--bogus', ...dir])
+    expect(flag.code).toBe(2)
+    expect(flag.stderr).toMatch(/^readtrail: USAGE: .*--bogus/)
+    const level = await runCli(['verify', ...dir], { READTRAIL_LOG_LEVEL: 'loud' })
+    expect(level.code).toBe(2)
+    expect(level.stderr).toMatch(/^readtrail: CONFIG_INVALID: .*READTRAIL_LOG_LEVEL/s)
   })
 
   it('reports invalid configuration once, naming every key', async () => {

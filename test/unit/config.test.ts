@@ -79,3 +79,12 @@ describe('parseConfig', () => {
     expect(issuesOf(store).map((i) => i.key).sort()).toEqual(['dataDir', 'database', 'url'])
   })
 })
+
+describe('AuditProducerConfig sessionHashKey', () => {
+  it('keeps a private copy of a Buffer key: zeroing the caller\'s buffer later changes nothing', () => {
+    const key = Buffer.alloc(32, 7)
+    const config = parseConfig(AuditProducerConfig, { service: 'svc', sessionHashKey: key }, 'audit producer')
+    key.fill(0)
+    expect(config.sessionHashKey).toEqual(Buffer.alloc(32, 7))
+  })
+})

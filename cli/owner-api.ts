@@ -52,7 +52,14 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
       })()
     })
   })
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve))
+  // Created with mode 0600 from the start (umask), not chmod'ed after: no
+  // window in which another user could connect.
+  const umask = process.umask(0o177)
+  try {
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve))
+  } finally {
+    process.umask(umask)
+  }
   chmodSync(path, 0o600)
   logger.info({ socket: path }, 'serving queries for other readtrail processes')
   return () =>
@@ -80,7 +87,15 @@ export function callOwner<T>(dataDir: string, ask: OwnerRequest): Promise<T> | u
         }
       })
     })
-    req.on('error', (cause) => reject(new ReadtrailError('STORE_UNAVAILABLE', `cannot reach the owning readtrail process at ${socketPath}: ${cause.message}`, { cause, retriable: true })))
+    req.on('error', (cause) =>
+      reject(
+        new ReadtrailError('STORE_UNAVAILABLE', `cannot reach the owning readtrail process at ${socketPath}: ${cause.message}`, {
+          cause,
+          retriable: true,
+          details: { unreachable: true },
+        }),
+      ),
+    )
     req.end(JSON.stringify(ask))
   })
 }

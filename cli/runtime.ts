@@ -50,7 +50,10 @@ export async function withStore<T>(
     const viaOwner = isReadtrailError(err) && err.code === 'STORE_LOCKED' ? callOwner<T>(config.store.dataDir, remote) : undefined
     if (!viaOwner) throw err
     logger.debug({ owner: err instanceof ReadtrailError ? err.details : undefined }, 'store owned by another process: asking it')
-    return viaOwner
+    // A socket left behind by an owner that no longer serves: report the lock.
+    return viaOwner.catch((ownerErr: unknown) => {
+      throw isReadtrailError(ownerErr) && ownerErr.details?.['unreachable'] ? err : ownerErr
+    })
   }
   try {
     return await local(store)

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { StoreError } from './errors.js'
 
@@ -29,6 +29,11 @@ export function claimDataDir(dataDir: string, command: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw err
       const existing = readOwner(path)
+      const written = statSync(path, { throwIfNoEntry: false })?.mtimeMs
+      if (!existing && written !== undefined && Date.now() - written < 5000) {
+        // Another process created the record a moment ago and is writing it.
+        throw new StoreError('STORE_LOCKED', `the embedded store ${dataDir} is being claimed by another process right now`, { retriable: true })
+      }
       if (existing && existing.pid !== process.pid && isAlive(existing.pid)) {
         throw new StoreError(
           'STORE_LOCKED',

@@ -161,12 +161,15 @@ describe('readtrail CLI', () => {
     const holder = spawn('sleep', ['60'])
     try {
       writeFileSync(join(dataDir, 'readtrail-owner.json'), JSON.stringify({ pid: holder.pid, command: 'readtrail demo', started_at: new Date().toISOString() }))
+      // A socket path left behind by an earlier owner answers nothing.
+      writeFileSync(join(dataDir, 'readtrail.sock'), '')
       const r = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', ...dir])
       expect(r.code).toBe(2)
       expect(r.stderr).toContain('STORE_LOCKED')
       expect(r.stderr).toContain(`readtrail process ${holder.pid} (\`readtrail demo\``)
     } finally {
       holder.kill()
+      rmSync(join(dataDir, 'readtrail.sock'), { force: true })
     }
     // A lock whose process has died is taken over.
     await new Promise((r) => holder.on('exit', r))

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -40,9 +40,13 @@ describe('claimDataDir', () => {
     release()
   })
 
-  it('takes over an unreadable record', () => {
+  it('treats a record still being written as taken, and takes over an old unreadable one', () => {
     const dir = fresh()
-    writeFileSync(join(dir, 'readtrail-owner.json'), '{not json')
+    const path = join(dir, 'readtrail-owner.json')
+    writeFileSync(path, '')
+    expect(() => claimDataDir(dir, 'x')).toThrow(expect.objectContaining({ code: 'STORE_LOCKED' }))
+    const past = new Date(Date.now() - 60_000)
+    utimesSync(path, past, past)
     claimDataDir(dir, 'x')()
   })
 })

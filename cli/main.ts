@@ -16,7 +16,7 @@ usage:
   readtrail consume                      run the chain writer (Kafka → hash-chained rows in ClickHouse)
   readtrail query --list                 list saved queries
   readtrail query <name> --param k=v …   run a saved query [--format table|csv|json|ndjson]
-  readtrail verify [--json]              re-hash every chain; exit 0 intact, 1 damaged, 2 error
+  readtrail verify [--json] [--skip-views]  re-hash every chain, check the query views; exit 0 intact, 1 damaged, 2 error
 
 common flags: --brokers host:port,…  --topic NAME  --database NAME  --data-dir DIR
 environment:
@@ -28,6 +28,7 @@ ${Object.entries(ENVIRONMENT)
 const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   json: { type: 'boolean' },
+  'skip-views': { type: 'boolean' },
   list: { type: 'boolean' },
   param: { type: 'string', multiple: true, short: 'p' },
   format: { type: 'string', default: 'table' },
@@ -68,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
     case 'query':
       return queryCommand(loadAppConfig(process.env, overrides), { name: rest[0], list: values.list ?? false, params: values.param ?? [], format: values.format }, logger)
     case 'verify':
-      return verifyCommand(loadAppConfig(process.env, overrides), { json: values.json ?? false }, logger)
+      return verifyCommand(loadAppConfig(process.env, overrides), { json: values.json ?? false, views: !values['skip-views'] }, logger)
     case 'demo': {
       const { startLocalKafka } = await import('../demo/local-kafka.js')
       const { runDemo } = await import('../demo/run-demo.js')

@@ -22,6 +22,8 @@ export interface OwnerRequest {
   op: 'query' | 'verify'
   name?: string
   params?: unknown
+  /** verify: also check the query views. */
+  views?: boolean
 }
 
 export async function serveOwnerApi(store: Store, dataDir: string, logger: Logger): Promise<() => Promise<void>> {
@@ -43,7 +45,7 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
         try {
           const ask = JSON.parse(body) as OwnerRequest
           // Parameters are validated here again: the socket is a boundary.
-          const result = ask.op === 'verify' ? await verifyInDb(store) : await runSavedQuery(store, getSavedQuery(String(ask.name)), ask.params)
+          const result = ask.op === 'verify' ? await verifyInDb(store, { views: ask.views !== false }) : await runSavedQuery(store, getSavedQuery(String(ask.name)), ask.params)
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ result }))
         } catch (err) {
           const error = isReadtrailError(err) ? err.toJSON() : { code: 'USAGE', message: describeError(err) }

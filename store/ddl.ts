@@ -11,7 +11,8 @@ import { ACCESS_LOG_COLUMNS, HASH_COLUMN, INGEST_COLUMNS } from './access-log-co
  *   record_id, occurred_at), so "who touched this record" is a
  *   primary-key lookup instead of a scan of every record_ids array.
  *
- * The views are derived data: integrity checks always run on access_log.
+ * The views are derived data: verify re-hashes the chain in access_log and
+ * checks that each view holds exactly the rows access_log implies.
  * Rows arrive through access_log_ingest (Null engine) because the JSON insert
  * format cannot carry raw hash bytes; its view unhexes them into access_log.
  */
@@ -35,13 +36,13 @@ SELECT ${ingestSelect} FROM ${db}.access_log_ingest`,
 }
 
 /** Columns copied from access_log, in view order; types come from the source. */
-const PRINCIPAL_VIEW_COLUMNS = [
+export const PRINCIPAL_VIEW_COLUMNS = [
   'principal_id', 'occurred_at', 'principal_type', 'on_behalf_of', 'db_name', 'table_name', 'columns', 'record_ids',
   'record_ids_complete', 'row_count', 'client_ip', 'service', 'session_hash', 'action', 'purpose', 'outcome', 'event_id', 'chain_id', 'seq',
 ] as const
 
 /** `record_id` is the one derived column: one row per element of record_ids. */
-const RECORD_VIEW_COLUMNS = [
+export const RECORD_VIEW_COLUMNS = [
   'db_name', 'table_name', 'record_id', 'occurred_at', 'principal_id', 'principal_type', 'on_behalf_of', 'columns',
   'client_ip', 'service', 'session_hash', 'action', 'purpose', 'outcome', 'event_id', 'chain_id', 'seq',
 ] as const

@@ -94,6 +94,10 @@ describe('readtrail CLI', () => {
     const findings = JSON.parse(damaged.stdout).findings as { chain_id: string; seq: number; kind: string }[]
     expect(findings).toContainEqual(expect.objectContaining({ chain_id: 'demo/0', seq: 3, kind: 'hash_mismatch' }))
     expect(findings.every((f) => f.chain_id === 'demo/0' && f.seq === 3)).toBe(true)
+    expect(findings.some((f) => f.kind === 'view_mismatch')).toBe(true)
+    const chainOnly = await runCli(['verify', '--json', '--skip-views', ...dir])
+    expect(chainOnly.code).toBe(1)
+    expect(JSON.parse(chainOnly.stdout)).toMatchObject({ views_checked: false, findings: [{ chain_id: 'demo/0', seq: 3, kind: 'hash_mismatch' }] })
     const human = await runCli(['verify', ...dir])
     expect(human.code).toBe(1)
     expect(human.stdout).toContain('DAMAGED')

@@ -8,6 +8,12 @@ import { openTestStore } from '../helpers/store.js'
  * The in-database verifier against real edits made with ClickHouse's own
  * mutations. (The full red-team suite with signed checkpoints is a later
  * milestone; these are the damages a chain alone must reveal.)
+ *
+ * Materialised views copy rows on INSERT only: an ALTER UPDATE or DELETE on
+ * access_log leaves access_by_principal and record_access as they were, so
+ * each in-place edit below is also a view_mismatch at the same seq — the
+ * saved queries would still show the pre-edit rows. Attacks on the view
+ * tables themselves are in verify-views.test.ts.
  */
 describe('verify --in-db finds damage by chain and sequence number', () => {
   async function seeded(): Promise<Store> {
@@ -17,6 +23,7 @@ describe('verify --in-db finds damage by chain and sequence number', () => {
     return store
   }
   const mutate = (store: Store, sql: string) => store.client.command({ query: sql, clickhouse_settings: { mutations_sync: '2' } })
+  const view = (chain_id: string, seq: number, detail: string) => ({ chain_id, seq, kind: 'view_mismatch', detail })
 
   it('reports an untouched log as intact', async () => {
     const report = await verifyInDb(await seeded())
@@ -33,13 +40,24 @@ describe('verify --in-db finds damage by chain and sequence number', () => {
     await mutate(store, `ALTER TABLE ${store.table('access_log')} UPDATE principal_id = 'mallory' WHERE chain_id = 'topic/1' AND seq = 7`)
     const report = await verifyInDb(store)
     expect(report.ok).toBe(false)
-    expect(report.findings).toEqual([{ chain_id: 'topic/1', seq: 7, kind: 'hash_mismatch', detail: expect.any(String) }])
+    expect(report.findings).toEqual([
+      { chain_id: 'topic/1', seq: 7, kind: 'hash_mismatch', detail: expect.any(String) },
+      // The views still hold the original principal.
+      view('topic/1', 7, 'access_by_principal: differs from access_log'),
+      view('topic/1', 7, 'record_access: differs from access_log'),
+    ])
   })
 
   it('an edited record id list is caught even though the views were not touched', async () => {
     const store = await seeded()
     await mutate(store, `ALTER TABLE ${store.table('access_log')} UPDATE record_ids = ['1'] WHERE chain_id = 'topic/0' AND seq = 40`)
-    expect((await verifyInDb(store)).findings).toEqual([{ chain_id: 'topic/0', seq: 40, kind: 'hash_mismatch', detail: expect.any(String) }])
+    expect((await verifyInDb(store)).findings).toEqual([
+      { chain_id: 'topic/0', seq: 40, kind: 'hash_mismatch', detail: expect.any(String) },
+      // The untouched views still hold record_ids ['1', '2']: record_access
+      // has a row for '2' that the edited access_log no longer implies.
+      view('topic/0', 40, 'access_by_principal: differs from access_log'),
+      view('topic/0', 40, 'record_access: extra row'),
+    ])
   })
 
   it('a deleted middle row is a gap and a broken link at the next row', async () => {
@@ -47,10 +65,14 @@ describe('verify --in-db finds damage by chain and sequence number', () => {
     await mutate(store, `ALTER TABLE ${store.table('access_log')} DELETE WHERE chain_id = 'topic/0' AND seq = 13`)
     const findings = (await verifyInDb(store)).findings
     expect(findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([
+      // The deleted row's view copies remain: extra rows at seq 13.
+      ['topic/0', 13, 'view_mismatch'],
+      ['topic/0', 13, 'view_mismatch'],
       ['topic/0', 14, 'sequence_gap'],
       ['topic/0', 14, 'broken_link'],
     ])
-    expect(findings[0]!.detail).toBe('seq 13 is missing')
+    expect(findings.slice(0, 2).map((f) => f.detail)).toEqual(['access_by_principal: extra row', 'record_access: extra row'])
+    expect(findings[2]!.detail).toBe('seq 13 is missing')
   })
 
   it('deleted first rows are a gap from the start of the chain', async () => {
@@ -58,6 +80,11 @@ describe('verify --in-db finds damage by chain and sequence number', () => {
     await mutate(store, `ALTER TABLE ${store.table('access_log')} DELETE WHERE chain_id = 'topic/1' AND seq <= 3`)
     const findings = (await verifyInDb(store)).findings
     expect(findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([
+      // The deleted rows' view copies remain: extra rows in both views.
+      ...[1, 2, 3].flatMap((seq) => [
+        ['topic/1', seq, 'view_mismatch'],
+        ['topic/1', seq, 'view_mismatch'],
+      ]),
       ['topic/1', 4, 'sequence_gap'],
       ['topic/1', 4, 'broken_link'],
     ])
@@ -67,6 +94,8 @@ describe('verify --in-db finds damage by chain and sequence number', () => {
     const store = await seeded()
     await store.client.command({ query: `INSERT INTO ${store.table('access_log')} SELECT * FROM ${store.table('access_log')} WHERE chain_id = 'topic/0' AND seq = 20` })
     const findings = (await verifyInDb(store)).findings
+    // The INSERT fired the views, which copied the duplicate too: they still
+    // match access_log, so only the chain check reports it.
     expect(findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([['topic/0', 20, 'duplicate_seq']])
   })
 
@@ -79,7 +108,12 @@ describe('verify --in-db finds damage by chain and sequence number', () => {
     const { HASH_SQL } = await import('../../store/access-log-columns.js')
     await mutate(store, `ALTER TABLE ${t} UPDATE hash = ${HASH_SQL} WHERE chain_id = 'topic/0' AND seq = 5`)
     const findings = (await verifyInDb(store)).findings
-    expect(findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([['topic/0', 6, 'broken_link']])
+    expect(findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([
+      // The views still hold the original principal at seq 5.
+      ['topic/0', 5, 'view_mismatch'],
+      ['topic/0', 5, 'view_mismatch'],
+      ['topic/0', 6, 'broken_link'],
+    ])
   })
 
   it('lists at most maxFindings and says the list was cut', async () => {

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest'
+import { VIEW_CHECKS, verifyInDb } from '../../integrity/verify-in-db.js'
+import type { Finding } from '../../integrity/report.js'
+import type { Store } from '../../store/store.js'
+import { seedChain } from '../helpers/seed-chain.js'
+import { openTestStore } from '../helpers/store.js'
+
+/**
+ * Regression: verify checked only access_log, so deleting or editing rows in
+ * the view tables the saved queries read (access_by_principal, record_access)
+ * hid a principal from who-touched-record and records-touched-by-principal
+ * while verify still said intact. Each attack below goes straight at a view
+ * table and must be reported at exactly its chain and seq.
+ */
+describe('verify --in-db proves the view tables hold exactly what access_log implies', () => {
+  /** Record ids per event index: none, one, a repeated id, three distinct. */
+  const recordIds = (i: number): string[] => {
+    switch (i % 4) {
+      case 0:
+        return []
+      case 1:
+        return [`r${i}`]
+      case 2:
+        return [`r${i}`, `r${i + 1}`, `r${i}`]
+      default:
+        return [`r${i}`, `r${i + 1}`, `r${i + 2}`]
+    }
+  }
+
+  async function seeded(): Promise<Store> {
+    const store = await openTestStore()
+    await seedChain(store, 'topic/0', 24, (i) => ({ principal_id: `p${i % 6}`, record_ids: recordIds(i), row_count: recordIds(i).length }))
+    await seedChain(store, 'topic/1', 12, (i) => ({
+      principal_id: `q${i}`,
+      record_ids: recordIds(i + 1),
+      on_behalf_of: i % 3 ? null : `citizen.${i}`,
+      client_ip: i % 2 ? '2001:db8::7' : null,
+      session_hash: i % 2 ? Buffer.alloc(32, i) : null,
+      purpose: i % 2 ? null : 'case review',
+    }))
+    return store
+  }
+  const mutate = (store: Store, sql: string) => store.client.command({ query: sql, clickhouse_settings: { mutations_sync: '2' } })
+  const insert = (store: Store, sql: string) => store.client.command({ query: sql })
+  const view = (chain_id: string, seq: number, detail: string): Finding => ({ chain_id, seq, kind: 'view_mismatch', detail })
+  // seedChain numbers seqs from 1: event index i is seq i + 1.
+
+  it('reports untouched views as intact, empty and repeated record ids included', async () => {
+    const report = await verifyInDb(await seeded())
+    expect(report.findings).toEqual([])
+    expect(report.ok).toBe(true)
+  })
+
+  it('deleting one principal from access_by_principal is a missing row at each of its events', async () => {
+    const store = await seeded()
+    await mutate(store, `ALTER TABLE ${store.table('access_by_principal')} DELETE WHERE principal_id = 'p2'`)
+    const report = await verifyInDb(store)
+    expect(report.ok).toBe(false)
+    expect(report.findings).toEqual([3, 9, 15, 21].map((seq) => view('topic/0', seq, 'access_by_principal: missing row')))
+  })
+
+  it('deleting one record id row from record_access is a missing row at that event', async () => {
+    const store = await seeded()
+    // Event index 3 named r3, r4, r5.
+    await mutate(store, `ALTER TABLE ${store.table('record_access')} DELETE WHERE chain_id = 'topic/0' AND seq = 4 AND record_id = 'r4'`)
+    expect((await verifyInDb(store)).findings).toEqual([view('topic/0', 4, 'record_access: missing row')])
+  })
+
+  it('a record id an event names twice must appear twice in record_access', async () => {
+    const store = await seeded()
+    const t = store.table('record_access')
+    // Event index 6 named r6, r7, r6: keep one r6 row of the two.
+    await insert(store, `CREATE TABLE ${store.table('one_row')} AS ${t}`)
+    await insert(store, `INSERT INTO ${store.table('one_row')} SELECT * FROM ${t} WHERE chain_id = 'topic/0' AND seq = 7 AND record_id = 'r6' LIMIT 1`)
+    await mutate(store, `ALTER TABLE ${t} DELETE WHERE chain_id = 'topic/0' AND seq = 7 AND record_id = 'r6'`)
+    await insert(store, `INSERT INTO ${t} SELECT * FROM ${store.table('one_row')}`)
+    expect((await verifyInDb(store)).findings).toEqual([view('topic/0', 7, 'record_access: missing row')])
+  })
+
+  it('a forged record_access row for a record the event never named is an extra row', async () => {
+    const store = await seeded()
+    const t = store.table('record_access')
+    await insert(store, `INSERT INTO ${t} SELECT * REPLACE ('r999' AS record_id) FROM ${t} WHERE chain_id = 'topic/1' AND seq = 2 LIMIT 1`)
+    expect((await verifyInDb(store)).findings).toEqual([view('topic/1', 2, 'record_access: extra row')])
+  })
+
+  it('an edited principal in one of several record_access rows of an event differs from access_log', async () => {
+    const store = await seeded()
+    // Event index 11 named r11, r12, r13; only the r12 row is edited. Its
+    // on_behalf_of, purpose and session_hash are NULL: a digest built as
+    // cityHash64(col, ...) is NULL for such rows and would miss the edit.
+    await mutate(store, `ALTER TABLE ${store.table('record_access')} UPDATE principal_id = 'someone.else' WHERE chain_id = 'topic/0' AND seq = 12 AND record_id = 'r12'`)
+    expect((await verifyInDb(store)).findings).toEqual([view('topic/0', 12, 'record_access: differs from access_log')])
+  })
+
+  it('a duplicated access_by_principal row is an extra row', async () => {
+    const store = await seeded()
+    const t = store.table('access_by_principal')
+    await insert(store, `INSERT INTO ${t} SELECT * FROM ${t} WHERE chain_id = 'topic/1' AND seq = 5`)
+    expect((await verifyInDb(store)).findings).toEqual([view('topic/1', 5, 'access_by_principal: extra row')])
+  })
+
+  it('an edited access_by_principal row and a view row for a seq access_log never had are both found', async () => {
+    const store = await seeded()
+    const t = store.table('access_by_principal')
+    await mutate(store, `ALTER TABLE ${t} UPDATE outcome = 'denied' WHERE chain_id = 'topic/0' AND seq = 10`)
+    // A subquery: ClickHouse would resolve `seq` in the WHERE to the replaced value.
+    await insert(store, `INSERT INTO ${t} SELECT * REPLACE (toUInt64(99) AS seq) FROM (SELECT * FROM ${t} WHERE chain_id = 'topic/1' AND seq = 1)`)
+    expect((await verifyInDb(store)).findings).toEqual([
+      view('topic/0', 10, 'access_by_principal: differs from access_log'),
+      view('topic/1', 99, 'access_by_principal: extra row'),
+    ])
+  })
+
+  it('lists at most maxFindings view mismatches and says the list was cut', async () => {
+    const store = await seeded()
+    await mutate(store, `ALTER TABLE ${store.table('record_access')} DELETE WHERE chain_id = 'topic/0'`)
+    const report = await verifyInDb(store, { maxFindings: 5 })
+    expect(report.findings).toEqual([2, 3, 4, 6, 7].map((seq) => view('topic/0', seq, 'record_access: missing row')))
+    expect(report.findings_truncated).toBe(true)
+  })
+
+  it('checks every column of both view tables as created by the schema', async () => {
+    const store = await openTestStore()
+    for (const check of VIEW_CHECKS) {
+      const rows = await store.queryRows<{ name: string }>(
+        'SELECT name FROM system.columns WHERE database = {db:String} AND table = {table:String} ORDER BY position',
+        { db: store.database, table: check.table },
+      )
+      expect(rows.map((r) => r.name)).toEqual(check.columns)
+    }
+  })
+})

@@ -93,6 +93,19 @@ describe('verify --in-db proves the view tables hold exactly what access_log imp
     expect((await verifyInDb(store)).findings).toEqual([view('topic/0', 12, 'record_access: differs from access_log')])
   })
 
+  it('tells NULL from an empty string, and array elements from their concatenation', async () => {
+    const store = await seeded()
+    const t = store.table('access_by_principal')
+    // topic/1 seq 2 has on_behalf_of NULL; every event's columns are ['id', 'full_name'].
+    await mutate(store, `ALTER TABLE ${t} UPDATE on_behalf_of = '' WHERE chain_id = 'topic/1' AND seq = 2`)
+    await mutate(store, `ALTER TABLE ${t} UPDATE columns = ['idf', 'ull_name'] WHERE chain_id = 'topic/0' AND seq = 5`)
+    const report = await verifyInDb(store)
+    expect(report.findings).toEqual([
+      view('topic/0', 5, 'access_by_principal: differs from access_log'),
+      view('topic/1', 2, 'access_by_principal: differs from access_log'),
+    ])
+  })
+
   it('a duplicated access_by_principal row is an extra row', async () => {
     const store = await seeded()
     const t = store.table('access_by_principal')

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { fingerprintQuery } from '../../producers/query-fingerprint.js'
+import { createRandom } from '../../demo/applicants.js'
 
 describe('fingerprintQuery removes literals', () => {
   it.each([
@@ -63,17 +64,7 @@ describe('fingerprintQuery normalises shape', () => {
 })
 
 describe('fingerprintQuery never carries PII literals (seeded property test)', () => {
-  // mulberry32: a fixed seed keeps failures reproducible.
-  function prng(seed: number): () => number {
-    let a = seed
-    return () => {
-      a = (a + 0x6d2b79f5) | 0
-      let t = Math.imul(a ^ (a >>> 15), 1 | a)
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
-  }
-  const rand = prng(20240611)
+  const rand = createRandom(20240611)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
   const digits = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * 10)).join('')
 
@@ -250,16 +241,7 @@ describe('fingerprintQuery keeps what is not a literal and removes what is', () 
 })
 
 describe('fingerprintQuery never carries PII literals in either dialect (seeded property test)', () => {
-  function prng(seed: number): () => number {
-    let a = seed
-    return () => {
-      a = (a + 0x6d2b79f5) | 0
-      let t = Math.imul(a ^ (a >>> 15), 1 | a)
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
-  }
-  const rand = prng(20250107)
+  const rand = createRandom(20250107)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
   const digits = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * 10)).join('')
   const WORDS = ['Smith', 'AB123456', 'Müller', 'Zoë', 'OBrien', 'Nakamura', 'x9y8']

@@ -10,8 +10,3 @@ export function nowMicros(): number {
   return Number(baseMicros + (hrtime.bigint() - baseHr) / 1000n)
 }
 
-export function microsToIso(micros: number): string {
-  const ms = Math.floor(micros / 1000)
-  const frac = String(micros % 1_000_000).padStart(6, '0')
-  return `${new Date(ms).toISOString().slice(0, 19)}.${frac}Z`
-}

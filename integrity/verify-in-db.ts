@@ -35,8 +35,8 @@ interface Context {
 const NO_CACHES: ClickHouseSettings = { use_query_condition_cache: 0, use_query_cache: 0 }
 
 /** Rows a check flags, in chain order, at most one more than can be listed. */
-async function suspectRows<T>(ctx: Context, select: string, params: Record<string, unknown> = {}): Promise<T[]> {
-  const rows = await ctx.store.queryRows<T>(`${select}\nORDER BY chain_id, seq\nLIMIT {limit:UInt32}`, { ...params, limit: ctx.maxFindings + 1 }, NO_CACHES)
+async function suspectRows<T>(ctx: Context, select: string): Promise<T[]> {
+  const rows = await ctx.store.queryRows<T>(`${select}\nORDER BY chain_id, seq\nLIMIT {limit:UInt32}`, { limit: ctx.maxFindings + 1 }, NO_CACHES)
   ctx.truncated ||= rows.length > ctx.maxFindings
   return rows
 }

@@ -45,20 +45,6 @@ const OUTCOME_CODE = enumCodes(OUTCOMES)
 
 // Writers below read each field by name directly and allocate nothing: this
 // runs once per stored row, on the chain writer's hot path.
-const nullableString = (w: RowBinaryWriter, v: string | null) => {
-  if (v === null) w.uint8(1)
-  else {
-    w.uint8(0)
-    w.string(v)
-  }
-}
-const nullableBytes = (w: RowBinaryWriter, v: Buffer | null, size: number) => {
-  if (v === null) w.uint8(1)
-  else {
-    w.uint8(0)
-    w.fixed(v, size)
-  }
-}
 // Reads come from few client addresses: parse each once.
 const ipCache = new Map<string, Buffer>()
 const ipv6Of = (ip: string): Buffer => {
@@ -91,14 +77,14 @@ export const ACCESS_LOG_COLUMNS: readonly ColumnSpec[] = Object.freeze([
   { name: 'occurred_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.occurred_at), ingest: microsIngest('occurred_at') },
   { name: 'principal_id', type: 'LowCardinality(String)', write: (w, r) => w.string(r.principal_id) },
   { name: 'principal_type', type: enumType(PRINCIPAL_TYPES), write: (w, r) => w.uint8(PRINCIPAL_CODE[r.principal_type]!) },
-  { name: 'on_behalf_of', type: 'Nullable(String)', write: (w, r) => nullableString(w, r.on_behalf_of) },
+  { name: 'on_behalf_of', type: 'Nullable(String)', write: (w, r) => w.nullableString(r.on_behalf_of) },
   {
     name: 'session_hash',
     type: 'Nullable(FixedString(32))',
-    write: (w, r) => nullableBytes(w, r.session_hash, 32),
+    write: (w, r) => w.nullableFixed(r.session_hash, 32),
     ingest: { type: 'Nullable(String)', expr: 'unhex(session_hash)', json: (r) => r.session_hash?.toString('hex') ?? null },
   },
-  { name: 'client_ip', type: 'Nullable(IPv6)', write: (w, r) => nullableBytes(w, r.client_ip === null ? null : ipv6Of(r.client_ip), 16) },
+  { name: 'client_ip', type: 'Nullable(IPv6)', write: (w, r) => w.nullableFixed(r.client_ip === null ? null : ipv6Of(r.client_ip), 16) },
   { name: 'service', type: 'LowCardinality(String)', write: (w, r) => w.string(r.service) },
   { name: 'environment', type: 'LowCardinality(String)', write: (w, r) => w.string(r.environment) },
   { name: 'action', type: enumType(ACTIONS), write: (w, r) => w.uint8(ACTION_CODE[r.action]!) },
@@ -109,8 +95,8 @@ export const ACCESS_LOG_COLUMNS: readonly ColumnSpec[] = Object.freeze([
   { name: 'record_ids_complete', type: 'Bool', write: (w, r) => w.uint8(r.record_ids_complete ? 1 : 0) },
   { name: 'row_count', type: 'UInt64', write: (w, r) => w.uint64(r.row_count) },
   { name: 'query_fingerprint', type: 'String', write: (w, r) => w.string(r.query_fingerprint) },
-  { name: 'purpose', type: 'Nullable(String)', write: (w, r) => nullableString(w, r.purpose) },
-  { name: 'trace_id', type: 'Nullable(String)', write: (w, r) => nullableString(w, r.trace_id) },
+  { name: 'purpose', type: 'Nullable(String)', write: (w, r) => w.nullableString(r.purpose) },
+  { name: 'trace_id', type: 'Nullable(String)', write: (w, r) => w.nullableString(r.trace_id) },
   { name: 'outcome', type: enumType(OUTCOMES), write: (w, r) => w.uint8(OUTCOME_CODE[r.outcome]!) },
   { name: 'producer_id', type: 'LowCardinality(String)', write: (w, r) => w.string(r.producer_id) },
   { name: 'producer_seq', type: 'UInt64', write: (w, r) => w.uint64(r.producer_seq) },

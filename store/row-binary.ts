@@ -151,13 +151,21 @@ export class RowBinaryWriter {
     for (const v of values) this.string(v)
   }
 
-  /** Nullable(T): a 1 byte null flag, then the value when present. */
-  nullable<T>(v: T | null, write: (v: T) => void): void {
-    if (v === null) {
-      this.uint8(1)
-    } else {
+  /** Nullable(String): a 1 byte null flag, then the value when present. */
+  nullableString(v: string | null): void {
+    if (v === null) this.uint8(1)
+    else {
       this.uint8(0)
-      write(v)
+      this.string(v)
+    }
+  }
+
+  /** Nullable(FixedString(n)) and Nullable(IPv6): flag, then the bytes. */
+  nullableFixed(v: Uint8Array | null, size: number): void {
+    if (v === null) this.uint8(1)
+    else {
+      this.uint8(0)
+      this.fixed(v, size)
     }
   }
 }

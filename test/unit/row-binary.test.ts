@@ -78,10 +78,10 @@ describe('RowBinaryWriter fixed-width and composite values', () => {
   })
 
   it('writes Nullable as a 1 byte flag, then the value only when present', () => {
-    expect(bytesOf((w) => w.nullable<string>(null, (v) => w.string(v)))).toEqual([0x01])
-    expect(bytesOf((w) => w.nullable('a', (v) => w.string(v)))).toEqual([0x00, 0x01, 0x61])
+    expect(bytesOf((w) => w.nullableString(null))).toEqual([0x01])
+    expect(bytesOf((w) => w.nullableString('a'))).toEqual([0x00, 0x01, 0x61])
     // An empty string is a value, not null.
-    expect(bytesOf((w) => w.nullable('', (v) => w.string(v)))).toEqual([0x00, 0x00])
+    expect(bytesOf((w) => w.nullableString(''))).toEqual([0x00, 0x00])
   })
 
   it('fixed() refuses a value of the wrong size', () => {

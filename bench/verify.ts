@@ -13,7 +13,7 @@
 import { nowMicros } from '../common/time.js'
 import { chainIdOf, emptyChain, linkEntries, type ChainHead } from '../consumers/chain.js'
 import { formatReport } from '../integrity/report.js'
-import { verifyInDb } from '../integrity/verify-in-db.js'
+import { verifyStore as verifyInDb } from '../integrity/verify-store.js'
 import { HASH_SQL } from '../store/access-log-columns.js'
 import type { Store } from '../store/store.js'
 import { cpuSince, machineLine, median, numberOption, openBenchStore, perSecond, printTable, realisticEvents, sampleCpu } from './bench-support.js'

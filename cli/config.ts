@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { z } from 'zod'
 import { parseConfig } from '../common/config.js'
 import { defaultBrokers, KafkaConnection } from '../common/kafka.js'
@@ -16,6 +17,22 @@ export const AppConfig = z
     /** @default 30000 */
     sessionTimeoutMs: z.number().int().min(6000).max(300_000),
     store: StoreConfig,
+    checkpoints: z
+      .object({
+        /** Ed25519 private key (PKCS#8 PEM, mode 0600) the chain writer signs with. */
+        keyPath: z.string().min(1),
+        /** Public key (SPKI PEM) verify checks signatures with. */
+        publicKeyPath: z.string().min(1),
+        /** Append-only checkpoint log, one JSON line per checkpoint. */
+        logPath: z.string().min(1),
+        /** The Kafka copy of the checkpoints. */
+        topic: z.string().min(1),
+        /** Longest time between two checkpoints of a growing chain. */
+        intervalMs: z.number().int().min(100).max(3_600_000),
+      })
+      .strict(),
+    /** Where verify records anchors and verdicts between runs. */
+    verifyStatePath: z.string().min(1),
   })
   .strict()
 
@@ -33,7 +50,13 @@ export const ENVIRONMENT = {
   READTRAIL_CLICKHOUSE_USER: 'ClickHouse user (default "default")',
   READTRAIL_CLICKHOUSE_PASSWORD: 'ClickHouse password (default empty)',
   READTRAIL_CLICKHOUSE_DATABASE: 'database (default readtrail)',
-  READTRAIL_DATA_DIR: 'embedded engine data directory (default .readtrail/chdb)',
+  READTRAIL_HOME: 'directory for local state: default parent of the data dir, keys, checkpoint log and verify state (default .readtrail)',
+  READTRAIL_DATA_DIR: 'embedded engine data directory (default $READTRAIL_HOME/chdb)',
+  READTRAIL_CHECKPOINT_KEY: 'checkpoint signing key, made by `readtrail keys generate` (default $READTRAIL_HOME/keys/checkpoint.key)',
+  READTRAIL_CHECKPOINT_PUBLIC_KEY: 'public key verify checks checkpoints with (default <signing key>.pub)',
+  READTRAIL_CHECKPOINT_LOG: 'append-only checkpoint log (default $READTRAIL_HOME/checkpoints.jsonl)',
+  READTRAIL_CHECKPOINT_INTERVAL_MS: 'longest time between checkpoints of a growing chain (default 10000)',
+  READTRAIL_VERIFY_STATE: 'incremental-verify anchors and last verdicts (default $READTRAIL_HOME/verify-state.json)',
   READTRAIL_LOG_LEVEL: 'pino level (default info)',
 } as const
 
@@ -42,11 +65,16 @@ export interface ConfigOverrides {
   topic?: string
   database?: string
   dataDir?: string
+  publicKey?: string
+  checkpointLog?: string
 }
 
 export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = {}): Readonly<AppConfig> {
   const brokers = overrides.brokers ?? env['READTRAIL_KAFKA_BROKERS']
   const partitions = env['READTRAIL_TOPIC_PARTITIONS']
+  const home = env['READTRAIL_HOME'] || '.readtrail'
+  const topic = overrides.topic ?? env['READTRAIL_TOPIC'] ?? 'readtrail.access'
+  const keyPath = env['READTRAIL_CHECKPOINT_KEY'] || join(home, 'keys', 'checkpoint.key')
   return parseConfig(
     AppConfig,
     {
@@ -55,7 +83,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides
         clientId: 'readtrail',
         connectionTimeoutMs: 10_000,
       },
-      topic: overrides.topic ?? env['READTRAIL_TOPIC'] ?? 'readtrail.access',
+      topic,
       groupId: env['READTRAIL_GROUP_ID'] ?? 'readtrail-chain-writer',
       partitions: partitions === undefined ? 3 : Number(partitions),
       sessionTimeoutMs: Number(env['READTRAIL_KAFKA_SESSION_TIMEOUT_MS'] ?? 30_000),
@@ -64,8 +92,16 @@ export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides
         username: env['READTRAIL_CLICKHOUSE_USER'] ?? 'default',
         password: env['READTRAIL_CLICKHOUSE_PASSWORD'] ?? '',
         database: overrides.database ?? env['READTRAIL_CLICKHOUSE_DATABASE'] ?? 'readtrail',
-        dataDir: overrides.dataDir ?? env['READTRAIL_DATA_DIR'] ?? '.readtrail/chdb',
+        dataDir: overrides.dataDir ?? env['READTRAIL_DATA_DIR'] ?? join(home, 'chdb'),
       },
+      checkpoints: {
+        keyPath,
+        publicKeyPath: overrides.publicKey ?? (env['READTRAIL_CHECKPOINT_PUBLIC_KEY'] || `${keyPath}.pub`),
+        logPath: overrides.checkpointLog ?? (env['READTRAIL_CHECKPOINT_LOG'] || join(home, 'checkpoints.jsonl')),
+        topic: `${topic}.checkpoints`,
+        intervalMs: Number(env['READTRAIL_CHECKPOINT_INTERVAL_MS'] ?? 10_000),
+      },
+      verifyStatePath: env['READTRAIL_VERIFY_STATE'] || join(home, 'verify-state.json'),
     },
     'readtrail',
   )

@@ -6,6 +6,10 @@ import { consumeCommand } from './consume-command.js'
 import { queryCommand } from './query-command.js'
 import { createCliLogger } from './runtime.js'
 import { verifyCommand } from './verify-command.js'
+import { keysCommand } from './keys-command.js'
+import { evidenceCommand } from './evidence-dispatch.js'
+import { parseDuration } from '../common/duration.js'
+import { availableParallelism } from 'node:os'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
@@ -16,7 +20,19 @@ usage:
   readtrail consume                      run the chain writer (Kafka → hash-chained rows in ClickHouse)
   readtrail query --list                 list saved queries
   readtrail query <name> --param k=v …   run a saved query [--format table|csv|json|ndjson]
-  readtrail verify [--json] [--skip-views]  re-hash every chain, check the query views; exit 0 intact, 1 damaged, 2 error
+  readtrail verify [--in-db | --independent [--workers N]] [--since-checkpoint] [--every DURATION] [--json]
+                                         re-hash every chain, check it against the signed checkpoints, the query views
+                                         and producer sequences; exit 0 intact, 1 damaged, 2 error
+      --independent                      stream rows out and re-hash them here (trusts nothing ClickHouse computes)
+      --since-checkpoint                 only rows after each chain's last verified checkpoint (O(new rows))
+      --every 5m                         keep running, one incremental run per period, pino JSON lines on stdout;
+                                         exit 1 with a READTRAIL_INTEGRITY_ALERT line on the first damage
+      --grace 2m                         producer holes younger than this are "in flight", not missing (default 2m)
+      --skip-views  --no-kafka-checkpoints  --no-checkpoints   skip a check (the report says so)
+      --public-key FILE  --checkpoint-log FILE
+  readtrail keys generate [--out FILE]   make the checkpoint signing key (0600) and print its public key
+  readtrail evidence export --event ID [--out FILE]   write an offline-verifiable evidence bundle for one event
+  readtrail evidence verify FILE [--public-key FILE] [--json]   check a bundle with no database; exit 0 proved, 1 not
 
 common flags: --brokers host:port,…  --topic NAME  --database NAME  --data-dir DIR
 environment:
@@ -29,6 +45,18 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   json: { type: 'boolean' },
   'skip-views': { type: 'boolean' },
+  'in-db': { type: 'boolean' },
+  independent: { type: 'boolean' },
+  workers: { type: 'string' },
+  'since-checkpoint': { type: 'boolean' },
+  every: { type: 'string' },
+  grace: { type: 'string' },
+  'no-kafka-checkpoints': { type: 'boolean' },
+  'no-checkpoints': { type: 'boolean' },
+  'public-key': { type: 'string' },
+  'checkpoint-log': { type: 'string' },
+  out: { type: 'string' },
+  event: { type: 'string' },
   list: { type: 'boolean' },
   param: { type: 'string', multiple: true, short: 'p' },
   format: { type: 'string', default: 'table' },
@@ -62,14 +90,43 @@ async function main(argv: string[]): Promise<number> {
     })
   }
   const logger = createCliLogger()
-  const overrides = { brokers: values.brokers, topic: values.topic, database: values.database, dataDir: values['data-dir'] }
+  const overrides = {
+    brokers: values.brokers,
+    topic: values.topic,
+    database: values.database,
+    dataDir: values['data-dir'],
+    publicKey: values['public-key'],
+    checkpointLog: values['checkpoint-log'],
+  }
   switch (command) {
     case 'consume':
       return consumeCommand(loadAppConfig(process.env, overrides), logger)
     case 'query':
       return queryCommand(loadAppConfig(process.env, overrides), { name: rest[0], list: values.list ?? false, params: values.param ?? [], format: values.format }, logger)
-    case 'verify':
-      return verifyCommand(loadAppConfig(process.env, overrides), { json: values.json ?? false, views: !values['skip-views'] }, logger)
+    case 'verify': {
+      if (values['in-db'] && values.independent) throw new ReadtrailError('USAGE', '--in-db and --independent exclude each other')
+      if (values['no-checkpoints'] && values['no-kafka-checkpoints']) throw new ReadtrailError('USAGE', '--no-checkpoints already skips the Kafka copy')
+      const workers = values.workers === undefined ? Math.min(4, availableParallelism()) : Number(values.workers)
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new ReadtrailError('USAGE', `--workers ${JSON.stringify(values.workers)}: expected an integer from 1 to 64`)
+      return verifyCommand(
+        loadAppConfig(process.env, overrides),
+        {
+          json: values.json ?? false,
+          views: !values['skip-views'],
+          mode: values.independent ? 'independent' : 'in-db',
+          workers,
+          sinceCheckpoint: values['since-checkpoint'] ?? false,
+          everyMs: values.every === undefined ? null : parseDuration(values.every, '--every', { minMs: 1000, maxMs: 7 * 86_400_000 }),
+          producerGraceMs: values.grace === undefined ? 120_000 : parseDuration(values.grace, '--grace', { minMs: 0, maxMs: 7 * 86_400_000 }),
+          checkpoints: values['no-checkpoints'] ? 'none' : values['no-kafka-checkpoints'] ? 'file' : 'both',
+        },
+        logger,
+      )
+    }
+    case 'keys':
+      return keysCommand({ sub: rest[0], out: values.out ?? loadAppConfig(process.env, overrides).checkpoints.keyPath })
+    case 'evidence':
+      return evidenceCommand(loadAppConfig(process.env, overrides), { sub: rest[0], file: rest[1], eventId: values.event, out: values.out, json: values.json ?? false, publicKeyPath: values['public-key'] }, logger)
     case 'demo': {
       const { startLocalKafka } = await import('../demo/local-kafka.js')
       const { runDemo } = await import('../demo/run-demo.js')

@@ -3,7 +3,10 @@ import { createServer, request } from 'node:http'
 import { join } from 'node:path'
 import { describeError, isReadtrailError, ReadtrailError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
-import { verifyInDb } from '../integrity/verify-in-db.js'
+import { FactsRequestSchema, type FactsRequest } from '../integrity/facts.js'
+import { collectFacts } from '../integrity/verify-store.js'
+import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
+import { answerEvidence } from './evidence-dispatch.js'
 import { getSavedQuery } from '../queries/catalog.js'
 import { runSavedQuery } from '../queries/saved-query.js'
 import type { Store } from '../store/store.js'
@@ -18,12 +21,24 @@ export function ownerSocketPath(dataDir: string): string {
   return join(dataDir, 'readtrail.sock')
 }
 
-export interface OwnerRequest {
-  op: 'query' | 'verify'
-  name?: string
-  params?: unknown
-  /** verify: also check the query views. */
-  views?: boolean
+export type OwnerRequest =
+  | { op: 'query'; name: string; params: unknown }
+  /** The store-side half of `readtrail verify`; the asking process judges the facts. */
+  | { op: 'facts'; request: FactsRequest }
+  | { op: 'evidence'; eventId: string; checkpoints: SignedCheckpoint[]; publicKeyPem: string }
+
+/** Answers one request against the owned store. Everything in `ask` is validated again here: the socket is a boundary. */
+async function answer(store: Store, ask: OwnerRequest): Promise<unknown> {
+  switch (ask.op) {
+    case 'query':
+      return runSavedQuery(store, getSavedQuery(String(ask.name)), ask.params)
+    case 'facts':
+      return collectFacts(store, FactsRequestSchema.parse(ask.request))
+    case 'evidence':
+      return answerEvidence(store, ask)
+    default:
+      throw new ReadtrailError('USAGE', `unknown owner request ${JSON.stringify((ask as { op?: unknown }).op)}`)
+  }
 }
 
 export async function serveOwnerApi(store: Store, dataDir: string, logger: Logger): Promise<() => Promise<void>> {
@@ -38,14 +53,13 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
     let body = ''
     req.setEncoding('utf8').on('data', (c: string) => {
       body += c
-      if (body.length > 1_000_000) req.destroy()
+      // Checkpoint lists travel in requests: allow some, never unbounded.
+      if (body.length > 64_000_000) req.destroy()
     })
     req.on('end', () => {
       void (async () => {
         try {
-          const ask = JSON.parse(body) as OwnerRequest
-          // Parameters are validated here again: the socket is a boundary.
-          const result = ask.op === 'verify' ? await verifyInDb(store, { views: ask.views !== false }) : await runSavedQuery(store, getSavedQuery(String(ask.name)), ask.params)
+          const result = await answer(store, JSON.parse(body) as OwnerRequest)
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ result }))
         } catch (err) {
           const error = isReadtrailError(err) ? err.toJSON() : { code: 'USAGE', message: describeError(err) }

@@ -20,6 +20,15 @@ export const ERROR_CODES = {
   QUERY_UNKNOWN: 'No saved query has that name.',
   QUERY_PARAM_INVALID: 'A saved-query parameter is missing or invalid; nothing was sent to ClickHouse.',
   VERIFY_FAILED: 'Verification could not run to completion (the store failed mid-way); this is not a finding about the data.',
+  CHECKPOINT_KEY_MISSING: 'No checkpoint signing key (or public key) at the configured path: the chain writer refuses to run unsigned, verify refuses to run without the key that checks signatures.',
+  CHECKPOINT_KEY_INVALID: 'A checkpoint key file exists but is not a readable Ed25519 key of the expected kind (private PKCS#8 PEM for signing, public SPKI PEM for verifying), or its permissions let others read it.',
+  CHECKPOINT_LOG_UNAVAILABLE: 'The append-only checkpoint log could not be opened, written or fsync\'d; the chain writer stops rather than continue without durable checkpoints.',
+  CHECKPOINT_TOPIC_UNAVAILABLE: 'The Kafka copy of the checkpoints could not be written or read.',
+  VERIFY_STATE_INVALID: 'The incremental-verification state file is unreadable or belongs to another database; run a full verify to rebuild it.',
+  EVIDENCE_NOT_FOUND: 'No stored event has the id given to evidence export.',
+  EVIDENCE_NOT_COVERED: 'No signed checkpoint covers the event yet (it is newer than the newest checkpoint of its chain); try again after the next checkpoint.',
+  EVIDENCE_CHAIN_BROKEN: 'The stored rows between the event and its checkpoint do not link up to the signed hash: the store is damaged, and no bundle was written (run readtrail verify).',
+  EVIDENCE_INVALID: 'An evidence bundle file is not valid JSON of the expected shape; nothing was proved.',
   USAGE: 'The command line was not understood.',
 } as const satisfies Record<string, string>
 

@@ -36,6 +36,14 @@ export interface ChainWriterDeps {
   store: Store
   registry: SchemaRegistry
   logger: Logger
+  /**
+   * Called with a chain's new head after every insert ClickHouse
+   * acknowledged: what the checkpoint signer signs. It never reads heads
+   * back from ClickHouse, which an attacker may control.
+   */
+  onChainHead?: (head: ChainHead) => void
+  /** Called when the group rebalanced: another writer may have written (and signed) any chain since. */
+  onRebalance?: () => void
 }
 
 /**
@@ -106,6 +114,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         await store.insertJsonLines('access_log_ingest', linked.lines)
         head = linked.head
         stats.stored += 1
+        deps.onChainHead?.(head)
       } catch (err) {
         if (!isDataError(err)) throw err
         const reason = new IngestError('ROW_REJECTED', `ClickHouse refused the event: ${describeError(err)}`, { cause: err })
@@ -152,6 +161,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         await store.insertJsonLines('access_log_ingest', linked.lines)
         heads.set(chainId, linked.head)
         stats.stored += entries.length
+        deps.onChainHead?.(linked.head)
       } catch (err) {
         // The insert may have landed before the error surfaced: forget the head
         // so the retry reads the truth back instead of forking the chain.
@@ -184,6 +194,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         // A rebalance may have moved partitions here from a writer that kept
         // going: the store, not our memory, says where each chain ends.
         heads.clear()
+        deps.onRebalance?.()
         log.info({ assignment: e.payload.memberAssignment }, 'joined consumer group')
       })
       consumer.on(consumer.events.CRASH, (e) => log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed'))

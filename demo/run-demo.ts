@@ -11,7 +11,11 @@ import { ChainWriterConfig } from '../consumers/config.js'
 import { waitForCatchUp } from '../consumers/lag.js'
 import { deadLetterTopicOf, ensureTopics } from '../consumers/topics.js'
 import { formatReport } from '../integrity/report.js'
-import { verifyInDb } from '../integrity/verify-in-db.js'
+import { verifyStore } from '../integrity/verify-store.js'
+import { loadCheckpoints } from '../integrity/checkpoint-sources.js'
+import { checkpointTopicOf } from '../checkpoints/checkpoint-topic.js'
+import { generateKeyFiles, loadSigningKey } from '../checkpoints/keys.js'
+import { createCheckpointSigner } from '../checkpoints/signer.js'
 import { createAuditProducer } from '../producers/audit-producer.js'
 import { recordsTouchedByPrincipal, type RecordTouchedRow } from '../queries/records-touched-by-principal.js'
 import { runSavedQuery } from '../queries/saved-query.js'
@@ -73,12 +77,22 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
   const store = await openDemoStore(config, logger)
   const kafka = createKafka(config.kafka, logger)
   await ensureTopics(kafka, { topic, partitions: config.partitions })
+  // The demo signs with its own key, made fresh in its own directory.
+  const keyPath = join(config.store.dataDir, 'keys', 'checkpoint.key')
+  rmSync(join(config.store.dataDir, 'keys'), { recursive: true, force: true })
+  generateKeyFiles(keyPath)
+  const logPath = join(config.store.dataDir, 'checkpoints.jsonl')
+  rmSync(logPath, { force: true })
+  const checkpointTopic = checkpointTopicOf(topic)
+  const signer = createCheckpointSigner({ database: store.database, key: loadSigningKey(keyPath), logPath, kafka, topic: checkpointTopic, logger })
+  await signer.start()
   const writer = createChainWriter({
     config: ChainWriterConfig.parse({ kafka: config.kafka, topic, groupId }),
     kafka,
     store,
     registry: loadSchemaRegistry(),
     logger,
+    onChainHead: (head) => signer.noteHead(head),
   })
   const audit = await createAuditProducer(
     { kafka: config.kafka, topic, service: 'admissions-backoffice', environment: 'demo', sessionHashKey: randomBytes(32) },
@@ -118,7 +132,9 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     out(`Application done: ${20 + 2 + pages} audited reads published to Kafka topic ${topic}.`)
 
     await waitForCatchUp(kafka, groupId, topic, { timeoutMs: 120_000 })
+    const signed = await signer.signNow()
     out(`Chain writer caught up: ${writer.stats().stored} events chained into ClickHouse (${store.kind}, database ${store.database}).`)
+    out(`Each chain head signed (Ed25519) into ${logPath} and topic ${checkpointTopic}: ${signed.map((c) => `${c.chain_id} seq ${c.seq}`).join(', ')}.`)
 
     const touched: RecordTouchedRow[] = await runSavedQuery(store, recordsTouchedByPrincipal, {
       principal: 'clerk.marta',
@@ -137,17 +153,23 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     out(`Q2  Who touched applicant ${target}?  who-touched-record table=applicants record=${target}`)
     out(formatRows(who, ['occurred_at', 'principal_id', 'columns', 'client_ip', 'service', 'chain_id', 'seq'], 'table').replace(/^/gm, '    '))
 
-    const report = await verifyInDb(store)
-    out('')
-    out(formatReport(report))
-    return { scraped: pages * 100, touchedByCompromised: touched.length, verified: report.ok }
+    const checkpoints = await loadCheckpoints({ database: store.database, publicKeyPath: `${keyPath}.pub`, logPath, topic: { kafka, name: checkpointTopic } })
+    let verified = true
+    for (const mode of ['in-db', 'independent'] as const) {
+      const report = await verifyStore(store, { mode, checkpoints, workers: 2 })
+      verified &&= report.ok
+      out('')
+      out(formatReport(report))
+    }
+    return { scraped: pages * 100, touchedByCompromised: touched.length, verified }
   } finally {
     await audit.close()
     await writer.stop()
+    await signer.stop()
     await store.close()
     const admin = kafka.admin()
     await admin.connect()
-    await admin.deleteTopics({ topics: [topic, deadLetterTopicOf({ topic })] }).catch(() => {})
+    await admin.deleteTopics({ topics: [topic, deadLetterTopicOf({ topic }), checkpointTopic] }).catch(() => {})
     await admin.disconnect()
   }
 }

@@ -1,19 +1,50 @@
-/** What kind of damage a finding describes. */
+/**
+ * What kind of damage a finding describes. Every finding names a chain and a
+ * sequence number; the kinds say what happened there, as precisely as the
+ * evidence allows.
+ */
 export type FindingKind =
   /** The row's columns no longer hash to its stored hash: a column was edited. */
   | 'hash_mismatch'
-  /** prev_hash differs from the previous row's hash: rows removed, inserted or rewritten. */
+  /**
+   * The row hashes correctly but the next row committed to a different hash:
+   * its columns were edited and its hash recomputed.
+   */
+  | 'rewritten_row'
+  /** prev_hash differs from the previous row's hash and nothing above explains why. */
   | 'broken_link'
-  /** Sequence numbers jump: rows are missing between the two. */
-  | 'sequence_gap'
-  /** The same sequence number appears twice. */
-  | 'duplicate_seq'
+  /** Rows are missing: `seq` is the first missing sequence number. */
+  | 'deleted_rows'
+  /** A second row claims this seq and nothing links to it: a forged row was inserted. */
+  | 'inserted_row'
+  /** The same row is stored more than once. */
+  | 'duplicate_row'
+  /** Two rows at this seq differ and neither is linked from the next row: the chain forked. */
+  | 'forked'
+  /** The rows at seq and seq+1 are in each other's places. */
+  | 'reordered'
+  /** The chain ends before its newest signed checkpoint: `seq` is the first missing row. */
+  | 'truncated'
+  /** The row at a signed checkpoint's seq has another hash: the chain up to here was rewritten. */
+  | 'checkpoint_mismatch'
+  /** A checkpoint's signature does not verify under the public key: forged or edited. */
+  | 'checkpoint_invalid'
+  /** A line of the checkpoint log is not a checkpoint at all. */
+  | 'checkpoint_unreadable'
+  /** Checkpoints of a chain skip an index or do not link to their predecessor: one was removed or replaced. */
+  | 'checkpoint_chain_broken'
+  /** The Kafka copy holds checkpoints the log file lacks at its end: the file was rolled back. */
+  | 'checkpoint_log_rolled_back'
+  /** The file and the Kafka copy hold different checkpoints under the same index. */
+  | 'checkpoint_conflict'
+  /** A producer's sequence has a hole older than the grace window: events never reached the store. */
+  | 'producer_gap'
+  /** A producer sequence number is stored twice. */
+  | 'producer_duplicate'
   /**
    * A materialised-view table the saved queries read (access_by_principal,
    * record_access) does not hold exactly the rows access_log implies at this
-   * seq: a view row was deleted, added, duplicated or edited, or access_log
-   * was edited in place (views copy rows on insert only). The detail names
-   * the table and whether rows are missing, extra, or both ("differs").
+   * seq. The detail names the table and whether rows are missing, extra, or both.
    */
   | 'view_mismatch'
 
@@ -22,41 +53,86 @@ export interface Finding {
   seq: number
   kind: FindingKind
   detail: string
+  /** For producer findings: the producer and the missing or repeated producer_seq range. */
+  producer?: { producer_id: string; from_seq: number; to_seq: number }
 }
 
 export interface ChainSummary {
   chain_id: string
   rows: number
+  /** First and last sequence number this run verified (incremental runs start at their anchor). */
   first_seq: number
   last_seq: number
   head_hash: string
+  /** Newest signed checkpoint of the chain that matched its row, if any. */
+  checkpoint?: { index: number; seq: number; hash: string; signed_at: string }
+}
+
+/** A producer hole younger than the grace window: the events may still be on their way. */
+export interface InFlightGap {
+  producer_id: string
+  from_seq: number
+  to_seq: number
+  /** When the event after the hole was stored. */
+  next_stored_at: string
+}
+
+export interface CheckpointSummary {
+  /** Sources read; null where a source was not checked (the report says why in `warnings`). */
+  file: string | null
+  topic: string | null
+  /** Distinct checkpoints for this database across both sources. */
+  total: number
+  /** Checkpoints whose signature verified. */
+  valid: number
+  key_id: string | null
 }
 
 export interface VerificationReport {
-  mode: 'in-db'
+  mode: 'in-db' | 'independent'
+  /** True when only rows after each chain's anchor checkpoint were checked (--since-checkpoint). */
+  incremental: boolean
   ok: boolean
   database: string
   rows_verified: number
   /** Whether the query views were checked against access_log. */
   views_checked: boolean
   chains: ChainSummary[]
+  checkpoints: CheckpointSummary
+  producers: { checked: number; in_flight: InFlightGap[] }
   findings: Finding[]
   /** True when more findings exist than were listed. */
   findings_truncated: boolean
+  /** What was not checked and why; never silently. */
+  warnings: string[]
+  /** Verifier worker threads (independent mode). */
+  workers?: number
   started_at: string
   duration_ms: number
 }
 
 export function formatReport(report: VerificationReport): string {
   const lines: string[] = []
-  lines.push(`readtrail verify (${report.mode}) on ${report.database}: ${report.ok ? 'INTACT' : 'DAMAGED'}`)
+  const how = `${report.mode}${report.incremental ? ', since checkpoint' : ''}`
+  lines.push(`readtrail verify (${how}) on ${report.database}: ${report.ok ? 'INTACT' : 'DAMAGED'}`)
   lines.push(
     `${report.rows_verified} rows in ${report.chains.length} chains verified in ${report.duration_ms} ms` +
       (report.views_checked ? ', query views checked against them' : ' (query views NOT checked)'),
   )
+  const cp = report.checkpoints
+  lines.push(
+    `checkpoints: ${cp.valid}/${cp.total} valid` +
+      ` (log ${cp.file ?? 'NOT read'}, topic ${cp.topic ?? 'NOT read'}${cp.key_id ? `, key ${cp.key_id.slice(0, 16)}…` : ''})`,
+  )
+  lines.push(`producers: ${report.producers.checked} checked, ${report.producers.in_flight.length} holes still within the grace window`)
   if (report.chains.length === 0) lines.push('warning: the log is empty — check --data-dir / --database if you expected events')
+  for (const w of report.warnings) lines.push(`warning: ${w}`)
   for (const c of report.chains) {
-    lines.push(`  chain ${c.chain_id}: seq ${c.first_seq}..${c.last_seq} (${c.rows} rows), head ${c.head_hash.slice(0, 16)}…`)
+    const signed = c.checkpoint ? `, signed through seq ${c.checkpoint.seq} (checkpoint #${c.checkpoint.index})` : ', no matching checkpoint'
+    lines.push(`  chain ${c.chain_id}: seq ${c.first_seq}..${c.last_seq} (${c.rows} rows), head ${c.head_hash.slice(0, 16)}…${signed}`)
+  }
+  for (const g of report.producers.in_flight) {
+    lines.push(`  in flight: producer ${g.producer_id} seq ${g.from_seq}..${g.to_seq} (next event stored ${g.next_stored_at})`)
   }
   if (report.findings.length > 0) {
     lines.push(`${report.findings.length}${report.findings_truncated ? '+' : ''} findings:`)

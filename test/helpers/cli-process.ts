@@ -1,7 +1,29 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { afterAll } from 'vitest'
+import { generateKeyFiles } from '../../checkpoints/keys.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+let home: string | undefined
+
+/**
+ * READTRAIL_HOME for CLI processes of this test file: a temporary directory
+ * holding a checkpoint signing key (so `consume` can sign and `verify` can
+ * check), the checkpoint log and the verify state. Removed after the file.
+ */
+export function testHome(): string {
+  if (!home) {
+    const dir = mkdtempSync(join(tmpdir(), 'readtrail-home-'))
+    generateKeyFiles(join(dir, 'keys', 'checkpoint.key'))
+    home = dir
+    afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  }
+  return home
+}
 
 export interface CliProcess {
   child: ChildProcess
@@ -16,7 +38,7 @@ export interface CliProcess {
 export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
   const child = spawn(process.execPath, ['dist/cli/main.js', ...args], {
     cwd: ROOT,
-    env: { ...process.env, READTRAIL_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, READTRAIL_LOG_LEVEL: 'info', READTRAIL_HOME: testHome(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stderr = ''
@@ -60,7 +82,7 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['dist/cli/main.js', ...args], {
       cwd: ROOT,
-      env: { ...process.env, READTRAIL_LOG_LEVEL: 'warn', ...env },
+      env: { ...process.env, READTRAIL_LOG_LEVEL: 'warn', READTRAIL_HOME: testHome(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''

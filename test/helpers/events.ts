@@ -3,7 +3,11 @@ import type { AccessEvent } from '../../schemas/access-event.js'
 
 let seq = 0
 
-/** A valid access event with test defaults; override any field. */
+/**
+ * A valid access event with test defaults; override any field. Each event is
+ * its own producer's first (producer_seq 1), so stores built from these
+ * events have no producer holes unless a test makes them on purpose.
+ */
 export function makeEvent(overrides: Partial<AccessEvent> = {}): AccessEvent {
   const read_id = uuidv7()
   return {
@@ -11,7 +15,7 @@ export function makeEvent(overrides: Partial<AccessEvent> = {}): AccessEvent {
     read_id,
     part_index: 0,
     part_count: 1,
-    occurred_at: Date.UTC(2026, 10, 27, 10) * 1000 + seq,
+    occurred_at: Date.UTC(2026, 10, 27, 10) * 1000 + ++seq,
     principal_id: 'clerk.test',
     principal_type: 'user',
     on_behalf_of: null,
@@ -30,8 +34,8 @@ export function makeEvent(overrides: Partial<AccessEvent> = {}): AccessEvent {
     purpose: null,
     trace_id: null,
     outcome: 'success',
-    producer_id: 'test-producer',
-    producer_seq: ++seq,
+    producer_id: `test-producer-${read_id}`,
+    producer_seq: 1,
     ...overrides,
   }
 }

@@ -1,5 +1,5 @@
 import { expect } from 'vitest'
-import { verifyInDb } from '../../integrity/verify-in-db.js'
+import { verifyStore as verifyInDb } from '../../integrity/verify-store.js'
 import type { Store } from '../../store/store.js'
 
 export interface ChainPosition {

@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { consumerLag, waitForCatchUp } from '../../consumers/lag.js'
 import { createAuditProducer } from '../../producers/audit-producer.js'
 import { openStore } from '../../store/store.js'
-import { spawnCli, type CliProcess } from '../helpers/cli-process.js'
+import { runCli, spawnCli, type CliProcess } from '../helpers/cli-process.js'
+import type { VerificationReport } from '../../integrity/report.js'
 import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, TEST_BROKERS, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { testStoreConfig } from '../helpers/store.js'
@@ -87,6 +88,17 @@ describe('a chain writer killed mid-stream (SIGKILL) resumes without gap or dupl
       await expectIntactChains(store, ids)
     } finally {
       await store.close()
+    }
+    // No false alarm from the crashes: both modes verify clean against the
+    // checkpoints the killed writers and the last one signed, and the last
+    // one's final checkpoint vouches for every chain's head.
+    for (const mode of ['--in-db', '--independent']) {
+      const r = await runCli(['verify', mode, '--json'], env)
+      expect(r.code, r.stderr).toBe(0)
+      const report = JSON.parse(r.stdout) as VerificationReport
+      expect(report.findings).toEqual([])
+      expect(report.checkpoints.valid).toBeGreaterThanOrEqual(3)
+      for (const c of report.chains) expect(c.checkpoint?.seq, c.chain_id).toBe(c.last_seq)
     }
   })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { VIEW_CHECKS, verifyInDb } from '../../integrity/verify-in-db.js'
+import { VIEW_CHECKS } from '../../integrity/collect-in-db.js'
+import { verifyStore as verifyInDb } from '../../integrity/verify-store.js'
 import type { Finding } from '../../integrity/report.js'
 import type { Store } from '../../store/store.js'
 import { seedChain } from '../helpers/seed-chain.js'

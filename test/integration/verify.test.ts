@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { verifyInDb } from '../../integrity/verify-in-db.js'
+import { verifyStore as verifyInDb } from '../../integrity/verify-store.js'
 import type { Store } from '../../store/store.js'
 import { seedChain } from '../helpers/seed-chain.js'
 import { openTestStore } from '../helpers/store.js'
@@ -60,19 +60,18 @@ describe('verify --in-db finds damage by chain and sequence number', () => {
     ])
   })
 
-  it('a deleted middle row is a gap and a broken link at the next row', async () => {
+  it('a deleted middle row is named as deleted, at its own seq', async () => {
     const store = await seeded()
     await mutate(store, `ALTER TABLE ${store.table('access_log')} DELETE WHERE chain_id = 'topic/0' AND seq = 13`)
     const findings = (await verifyInDb(store)).findings
     expect(findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([
+      ['topic/0', 13, 'deleted_rows'],
       // The deleted row's view copies remain: extra rows at seq 13.
       ['topic/0', 13, 'view_mismatch'],
       ['topic/0', 13, 'view_mismatch'],
-      ['topic/0', 14, 'sequence_gap'],
-      ['topic/0', 14, 'broken_link'],
     ])
-    expect(findings.slice(0, 2).map((f) => f.detail)).toEqual(['access_by_principal: extra row', 'record_access: extra row'])
-    expect(findings[2]!.detail).toBe('seq 13 is missing')
+    expect(findings.slice(1).map((f) => f.detail)).toEqual(['access_by_principal: extra row', 'record_access: extra row'])
+    expect(findings[0]!.detail).toBe('seq 13 is missing')
   })
 
   it('deleted first rows are a gap from the start of the chain', async () => {
@@ -80,26 +79,30 @@ describe('verify --in-db finds damage by chain and sequence number', () => {
     await mutate(store, `ALTER TABLE ${store.table('access_log')} DELETE WHERE chain_id = 'topic/1' AND seq <= 3`)
     const findings = (await verifyInDb(store)).findings
     expect(findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([
+      ['topic/1', 1, 'deleted_rows'],
       // The deleted rows' view copies remain: extra rows in both views.
       ...[1, 2, 3].flatMap((seq) => [
         ['topic/1', seq, 'view_mismatch'],
         ['topic/1', seq, 'view_mismatch'],
       ]),
-      ['topic/1', 4, 'sequence_gap'],
-      ['topic/1', 4, 'broken_link'],
     ])
+    expect(findings[0]!.detail).toBe('seqs 1..3 are missing (3 rows)')
   })
 
-  it('a duplicated row is reported as a repeated sequence number', async () => {
+  it('a duplicated row is reported as a duplicate at its seq', async () => {
     const store = await seeded()
     await store.client.command({ query: `INSERT INTO ${store.table('access_log')} SELECT * FROM ${store.table('access_log')} WHERE chain_id = 'topic/0' AND seq = 20` })
     const findings = (await verifyInDb(store)).findings
     // The INSERT fired the views, which copied the duplicate too: they still
     // match access_log, so only the chain check reports it.
-    expect(findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([['topic/0', 20, 'duplicate_seq']])
+    expect(findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([
+      ['topic/0', 20, 'duplicate_row'],
+      // Its producer's only event is stored twice.
+      ['topic/0', 20, 'producer_duplicate'],
+    ])
   })
 
-  it('a forged row whose hash was recomputed still breaks the link to the next row', async () => {
+  it('a row edited and re-hashed is named at its own seq: the next row committed to its old hash', async () => {
     const store = await seeded()
     const t = store.table('access_log')
     // The attacker edits a row and recomputes its hash in SQL: the row checks
@@ -109,10 +112,10 @@ describe('verify --in-db finds damage by chain and sequence number', () => {
     await mutate(store, `ALTER TABLE ${t} UPDATE hash = ${HASH_SQL} WHERE chain_id = 'topic/0' AND seq = 5`)
     const findings = (await verifyInDb(store)).findings
     expect(findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([
+      ['topic/0', 5, 'rewritten_row'],
       // The views still hold the original principal at seq 5.
       ['topic/0', 5, 'view_mismatch'],
       ['topic/0', 5, 'view_mismatch'],
-      ['topic/0', 6, 'broken_link'],
     ])
   })
 

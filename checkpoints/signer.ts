@@ -1,0 +1,305 @@
+import { Partitioners, type Kafka, type Producer } from 'kafkajs'
+import { describeError } from '../common/errors.js'
+import type { Logger } from '../common/logger.js'
+import { checkpointDigest, GENESIS_CHECKPOINT, signCheckpoint, type CheckpointBody, type SignedCheckpoint } from './checkpoint.js'
+import { openCheckpointLog, readCheckpointLog, type CheckpointLog } from './checkpoint-log.js'
+import { ensureCheckpointTopic, publishCheckpoints, readCheckpointTopic } from './checkpoint-topic.js'
+import { CheckpointError } from './errors.js'
+import type { SigningKey } from './keys.js'
+
+/** A chain head ClickHouse acknowledged, as the chain writer holds it. */
+export interface ChainHeadNote {
+  chainId: string
+  seq: number
+  /** SHA-256 of the row at `seq` (32 bytes). */
+  hash: Buffer
+  /** Kafka offset of the row at `seq`. */
+  lastOffset: bigint | null
+}
+
+export interface CheckpointSignerOptions {
+  /** ClickHouse database of the log; only its checkpoints are continued. */
+  database: string
+  key: SigningKey
+  /** The append-only checkpoint file (primary copy). */
+  logPath: string
+  kafka: Kafka
+  /** The checkpoint topic (second copy). */
+  topic: string
+  /** How often heads that moved are signed. @default 10000 */
+  intervalMs?: number
+  logger: Logger
+  /** Called once when the checkpoint file cannot be written; the caller stops ingesting. */
+  onFatal?: (err: unknown) => void
+  /** Clock for signed_at. @default () => new Date() */
+  now?: () => Date
+}
+
+export interface CheckpointSignerStats {
+  /** Checkpoints signed and fsync'd to the file by this signer. */
+  signed: number
+  /** Checkpoints published to the topic (including republished ones). */
+  published: number
+  /** Checkpoints in the file but not yet acknowledged by the topic. */
+  pendingPublish: number
+}
+
+export interface CheckpointSigner {
+  /** Ensures the topic, opens the file, resumes every chain's checkpoint sequence, starts the timer. */
+  start(): Promise<void>
+  /** Called by the chain writer after every insert ClickHouse acknowledged. */
+  noteHead(head: ChainHeadNote): void
+  /**
+   * Tells the signer another writer may have checkpointed the chain since it
+   * last did (its partition was revoked): its next head re-reads the topic
+   * before signing, so indexes never repeat.
+   */
+  forgetChain(chainId: string): void
+  /** Signs each chain whose noted head moved since its last checkpoint; returns the new checkpoints. */
+  signNow(): Promise<SignedCheckpoint[]>
+  /** Stops the timer, signs a final time, closes the file and the producer. */
+  stop(): Promise<void>
+  stats(): CheckpointSignerStats
+}
+
+interface NotedHead {
+  seq: number
+  hash: Buffer
+  lastOffset: bigint
+}
+
+/**
+ * Signs each chain's head with Ed25519 every `intervalMs` and keeps the
+ * checkpoints outside ClickHouse. Invariants:
+ * - only heads the chain writer noted are signed, never heads read back from
+ *   ClickHouse, which an attacker may control;
+ * - a checkpoint is fsync'd to the file before it is published, so the topic
+ *   never holds one the file lacks (the file is the primary copy);
+ * - per chain, index rises by one and `prev` digests the previous
+ *   checkpoint, continuing from the newest the file or the topic holds.
+ */
+export function createCheckpointSigner(options: CheckpointSignerOptions): CheckpointSigner {
+  const { database, key, logPath, kafka, topic } = options
+  const intervalMs = options.intervalMs ?? 10_000
+  const now = options.now ?? (() => new Date())
+  const log = options.logger.child({ component: 'checkpoint-signer' })
+  /** Newest checkpoint known per chain (ours, the file's or the topic's). */
+  const latest = new Map<string, SignedCheckpoint>()
+  /** Newest head noted per chain, signed on the next round if above `latest`. */
+  const noted = new Map<string, NotedHead>()
+  /** Chains whose newest checkpoint was looked up in the topic since they were first noted here (or last forgotten). */
+  const resolved = new Set<string>()
+  let pending: SignedCheckpoint[] = []
+  let signed = 0
+  let published = 0
+  let file: CheckpointLog | undefined
+  let producer: Producer | undefined
+  let timer: NodeJS.Timeout | undefined
+  let round: Promise<unknown> = Promise.resolve()
+  let fatal: unknown
+  let state: 'new' | 'running' | 'stopped' = 'new'
+
+  /** Keeps the higher-index checkpoint of a chain; returns whether `cp` was it. */
+  function remember(cp: SignedCheckpoint): boolean {
+    const known = latest.get(cp.chain_id)
+    if (known && known.index >= cp.index) return false
+    latest.set(cp.chain_id, cp)
+    return true
+  }
+
+  async function readTopicNewest(): Promise<Map<string, SignedCheckpoint>> {
+    const contents = await readCheckpointTopic(kafka, topic)
+    if (contents.unreadable.length > 0) log.error({ topic, unreadable: contents.unreadable.slice(0, 10), count: contents.unreadable.length }, 'checkpoint topic holds messages that are not checkpoints')
+    const newest = new Map<string, SignedCheckpoint>()
+    for (const { checkpoint: cp } of contents.entries) {
+      if (cp.database !== database) continue
+      const known = newest.get(cp.chain_id)
+      if (!known || cp.index > known.index) newest.set(cp.chain_id, cp)
+    }
+    return newest
+  }
+
+  async function flushPending(): Promise<void> {
+    if (pending.length === 0 || !producer) return
+    const batch = pending
+    try {
+      await publishCheckpoints(producer, topic, batch)
+      pending = pending.slice(batch.length)
+      published += batch.length
+    } catch (err) {
+      // The file already holds them durably; the next round (or the next start) publishes them.
+      log.warn({ err, topic, pending: pending.length }, 'could not publish checkpoints to Kafka; will retry')
+    }
+  }
+
+  /** Before signing a chain this signer never saw (or lost), take its newest checkpoint from the topic. */
+  async function resolveChains(chainIds: string[]): Promise<string[]> {
+    const unknown = chainIds.filter((id) => !resolved.has(id))
+    if (unknown.length === 0) return chainIds
+    let newest: Map<string, SignedCheckpoint>
+    try {
+      newest = await readTopicNewest()
+    } catch (err) {
+      // Signing without knowing the newest index could repeat one; these chains wait for the next round.
+      log.warn({ err, chains: unknown }, 'could not read the checkpoint topic for chains new to this signer; not signing them this round')
+      return chainIds.filter((id) => resolved.has(id))
+    }
+    for (const id of unknown) {
+      const cp = newest.get(id)
+      if (cp && remember(cp)) log.info({ chain_id: id, index: cp.index, seq: cp.seq }, 'continuing a chain another writer checkpointed')
+      resolved.add(id)
+    }
+    return chainIds
+  }
+
+  async function signRound(): Promise<SignedCheckpoint[]> {
+    if (fatal !== undefined) throw fatal
+    if (!file) throw new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', 'checkpoint signer is not running', { details: { path: logPath } })
+    const moved = [...noted].filter(([id, head]) => head.seq > (latest.get(id)?.seq ?? 0)).map(([id]) => id)
+    const chains = moved.length === 0 ? [] : await resolveChains(moved)
+    const cps: SignedCheckpoint[] = []
+    for (const chainId of chains) {
+      const head = noted.get(chainId)
+      const previous = latest.get(chainId)
+      // forgetChain() may have run while the topic was read, and the topic may just have shown a newer checkpoint than this head.
+      if (!head || head.seq <= (previous?.seq ?? 0)) continue
+      const body: CheckpointBody = {
+        v: 1,
+        database,
+        chain_id: chainId,
+        index: (previous?.index ?? 0) + 1,
+        seq: head.seq,
+        hash: head.hash.toString('hex'),
+        kafka_offset: head.lastOffset.toString(),
+        signed_at: now().toISOString(),
+        prev: previous ? checkpointDigest(previous) : GENESIS_CHECKPOINT,
+        key_id: key.keyId,
+      }
+      cps.push(signCheckpoint(body, key.privateKey))
+    }
+    if (cps.length > 0) {
+      try {
+        await file.append(cps)
+      } catch (err) {
+        fatal = err
+        if (timer) clearInterval(timer)
+        timer = undefined
+        log.error({ err, path: logPath }, 'cannot append to the checkpoint log; stopping rather than ingest without durable checkpoints')
+        options.onFatal?.(err)
+        throw err
+      }
+      for (const cp of cps) latest.set(cp.chain_id, cp)
+      signed += cps.length
+      pending.push(...cps)
+    }
+    await flushPending()
+    log.debug({ signed: cps.length, chains: cps.map((cp) => ({ chain_id: cp.chain_id, index: cp.index, seq: cp.seq })), pending_publish: pending.length }, 'checkpoint signing round')
+    return cps
+  }
+
+  /** Rounds run one after another: two at once could give two checkpoints the same index. */
+  function signNow(): Promise<SignedCheckpoint[]> {
+    const next = round.then(signRound)
+    round = next.catch(() => {})
+    return next
+  }
+
+  return {
+    async start() {
+      if (state !== 'new') throw new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', 'checkpoint signer already started', { details: { path: logPath } })
+      state = 'running'
+      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
+      try {
+        await ensureCheckpointTopic(kafka, topic)
+        await p.connect()
+      } catch (cause) {
+        state = 'new'
+        await p.disconnect().catch(() => {})
+        if (cause instanceof CheckpointError) throw cause
+        throw new CheckpointError('CHECKPOINT_TOPIC_UNAVAILABLE', `checkpoint topic ${topic}: cannot connect a producer: ${describeError(cause)}`, { cause, retriable: true, details: { topic } })
+      }
+      producer = p
+      try {
+        file = await openCheckpointLog(logPath, log)
+        const contents = await readCheckpointLog(logPath)
+        if (contents.unreadable.length > 0) log.error({ path: logPath, unreadable: contents.unreadable.slice(0, 10), count: contents.unreadable.length }, 'checkpoint log holds lines that are not checkpoints')
+        const fromFile = contents.entries.map((e) => e.checkpoint).filter((cp) => cp.database === database)
+        for (const cp of fromFile) remember(cp)
+        const fromTopic = await readTopicNewest()
+        for (const [chainId, cp] of fromTopic) {
+          const inFile = latest.get(chainId)
+          if (!inFile || cp.index > inFile.index) {
+            // A file rolled back (restored from backup, edited) loses checkpoints Kafka kept; repeating their indexes would fork the checkpoint chain.
+            log.error({ path: logPath, topic, chain_id: chainId, file_index: inFile?.index ?? 0, topic_index: cp.index }, 'checkpoint file is behind its Kafka copy; continuing from the Kafka copy')
+            latest.set(chainId, cp)
+          }
+        }
+        // `resolved` stays empty on purpose: a chain's partition may belong to
+        // another writer now and come here later, so each chain's first head
+        // re-reads the topic rather than trust what was read here.
+        // Fsync'd but never published: a crash came between the two.
+        pending = fromFile.filter((cp) => cp.index > (fromTopic.get(cp.chain_id)?.index ?? 0))
+        if (pending.length > 0) {
+          log.warn({ count: pending.length }, 'republishing checkpoints the file holds but the topic lacks')
+          await flushPending()
+        }
+      } catch (err) {
+        await file?.close().catch(() => {})
+        await producer.disconnect().catch(() => {})
+        file = undefined
+        producer = undefined
+        latest.clear()
+        pending = []
+        state = 'new'
+        throw err
+      }
+      timer = setInterval(() => {
+        signNow().catch((err: unknown) => log.error({ err }, 'checkpoint signing round failed'))
+      }, intervalMs)
+      // The timer must not keep a process alive whose work is done; stop() signs the final heads.
+      timer.unref()
+      log.info({ path: logPath, topic, key_id: key.keyId, chains: latest.size, interval_ms: intervalMs }, 'checkpoint signer started')
+    },
+
+    noteHead(head) {
+      if (!Number.isSafeInteger(head.seq) || head.seq < 1 || head.hash.length !== 32 || head.lastOffset === null || head.lastOffset < 0n) {
+        log.error({ chain_id: head.chainId, seq: head.seq, hash_bytes: head.hash.length }, 'ignoring a chain head that cannot be checkpointed')
+        return
+      }
+      const known = noted.get(head.chainId)
+      if (known && known.seq >= head.seq) return
+      // Copied: the caller's buffer is not ours to keep.
+      noted.set(head.chainId, { seq: head.seq, hash: Buffer.from(head.hash), lastOffset: head.lastOffset })
+    },
+
+    forgetChain(chainId) {
+      resolved.delete(chainId)
+      noted.delete(chainId)
+    },
+
+    signNow,
+
+    async stop() {
+      if (state !== 'running') return
+      state = 'stopped'
+      if (timer) clearInterval(timer)
+      timer = undefined
+      let failure: unknown
+      try {
+        if (fatal === undefined && file) await signNow()
+      } catch (err) {
+        failure = err
+      }
+      await round
+      await file?.close().catch((err: unknown) => log.warn({ err }, 'could not close the checkpoint log'))
+      file = undefined
+      await producer?.disconnect().catch(() => {})
+      producer = undefined
+      if (pending.length > 0) log.warn({ pending: pending.length }, 'checkpoints not yet on Kafka; the next start republishes them from the file')
+      log.info({ signed, published, pending_publish: pending.length }, 'checkpoint signer stopped')
+      if (failure !== undefined) throw failure
+    },
+
+    stats: () => ({ signed, published, pendingPublish: pending.length }),
+  }
+}

@@ -1,0 +1,163 @@
+import { closeSync, fchmodSync, fsyncSync, lstatSync, openSync, unlinkSync, writeSync } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
+import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
+import { loadPublicKey } from '../checkpoints/keys.js'
+import { ReadtrailError } from '../common/errors.js'
+import { EVIDENCE_LIMITS, parseEvidenceText, serializeEvidenceBundle, type EvidenceBundle } from '../evidence/bundle.js'
+import { EvidenceError } from '../evidence/errors.js'
+import { exportEvidence, type ExportEvidenceOptions } from '../evidence/export-bundle.js'
+import { microsToIso, verifyEvidence, type EvidenceVerdict } from '../evidence/verify-bundle.js'
+import type { Store } from '../store/store.js'
+
+export interface EvidenceExportArgs {
+  eventId: string | undefined
+  /** Where to write the bundle; never overwritten. @default `evidence-<eventId>.json` */
+  out?: string | undefined
+  /** Signed checkpoints to choose from (the checkpoint log's contents). */
+  checkpoints: readonly SignedCheckpoint[]
+  /** SPKI PEM of the checkpoint key. */
+  publicKeyPem: string
+  /** Clock for the bundle's exported_at. @default () => new Date() */
+  now?: () => Date
+}
+
+export interface EvidenceVerifyArgs {
+  file: string | undefined
+  /** The operator's public key file; without it, whose key signed stays unproved. */
+  publicKeyPath?: string | undefined
+  json: boolean
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * `readtrail evidence export --event ID [--out FILE]`: writes one bundle file
+ * and prints what it proves. Exit 0; every failure is a coded error (exit 2,
+ * set by main).
+ */
+export async function evidenceExportCommand(
+  source: Store | ((options: ExportEvidenceOptions) => Promise<EvidenceBundle>),
+  args: EvidenceExportArgs,
+  stdout: NodeJS.WritableStream = process.stdout,
+): Promise<number> {
+  const eventId = args.eventId?.trim()
+  if (!eventId) throw new ReadtrailError('USAGE', 'missing event id; usage: readtrail evidence export --event ID [--out FILE]')
+  // The id becomes part of the default file name: only a UUID may.
+  if (!UUID.test(eventId)) throw new ReadtrailError('USAGE', `event id ${JSON.stringify(eventId)} is not a UUID`, { details: { event_id: eventId } })
+  const out = args.out ?? `evidence-${eventId.toLowerCase()}.json`
+  // Checked before the (possibly long) export, and again atomically when the file is created.
+  refuseExisting(out)
+  const options: ExportEvidenceOptions = { eventId, checkpoints: args.checkpoints, publicKeyPem: args.publicKeyPem, ...(args.now ? { now: args.now } : {}) }
+  // A store held here, or a function that asks the process owning it.
+  const bundle = typeof source === 'function' ? await source(options) : await exportEvidence(source, options)
+  const text = serializeEvidenceBundle(bundle)
+  writeNewFile(out, text)
+  stdout.write(`${formatExportSummary(bundle, out, Buffer.byteLength(text))}\n`)
+  return 0
+}
+
+/** One paragraph: what the written file proves, how to check it, and what else it discloses. */
+export function formatExportSummary(bundle: EvidenceBundle, path: string, bytes: number): string {
+  const { event: e, checkpoint: cp } = bundle
+  const records = `${e.record_ids.length} record id${e.record_ids.length === 1 ? '' : 's'}${e.record_ids_complete ? '' : ' (list incomplete)'}`
+  const after = bundle.segment.length
+  const link = after === 0 ? 'it is itself the row' : `it and the ${after} row${after === 1 ? '' : 's'} after it link by SHA-256 to the row`
+  return (
+    `Wrote ${path} (${bytes} bytes). Event ${e.event_id} (${e.principal_type} ${e.principal_id}, ${e.action} of ${records} in ${e.db_name}.${e.table_name} ` +
+    `at ${microsToIso(e.occurred_at)}) is row seq ${e.seq} of chain ${e.chain_id} in database ${bundle.database}; ${link} ` +
+    `signed by checkpoint #${cp.index} (seq ${cp.seq}) at ${cp.signed_at} with key ${bundle.key_id}. ` +
+    `Anyone can check it offline with \`readtrail evidence verify ${path}\`; add --public-key with the operator's key file to pin the signer. ` +
+    (after === 0 ? '' : `The file also carries ${after === 1 ? 'that later row' : `those ${after} later rows`} in full, so it discloses what ${after === 1 ? 'it records' : 'they record'}; share it accordingly.`)
+  ).trimEnd()
+}
+
+/**
+ * `readtrail evidence verify <file> [--public-key PEM] [--json]`: exit 0 when
+ * the bundle proves its event, 1 when it does not. A file that is not a
+ * bundle throws EVIDENCE_INVALID (exit 2, set by main).
+ */
+export async function evidenceVerifyCommand(args: EvidenceVerifyArgs, stdout: NodeJS.WritableStream = process.stdout): Promise<number> {
+  if (!args.file) throw new ReadtrailError('USAGE', 'missing bundle file; usage: readtrail evidence verify <file> [--public-key FILE] [--json]')
+  const trustedKeyPem = args.publicKeyPath === undefined ? undefined : loadPublicKey(args.publicKeyPath).pem
+  const text = await readBundleFile(args.file)
+  const verdict = verifyEvidence(parseEvidenceText(text), trustedKeyPem === undefined ? {} : { trustedKeyPem })
+  stdout.write(`${args.json ? JSON.stringify(verdict, null, 2) : formatVerdict(verdict, args.file)}\n`)
+  return verdict.ok ? 0 : 1
+}
+
+/** The verdict for a person: the answer first, then what the event is, then exactly what is and is not proved. */
+export function formatVerdict(v: EvidenceVerdict, file: string): string {
+  const e = v.event
+  const records = `${e.record_count} record id${e.record_count === 1 ? '' : 's'}${e.record_ids_complete ? '' : ' (list incomplete)'}`
+  const lines = [
+    v.ok ? `PROVED: ${file}` : `NOT PROVED: ${file}: step ${v.failed_step} failed: ${v.problem}`,
+    '',
+    `event ${e.event_id}${v.ok ? '' : ' (as the bundle states it; unverified)'}`,
+    `  principal  ${e.principal_id} (${e.principal_type})`,
+    `  access     ${e.action} of ${records} in ${e.db_name}.${e.table_name}`,
+    `  occurred   ${e.occurred_at} (as reported by the application)`,
+    `  stored as  seq ${e.seq} of chain ${e.chain_id}`,
+    '',
+    `steps: ${v.steps.map((s) => `${s.name} ${s.result}`).join(', ')}`,
+  ]
+  if (v.proved.length > 0) lines.push('', 'proved:', ...v.proved.map((p) => `  - ${p}`))
+  lines.push('', 'not proved:', ...v.not_proved.map((p) => `  - ${p}`))
+  return lines.join('\n')
+}
+
+async function readBundleFile(path: string): Promise<string> {
+  try {
+    // A hostile file could be larger than Node can hold as one string; refuse it before reading.
+    const size = (await stat(path)).size
+    if (size > EVIDENCE_LIMITS.fileBytes) {
+      throw new EvidenceError('EVIDENCE_INVALID', `${path} is ${size} bytes, more than an evidence bundle may be (${EVIDENCE_LIMITS.fileBytes})`, {
+        details: { issues: [{ key: '(root)', problem: `file larger than ${EVIDENCE_LIMITS.fileBytes} bytes` }] },
+      })
+    }
+    return await readFile(path, 'utf8')
+  } catch (cause) {
+    if (cause instanceof EvidenceError) throw cause
+    throw new ReadtrailError('USAGE', `cannot read ${path}: ${(cause as Error).message}`, { cause, details: { path } })
+  }
+}
+
+function refuseExisting(path: string): void {
+  try {
+    lstatSync(path)
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw new ReadtrailError('USAGE', `cannot use ${path} for the bundle: ${(cause as Error).message}`, { cause, details: { path } })
+  }
+  throw exists(path)
+}
+
+function exists(path: string, cause?: unknown): ReadtrailError {
+  return new ReadtrailError('USAGE', `${path} already exists; refusing to overwrite it (choose another --out)`, { cause, details: { path } })
+}
+
+/** 'wx': a file that appeared since the check is still never overwritten; a failed write leaves no partial bundle behind. */
+function writeNewFile(path: string, text: string): void {
+  let fd: number
+  try {
+    fd = openSync(path, 'wx', 0o644)
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') throw exists(path, cause)
+    throw new ReadtrailError('USAGE', `cannot create ${path}: ${(cause as Error).message}`, { cause, details: { path } })
+  }
+  try {
+    // The umask may have narrowed the mode; a bundle is meant to be handed on.
+    fchmodSync(fd, 0o644)
+    const bytes = Buffer.from(text, 'utf8')
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at)
+    fsyncSync(fd)
+  } catch (err) {
+    closeSync(fd)
+    try {
+      unlinkSync(path)
+    } catch {
+      // The write error says more than this one.
+    }
+    throw err
+  }
+  closeSync(fd)
+}

@@ -1,0 +1,6 @@
+export { EVIDENCE_FORMAT, EVIDENCE_LIMITS, EvidenceBundle, parseEvidenceBundle, serializeEvidenceBundle } from './bundle.js'
+export { exportEvidence } from './export-bundle.js'
+export type { ExportEvidenceOptions } from './export-bundle.js'
+export { EVIDENCE_VERIFY_STEPS, verifyEvidence } from './verify-bundle.js'
+export type { EvidenceSummary, EvidenceVerdict, VerifyEvidenceOptions } from './verify-bundle.js'
+export { EvidenceError } from './errors.js'

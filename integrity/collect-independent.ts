@@ -1,0 +1,92 @@
+import type { Store } from '../store/store.js'
+import type { FactWindow } from './classify-window.js'
+import { NO_CACHES } from './no-caches.js'
+import { assembleFacts, mergeRanges, suspectRange, type Facts, type FactsRequest } from './facts.js'
+import { fetchWindowFacts, planSegments, scanProducerBreaks, scanSegments, type SegmentScan } from './independent-scan.js'
+import { producerBreaksSince, type ProducerFacts } from './producer-since.js'
+import type { ChainScan, CheckpointRow, Suspect } from './row-facts.js'
+
+/** Rows per segment: one worker's unit of work, and the granularity of overlap between streaming and hashing. */
+const ROWS_PER_SEGMENT = 250_000
+
+/**
+ * Collects verification facts trusting nothing ClickHouse computes: the rows
+ * are streamed out as RowBinary and every column is re-encoded and every hash
+ * recomputed in this process, on worker threads. ClickHouse is used only to
+ * list chains (to split the work; the first segment of each chain starts at
+ * seq 0 and the last is open-ended, so no row can hide outside them) and to
+ * sort.
+ */
+export async function collectIndependent(store: Store, request: FactsRequest): Promise<Facts> {
+  const log = store.table('access_log')
+  const listed = await store.queryRows<{ chain_id: string; max_seq: number }>(`SELECT chain_id, max(seq) AS max_seq FROM ${log} GROUP BY chain_id ORDER BY chain_id`, {}, NO_CACHES)
+  const checkpointSeqs = new Map(Object.entries(request.checkpoint_seqs))
+  const plan = planSegments(
+    listed.map((c) => ({ chain_id: c.chain_id, max_seq: Number(c.max_seq) })),
+    ROWS_PER_SEGMENT,
+    checkpointSeqs,
+  )
+  const from = (chainId: string) => request.from_seq?.[chainId] ?? 0
+  // Incremental runs start each chain at its anchor: drop whole segments below it, cut the first one.
+  const requests = plan
+    .filter((s) => s.hi === null || s.hi >= from(s.chain_id))
+    .map((s) => (from(s.chain_id) > s.lo ? { ...s, lo: from(s.chain_id) } : s))
+  const scans = await scanSegments(store, requests, { workers: request.workers, maxSuspects: request.maxSuspects })
+
+  const chains: ChainScan[] = []
+  const suspects: Suspect[] = []
+  const checkpointRows: CheckpointRow[] = []
+  const producerCounts: Record<string, number> = {}
+  let suspectsTruncated = false
+  const byChain = new Map<string, SegmentScan[]>()
+  for (const scan of scans) byChain.set(scan.chain_id, [...(byChain.get(scan.chain_id) ?? []), scan])
+  for (const [chainId, segments] of byChain) {
+    segments.sort((a, b) => a.lo - b.lo)
+    let rows = 0
+    let first: number | undefined
+    let last: { seq: number; hash: string } | null = null
+    for (const seg of segments) {
+      rows += seg.rows
+      suspects.push(...seg.suspects)
+      suspectsTruncated ||= seg.suspects_truncated
+      checkpointRows.push(...seg.checkpoint_rows)
+      for (const [producer, n] of Object.entries(seg.producer_counts)) producerCounts[producer] = (producerCounts[producer] ?? 0) + n
+      if (!seg.first || !seg.last) continue
+      first ??= seg.first.seq
+      // Segments are checked apart: the link across each boundary is checked here.
+      if (last && (seg.first.seq !== last.seq + 1 || seg.first.prev_hash !== last.hash)) suspects.push({ chain_id: chainId, seq: seg.first.seq, prev_seq: last.seq })
+      last = seg.last
+    }
+    if (rows > 0 && last && first !== undefined) chains.push({ chain_id: chainId, rows, first_seq: first, last_seq: last.seq, head_hash: last.hash })
+  }
+
+  const windows: FactWindow[] = []
+  for (const [chainId] of byChain) {
+    const ranges = mergeRanges(suspects.filter((s) => s.chain_id === chainId).map((s) => suspectRange(s.seq, s.prev_seq, from(chainId))))
+    for (const range of ranges) windows.push({ chain_id: chainId, ...range, rows: await fetchWindowFacts(store, chainId, range.lo, range.hi) })
+  }
+
+  const warnings: string[] = []
+  let producers: ProducerFacts
+  if (request.producer_through) {
+    producers = await producerBreaksSince(store, request, Object.keys(producerCounts))
+  } else {
+    const scanned = await scanProducerBreaks(store, { limit: request.maxSuspects })
+    const differ = Object.keys({ ...scanned.counts, ...producerCounts }).filter((p) => scanned.counts[p] !== producerCounts[p])
+    if (differ.length > 0) warnings.push(`${differ.length} producers had different row counts in the chain scan and the producer scan (rows stored while verifying, or a store that answers inconsistently)`)
+    const through: Record<string, number> = {}
+    for (const b of scanned.breaks) if (b.producer_seq > b.prev_producer_seq && through[b.producer_id] === undefined) through[b.producer_id] = b.prev_producer_seq
+    producers = { breaks: scanned.breaks, truncated: scanned.truncated, checked: Object.keys(scanned.counts).length, through }
+  }
+  return assembleFacts({
+    chains,
+    windows,
+    suspectsTruncated,
+    checkpointRows,
+    producers,
+    viewFindings: [],
+    viewsChecked: false,
+    warnings,
+    workers: request.workers,
+  })
+}

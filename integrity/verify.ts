@@ -1,0 +1,265 @@
+import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
+import { describeError, isReadtrailError } from '../common/errors.js'
+import type { CheckpointAnalysis } from './check-checkpoints.js'
+import { classifyWindow } from './classify-window.js'
+import { VerificationError } from './errors.js'
+import type { Facts, FactsRequest } from './facts.js'
+import { judgeProducerBreaks } from './producer-gaps.js'
+import type { ChainSummary, CheckpointSummary, Finding, FindingKind, InFlightGap, VerificationReport } from './report.js'
+import type { VerifyState } from './verify-state.js'
+
+export interface VerifyOptions {
+  /** `in-db` re-hashes in ClickHouse; `independent` streams rows out and re-hashes them here. @default 'in-db' */
+  mode?: 'in-db' | 'independent'
+  /** Check the query views against access_log (in-db full runs). @default true */
+  views?: boolean
+  /** Hashing worker threads in independent mode. @default 2 */
+  workers?: number
+  /** Most findings listed. @default 1000 */
+  maxFindings?: number
+  /** A producer hole younger than this is reported as in flight. @default 120000 */
+  producerGraceMs?: number
+  /**
+   * The checkpoints, already read from their file and Kafka copies and
+   * checked (check-checkpoints.ts). null: rows are checked as a chain only,
+   * and the report says so: tail truncation and consistent rewrites go unseen.
+   */
+  checkpoints?: { analysis: CheckpointAnalysis; sources: Omit<CheckpointSummary, 'total' | 'valid'> } | null
+  /** Incremental: the state an earlier run left; each chain starts at its anchor checkpoint. */
+  since?: VerifyState | null
+  now?: () => number
+}
+
+export interface VerifyOutcome {
+  report: VerificationReport
+  /** Per producer, how far its sequence is complete (for the next incremental run). */
+  producerThrough: Record<string, number>
+}
+
+/** Gets the facts from wherever the store is: this process, or the process that owns it. */
+export type CollectFacts = (request: FactsRequest) => Promise<Facts>
+
+interface Context {
+  options: Required<Omit<VerifyOptions, 'checkpoints' | 'since'>> & Pick<VerifyOptions, 'checkpoints' | 'since'>
+  database: string
+  trusted: Map<string, SignedCheckpoint[]>
+  request?: FactsRequest
+  facts?: Facts
+  findings: Finding[]
+  chains: ChainSummary[]
+  inFlight: InFlightGap[]
+  warnings: string[]
+  truncated: boolean
+}
+
+interface Step {
+  name: string
+  run(ctx: Context, collect: CollectFacts): Promise<void> | void
+}
+
+const RANK: Record<FindingKind, number> = {
+  checkpoint_unreadable: 0,
+  checkpoint_invalid: 1,
+  checkpoint_chain_broken: 2,
+  checkpoint_conflict: 3,
+  checkpoint_log_rolled_back: 4,
+  deleted_rows: 5,
+  duplicate_row: 6,
+  inserted_row: 7,
+  forked: 8,
+  reordered: 9,
+  hash_mismatch: 10,
+  rewritten_row: 11,
+  broken_link: 12,
+  checkpoint_mismatch: 13,
+  truncated: 14,
+  view_mismatch: 15,
+  producer_gap: 16,
+  producer_duplicate: 17,
+}
+
+/**
+ * The verifier, as an ordered list of named steps. Everything it reads, rows
+ * and checkpoints alike, is attacker-controlled: findings report what the
+ * evidence shows and nothing is repaired. A step that cannot run fails the
+ * whole verification with VERIFY_FAILED naming the step; it never passes by
+ * default.
+ */
+const STEPS: readonly Step[] = [
+  {
+    name: 'plan',
+    run(ctx) {
+      const fromSeq: Record<string, number> = {}
+      if (ctx.options.since) {
+        for (const [chainId, state] of Object.entries(ctx.options.since.chains)) {
+          const anchor = state.anchor
+          if (!anchor) continue
+          const signed = ctx.trusted.get(chainId)?.find((c) => c.index === anchor.index)
+          if (signed && signed.seq === anchor.seq && signed.hash === anchor.hash) fromSeq[chainId] = anchor.seq
+          else ctx.warnings.push(`chain ${chainId}: its anchor checkpoint #${anchor.index} is no longer among the valid checkpoints; checking the whole chain`)
+        }
+      }
+      const checkpointSeqs: Record<string, number[]> = {}
+      for (const [chainId, list] of ctx.trusted) {
+        checkpointSeqs[chainId] = [...new Set(list.filter((c) => c.seq >= (fromSeq[chainId] ?? 0)).map((c) => c.seq))]
+      }
+      ctx.request = {
+        mode: ctx.options.mode,
+        views: ctx.options.views,
+        workers: ctx.options.workers,
+        maxSuspects: ctx.options.maxFindings,
+        checkpoint_seqs: checkpointSeqs,
+        from_seq: ctx.options.since ? fromSeq : null,
+        producer_through: ctx.options.since ? ctx.options.since.producers : null,
+      }
+    },
+  },
+  {
+    name: 'collect-facts',
+    async run(ctx, collect) {
+      ctx.facts = await collect(ctx.request!)
+      ctx.warnings.push(...ctx.facts.warnings)
+      if (ctx.facts.suspects_truncated) ctx.truncated = true
+      ctx.chains = ctx.facts.chains.map((c) => ({ ...c }))
+    },
+  },
+  {
+    name: 'classify-rows',
+    run(ctx) {
+      for (const window of ctx.facts!.windows) ctx.findings.push(...classifyWindow(window))
+      ctx.findings.push(...ctx.facts!.view_findings)
+    },
+  },
+  {
+    name: 'compare-with-checkpoints',
+    run(ctx) {
+      const facts = ctx.facts!
+      const rowsAt = new Map<string, string[]>()
+      for (const r of facts.checkpoint_rows) {
+        const key = `${r.chain_id}\u0000${r.seq}`
+        rowsAt.set(key, [...(rowsAt.get(key) ?? []), r.hash])
+      }
+      for (const [chainId, list] of ctx.trusted) {
+        const from = ctx.request!.from_seq?.[chainId] ?? 0
+        const scan = ctx.chains.find((c) => c.chain_id === chainId)
+        const bySeq = [...list].sort((a, b) => a.seq - b.seq || a.index - b.index)
+        const newest = bySeq[bySeq.length - 1]
+        if (!newest || newest.seq < from) continue
+        const lastStored = scan ? scan.last_seq : from > 0 ? from - 1 : 0
+        if (newest.seq > lastStored) {
+          ctx.findings.push({
+            chain_id: chainId,
+            seq: lastStored + 1,
+            kind: 'truncated',
+            detail: `the chain ends at seq ${lastStored}, but checkpoint #${newest.index} (signed ${newest.signed_at}) vouches for seq ${newest.seq}: ${newest.seq - lastStored} or more rows were removed from its end`,
+          })
+        }
+        let lastMatch: SignedCheckpoint | undefined
+        let mismatch: SignedCheckpoint | undefined
+        let laterMismatches = 0
+        for (const cp of bySeq) {
+          if (cp.seq < from) continue
+          const hashes = rowsAt.get(`${chainId}\u0000${cp.seq}`)
+          if (!hashes) continue // a missing row is reported as deleted or truncated
+          if (hashes.includes(cp.hash)) {
+            if (!mismatch) lastMatch = cp
+          } else if (!mismatch) mismatch = cp
+          else laterMismatches += 1
+        }
+        if (mismatch) {
+          const since = lastMatch ? `after seq ${lastMatch.seq} (checkpoint #${lastMatch.index}, which still matches)` : 'from the start of the checked range'
+          ctx.findings.push({
+            chain_id: chainId,
+            seq: mismatch.seq,
+            kind: 'checkpoint_mismatch',
+            detail: `checkpoint #${mismatch.index} (signed ${mismatch.signed_at}) vouches for hash ${mismatch.hash.slice(0, 16)}… at this seq; the stored row differs: rows ${since} up to here were rewritten${laterMismatches > 0 ? ` (${laterMismatches} later checkpoints differ too)` : ''}`,
+          })
+        }
+        if (scan && lastMatch) scan.checkpoint = { index: lastMatch.index, seq: lastMatch.seq, hash: lastMatch.hash, signed_at: lastMatch.signed_at }
+      }
+    },
+  },
+  {
+    name: 'check-producers',
+    run(ctx) {
+      const judged = judgeProducerBreaks(ctx.facts!.producer_breaks, { nowMs: ctx.options.now(), graceMs: ctx.options.producerGraceMs })
+      ctx.findings.push(...judged.findings)
+      ctx.inFlight = judged.inFlight
+      if (ctx.facts!.producer_breaks_truncated) ctx.truncated = true
+    },
+  },
+  {
+    name: 'order-findings',
+    run(ctx) {
+      ctx.findings.sort((a, b) => (a.chain_id < b.chain_id ? -1 : a.chain_id > b.chain_id ? 1 : a.seq - b.seq || RANK[a.kind] - RANK[b.kind]))
+      ctx.truncated ||= ctx.findings.length > ctx.options.maxFindings
+      ctx.findings = ctx.findings.slice(0, ctx.options.maxFindings)
+    },
+  },
+]
+
+/** Runs every step and returns the report; `collect` decides where the store-side half runs. */
+export async function verifyLog(collect: CollectFacts, database: string, options: VerifyOptions = {}): Promise<VerifyOutcome> {
+  const started = new Date()
+  const t0 = performance.now()
+  const mode = options.mode ?? 'in-db'
+  const ctx: Context = {
+    options: {
+      mode,
+      views: mode === 'in-db' && (options.views ?? true),
+      workers: options.workers ?? 2,
+      maxFindings: options.maxFindings ?? 1000,
+      producerGraceMs: options.producerGraceMs ?? 120_000,
+      checkpoints: options.checkpoints,
+      since: options.since,
+      now: options.now ?? Date.now,
+    },
+    database,
+    trusted: options.checkpoints?.analysis.trusted ?? new Map(),
+    findings: [...(options.checkpoints?.analysis.findings ?? [])],
+    chains: [],
+    inFlight: [],
+    warnings: [...(options.checkpoints?.analysis.warnings ?? [])],
+    truncated: false,
+  }
+  if (!options.checkpoints) ctx.warnings.push('signed checkpoints NOT checked: a truncated tail or a consistently rewritten chain would pass')
+  if (mode === 'independent' && options.views !== false) ctx.warnings.push('query views are checked by in-db runs only')
+  for (const step of STEPS) {
+    try {
+      await step.run(ctx, collect)
+    } catch (cause) {
+      if (isReadtrailError(cause) && cause.code !== 'STORE_UNAVAILABLE') throw cause
+      throw new VerificationError('VERIFY_FAILED', `verification step ${step.name} failed: ${describeError(cause)}`, {
+        cause,
+        retriable: true,
+        details: { step: step.name },
+      })
+    }
+  }
+  const facts = ctx.facts!
+  const cp = options.checkpoints
+  const report: VerificationReport = {
+    mode,
+    incremental: Boolean(options.since),
+    ok: ctx.findings.length === 0 && !ctx.truncated,
+    database,
+    rows_verified: facts.rows_verified,
+    views_checked: facts.views_checked,
+    chains: ctx.chains,
+    checkpoints: {
+      file: cp?.sources.file ?? null,
+      topic: cp?.sources.topic ?? null,
+      key_id: cp?.sources.key_id ?? null,
+      total: cp?.analysis.total ?? 0,
+      valid: cp?.analysis.valid ?? 0,
+    },
+    producers: { checked: facts.producers_checked, in_flight: ctx.inFlight },
+    findings: ctx.findings,
+    findings_truncated: ctx.truncated,
+    warnings: ctx.warnings,
+    ...(facts.workers ? { workers: facts.workers } : {}),
+    started_at: started.toISOString(),
+    duration_ms: Math.round(performance.now() - t0),
+  }
+  return { report, producerThrough: facts.producer_through }
+}

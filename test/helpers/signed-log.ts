@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Kafka } from 'kafkajs'
+import { afterAll } from 'vitest'
+import { loadSigningKey, generateKeyFiles, type SigningKey } from '../../checkpoints/keys.js'
+import { createCheckpointSigner, type CheckpointSigner } from '../../checkpoints/signer.js'
+import { emptyChain, linkEntries, type ChainHead } from '../../consumers/chain.js'
+import { loadCheckpoints } from '../../integrity/checkpoint-sources.js'
+import type { VerificationReport } from '../../integrity/report.js'
+import { verifyStore } from '../../integrity/verify-store.js'
+import type { VerifyOptions } from '../../integrity/verify.js'
+import type { AccessEvent } from '../../schemas/access-event.js'
+import type { Store } from '../../store/store.js'
+import { makeEvent } from './events.js'
+import { testKafka, testLogger } from './kafka.js'
+import { openTestStore } from './store.js'
+
+/** One stored row as the test wrote it (what an attacker would start from). */
+export interface WrittenRow {
+  event: AccessEvent
+  seq: number
+  /** Hex of the row's hash. */
+  hash: string
+  offset: bigint
+}
+
+export interface SignedLog {
+  store: Store
+  kafka: Kafka
+  key: SigningKey
+  publicKeyPath: string
+  logPath: string
+  topic: string
+  /** Rows per chain, in seq order. */
+  rows: Map<string, WrittenRow[]>
+  ingestedAt: number
+  /** Verifies with the checkpoints from the file and the topic, like `readtrail verify`. */
+  verify(mode: 'in-db' | 'independent', options?: Partial<VerifyOptions>): Promise<VerificationReport>
+  /** The head a writer would continue from after `seq`. */
+  headAt(chainId: string, seq: number): ChainHead
+}
+
+export interface SignedLogPlan {
+  chains: string[]
+  rowsPerChain: number
+  /** A checkpoint is signed after every this many rows of a chain. */
+  checkpointEvery: number
+  /** Event overrides for row i (0-based) of a chain. */
+  event?: (chainId: string, i: number) => Partial<AccessEvent>
+  /** When rows were stored (microseconds); old enough that producer holes are out of the grace window by default. */
+  ingestedAt?: number
+}
+
+/**
+ * A log written the way the chain writer writes it, with checkpoints signed
+ * by the real signer into a real file and a real Kafka topic: what the
+ * red-team tests attack. Each chain is its own producer (producer_seq 1..n),
+ * so removing a chain's newest rows leaves no producer hole elsewhere.
+ */
+export async function buildSignedLog(plan: SignedLogPlan): Promise<SignedLog> {
+  const dir = mkdtempSync(join(tmpdir(), 'readtrail-signed-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  const keyPath = join(dir, 'keys', 'checkpoint.key')
+  generateKeyFiles(keyPath)
+  const key = loadSigningKey(keyPath)
+  const store = await openTestStore()
+  const kafka = testKafka()
+  const topic = `rt-test-${randomUUID().slice(0, 8)}.checkpoints`
+  const logPath = join(dir, 'checkpoints.jsonl')
+  const ingestedAt = plan.ingestedAt ?? (Date.now() - 3_600_000) * 1000
+  const signer: CheckpointSigner = createCheckpointSigner({ database: store.database, key, logPath, kafka, topic, intervalMs: 3_600_000, logger: testLogger })
+  afterAll(async () => {
+    const admin = kafka.admin()
+    await admin.connect()
+    await admin.deleteTopics({ topics: [topic] }).catch(() => {})
+    await admin.disconnect()
+  })
+  await signer.start()
+  const rows = new Map<string, WrittenRow[]>()
+  for (const chainId of plan.chains) {
+    const producer = `app-${chainId}-${randomUUID().slice(0, 8)}`
+    const written: WrittenRow[] = []
+    let head = emptyChain(chainId)
+    for (let start = 0; start < plan.rowsPerChain; start += plan.checkpointEvery) {
+      const count = Math.min(plan.checkpointEvery, plan.rowsPerChain - start)
+      const entries = Array.from({ length: count }, (_, k) => {
+        const i = start + k
+        const event = makeEvent({ producer_id: producer, producer_seq: i + 1, principal_id: `clerk-${i % 3}`, ...plan.event?.(chainId, i) })
+        return { event, offset: BigInt(i), schemaVersion: 1 }
+      })
+      const linked = linkEntries(head, entries, ingestedAt)
+      await store.insertJsonLines('access_log_ingest', linked.lines)
+      linked.lines.forEach((line, k) => {
+        const values = JSON.parse(line) as unknown[]
+        written.push({ event: entries[k]!.event, seq: head.seq + k + 1, hash: String(values[values.length - 1]), offset: entries[k]!.offset })
+      })
+      head = linked.head
+      signer.noteHead(head)
+      await signer.signNow()
+    }
+    rows.set(chainId, written)
+  }
+  await signer.stop()
+  const publicKeyPath = `${keyPath}.pub`
+  return {
+    store,
+    kafka,
+    key,
+    publicKeyPath,
+    logPath,
+    topic,
+    rows,
+    ingestedAt,
+    async verify(mode, options = {}) {
+      const checkpoints = await loadCheckpoints({ database: store.database, publicKeyPath, logPath, topic: { kafka, name: topic } })
+      return verifyStore(store, { mode, checkpoints, workers: 2, producerGraceMs: 60_000, ...options })
+    },
+    headAt(chainId, seq) {
+      const row = rows.get(chainId)![seq - 1]!
+      return { chainId, seq, hash: Buffer.from(row.hash, 'hex'), lastOffset: row.offset }
+    },
+  }
+}

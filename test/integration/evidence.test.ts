@@ -1,0 +1,297 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { afterAll, describe, expect, it } from 'vitest'
+import { GENESIS_CHECKPOINT, keyId, signCheckpoint, type SignedCheckpoint } from '../../checkpoints/checkpoint.js'
+import { isReadtrailError, type ReadtrailError } from '../../common/errors.js'
+import { evidenceExportCommand, evidenceVerifyCommand } from '../../cli/evidence-command.js'
+import { parseEvidenceText, serializeEvidenceBundle } from '../../evidence/bundle.js'
+import { exportEvidence } from '../../evidence/export-bundle.js'
+import { verifyEvidence } from '../../evidence/verify-bundle.js'
+import type { AccessEvent } from '../../schemas/access-event.js'
+import type { Store } from '../../store/store.js'
+import { seedChain } from '../helpers/seed-chain.js'
+import { openTestStore } from '../helpers/store.js'
+
+const CHAIN = 'access-events/0'
+
+interface SigningPair {
+  privateKey: KeyObject
+  pem: string
+  keyId: string
+}
+
+function newKey(): SigningPair {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  return { privateKey, pem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), keyId: keyId(publicKey) }
+}
+
+const KEY = newKey()
+
+const MANY_IDS = Array.from({ length: 5000 }, (_, i) => `applicant-${i}`)
+
+/** One row per shape the bundle must carry faithfully. */
+const VARIANTS: Partial<AccessEvent>[] = [
+  { client_ip: '192.0.2.10' },
+  { client_ip: null, session_hash: null, on_behalf_of: null, purpose: null, trace_id: null, record_ids: [] },
+  {
+    client_ip: '2001:0DB8:0:0::7',
+    session_hash: Buffer.alloc(32, 0x5a),
+    on_behalf_of: 'case-officer',
+    purpose: 'appeal review',
+    trace_id: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+  },
+  { record_ids: MANY_IDS, row_count: MANY_IDS.length, action: 'export' },
+  {
+    principal_id: 'Zoë 🦊 — 東京',
+    principal_type: 'service',
+    on_behalf_of: 'officer "x" \\ \n\ttab',
+    record_ids: ['é', '', '東京-1', 'a"b\\c', '🦊'],
+    record_ids_complete: false,
+    purpose: 'ré-examen № 42',
+    query_fingerprint: 'SELECT "名前" FROM applicants WHERE id IN (?+)',
+    outcome: 'denied',
+  },
+  { client_ip: '10.1.2.3', action: 'search' },
+  { client_ip: '::1', outcome: 'error' },
+  { client_ip: 'fe80:0:0:0:1::' },
+  {},
+  { client_ip: '255.255.255.255', principal_type: 'system' },
+]
+
+interface Seeded {
+  store: Store
+  events: AccessEvent[]
+  /** Signs a checkpoint over the stored row at `seq`. */
+  checkpoint(seq: number, options?: { key?: SigningPair; index?: number; overrides?: Partial<SignedCheckpoint> }): Promise<SignedCheckpoint>
+}
+
+async function seeded(): Promise<Seeded> {
+  const store = await openTestStore()
+  const events = await seedChain(store, CHAIN, VARIANTS.length, (i) => VARIANTS[i]!)
+  return {
+    store,
+    events,
+    async checkpoint(seq, { key = KEY, index = seq, overrides = {} } = {}) {
+      const [row] = await store.queryRows<{ hash: string; kafka_offset: string }>(
+        `SELECT lower(hex(hash)) AS hash, toString(kafka_offset) AS kafka_offset FROM ${store.table('access_log')} WHERE chain_id = {chain_id:String} AND seq = {seq:UInt64}`,
+        { chain_id: CHAIN, seq },
+      )
+      return signCheckpoint(
+        {
+          v: 1,
+          database: store.database,
+          chain_id: CHAIN,
+          index,
+          seq,
+          hash: row!.hash,
+          kafka_offset: row!.kafka_offset,
+          signed_at: '2026-11-27T12:00:10.000Z',
+          prev: GENESIS_CHECKPOINT,
+          key_id: key.keyId,
+          ...overrides,
+        },
+        key.privateKey,
+      )
+    },
+  }
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ReadtrailError> {
+  try {
+    await promise
+  } catch (err) {
+    if (isReadtrailError(err)) return err
+    throw err
+  }
+  throw new Error('expected a ReadtrailError')
+}
+
+async function editRow(store: Store, seq: number, principal: string): Promise<void> {
+  await store.client.command({
+    query: `ALTER TABLE ${store.table('access_log')} UPDATE principal_id = {principal:String} WHERE chain_id = {chain_id:String} AND seq = {seq:UInt64} SETTINGS mutations_sync = 2`,
+    query_params: { principal, chain_id: CHAIN, seq },
+  })
+}
+
+function collector(): { stream: Writable; text: () => string } {
+  const chunks: Buffer[] = []
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      chunks.push(chunk)
+      done()
+    },
+  })
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') }
+}
+
+const workDir = mkdtempSync(join(tmpdir(), 'readtrail-evidence-'))
+afterAll(() => rmSync(workDir, { recursive: true, force: true }))
+
+describe('evidence export from a real store', () => {
+  it('exports an event in the middle of a chain and the bundle proves it offline', async () => {
+    const s = await seeded()
+    const event = s.events[4]!
+    const other = newKey()
+    const checkpoints = [
+      await s.checkpoint(3),
+      await s.checkpoint(6, { key: other }), // another key's: ignored
+      { ...(await s.checkpoint(7)), chain_id: 'access-events/9' }, // signature broken by the edit: ignored
+      await s.checkpoint(10),
+      await s.checkpoint(8),
+    ]
+    const bundle = await exportEvidence(s.store, { eventId: event.event_id.toUpperCase(), checkpoints, publicKeyPem: KEY.pem, now: () => new Date('2026-11-28T09:00:00Z') })
+    expect(bundle.checkpoint.seq).toBe(8)
+    expect(bundle.segment.map((r) => r.seq)).toEqual([6, 7, 8])
+    expect(bundle.exported_at).toBe('2026-11-28T09:00:00.000Z')
+    expect(bundle.key_id).toBe(KEY.keyId)
+
+    // Offline: only the file's text, no store.
+    const text = serializeEvidenceBundle(bundle)
+    const verdict = verifyEvidence(parseEvidenceText(text))
+    expect(verdict.ok).toBe(true)
+    expect(verdict.event).toMatchObject({ event_id: event.event_id, chain_id: CHAIN, seq: 5, principal_id: 'Zoë 🦊 — 東京', record_count: 5 })
+    expect(verdict.proved[1]).toContain('rows seq 5..8 of that chain link by SHA-256 to checkpoint #8 (seq 8')
+    expect(verifyEvidence(parseEvidenceText(text), { trustedKeyPem: KEY.pem }).ok).toBe(true)
+    expect(verifyEvidence(parseEvidenceText(text), { trustedKeyPem: other.pem })).toMatchObject({ ok: false, failed_step: 'check-trusted-key' })
+  })
+
+  it('round-trips NULL optional fields, IPv4 and IPv6 addresses, many record ids and unicode', async () => {
+    const s = await seeded()
+    const checkpoints = [await s.checkpoint(VARIANTS.length)]
+    for (const [i, event] of s.events.entries()) {
+      const bundle = await exportEvidence(s.store, { eventId: event.event_id, checkpoints, publicKeyPem: KEY.pem })
+      const verdict = verifyEvidence(JSON.parse(serializeEvidenceBundle(bundle)), { trustedKeyPem: KEY.pem })
+      expect(verdict.ok, `seq ${i + 1}: ${verdict.problem}`).toBe(true)
+      const { session_hash, client_ip, ...rest } = event
+      expect(bundle.event).toMatchObject({ ...rest, chain_id: CHAIN, seq: i + 1, kafka_offset: String(i), schema_version: 1 })
+      expect(bundle.event.session_hash).toBe(session_hash === null ? null : session_hash.toString('hex'))
+      expect(bundle.segment).toHaveLength(VARIANTS.length - i - 1)
+      const expectedIp: Record<string, string> = { '2001:0DB8:0:0::7': '2001:db8::7', 'fe80:0:0:0:1::': 'fe80::1:0:0:0' }
+      expect(bundle.event.client_ip).toBe(client_ip === null ? null : (expectedIp[client_ip] ?? client_ip))
+    }
+    const many = await exportEvidence(s.store, { eventId: s.events[3]!.event_id, checkpoints, publicKeyPem: KEY.pem })
+    expect(many.event.record_ids).toEqual(MANY_IDS)
+  })
+
+  it('refuses to export across a row edited in the store: EVIDENCE_CHAIN_BROKEN at that row', async () => {
+    const s = await seeded()
+    const checkpoints = [await s.checkpoint(8), await s.checkpoint(10)]
+    await editRow(s.store, 7, 'mallory')
+    const err = await rejection(exportEvidence(s.store, { eventId: s.events[4]!.event_id, checkpoints, publicKeyPem: KEY.pem }))
+    expect(err.code).toBe('EVIDENCE_CHAIN_BROKEN')
+    expect(err.details).toMatchObject({ chain_id: CHAIN, seq: 7 })
+    // Rows after the damage still link to their own checkpoint.
+    const later = await exportEvidence(s.store, { eventId: s.events[8]!.event_id, checkpoints, publicKeyPem: KEY.pem })
+    expect(verifyEvidence(later).ok).toBe(true)
+  })
+
+  it('refuses to export an event whose own row was edited', async () => {
+    const s = await seeded()
+    const checkpoints = [await s.checkpoint(8)]
+    await editRow(s.store, 5, 'someone.else')
+    const err = await rejection(exportEvidence(s.store, { eventId: s.events[4]!.event_id, checkpoints, publicKeyPem: KEY.pem }))
+    expect(err.code).toBe('EVIDENCE_CHAIN_BROKEN')
+    expect(err.details).toMatchObject({ chain_id: CHAIN, seq: 5 })
+  })
+
+  it('refuses a deleted row between the event and the checkpoint', async () => {
+    const s = await seeded()
+    const checkpoints = [await s.checkpoint(8)]
+    await s.store.client.command({
+      query: `ALTER TABLE ${s.store.table('access_log')} DELETE WHERE chain_id = {chain_id:String} AND seq = {seq:UInt64} SETTINGS mutations_sync = 2`,
+      query_params: { chain_id: CHAIN, seq: 6 },
+    })
+    const err = await rejection(exportEvidence(s.store, { eventId: s.events[4]!.event_id, checkpoints, publicKeyPem: KEY.pem }))
+    expect(err.code).toBe('EVIDENCE_CHAIN_BROKEN')
+    expect(err.details).toMatchObject({ chain_id: CHAIN, seq: 6 })
+  })
+
+  it('refuses when the signed hash does not match the stored rows', async () => {
+    const s = await seeded()
+    const wrong = await s.checkpoint(8, { overrides: { hash: 'ab'.repeat(32) } })
+    const err = await rejection(exportEvidence(s.store, { eventId: s.events[4]!.event_id, checkpoints: [wrong], publicKeyPem: KEY.pem }))
+    expect(err.code).toBe('EVIDENCE_CHAIN_BROKEN')
+    expect(err.details).toMatchObject({ chain_id: CHAIN, seq: 8 })
+  })
+
+  it('EVIDENCE_NOT_COVERED (retriable) when no checkpoint of this key reaches the event', async () => {
+    const s = await seeded()
+    const checkpoints = [await s.checkpoint(3), await s.checkpoint(9, { key: newKey() })]
+    const err = await rejection(exportEvidence(s.store, { eventId: s.events[4]!.event_id, checkpoints, publicKeyPem: KEY.pem }))
+    expect(err.code).toBe('EVIDENCE_NOT_COVERED')
+    expect(err.retriable).toBe(true)
+    expect(err.details).toMatchObject({ chain_id: CHAIN, seq: 5, newest_checkpoint_seq: 3 })
+  })
+
+  it('EVIDENCE_NOT_FOUND for an unknown id or one that is not a UUID', async () => {
+    const s = await seeded()
+    const checkpoints = [await s.checkpoint(10)]
+    for (const eventId of ['01890000-0000-7000-8000-000000000000', 'not-a-uuid', "' OR 1=1 --"]) {
+      const err = await rejection(exportEvidence(s.store, { eventId, checkpoints, publicKeyPem: KEY.pem }))
+      expect(err.code).toBe('EVIDENCE_NOT_FOUND')
+    }
+  })
+
+  it('EVIDENCE_CHAIN_BROKEN naming both rows when an event id is stored twice', async () => {
+    const s = await seeded()
+    const twin = s.events[4]!.event_id
+    await seedChain(s.store, 'access-events/1', 2, (i) => (i === 1 ? { event_id: twin } : {}))
+    const err = await rejection(exportEvidence(s.store, { eventId: twin, checkpoints: [await s.checkpoint(10)], publicKeyPem: KEY.pem }))
+    expect(err.code).toBe('EVIDENCE_CHAIN_BROKEN')
+    expect(err.details?.['rows']).toEqual([
+      { chain_id: CHAIN, seq: 5 },
+      { chain_id: 'access-events/1', seq: 2 },
+    ])
+    expect(err.message).toContain('seq 5')
+    expect(err.message).toContain('seq 2')
+  })
+})
+
+describe('evidence commands', () => {
+  it('export writes a 0644 file it never overwrites; verify proves it (exit 0) and refuses a tampered copy (exit 1)', async () => {
+    const s = await seeded()
+    const event = s.events[2]!
+    const out = join(workDir, `bundle-${event.event_id}.json`)
+    const checkpoints = [await s.checkpoint(6)]
+    const exportOut = collector()
+    expect(await evidenceExportCommand(s.store, { eventId: event.event_id, out, checkpoints, publicKeyPem: KEY.pem }, exportOut.stream)).toBe(0)
+    expect(statSync(out).mode & 0o777).toBe(0o644)
+    expect(exportOut.text()).toContain(`Wrote ${out}`)
+    expect(exportOut.text()).toContain(`row seq 3 of chain ${CHAIN}`)
+    expect(exportOut.text()).toContain(KEY.keyId)
+
+    const again = await rejection(evidenceExportCommand(s.store, { eventId: event.event_id, out, checkpoints, publicKeyPem: KEY.pem }, collector().stream))
+    expect(again.code).toBe('USAGE')
+    expect(again.message).toContain('already exists')
+
+    const keyPath = join(workDir, `key-${event.event_id}.pub`)
+    writeFileSync(keyPath, KEY.pem)
+    const human = collector()
+    expect(await evidenceVerifyCommand({ file: out, publicKeyPath: keyPath, json: false }, human.stream)).toBe(0)
+    expect(human.text()).toMatch(/^PROVED: /)
+    expect(human.text()).toContain(`key ${KEY.keyId} is the trusted public key`)
+
+    const json = collector()
+    expect(await evidenceVerifyCommand({ file: out, json: true }, json.stream)).toBe(0)
+    expect(JSON.parse(json.text())).toMatchObject({ ok: true, event: { event_id: event.event_id, seq: 3 } })
+
+    const tampered = join(workDir, `tampered-${event.event_id}.json`)
+    writeFileSync(tampered, readFileSync(out, 'utf8').replace('"appeal review"', '"routine check"'))
+    const refused = collector()
+    expect(await evidenceVerifyCommand({ file: tampered, json: false }, refused.stream)).toBe(1)
+    expect(refused.text()).toMatch(/^NOT PROVED: .*step event-hash failed/)
+
+    const garbage = join(workDir, `garbage-${event.event_id}.json`)
+    writeFileSync(garbage, '{"format": "readtrail-evidence-v1"')
+    expect((await rejection(evidenceVerifyCommand({ file: garbage, json: false }, collector().stream))).code).toBe('EVIDENCE_INVALID')
+  })
+
+  it('export refuses an event id that is not a UUID before touching the store', async () => {
+    const s = await seeded()
+    const err = await rejection(evidenceExportCommand(s.store, { eventId: '../../etc/passwd', checkpoints: [], publicKeyPem: KEY.pem }, collector().stream))
+    expect(err.code).toBe('USAGE')
+  })
+})

@@ -211,10 +211,11 @@ function numericBreak(b: ProducerBreak): ProducerBreak {
   }
 }
 
+/** One more than `limit` per view, so the report can say when its list was cut. */
 async function checkViews(store: Store, limit: number): Promise<Finding[]> {
   const findings: Finding[] = []
   for (const view of VIEW_CHECKS) {
-    const rows = await store.queryRows<{ chain_id: string; seq: number; missing: number; extra: number }>(viewCheckSql(store, view), { limit }, NO_CACHES)
+    const rows = await store.queryRows<{ chain_id: string; seq: number; missing: number; extra: number }>(viewCheckSql(store, view), { limit: limit + 1 }, NO_CACHES)
     for (const r of rows) {
       const missing = Number(r.missing) > 0
       const extra = Number(r.extra) > 0

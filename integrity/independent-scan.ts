@@ -1,5 +1,3 @@
-import { createRequire } from 'node:module'
-import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { ClickHouseSettings } from '@clickhouse/client'
 import { ConfigError, describeError, isReadtrailError } from '../common/errors.js'
@@ -123,13 +121,20 @@ export function planSegments(
   return requests
 }
 
-/** The worker runs from the compiled .js under Node, or from the .ts sources under vitest or tsx. */
+/**
+ * The worker runs from the compiled .js under Node, or from the .ts sources
+ * under vitest or tsx. Node 20 does not apply the parent's loader hooks (nor
+ * an `--import tsx` in execArgv) to a worker's entry module, so a source
+ * worker starts from a small script that registers tsx in the worker and
+ * then imports the entry. tsx is a devDependency: only source runs need it.
+ */
 function startScanWorker(): Worker {
-  const fromSource = import.meta.url.endsWith('.ts')
-  const url = new URL(fromSource ? './scan-worker.ts' : './scan-worker.js', import.meta.url)
-  // tsx is a devDependency: only source runs (tests, benches) need it.
-  const execArgv = fromSource ? ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href] : undefined
-  return new Worker(url, { workerData: { mark: SCAN_WORKER_MARK }, ...(execArgv ? { execArgv } : {}) })
+  const options = { workerData: { mark: SCAN_WORKER_MARK } }
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./scan-worker.js', import.meta.url), options)
+  const entry = new URL('./scan-worker.ts', import.meta.url).href
+  const tsx = import.meta.resolve('tsx/esm/api')
+  const boot = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}) })`
+  return new Worker(boot, { ...options, eval: true })
 }
 
 /** One worker thread and the segments it owes answers for. */

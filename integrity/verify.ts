@@ -147,11 +147,12 @@ const STEPS: readonly Step[] = [
         if (!newest || newest.seq < from) continue
         const lastStored = scan ? scan.last_seq : from > 0 ? from - 1 : 0
         if (newest.seq > lastStored) {
+          const ends = scan || from === 0 ? `the chain ends at seq ${lastStored}` : `the chain holds no row from its anchor seq ${from} on`
           ctx.findings.push({
             chain_id: chainId,
             seq: lastStored + 1,
             kind: 'truncated',
-            detail: `the chain ends at seq ${lastStored}, but checkpoint #${newest.index} (signed ${newest.signed_at}) vouches for seq ${newest.seq}: ${newest.seq - lastStored} or more rows were removed from its end`,
+            detail: `${ends}, but checkpoint #${newest.index} (signed ${newest.signed_at}) vouches for seq ${newest.seq}: rows were removed from its end`,
           })
         }
         let lastMatch: SignedCheckpoint | undefined

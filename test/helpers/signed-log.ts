@@ -40,6 +40,8 @@ export interface SignedLog {
   verify(mode: 'in-db' | 'independent', options?: Partial<VerifyOptions>): Promise<VerificationReport>
   /** The head a writer would continue from after `seq`. */
   headAt(chainId: string, seq: number): ChainHead
+  /** Appends rows to a chain as a restarted writer would, signing a checkpoint every `every` rows. */
+  append(chainId: string, count: number, every: number): Promise<void>
 }
 
 export interface SignedLogPlan {
@@ -70,24 +72,27 @@ export async function buildSignedLog(plan: SignedLogPlan): Promise<SignedLog> {
   const topic = `rt-test-${randomUUID().slice(0, 8)}.checkpoints`
   const logPath = join(dir, 'checkpoints.jsonl')
   const ingestedAt = plan.ingestedAt ?? (Date.now() - 3_600_000) * 1000
-  const signer: CheckpointSigner = createCheckpointSigner({ database: store.database, key, logPath, kafka, topic, intervalMs: 3_600_000, logger: testLogger })
   afterAll(async () => {
     const admin = kafka.admin()
     await admin.connect()
     await admin.deleteTopics({ topics: [topic] }).catch(() => {})
     await admin.disconnect()
   })
-  await signer.start()
   const rows = new Map<string, WrittenRow[]>()
-  for (const chainId of plan.chains) {
-    const producer = `app-${chainId}-${randomUUID().slice(0, 8)}`
-    const written: WrittenRow[] = []
-    let head = emptyChain(chainId)
-    for (let start = 0; start < plan.rowsPerChain; start += plan.checkpointEvery) {
-      const count = Math.min(plan.checkpointEvery, plan.rowsPerChain - start)
-      const entries = Array.from({ length: count }, (_, k) => {
-        const i = start + k
-        const event = makeEvent({ producer_id: producer, producer_seq: i + 1, principal_id: `clerk-${i % 3}`, ...plan.event?.(chainId, i) })
+  const producers = new Map(plan.chains.map((c) => [c, `app-${c}-${randomUUID().slice(0, 8)}`]))
+  /** Writes rows the way the chain writer does and signs like `consume`, one signer run per call. */
+  async function write(chainId: string, count: number, every: number): Promise<void> {
+    const signer: CheckpointSigner = createCheckpointSigner({ database: store.database, key, logPath, kafka, topic, intervalMs: 3_600_000, logger: testLogger })
+    await signer.start()
+    const written = rows.get(chainId) ?? []
+    rows.set(chainId, written)
+    const last = written[written.length - 1]
+    let head: ChainHead = last ? { chainId, seq: last.seq, hash: Buffer.from(last.hash, 'hex'), lastOffset: last.offset } : emptyChain(chainId)
+    const base = written.length
+    for (let start = 0; start < count; start += every) {
+      const entries = Array.from({ length: Math.min(every, count - start) }, (_, k) => {
+        const i = base + start + k
+        const event = makeEvent({ producer_id: producers.get(chainId)!, producer_seq: i + 1, principal_id: `clerk-${i % 3}`, ...plan.event?.(chainId, i) })
         return { event, offset: BigInt(i), schemaVersion: 1 }
       })
       const linked = linkEntries(head, entries, ingestedAt)
@@ -100,9 +105,9 @@ export async function buildSignedLog(plan: SignedLogPlan): Promise<SignedLog> {
       signer.noteHead(head)
       await signer.signNow()
     }
-    rows.set(chainId, written)
+    await signer.stop()
   }
-  await signer.stop()
+  for (const chainId of plan.chains) await write(chainId, plan.rowsPerChain, plan.checkpointEvery)
   const publicKeyPath = `${keyPath}.pub`
   return {
     store,
@@ -117,6 +122,7 @@ export async function buildSignedLog(plan: SignedLogPlan): Promise<SignedLog> {
       const checkpoints = await loadCheckpoints({ database: store.database, publicKeyPath, logPath, topic: { kafka, name: topic } })
       return verifyStore(store, { mode, checkpoints, workers: 2, producerGraceMs: 60_000, ...options })
     },
+    append: write,
     headAt(chainId, seq) {
       const row = rows.get(chainId)![seq - 1]!
       return { chainId, seq, hash: Buffer.from(row.hash, 'hex'), lastOffset: row.offset }

@@ -42,6 +42,15 @@ export function testStoreConfig(database: string, dataDir = testDataDir()): Stor
   })
 }
 
+/**
+ * Releases this file's data directory so a readtrail CLI process can own it
+ * (libchdb lets one process hold it); the next openTestStore reopens it.
+ */
+export async function releaseTestStore(): Promise<void> {
+  await fileStore?.close()
+  fileStore = undefined
+}
+
 /** A store on a fresh database, schema created. */
 export async function openTestStore(database = freshDatabaseName()): Promise<Store> {
   fileStore ??= openStore(testStoreConfig('default'), { command: `vitest worker ${process.pid}`, logger: testLogger })

@@ -71,7 +71,7 @@ export async function verifyCommand(config: AppConfig, args: VerifyCommandArgs, 
       if (!isReadtrailError(err) || !err.retriable) throw err
       out.error({ err }, 'verification could not run; retrying next period')
     }
-    await Promise.race([sleep(args.everyMs, undefined, { ref: false }), stopped])
+    await Promise.race([sleep(args.everyMs), stopped])
   }
   return 0
 }

@@ -100,7 +100,12 @@ describe('verify --since-checkpoint checks only what came after the last verifie
       for (const line of chunk.split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>)
     })
     try {
-      await expect.poll(() => lines.filter((l) => l['msg'] === 'verification run intact').length, { timeout: 60_000, interval: 200 }).toBeGreaterThanOrEqual(2)
+      await expect
+        .poll(() => lines.filter((l) => l['msg'] === 'verification run intact').length, {
+          timeout: 60_000,
+          interval: 200,
+        })
+        .toBeGreaterThanOrEqual(2)
       expect(lines[0]).toMatchObject({ ok: true, incremental: false, rows_verified: 30 })
       // Later runs start at the anchor: only seq 30.
       expect(lines[1]).toMatchObject({ ok: true, incremental: true, rows_verified: 1 })
@@ -114,6 +119,9 @@ describe('verify --since-checkpoint checks only what came after the last verifie
       const alert = lines.find((l) => l['alert'] === 'READTRAIL_INTEGRITY_ALERT')
       // The run starts at its anchor (seq 30), which is gone with the rest.
       expect(alert).toMatchObject({ ok: false, findings: [expect.objectContaining({ chain_id: A, seq: 30, kind: 'truncated' })] })
+    } catch (err) {
+      // What the watcher said, for the failure message.
+      throw new Error(`${(err as Error).message}\nwatcher stdout: ${JSON.stringify(lines).slice(0, 4000)}\nstderr: ${watcher.output().slice(-4000)}`, { cause: err })
     } finally {
       watcher.child.kill('SIGTERM')
     }

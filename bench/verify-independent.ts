@@ -195,7 +195,7 @@ async function breakdown(store: Store, plan: readonly ScanRequest[]): Promise<Br
     b.chunks += chunks.length
 
     let t = performance.now()
-    for (const chunk of chunks) new Uint8Array(new ArrayBuffer(chunk.length)).set(chunk)
+    for (const chunk of chunks) chunk.copy(Buffer.allocUnsafeSlow(chunk.length))
     b.copyMs += performance.now() - t
 
     const bounds: number[] = []

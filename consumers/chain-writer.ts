@@ -5,6 +5,7 @@ import { nowMicros } from '../common/time.js'
 import { createCodec } from '../schemas/codec.js'
 import type { SchemaRegistry } from '../schemas/registry.js'
 import { isDataError } from '../store/errors.js'
+import { repairViewTail } from '../store/repair-views.js'
 import type { Store } from '../store/store.js'
 import { chainIdOf, linkEntries, type ChainEntry, type ChainHead } from './chain.js'
 import { readChainHead } from './chain-head.js'
@@ -71,6 +72,8 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     let head = heads.get(chainId)
     if (!head) {
       head = await readChainHead(store, chainId)
+      const repaired = await repairViewTail(store, chainId)
+      if (repaired > 0) log.warn({ chain_id: chainId, view_rows: repaired }, 'query views lacked the newest rows (a writer stopped between tables): completed')
       heads.set(chainId, head)
       log.info({ chain_id: chainId, seq: head.seq, kafka_offset: head.lastOffset?.toString() ?? null }, 'chain head read from store')
     }

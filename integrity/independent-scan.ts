@@ -55,6 +55,13 @@ export interface ScanOptions {
   maxSuspects: number
   /** Called with the total rows scanned each time a segment completes. */
   onProgress?: (rowsDone: number) => void
+  /**
+   * Segment queries run at once. chDB runs one query at a time (two
+   * concurrent single-threaded queries took as long as the two in turn), so
+   * more only hold more results in memory; a server runs them in parallel.
+   * @default 1 on the embedded engine, `workers` on a server
+   */
+  queries?: number
 }
 
 /** A cached filter result could hide edited data: nothing the verifier reads may come from a cache. */
@@ -64,7 +71,7 @@ const SELECT_COLUMNS = [...ACCESS_LOG_COLUMNS.map((c) => c.name), HASH_COLUMN.na
 
 /**
  * Segments a worker may hold at once: one being hashed and the next one
- * already delivered, so the next query runs while the worker hashes.
+ * already delivered, so it never waits for a query between segments.
  */
 const SEGMENTS_AHEAD = 2
 
@@ -172,8 +179,9 @@ class ScanWorker {
   chunk(id: number, chunk: Buffer): void {
     for (let at = 0; at < chunk.length; at += MESSAGE_BYTES) {
       const piece = chunk.subarray(at, at + MESSAGE_BYTES)
-      const bytes = new ArrayBuffer(piece.length)
-      new Uint8Array(bytes).set(piece)
+      // Not zero-filled: every byte is overwritten by the copy.
+      const { buffer: bytes } = Buffer.allocUnsafeSlow(piece.length)
+      piece.copy(new Uint8Array(bytes))
       this.post({ type: 'chunk', id, bytes }, [bytes])
     }
   }
@@ -200,19 +208,27 @@ class ScanWorker {
 
 /**
  * Scans segments on `workers` worker threads; results come back in request
- * order. The main thread only runs queries and copies bytes: each worker has
- * its own lane that queries the next segment while the worker hashes the
- * previous one, so up to `workers` queries run at once.
+ * order. The main thread only runs queries and copies bytes: the next query
+ * runs while workers hash earlier segments, and each worker holds at most
+ * SEGMENTS_AHEAD segments, which bounds memory.
  */
 export async function scanSegments(store: Store, requests: readonly ScanRequest[], options: ScanOptions): Promise<SegmentScan[]> {
+  const queries = options.queries ?? (store.kind === 'embedded' ? 1 : options.workers)
   const issues: string[] = []
   if (!Number.isSafeInteger(options.workers) || options.workers < 1) issues.push(`workers must be a positive integer (got ${options.workers})`)
   if (!Number.isSafeInteger(options.maxSuspects) || options.maxSuspects < 0) issues.push(`maxSuspects must be a non-negative integer (got ${options.maxSuspects})`)
+  if (!Number.isSafeInteger(queries) || queries < 1) issues.push(`queries must be a positive integer (got ${queries})`)
   if (issues.length > 0) throw new ConfigError(issues.join('; '), { details: { issues } })
   if (requests.length === 0) return []
 
   const results: (SegmentScan | undefined)[] = new Array<SegmentScan | undefined>(requests.length)
   const pool = Array.from({ length: Math.min(options.workers, requests.length) }, () => new ScanWorker())
+  /** Segments each worker has been sent and not answered. */
+  const held = pool.map(() => 0)
+  const waiting: (() => void)[] = []
+  const wake = () => {
+    for (const resolve of waiting.splice(0)) resolve()
+  }
   let next = 0
   let rowsDone = 0
   let firstError: unknown = null
@@ -220,14 +236,46 @@ export async function scanSegments(store: Store, requests: readonly ScanRequest[
     if (firstError !== null) return
     firstError = err
     for (const w of pool) void w.terminate()
+    wake()
+  }
+  /** The worker holding the fewest segments, once one has room. */
+  const acquire = async (): Promise<number> => {
+    for (;;) {
+      let best = 0
+      for (let w = 1; w < pool.length; w++) if (held[w]! < held[best]!) best = w
+      if (held[best]! < SEGMENTS_AHEAD || firstError !== null) {
+        held[best]!++
+        return best
+      }
+      await new Promise<void>((resolve) => waiting.push(resolve))
+    }
+  }
+  const release = (w: number) => {
+    held[w]!--
+    wake()
   }
 
-  const lane = async (worker: ScanWorker): Promise<void> => {
-    const ahead: Promise<void>[] = []
-    while (firstError === null && next < requests.length) {
+  const answers: Promise<void>[] = []
+  const queryLoop = async (): Promise<void> => {
+    for (;;) {
+      const w = await acquire()
+      if (firstError !== null || next >= requests.length) {
+        release(w)
+        return
+      }
       const id = next++
       const request = requests[id]!
-      const answer = worker.begin(id, request, options.maxSuspects)
+      const worker = pool[w]!
+      const answered = worker
+        .begin(id, request, options.maxSuspects)
+        .then((scan) => {
+          results[id] = scan
+          rowsDone += scan.rows
+          options.onProgress?.(rowsDone)
+        })
+        .finally(() => release(w))
+      answered.catch(stop)
+      answers.push(answered)
       await streamQuery(
         store,
         segmentQuery(store, request.hi !== null),
@@ -236,20 +284,12 @@ export async function scanSegments(store: Store, requests: readonly ScanRequest[
         (chunk) => worker.chunk(id, chunk),
       )
       worker.end(id)
-      const stored = answer.then((scan) => {
-        results[id] = scan
-        rowsDone += scan.rows
-        options.onProgress?.(rowsDone)
-      })
-      stored.catch(() => {})
-      ahead.push(stored)
-      while (ahead.length >= SEGMENTS_AHEAD) await ahead.shift()
     }
-    await Promise.all(ahead)
   }
 
   try {
-    await Promise.all(pool.map((worker) => lane(worker).catch(stop)))
+    await Promise.all(Array.from({ length: Math.min(queries, requests.length) }, () => queryLoop().catch(stop)))
+    await Promise.allSettled(answers)
   } finally {
     await Promise.all(pool.map((w) => w.terminate()))
   }

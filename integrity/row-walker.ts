@@ -25,6 +25,9 @@ const NEED = -1
  */
 const MAX_LENGTH = 16 * 1024 * 1024
 
+/** The most bytes walked as one buffer: positions stay far inside Int32 range. */
+const MAX_PART = 256 * 1024 * 1024
+
 /** Shared by the steps of one walk: one object per walker, nothing per row. */
 interface StepState {
   /** After NEED: the absolute position the buffer must reach to try again. */
@@ -94,24 +97,25 @@ const stringStep: Step = (buf, pos, end, st) => {
   return NEED
 }
 
-const boolStep: Step = (buf, pos, end, st) => {
-  if (pos >= end) {
-    st.need = pos + 1
-    return NEED
+/** The table behind each one-byte checked step (Bool, Enum8), so the walker can skip calling it. */
+const BYTE_STEP_TABLES = new Map<Step, Uint8Array>()
+
+/** `allowed[byte]` is 1 for every value ClickHouse writes (Enum8 codes as their unsigned byte). */
+const checkedByteStep = (allowed: Uint8Array): Step => {
+  const step: Step = (buf, pos, end, st) => {
+    if (pos >= end) {
+      st.need = pos + 1
+      return NEED
+    }
+    if (allowed[buf[pos]!] !== 1) st.canonical = false
+    return pos + 1
   }
-  if (buf[pos]! > 1) st.canonical = false
-  return pos + 1
+  BYTE_STEP_TABLES.set(step, allowed)
+  return step
 }
 
-/** `allowed[byte]` is 1 for every declared code (Int8 codes as their unsigned byte). */
-const enum8Step = (allowed: Uint8Array): Step => (buf, pos, end, st) => {
-  if (pos >= end) {
-    st.need = pos + 1
-    return NEED
-  }
-  if (allowed[buf[pos]!] !== 1) st.canonical = false
-  return pos + 1
-}
+/** Bool: 0 or 1. */
+const BOOL_VALUES = Uint8Array.from({ length: 256 }, (_, i) => (i <= 1 ? 1 : 0))
 
 const nullableStep = (inner: Step): Step => (buf, pos, end, st) => {
   if (pos >= end) {
@@ -132,6 +136,9 @@ const arrayStep = (inner: Step): Step => (buf, pos, end, st) => {
   return at
 }
 
+/** Array(String) steps (LowCardinality inside included), inlined by the walker. */
+const STRING_ARRAY_STEPS = new Set<Step>()
+
 const FIXED_SIZES: Readonly<Record<string, number>> = Object.freeze({
   UInt8: 1, Int8: 1, UInt16: 2, Int16: 2, UInt32: 4, Int32: 4, UInt64: 8, Int64: 8, UUID: 16, IPv4: 4, IPv6: 16,
 })
@@ -151,7 +158,7 @@ function compileType(type: string): Step {
     case 'String':
       return stringStep
     case 'Bool':
-      return boolStep
+      return checkedByteStep(BOOL_VALUES)
     case 'FixedString(…)': {
       const size = Number(args)
       if (Number.isInteger(size) && size > 0 && /^\s*\d+\s*$/.test(args!)) return fixedStep(size)
@@ -162,14 +169,18 @@ function compileType(type: string): Step {
       if (/^\s*\d\s*(,\s*'[^']*'\s*)?$/.test(args!)) return fixedStep(8)
       break
     case 'Enum8(…)':
-      return enum8Step(enumCodes(type, args!))
+      return checkedByteStep(enumCodes(type, args!))
     // In RowBinary a LowCardinality(T) is a plain T: no dictionary on the wire.
     case 'LowCardinality(…)':
       return compileType(args!)
     case 'Nullable(…)':
       return nullableStep(compileType(args!))
-    case 'Array(…)':
-      return arrayStep(compileType(args!))
+    case 'Array(…)': {
+      const inner = compileType(args!)
+      const step = arrayStep(inner)
+      if (inner === stringStep) STRING_ARRAY_STEPS.add(step)
+      return step
+    }
   }
   throw new UnknownTypeError(type)
 }
@@ -212,10 +223,16 @@ export interface ColumnType {
   readonly type: string
 }
 
-/** How the walker moves over a column: most columns are inlined in its loop, the rest call their step. */
+/**
+ * How the walker moves over a column. Every access_log column but the
+ * Nullables is inlined in its loop; a call per value (an array of ten ids is
+ * eleven) was most of the cost of walking a row.
+ */
 const KIND_FIXED = 0
 const KIND_STRING = 1
-const KIND_STEP = 2
+const KIND_BYTE = 2
+const KIND_STRING_ARRAY = 3
+const KIND_STEP = 4
 
 /** How to walk one row of a SELECT: its columns in order, each compiled from its type. */
 export class RowLayout {
@@ -226,16 +243,25 @@ export class RowLayout {
   readonly kinds: Uint8Array
   /** @internal the byte size of each KIND_FIXED column */
   readonly sizes: Int32Array
+  /** @internal the allowed values of each KIND_BYTE column */
+  readonly allowed: readonly Uint8Array[]
 
   constructor(columns: readonly ColumnType[]) {
     this.names = Object.freeze(columns.map((c) => c.name))
     this.steps = Object.freeze(columns.map((c) => compileColumn(c)))
     this.kinds = new Uint8Array(columns.length)
     this.sizes = new Int32Array(columns.length)
+    const none = new Uint8Array(256)
+    this.allowed = this.steps.map((step) => BYTE_STEP_TABLES.get(step) ?? none)
     this.steps.forEach((step, c) => {
       const size = FIXED_STEP_SIZES.get(step)
-      this.kinds[c] = size !== undefined ? KIND_FIXED : step === stringStep ? KIND_STRING : KIND_STEP
       this.sizes[c] = size ?? 0
+      this.kinds[c] =
+        size !== undefined ? KIND_FIXED
+        : step === stringStep ? KIND_STRING
+        : BYTE_STEP_TABLES.has(step) ? KIND_BYTE
+        : STRING_ARRAY_STEPS.has(step) ? KIND_STRING_ARRAY
+        : KIND_STEP
     })
   }
 
@@ -278,7 +304,11 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
  * read what you need inside onRow; strings are made only when asked for.
  */
 export class RowView {
-  /** The buffer holding the row; valid only during onRow. */
+  /**
+   * The buffer holding the row: a pushed chunk (or a part of one), or a
+   * join of an unfinished row with the head of the next chunk. The walker
+   * never modifies it, so a reference stays valid after onRow.
+   */
   buf: Buffer = Buffer.alloc(0)
   start = 0
   end = 0
@@ -351,29 +381,23 @@ export class RowView {
     return [p, p + len]
   }
 
-  /** Byte equality of a FixedString(n) column with `bytes`. */
-  fixedEquals(col: number, bytes: Uint8Array, n: number): boolean {
+  /** Byte equality of a FixedString(n) column with n bytes of `other` from `at`. */
+  fixedEquals(col: number, other: Uint8Array, at: number, n: number): boolean {
     const b = this.buf
     const p = this.offsets[col]!
-    for (let i = 0; i < n; i++) if (b[p + i] !== bytes[i]) return false
+    for (let i = 0; i < n; i++) if (b[p + i] !== other[at + i]) return false
     return true
   }
 
-  /** memcmp order of a FixedString(n) column against `bytes`, as ClickHouse sorts it. */
-  compareFixed(col: number, bytes: Uint8Array, n: number): number {
+  /** memcmp order of a FixedString(n) column against n bytes of `other` from `at`, as ClickHouse sorts it. */
+  compareFixed(col: number, other: Uint8Array, at: number, n: number): number {
     const b = this.buf
     const p = this.offsets[col]!
     for (let i = 0; i < n; i++) {
-      const d = b[p + i]! - bytes[i]!
+      const d = b[p + i]! - other[at + i]!
       if (d !== 0) return d
     }
     return 0
-  }
-
-  copyFixed(col: number, into: Uint8Array, n: number): void {
-    const b = this.buf
-    const p = this.offsets[col]!
-    for (let i = 0; i < n; i++) into[i] = b[p + i]!
   }
 
   /** Lowercase hex of a FixedString(n) column. */
@@ -414,6 +438,7 @@ export class RowWalker {
   private readonly steps: readonly Step[]
   private readonly kinds: Uint8Array
   private readonly sizes: Int32Array
+  private readonly allowed: readonly Uint8Array[]
   private readonly view: RowView
   private readonly state: StepState = { need: 0, canonical: true, value: 0 }
   /** The start of an unfinished row, then any chunks since, until `need` bytes are here. */
@@ -430,6 +455,7 @@ export class RowWalker {
     this.steps = layout.steps
     this.kinds = layout.kinds
     this.sizes = layout.sizes
+    this.allowed = layout.allowed
     this.view = new RowView(layout.steps.length)
   }
 
@@ -439,20 +465,16 @@ export class RowWalker {
   }
 
   push(chunk: Buffer): void {
-    if (chunk.length === 0) return
-    if (this.pendingBytes === 0) {
-      this.run(chunk)
-      return
+    try {
+      // Offsets are Int32: walk a huge chunk (a whole materialised result) in parts.
+      for (let at = 0; at < chunk.length; at += MAX_PART) this.take(chunk.subarray(at, at + MAX_PART))
+    } catch (err) {
+      if (!(err instanceof RowParseError)) throw err
+      throw new VerificationError('VERIFY_FAILED', `ClickHouse's RowBinary stream does not parse as access_log rows: ${err.message}, ${this.options.describe()}`, {
+        cause: err,
+        details: { where: this.options.describe() },
+      })
     }
-    this.pending.push(chunk)
-    this.pendingBytes += chunk.length
-    // Re-walk only once the unfinished row can be complete: a large row
-    // arriving in small chunks is joined once, not once per chunk.
-    if (this.pendingBytes < this.need) return
-    const joined = Buffer.concat(this.pending, this.pendingBytes)
-    this.pending = []
-    this.pendingBytes = 0
-    this.run(joined)
   }
 
   /** The stream has ended: bytes of an unfinished row mean it was cut short. */
@@ -465,22 +487,61 @@ export class RowWalker {
     )
   }
 
-  private run(buf: Buffer): void {
-    try {
-      this.walk(buf)
-    } catch (err) {
-      if (!(err instanceof RowParseError)) throw err
-      throw new VerificationError('VERIFY_FAILED', `ClickHouse's RowBinary stream does not parse as access_log rows: ${err.message}, ${this.options.describe()}`, {
-        cause: err,
-        details: { where: this.options.describe() },
-      })
+  private take(chunk: Buffer): void {
+    if (chunk.length === 0) return
+    if (this.pendingBytes === 0) {
+      this.walkFrom(chunk, 0)
+      return
+    }
+    const before = this.pendingBytes
+    this.pending.push(chunk)
+    this.pendingBytes += chunk.length
+    // Re-walk only once the unfinished row can be complete: a large row
+    // arriving in small chunks is joined once, not once per chunk.
+    if (this.pendingBytes < this.need) return
+    // Join the unfinished row with just the head of the new chunk it needs
+    // (`need` is a lower bound: grow the head until the row ends), then go on
+    // in the chunk itself. Joining whole chunks copied every byte once more.
+    const older = this.pending.slice(0, -1)
+    for (let head = Math.min(chunk.length, this.need - before + 1024); ; head = Math.min(chunk.length, Math.max(head * 2, this.state.need - before))) {
+      const joined = Buffer.concat([...older, chunk.subarray(0, head)], before + head)
+      const rowEnd = this.walk(joined, 0, 1)
+      if (rowEnd > 0) {
+        // The unfinished row needed more than `before` bytes: it ends inside this chunk.
+        this.pending = []
+        this.pendingBytes = 0
+        this.walkFrom(chunk, rowEnd - before)
+        return
+      }
+      if (head === chunk.length) {
+        this.pending = [joined]
+        this.pendingBytes = joined.length
+        this.need = this.state.need
+        return
+      }
     }
   }
 
-  private walk(buf: Buffer): void {
+  /** Walks every whole row from `pos` and keeps the unfinished rest for the next chunk. */
+  private walkFrom(buf: Buffer, pos: number): void {
+    const stop = this.walk(buf, pos, Number.POSITIVE_INFINITY)
+    if (stop < buf.length) {
+      this.pending = [buf.subarray(stop)]
+      this.pendingBytes = buf.length - stop
+      this.need = this.state.need - stop
+    }
+  }
+
+  /**
+   * Walks up to `maxRows` whole rows from `pos`; returns where it stopped:
+   * the end of the buffer, or the start of a row the buffer ends inside
+   * (then state.need is the position the buffer must reach).
+   */
+  private walk(buf: Buffer, pos: number, maxRows: number): number {
     const steps = this.steps
     const kinds = this.kinds
     const sizes = this.sizes
+    const allowed = this.allowed
     const n = steps.length
     const st = this.state
     const view = this.view
@@ -488,35 +549,45 @@ export class RowWalker {
     const rehash = this.options.rehash
     const end = buf.length
     view.buf = buf
-    let pos = 0
-    while (pos < end) {
+    for (let rows = 0; pos < end && rows < maxRows; rows++) {
       st.canonical = true
       let at = pos
       for (let c = 0; c < n && at !== NEED; c++) {
         offsets[c] = at
-        // The two common kinds inline what fixedStep and stringStep do: a
-        // call per column was half the cost of walking a row.
-        const kind = kinds[c]
-        if (kind === KIND_FIXED) {
-          at += sizes[c]!
-          if (at > end) {
-            st.need = at
-            at = NEED
-          }
-        } else if (kind === KIND_STRING && at < end && buf[at]! < 0x80) {
-          at += 1 + buf[at]!
-          if (at > end) {
-            st.need = at
-            at = NEED
-          }
-        } else at = steps[c]!(buf, at, end, st)
+        // What fixedStep, stringStep, checkedByteStep and arrayStep(stringStep)
+        // do, without the calls; values that do not fit the fast path (a
+        // length of two or more bytes) go to the step.
+        switch (kinds[c]) {
+          case KIND_FIXED:
+            at += sizes[c]!
+            break
+          case KIND_STRING:
+            if (at < end && buf[at]! < 0x80) at += 1 + buf[at]!
+            else at = steps[c]!(buf, at, end, st)
+            break
+          case KIND_BYTE:
+            if (at < end && allowed[c]![buf[at]!] !== 1) st.canonical = false
+            at += 1
+            break
+          case KIND_STRING_ARRAY:
+            if (at < end && buf[at]! < 0x80) {
+              let left = buf[at]!
+              at += 1
+              for (; left > 0 && at !== NEED && at <= end; left--) {
+                if (at < end && buf[at]! < 0x80) at += 1 + buf[at]!
+                else at = stringStep(buf, at, end, st)
+              }
+            } else at = steps[c]!(buf, at, end, st)
+            break
+          default:
+            at = steps[c]!(buf, at, end, st)
+        }
+        if (at > end) {
+          st.need = at
+          at = NEED
+        }
       }
-      if (at === NEED) {
-        this.pending = [buf.subarray(pos)]
-        this.pendingBytes = end - pos
-        this.need = st.need - pos
-        return
-      }
+      if (at === NEED) return pos
       offsets[n] = at
       view.start = pos
       view.end = at
@@ -526,6 +597,7 @@ export class RowWalker {
       this.onRow(view)
       pos = at
     }
+    return pos
   }
 }
 

@@ -5,6 +5,8 @@ import type { ScanRequest, SegmentScan } from './independent-scan.js'
 import type { CheckpointRow, Suspect } from './row-facts.js'
 import { ACCESS_LOG_LAYOUT, COL, RowWalker, type RowView } from './row-walker.js'
 
+const GENESIS = new Uint8Array(32)
+
 /**
  * One segment of one chain, re-hashed and linked here: the work a scan worker
  * does, and the rule the in-DB verifier's SQL applies. Rows come in (seq, hash)
@@ -28,8 +30,13 @@ export class SegmentScanner {
   private rows = 0
   private hasPred: boolean
   private predSeq = 0
-  /** The predecessor's stored hash (genesis: zeros). */
-  private readonly predHash = new Uint8Array(32)
+  /**
+   * Where the predecessor's stored hash is: in the chunk it was walked from
+   * (kept alive by this reference; the walker never rewrites a chunk), or
+   * genesis. Nothing is copied per row.
+   */
+  private predBuf: Uint8Array = GENESIS
+  private predAt = 0
   private first: SegmentScan['first'] = null
   private readonly suspects: Suspect[] = []
   private truncated = false
@@ -54,6 +61,7 @@ export class SegmentScanner {
     })
   }
 
+  /** The next bytes of the segment's RowBinary; the scanner may keep a reference, so they must not change afterwards. */
   push(chunk: Buffer): void {
     this.walker.push(chunk)
   }
@@ -67,7 +75,7 @@ export class SegmentScanner {
       hi,
       rows: this.rows,
       first: this.first,
-      last: this.rows === 0 ? null : { seq: this.predSeq, hash: Buffer.from(this.predHash).toString('hex') },
+      last: this.rows === 0 ? null : { seq: this.predSeq, hash: Buffer.from(this.predBuf.subarray(this.predAt, this.predAt + 32)).toString('hex') },
       suspects: this.suspects,
       suspects_truncated: this.truncated,
       checkpoint_rows: this.checkpointRows,
@@ -87,16 +95,17 @@ export class SegmentScanner {
     const selfOk = row.selfOk
     if (this.rows === 0) {
       this.first = { seq, prev_hash: row.hex(COL.prev_hash, 32), self_ok: selfOk }
-    } else if (seq < this.predSeq || (seq === this.predSeq && row.compareFixed(COL.hash, this.predHash, 32) < 0)) {
+    } else if (seq < this.predSeq || (seq === this.predSeq && row.compareFixed(COL.hash, this.predBuf, this.predAt, 32) < 0)) {
       throw this.lie(`ClickHouse returned chain ${this.request.chain_id} out of (seq, hash) order at seq ${seq}`)
     }
-    if (this.hasPred && (!selfOk || seq !== this.predSeq + 1 || !row.fixedEquals(COL.prev_hash, this.predHash, 32))) {
+    if (this.hasPred && (!selfOk || seq !== this.predSeq + 1 || !row.fixedEquals(COL.prev_hash, this.predBuf, this.predAt, 32))) {
       if (this.suspects.length < this.maxSuspects) this.suspects.push({ chain_id: this.request.chain_id, seq, prev_seq: this.predSeq })
       else this.truncated = true
     }
     this.hasPred = true
     this.predSeq = seq
-    row.copyFixed(COL.hash, this.predHash, 32)
+    this.predBuf = row.buf
+    this.predAt = row.offsets[COL.hash]!
     this.rows++
     if (this.checkpoints.size > 0 && this.checkpoints.has(seq)) {
       this.checkpointRows.push({ chain_id: this.request.chain_id, seq, hash: row.hex(COL.hash, 32), self_ok: selfOk })
@@ -126,7 +135,8 @@ export const SCAN_WORKER_MARK = 'readtrail-scan-worker'
 
 /**
  * Main thread → worker, per segment: `begin`, its bytes as transferred
- * ArrayBuffers in stream order, `end`. Segments never interleave on one worker.
+ * ArrayBuffers in stream order, `end`. Several queries may feed one worker at
+ * once, so messages of different segments can interleave.
  */
 export type ToScanWorker =
   | { type: 'begin'; id: number; request: ScanRequest; max_suspects: number }
@@ -138,26 +148,23 @@ export type FromScanWorker =
   | { type: 'failed'; id: number; message: string; retriable: boolean; details: Record<string, unknown> | undefined }
 
 function serve(port: NonNullable<typeof parentPort>): void {
-  let current: { id: number; scanner: SegmentScanner } | null = null
+  const scanners = new Map<number, SegmentScanner>()
   port.on('message', (msg: ToScanWorker) => {
-    if (msg.type !== 'begin' && current?.id !== msg.id) return // a segment that already failed
     try {
-      switch (msg.type) {
-        case 'begin':
-          current = { id: msg.id, scanner: new SegmentScanner(msg.request, msg.max_suspects) }
-          break
-        case 'chunk':
-          current!.scanner.push(Buffer.from(msg.bytes))
-          break
-        case 'end': {
-          const scan = current!.scanner.finish()
-          current = null
-          port.postMessage({ type: 'done', id: msg.id, scan } satisfies FromScanWorker)
-          break
-        }
+      if (msg.type === 'begin') {
+        scanners.set(msg.id, new SegmentScanner(msg.request, msg.max_suspects))
+        return
       }
+      const scanner = scanners.get(msg.id)
+      if (scanner === undefined) return // a segment that already failed
+      if (msg.type === 'chunk') {
+        scanner.push(Buffer.from(msg.bytes))
+        return
+      }
+      scanners.delete(msg.id)
+      port.postMessage({ type: 'done', id: msg.id, scan: scanner.finish() } satisfies FromScanWorker)
     } catch (err) {
-      current = null
+      scanners.delete(msg.id)
       // Class identity does not cross threads: send what rebuilds the error.
       port.postMessage({
         type: 'failed',

@@ -51,10 +51,15 @@ const DERIVED: Record<string, { type: string; expr: string }> = {
   record_id: { type: 'String', expr: 'arrayJoin(record_ids) AS record_id' },
 }
 
+/** What each query view selects from access_log rows: its materialised view's SELECT list. */
+export function viewSelect(names: readonly string[]): string {
+  return names.map((n) => DERIVED[n]?.expr ?? n).join(', ')
+}
+
 function viewDdl(db: string, table: string, names: readonly string[], orderBy: string): string[] {
   const typeOf = (name: string) => DERIVED[name]?.type ?? ACCESS_LOG_COLUMNS.find((c) => c.name === name)!.type
   const columns = names.map((n) => `  ${n} ${typeOf(n)}`).join(',\n')
-  const select = names.map((n) => DERIVED[n]?.expr ?? n).join(', ')
+  const select = viewSelect(names)
   return [
     `CREATE TABLE IF NOT EXISTS ${db}.${table} (\n${columns}\n)\nENGINE = MergeTree\nORDER BY ${orderBy}`,
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${table}_mv TO ${db}.${table} AS\nSELECT ${select}\nFROM ${db}.access_log`,

@@ -63,7 +63,7 @@ export async function expectIntactChains(store: Store, expectedEventIds: readonl
   expect(findChainViolations(positions)).toEqual([])
   expect(findDeliveryViolations(positions.map((p) => p.event_id), expectedEventIds)).toEqual([])
   const report = await verifyInDb(store)
-  expect(report.findings).toEqual([])
+  expect(report.findings.slice(0, 5), `${report.findings.length} findings`).toEqual([])
   expect(report.ok).toBe(true)
   expect(report.rows_verified).toBe(expectedEventIds.length)
 }

@@ -113,6 +113,10 @@ describe('independent scan over a real store', () => {
       }
     }
 
+    // Several segment queries at once (the default on a server) give the same answers.
+    const reference = await scanSegments(store, plan, { workers: 1, maxSuspects: 10 })
+    expect(await scanSegments(store, plan, { workers: 2, maxSuspects: 10, queries: 3 })).toEqual(reference)
+
     const facts = await fetchWindowFacts(store, 'it-clean/0', 63, 66)
     expect(facts.map((f) => [f.seq, f.self_ok, f.event_id])).toEqual([63, 64, 65, 66].map((s) => [s, true, a[s - 1]!.event_id]))
     expect(facts[1]!.hash).toBe(hashes[1]!.hash)

@@ -13,7 +13,7 @@ import { thrownBy } from '../helpers/thrown.js'
 const CHAIN = 'unit-topic/0'
 const INGESTED_AT = Date.UTC(2026, 10, 27, 12) * 1000
 
-/** Events that exercise every column kind: NULL and non-NULL, long strings (two-byte lengths), IPv6, each enum. */
+/** Events that exercise every column kind: NULL and non-NULL, long strings and arrays (two-byte lengths), IPv6, each enum. */
 function variedEvents(): AccessEvent[] {
   return [
     makeEvent({ producer_id: 'test-producer' }),
@@ -34,6 +34,8 @@ function variedEvents(): AccessEvent[] {
       query_fingerprint: `SELECT ${'x, '.repeat(100)}y FROM t`,
     }),
     makeEvent({ principal_type: 'system', action: 'search', outcome: 'error', client_ip: null, producer_id: 'other-producer' }),
+    // Longer than the 1 KiB head the walker first joins to finish a row cut by a chunk boundary.
+    makeEvent({ producer_id: 'test-producer', record_ids: Array.from({ length: 600 }, (_, i) => `record-${i}`), row_count: 600 }),
   ]
 }
 
@@ -121,14 +123,14 @@ describe('RowWalker over access_log rows', () => {
 
   it('re-hashes good rows as self_ok and reads their fields', () => {
     const rows = walk(enc.bytes)
-    expect(rows).toHaveLength(3)
+    expect(rows).toHaveLength(4)
     expect(rows.every((r) => r.selfOk && r.canonical)).toBe(true)
-    expect(rows.map((r) => r.seq)).toEqual([1, 2, 3])
+    expect(rows.map((r) => r.seq)).toEqual([1, 2, 3, 4])
     expect(rows.map((r) => r.eventId)).toEqual(events.map((e) => e.event_id))
     expect(rows.map((r) => r.producerId)).toEqual(events.map((e) => e.producer_id))
     expect(rows.map((r) => r.producerSeq)).toEqual(events.map((e) => e.producer_seq))
     expect(rows.map((r) => r.hash)).toEqual(enc.hashes.map((h) => h.toString('hex')))
-    expect(rows.map((r) => r.prevHash)).toEqual([GENESIS_HASH, ...enc.hashes.slice(0, 2)].map((h) => h.toString('hex')))
+    expect(rows.map((r) => r.prevHash)).toEqual([GENESIS_HASH, ...enc.hashes.slice(0, 3)].map((h) => h.toString('hex')))
     expect(new Set(rows.map((r) => r.chainId))).toEqual(new Set([CHAIN]))
     expect(rows.map((r) => r.offsets.at(-1))).toEqual(enc.rows.map(([s, e]) => e - s))
   })

@@ -470,7 +470,7 @@ export class RowWalker {
       for (let at = 0; at < chunk.length; at += MAX_PART) this.take(chunk.subarray(at, at + MAX_PART))
     } catch (err) {
       if (!(err instanceof RowParseError)) throw err
-      throw new VerificationError('VERIFY_FAILED', `ClickHouse's RowBinary stream does not parse as access_log rows: ${err.message}, ${this.options.describe()}`, {
+      throw new VerificationError('VERIFY_FAILED', `ClickHouse's RowBinary stream does not parse as the columns asked for: ${err.message}, ${this.options.describe()}`, {
         cause: err,
         details: { where: this.options.describe() },
       })

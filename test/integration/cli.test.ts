@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -64,6 +64,22 @@ describe('readtrail CLI', () => {
     expect(r.stderr).toContain('CONFIG_INVALID')
     expect(r.stderr).toContain('partitions')
     expect(r.stderr).toContain('kafka.brokers.0')
+  })
+
+  it('keys generate writes a 0600 key once; consume refuses to run without one', async () => {
+    const keyPath = join(dataDir, 'keys-test', 'checkpoint.key')
+    const made = await runCli(['keys', 'generate', '--out', keyPath])
+    expect(made.code, made.stderr).toBe(0)
+    expect(made.stdout).toContain(`${keyPath}.pub`)
+    expect(made.stdout).toContain('BEGIN PUBLIC KEY')
+    expect(statSync(keyPath).mode & 0o777).toBe(0o600)
+    const again = await runCli(['keys', 'generate', '--out', keyPath])
+    expect(again.code).toBe(2)
+    expect(again.stderr).toContain('CHECKPOINT_KEY_INVALID')
+    const unsigned = await runCli(['consume', ...dir], { READTRAIL_CHECKPOINT_KEY: join(dataDir, 'no-such.key') })
+    expect(unsigned.code).toBe(2)
+    expect(unsigned.stderr).toContain('CHECKPOINT_KEY_MISSING')
+    expect(existsSync(join(dataDir, 'readtrail-owner.json'))).toBe(false)
   })
 
   it('consume without a reachable broker exits 2 with KAFKA_UNAVAILABLE and leaves the store free', async () => {

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { consumerLag, waitForCatchUp } from '../../consumers/lag.js'
 import { createAuditProducer } from '../../producers/audit-producer.js'
 import { openStore } from '../../store/store.js'
-import { runCli, spawnCli, type CliProcess } from '../helpers/cli-process.js'
+import { runCli, spawnCli, testHome, type CliProcess } from '../helpers/cli-process.js'
 import type { VerificationReport } from '../../integrity/report.js'
 import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, TEST_BROKERS, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
@@ -100,5 +100,13 @@ describe('a chain writer killed mid-stream (SIGKILL) resumes without gap or dupl
       expect(report.checkpoints.valid).toBeGreaterThanOrEqual(3)
       for (const c of report.chains) expect(c.checkpoint?.seq, c.chain_id).toBe(c.last_seq)
     }
+    // Any stored event can be handed over as evidence, checked with no store.
+    const bundle = join(dataDir, 'evidence.json')
+    const exported = await runCli(['evidence', 'export', '--event', ids[1234]!, '--out', bundle], env)
+    expect(exported.code, exported.stderr).toBe(0)
+    expect(exported.stdout).toContain(`Event ${ids[1234]}`)
+    const proved = await runCli(['evidence', 'verify', bundle, '--public-key', join(testHome(), 'keys', 'checkpoint.key.pub')], {})
+    expect(proved.code, proved.stdout).toBe(0)
+    expect(proved.stdout).toMatch(/^PROVED/)
   })
 })

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AppConfig } from '../cli/config.js'
 import { formatRows } from '../cli/format-rows.js'
@@ -16,6 +16,9 @@ import { loadCheckpoints } from '../integrity/checkpoint-sources.js'
 import { checkpointTopicOf } from '../checkpoints/checkpoint-topic.js'
 import { generateKeyFiles, loadSigningKey } from '../checkpoints/keys.js'
 import { createCheckpointSigner } from '../checkpoints/signer.js'
+import { serializeEvidenceBundle } from '../evidence/bundle.js'
+import { exportEvidence } from '../evidence/export-bundle.js'
+import { verifyEvidence } from '../evidence/verify-bundle.js'
 import { createAuditProducer } from '../producers/audit-producer.js'
 import { recordsTouchedByPrincipal, type RecordTouchedRow } from '../queries/records-touched-by-principal.js'
 import { runSavedQuery } from '../queries/saved-query.js'
@@ -160,6 +163,28 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
       verified &&= report.ok
       out('')
       out(formatReport(report))
+    }
+
+    // The regulator's copy: one read of the target by the stolen account,
+    // with the chain segment to its signed checkpoint, checked with no database.
+    const marta = who.find((w) => w.principal_id === 'clerk.marta')
+    const [row] = marta
+      ? await store.queryRows<{ event_id: string }>(`SELECT toString(event_id) AS event_id FROM ${store.table('access_log')} WHERE chain_id = {chain_id:String} AND seq = {seq:UInt64}`, {
+          chain_id: marta.chain_id,
+          seq: marta.seq,
+        })
+      : []
+    if (row) {
+      const publicKeyPem = readFileSync(`${keyPath}.pub`, 'utf8')
+      const bundle = await exportEvidence(store, { eventId: row.event_id, checkpoints: [...checkpoints.analysis.trusted.values()].flat(), publicKeyPem })
+      const bundlePath = join(config.store.dataDir, `evidence-${row.event_id}.json`)
+      writeFileSync(bundlePath, serializeEvidenceBundle(bundle))
+      const verdict = verifyEvidence(JSON.parse(readFileSync(bundlePath, 'utf8')), { trustedKeyPem: publicKeyPem })
+      verified &&= verdict.ok
+      out('')
+      out(`Q3  Evidence for the regulator: readtrail evidence export --event ${row.event_id}`)
+      out(`    ${bundlePath}: ${verdict.ok ? 'PROVED offline' : `NOT PROVED (${verdict.problem})`} — ${bundle.segment.length} later rows link it to checkpoint #${bundle.checkpoint.index}`)
+      for (const line of verdict.proved) out(`    - ${line}`)
     }
     return { scraped: pages * 100, touchedByCompromised: touched.length, verified }
   } finally {

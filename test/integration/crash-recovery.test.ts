@@ -60,7 +60,9 @@ describe('a chain writer killed mid-stream (SIGKILL) resumes without gap or dupl
       const writer = await start()
       // Kill once this writer has committed some batches but the topic is not drained.
       const target = BigInt(round * 6_000)
+      const deadline = Date.now() + 120_000
       for (;;) {
+        if (Date.now() > deadline) throw new Error(`round ${round}: the writer committed too little in 120 s:\n${writer.output().slice(-4000)}`)
         const lag = await consumerLag(kafka, groupId, topic)
         const committed = BigInt(produced) - lag
         if (committed >= target && lag > 0n) break

@@ -24,6 +24,7 @@ describe('readtrail demo (the README main job)', () => {
     expect(who).toContain('(2 rows)')
     expect(r.stdout).toContain('INTACT')
     expect(r.stdout).toMatch(/72 rows in 3 chains verified/)
+    expect(r.stdout).toMatch(/Q3 {2}Evidence for the regulator: .*\n.*PROVED offline/)
     // Run again on its own store: it starts from scratch.
     const again = await runCli(['demo', '--data-dir', dataDir], { READTRAIL_KAFKA_BROKERS: TEST_BROKERS.join(',') })
     expect(again.code).toBe(0)

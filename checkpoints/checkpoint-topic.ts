@@ -37,7 +37,9 @@ export async function ensureCheckpointTopic(kafka: Kafka, topic: string, replica
   try {
     await admin.connect()
     const existing = new Set(await admin.listTopics())
-    if (!existing.has(topic)) {
+    if (existing.has(topic)) {
+      await assertKeptForever(admin, topic)
+    } else {
       await admin.createTopics({
         waitForLeaders: true,
         topics: [
@@ -55,9 +57,35 @@ export async function ensureCheckpointTopic(kafka: Kafka, topic: string, replica
       })
     }
   } catch (cause) {
+    if (cause instanceof CheckpointError) throw cause
     throw unavailable(topic, 'cannot create it', cause)
   } finally {
     await admin.disconnect().catch(() => {})
+  }
+}
+
+/** kafkajs ConfigResourceTypes.TOPIC (not a named export under ESM). */
+const TOPIC_RESOURCE = 2
+
+/**
+ * A topic created by someone else may expire its messages: checkpoints that
+ * expire can no longer expose a rolled-back file, so such a topic is refused
+ * loudly rather than used.
+ */
+async function assertKeptForever(admin: Admin, topic: string): Promise<void> {
+  const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: ['retention.ms', 'retention.bytes', 'cleanup.policy'] }] })
+  const entries = new Map(described.resources[0]?.configEntries.map((e) => [e.configName, e.configValue]) ?? [])
+  const wrong = [
+    entries.get('retention.ms') !== '-1' ? `retention.ms=${entries.get('retention.ms')}` : '',
+    entries.get('retention.bytes') !== '-1' ? `retention.bytes=${entries.get('retention.bytes')}` : '',
+    entries.get('cleanup.policy') !== 'delete' ? `cleanup.policy=${entries.get('cleanup.policy')}` : '',
+  ].filter(Boolean)
+  if (wrong.length > 0) {
+    throw new CheckpointError(
+      'CHECKPOINT_TOPIC_UNAVAILABLE',
+      `checkpoint topic ${topic} would not keep checkpoints forever (${wrong.join(', ')}); set retention.ms=-1, retention.bytes=-1, cleanup.policy=delete`,
+      { retriable: false, details: { topic, wrong } },
+    )
   }
 }
 

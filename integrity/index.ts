@@ -9,4 +9,6 @@ export { nextVerifyState, readVerifyState, VerifyState, writeVerifyState } from 
 export { formatReport } from './report.js'
 export type { ChainSummary, CheckpointSummary, Finding, FindingKind, InFlightGap, VerificationReport } from './report.js'
 export type { Facts, FactsRequest } from './facts.js'
+export { fetchWindowFacts, planSegments, scanProducerBreaks, scanSegments } from './independent-scan.js'
+export type { ScanRequest, SegmentScan } from './independent-scan.js'
 export { VerificationError } from './errors.js'

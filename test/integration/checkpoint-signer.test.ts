@@ -109,6 +109,27 @@ describe('checkpoint signer (real Kafka)', () => {
     expect(Date.now() - started).toBeLessThan(5_000)
   })
 
+  it('accepts its own topic again, and refuses an existing topic that would let checkpoints expire', async () => {
+    const topic = await freshCheckpointTopic()
+    await expect(ensureCheckpointTopic(kafka, topic)).resolves.toBeUndefined()
+    const expiring = `rt-test-expiring-${randomBytes(4).toString('hex')}.checkpoints`
+    const admin = kafka.admin()
+    await admin.connect()
+    try {
+      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: expiring, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '86400000' }] }] })
+      const err = await ensureCheckpointTopic(kafka, expiring).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(err).toBeInstanceOf(CheckpointError)
+      expect(err).toMatchObject({ code: 'CHECKPOINT_TOPIC_UNAVAILABLE', retriable: false })
+      expect((err as Error).message).toContain('retention.ms=86400000')
+    } finally {
+      await admin.deleteTopics({ topics: [expiring] }).catch(() => {})
+      await admin.disconnect()
+    }
+  })
+
   it('reports messages that are not checkpoints as unreadable, by offset, next to the ones that are', async () => {
     const topic = await freshCheckpointTopic()
     expect(topic).toMatch(/^rt-test-[0-9a-f]{8}\.checkpoints$/)

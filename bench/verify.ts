@@ -10,13 +10,12 @@
  * them; then verifyInDb runs `runs` times (median reported), one row is
  * tampered with, and verifyInDb runs again.
  */
-import { nowMicros } from '../common/time.js'
-import { chainIdOf, emptyChain, linkEntries, type ChainHead } from '../consumers/chain.js'
+import { chainIdOf } from '../consumers/chain.js'
 import { formatReport } from '../integrity/report.js'
 import { verifyStore as verifyInDb } from '../integrity/verify-store.js'
 import { HASH_SQL } from '../store/access-log-columns.js'
 import type { Store } from '../store/store.js'
-import { cpuSince, machineLine, median, numberOption, openBenchStore, perSecond, printTable, realisticEvents, sampleCpu } from './bench-support.js'
+import { cpuSince, machineLine, median, numberOption, openBenchStore, loadChains, perSecond, printTable, sampleCpu } from './bench-support.js'
 
 const ROWS = numberOption('rows', 1_000_000)
 const CHAINS = numberOption('chains', 3)
@@ -31,7 +30,7 @@ async function main(): Promise<void> {
   const bench = openBenchStore()
   try {
     const store = await bench.freshDatabase('verify')
-    const load = await loadChains(store)
+    const load = await loadChains(store, { rows: ROWS, chains: CHAINS, batch: BATCH })
     printTable('Load (chain in TS, then insert through access_log_ingest and its views)', [
       { step: 'linkEntries (incl. making the events)', ms: load.linkMs, 'rows/s': perSecond(ROWS, load.linkMs) },
       { step: 'insertJsonLines (access_log + access_by_principal + record_access)', ms: load.insertMs, 'rows/s': perSecond(ROWS, load.insertMs) },
@@ -111,37 +110,6 @@ async function main(): Promise<void> {
   }
 }
 
-/** Chains CHAINS logs round-robin, BATCH rows at a time, inserting each batch as the writer would. */
-async function loadChains(store: Store): Promise<{ linkMs: number; insertMs: number }> {
-  const heads: ChainHead[] = Array.from({ length: CHAINS }, (_, c) => emptyChain(chainIdOf('rt-bench-verify', c)))
-  let linkMs = 0
-  let insertMs = 0
-  let offset = 0
-  let nextReport = ROWS / 4
-  for (let done = 0, b = 0; done < ROWS; b++) {
-    const c = b % CHAINS
-    const n = Math.min(BATCH, ROWS - done)
-    const t0 = performance.now()
-    const events = realisticEvents(n, { producerId: 'bench-verify', startMicros: Date.UTC(2026, 10, 1) * 1000 + done * 1000 })
-    const linked = linkEntries(
-      heads[c]!,
-      events.map((event, i) => ({ event, offset: BigInt(offset + i), schemaVersion: 1 })),
-      nowMicros(),
-    )
-    const t1 = performance.now()
-    await store.insertJsonLines('access_log_ingest', linked.lines)
-    insertMs += performance.now() - t1
-    linkMs += t1 - t0
-    heads[c] = linked.head
-    if (c === CHAINS - 1) offset += n
-    done += n
-    if (done >= nextReport || done === ROWS) {
-      console.log(`  loaded ${fmt(done)} rows (${fmt(perSecond(done, linkMs + insertMs))} rows/s so far)`)
-      nextReport += ROWS / 4
-    }
-  }
-  return { linkMs, insertMs }
-}
 
 async function timeQuery(store: Store, query: string): Promise<number> {
   const t0 = performance.now()

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { ClickHouseSettings } from '@clickhouse/client'
+import { NO_CACHES } from '../integrity/no-caches.js'
 import { isValidSignature, SignedCheckpoint } from '../checkpoints/checkpoint.js'
 import { publicKeyFromPem } from '../checkpoints/keys.js'
 import { describeError } from '../common/errors.js'
@@ -25,14 +26,11 @@ export interface ExportEvidenceOptions {
   now?: () => Date
 }
 
-/**
- * ClickHouse's query condition cache remembers granules where a filter was
- * false and skips them next time: rows edited in place could then be served
- * from before the edit, or missed. The export re-reads everything.
- */
-// 64-bit integers as JSON numbers whatever the client's defaults: every one
-// read here (seq, times, counts) is a safe integer, and the offset is selected as text.
-const NO_CACHES: ClickHouseSettings = { use_query_condition_cache: 0, use_query_cache: 0, output_format_json_quote_64bit_integers: 0 }
+// No caches (integrity/no-caches.ts: rows edited in place could be served
+// from before the edit), and 64-bit integers as JSON numbers whatever the
+// client's defaults: every one read here is a safe integer, and the offset
+// is selected as text.
+const SETTINGS: ClickHouseSettings = { ...NO_CACHES, output_format_json_quote_64bit_integers: 0 }
 
 /** Rows read per query: bounds memory on a long segment, and each page is one key range of (chain_id, seq). */
 const PAGE_ROWS = 10_000
@@ -119,7 +117,7 @@ async function locateEvent(store: Store, eventId: string): Promise<Located> {
   const rows = await store.queryRows<{ chain_id: string; seq: number }>(
     `SELECT chain_id, seq FROM ${store.table('access_log')} WHERE event_id = {event_id:UUID} ORDER BY chain_id, seq LIMIT 2`,
     { event_id: eventId },
-    NO_CACHES,
+    SETTINGS,
   )
   const [first, second] = rows
   if (!first) {
@@ -185,7 +183,7 @@ async function readSegment(store: Store, row: Located, cp: SignedCheckpoint): Pr
        WHERE chain_id = {chain_id:String} AND seq BETWEEN {from:UInt64} AND {to:UInt64}
        ORDER BY seq`,
       { chain_id: row.chain_id, from, to },
-      NO_CACHES,
+      SETTINGS,
     )
     for (const stored of page) {
       const seq = Number(stored.seq)

@@ -4,6 +4,7 @@ import type { Store } from '../store/store.js'
 import type { FactWindow } from './classify-window.js'
 import { assembleFacts, mergeRanges, suspectRange, type Facts, type FactsRequest } from './facts.js'
 import { NO_CACHES } from './no-caches.js'
+import { completeThrough } from './producer-gaps.js'
 import { producerBreaksSince, type ProducerFacts } from './producer-since.js'
 import type { Finding } from './report.js'
 import type { ChainScan, CheckpointRow, ProducerBreak, RowFacts } from './row-facts.js'
@@ -179,11 +180,8 @@ async function producerBreaksAll(store: Store, limit: number): Promise<ProducerF
     NO_CACHES,
   )
   const breaks = rows.slice(0, limit).map(numericBreak)
-  const through: Record<string, number> = {}
-  for (const m of maxima) through[m.producer_id] = Number(m.max_seq)
-  // Complete only up to the first hole: an in-flight event there is judged again next run.
-  for (const b of breaks) if (b.producer_seq > b.prev_producer_seq) through[b.producer_id] = Math.min(through[b.producer_id] ?? Infinity, b.prev_producer_seq)
-  return { breaks, truncated: rows.length > limit, checked: maxima.length, through }
+  const last = Object.fromEntries(maxima.map((m) => [m.producer_id, Number(m.max_seq)]))
+  return { breaks, truncated: rows.length > limit, checked: maxima.length, through: completeThrough(breaks, last) }
 }
 
 /** Producers with events in the rows an incremental run checks. */

@@ -3,6 +3,7 @@ import type { FactWindow } from './classify-window.js'
 import { NO_CACHES } from './no-caches.js'
 import { assembleFacts, mergeRanges, suspectRange, type Facts, type FactsRequest } from './facts.js'
 import { fetchWindowFacts, planSegments, scanProducerBreaks, scanSegments, type SegmentScan } from './independent-scan.js'
+import { completeThrough } from './producer-gaps.js'
 import { producerBreaksSince, type ProducerFacts } from './producer-since.js'
 import type { ChainScan, CheckpointRow, Suspect } from './row-facts.js'
 
@@ -88,9 +89,7 @@ export async function collectIndependent(store: Store, request: FactsRequest): P
     const scanned = await scanProducerBreaks(store, { limit: request.maxSuspects })
     const differ = Object.keys({ ...scanned.counts, ...producerCounts }).filter((p) => scanned.counts[p] !== producerCounts[p])
     if (differ.length > 0) warnings.push(`${differ.length} producers had different row counts in the chain scan and the producer scan (rows stored while verifying, or a store that answers inconsistently)`)
-    const through: Record<string, number> = {}
-    for (const b of scanned.breaks) if (b.producer_seq > b.prev_producer_seq && through[b.producer_id] === undefined) through[b.producer_id] = b.prev_producer_seq
-    producers = { breaks: scanned.breaks, truncated: scanned.truncated, checked: Object.keys(scanned.counts).length, through }
+    producers = { breaks: scanned.breaks, truncated: scanned.truncated, checked: Object.keys(scanned.counts).length, through: completeThrough(scanned.breaks, scanned.last) }
   }
   return assembleFacts({
     chains,

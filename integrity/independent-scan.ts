@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads'
-import type { ClickHouseSettings } from '@clickhouse/client'
+import { NO_CACHES } from './no-caches.js'
 import { ConfigError, describeError, isReadtrailError } from '../common/errors.js'
 import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from '../store/access-log-columns.js'
 import type { Store } from '../store/store.js'
@@ -64,8 +64,6 @@ export interface ScanOptions {
   queries?: number
 }
 
-/** A cached filter result could hide edited data: nothing the verifier reads may come from a cache. */
-const NO_CACHES: ClickHouseSettings = { use_query_condition_cache: 0, use_query_cache: 0 }
 
 const SELECT_COLUMNS = [...ACCESS_LOG_COLUMNS.map((c) => c.name), HASH_COLUMN.name].join(', ')
 
@@ -356,16 +354,24 @@ const P = Object.freeze({
  * One query over the whole table: on the embedded engine its result (~50
  * bytes a row) is held in memory at once.
  */
-export async function scanProducerBreaks(store: Store, options: { limit: number }): Promise<{ breaks: ProducerBreak[]; truncated: boolean; counts: Record<string, number> }> {
+export async function scanProducerBreaks(
+  store: Store,
+  options: { limit: number },
+): Promise<{ breaks: ProducerBreak[]; truncated: boolean; counts: Record<string, number>; last: Record<string, number> }> {
   const breaks: ProducerBreak[] = []
   let truncated = false
   const counts = new Map<string, number>()
+  /** Highest producer_seq per producer. */
+  const last = new Map<string, number>()
   let producerBytes: Buffer | null = null
   let producerId = ''
   let prevSeq = 0
   let n = 0
   // Keyed by the decoded id; added, not set, in case two byte strings decode alike.
-  const countRun = () => counts.set(producerId, (counts.get(producerId) ?? 0) + n)
+  const countRun = () => {
+    counts.set(producerId, (counts.get(producerId) ?? 0) + n)
+    last.set(producerId, Math.max(last.get(producerId) ?? 0, prevSeq))
+  }
   const walker = new RowWalker(
     PRODUCER_LAYOUT,
     (row) => {
@@ -411,5 +417,5 @@ FORMAT RowBinary`,
   )
   walker.finish()
   if (producerBytes !== null) countRun()
-  return { breaks, truncated, counts: Object.fromEntries(counts) }
+  return { breaks, truncated, counts: Object.fromEntries(counts), last: Object.fromEntries(last) }
 }

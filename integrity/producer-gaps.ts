@@ -79,3 +79,14 @@ export function findProducerBreaks(
   }
   return { breaks, through: next }
 }
+
+/**
+ * Per producer, the seq through which its sequence is complete: its highest
+ * seq, or the seq before its first hole (an in-flight event there is judged
+ * again by the next run). What an incremental run continues from.
+ */
+export function completeThrough(breaks: readonly ProducerBreak[], last: Readonly<Record<string, number>>): Record<string, number> {
+  const through: Record<string, number> = { ...last }
+  for (const b of breaks) if (b.producer_seq > b.prev_producer_seq) through[b.producer_id] = Math.min(through[b.producer_id] ?? Infinity, b.prev_producer_seq)
+  return through
+}

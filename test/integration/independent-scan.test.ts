@@ -203,6 +203,7 @@ describe('independent scan over a real store', () => {
       ],
       truncated: false,
       counts: { hole: 5, late: 2, rep: 4 },
+      last: { hole: 6, late: 3, rep: 3 },
     })
     // The same rows scanSegments counts.
     const scans = await scanSegments(store, planSegments(await chainsOf(store), 100, new Map()), { workers: 2, maxSuspects: 10 })

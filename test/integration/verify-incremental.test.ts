@@ -40,6 +40,8 @@ describe('verify --since-checkpoint checks only what came after the last verifie
     expect(full.report.ok).toBe(true)
     expect(full.state.chains[A]!.anchor).toMatchObject({ index: 4, seq: 40 })
     expect(full.state.chains[A]!.verified_through).toBe(40)
+    // Each chain's producer is complete through 40: incremental runs read only its newer events.
+    expect(Object.values(full.state.producers).sort()).toEqual([40, 40])
 
     // A restarted writer appends 20 rows to A, signing at 50 and 60.
     await log.append(A, 20, 10)

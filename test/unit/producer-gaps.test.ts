@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { findProducerBreaks, judgeProducerBreaks } from '../../integrity/producer-gaps.js'
+import { completeThrough, findProducerBreaks, judgeProducerBreaks } from '../../integrity/producer-gaps.js'
 
 const NOW = Date.UTC(2026, 10, 27, 12) // ms
 const row = (producer_id: string, producer_seq: number, agoMs = 600_000) => ({ producer_id, producer_seq, chain_id: 't/0', seq: producer_seq, ingested_at_us: (NOW - agoMs) * 1000 })
@@ -43,5 +43,10 @@ describe('producer sequences', () => {
     expect(next.get('p')).toBe(12)
     expect(next.get('q')).toBe(1)
     expect(findProducerBreaks([row('p', 12)], through).breaks).toMatchObject([{ producer_seq: 12, prev_producer_seq: 10 }])
+  })
+
+  it('a full run records each producer complete through its last seq, or up to its first hole', () => {
+    const { breaks } = findProducerBreaks([row('p', 1), row('p', 2), row('p', 5), row('p', 9), row('q', 1), row('q', 1)], new Map())
+    expect(completeThrough(breaks, { p: 9, q: 1, r: 4 })).toEqual({ p: 2, q: 1, r: 4 })
   })
 })

@@ -127,7 +127,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     heads.set(chainId, head)
   }
 
-  async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload, owner: Consumer): Promise<void> {
     if (batch.messages.length === 0 || !isRunning() || isStale()) return
     const chainId = chainIdOf(batch.topic, batch.partition)
     const head = await headOf(chainId)
@@ -177,42 +177,92 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     }
     const last = batch.lastOffset()
     resolveOffset(last)
-    await consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])
+    await owner.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])
     stats.batches += 1
+    rejoinAttempts = 0
     await heartbeat()
+  }
+
+  let stopping = false
+  let rejoinTimer: NodeJS.Timeout | undefined
+  let rejoinAttempts = 0
+
+  function newConsumer(): Consumer {
+    const c = kafka.consumer({
+      groupId: config.groupId,
+      maxBytesPerPartition: config.maxBytesPerPartition,
+      sessionTimeout: config.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
+      maxBytes: config.maxBytesPerPartition * 4,
+      allowAutoTopicCreation: false,
+    })
+    c.on(c.events.GROUP_JOIN, (e) => {
+      // A rebalance may have moved partitions here from a writer that kept
+      // going: the store, not our memory, says where each chain ends.
+      heads.clear()
+      deps.onRebalance?.()
+      log.info({ assignment: e.payload.memberAssignment }, 'joined consumer group')
+    })
+    c.on(c.events.CRASH, (e) => {
+      log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed')
+      // kafkajs restarts only after retriable errors. After a non-retriable
+      // one (e.g. the group coordinator forgot this member while a long
+      // batch ran) it has disconnected for good, and the writer would sit
+      // idle while still holding the store: join the group again instead.
+      if (!e.payload.restart && !stopping && c === consumer) scheduleRejoin()
+    })
+    return c
+  }
+
+  async function runConsumer(c: Consumer): Promise<void> {
+    await c.connect()
+    await c.subscribe({ topics: [config.topic], fromBeginning: config.fromBeginning })
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: config.partitionsConsumedConcurrently,
+      eachBatch: (payload) => handleBatch(payload, c),
+    })
+  }
+
+  function scheduleRejoin(): void {
+    if (rejoinTimer) return
+    const delayMs = Math.min(30_000, 500 * 2 ** rejoinAttempts)
+    rejoinAttempts += 1
+    log.warn({ delay_ms: delayMs, attempt: rejoinAttempts }, 'rejoining the consumer group with a new consumer')
+    rejoinTimer = setTimeout(() => {
+      rejoinTimer = undefined
+      void rejoin()
+    }, delayMs)
+  }
+
+  async function rejoin(): Promise<void> {
+    if (stopping) return
+    const old = consumer
+    // Whatever the old member held may since have been written by another
+    // writer: heads are read back from the store after the new join.
+    heads.clear()
+    consumer = newConsumer()
+    try {
+      await old?.disconnect().catch(() => {})
+      await runConsumer(consumer)
+    } catch (err) {
+      log.error({ err }, 'rejoining the consumer group failed')
+      if (!stopping) scheduleRejoin()
+    }
   }
 
   return {
     async start() {
       dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
-      consumer = kafka.consumer({
-        groupId: config.groupId,
-        maxBytesPerPartition: config.maxBytesPerPartition,
-        sessionTimeout: config.sessionTimeoutMs,
-        heartbeatInterval: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
-        maxBytes: config.maxBytesPerPartition * 4,
-        allowAutoTopicCreation: false,
-      })
-      consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        // A rebalance may have moved partitions here from a writer that kept
-        // going: the store, not our memory, says where each chain ends.
-        heads.clear()
-        deps.onRebalance?.()
-        log.info({ assignment: e.payload.memberAssignment }, 'joined consumer group')
-      })
-      consumer.on(consumer.events.CRASH, (e) => log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed'))
+      consumer = newConsumer()
       await dlq.connect()
-      await consumer.connect()
-      await consumer.subscribe({ topics: [config.topic], fromBeginning: config.fromBeginning })
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: config.partitionsConsumedConcurrently,
-        eachBatch: handleBatch,
-      })
+      await runConsumer(consumer)
       log.info({ topic: config.topic, group: config.groupId, dead_letter_topic: deadLetterTopic }, 'chain writer started')
     },
     async stop() {
+      stopping = true
+      if (rejoinTimer) clearTimeout(rejoinTimer)
       await consumer?.disconnect()
       await dlq?.disconnect()
       log.info({ ...stats }, 'chain writer stopped')

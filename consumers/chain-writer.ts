@@ -11,6 +11,7 @@ import { chainIdOf, linkEntries, type ChainEntry, type ChainHead } from './chain
 import { readChainHead } from './chain-head.js'
 import type { ChainWriterConfig } from './config.js'
 import { deadLetterTopicOf } from './topics.js'
+import { REPLAY_HEADER } from '../schemas/message-headers.js'
 import { IngestError } from './errors.js'
 import { assertAccessEvent } from './validate-event.js'
 
@@ -127,6 +128,38 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     heads.set(chainId, head)
   }
 
+  /**
+   * An event replayed from a producer's outbox may also have reached the
+   * broker directly (its acknowledgement lost, or the process killed before
+   * it marked the outbox): such a message carries REPLAY_HEADER, and is
+   * stored only if its chain does not hold its event id yet. Only replayed
+   * messages pay for the lookup.
+   */
+  async function dropReplayedDuplicates(chainId: string, entries: ChainEntry[], sources: KafkaMessage[]): Promise<void> {
+    const replayed = entries.filter((_, i) => sources[i]!.headers?.[REPLAY_HEADER] !== undefined).map((e) => e.event.event_id)
+    if (replayed.length === 0) return
+    const rows = await store.queryRows<{ event_id: string }>(
+      `SELECT toString(event_id) AS event_id FROM ${store.table('access_log')} WHERE chain_id = {chain:String} AND event_id IN {ids:Array(UUID)}`,
+      { chain: chainId, ids: replayed },
+    )
+    const seen = new Set(rows.map((r) => r.event_id))
+    let kept = 0
+    for (let i = 0; i < entries.length; i++) {
+      const id = entries[i]!.event.event_id
+      if (seen.has(id)) {
+        stats.redelivered += 1
+        continue
+      }
+      seen.add(id)
+      entries[kept] = entries[i]!
+      sources[kept] = sources[i]!
+      kept += 1
+    }
+    if (kept < entries.length) log.info({ chain_id: chainId, duplicates: entries.length - kept }, 'replayed events already stored: skipped')
+    entries.length = kept
+    sources.length = kept
+  }
+
   async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload, owner: Consumer): Promise<void> {
     if (batch.messages.length === 0 || !isRunning() || isStale()) return
     const chainId = chainIdOf(batch.topic, batch.partition)
@@ -151,6 +184,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       }
     }
     if (dead.length > 0) await sendDeadLetters(batch.topic, batch.partition, dead)
+    await dropReplayedDuplicates(chainId, entries, sources)
     // A rebalance during this batch may have handed the partition to another
     // writer, which reads the head from the store: writing now could fork the
     // chain. Leave the batch to the new owner.

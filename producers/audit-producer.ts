@@ -1,10 +1,11 @@
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
-import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer } from 'kafkajs'
+import { CompressionTypes, type Kafka, type Message } from 'kafkajs'
 import { parseConfig } from '../common/config.js'
 import { createKafka } from '../common/kafka.js'
 import { createLogger, type Logger } from '../common/logger.js'
 import { namedIssues } from '../common/zod-issues.js'
+import { isReadtrailError } from '../common/errors.js'
 import type { AccessEvent } from '../schemas/access-event.js'
 import { createCodec } from '../schemas/codec.js'
 import { InputError } from '../schemas/errors.js'
@@ -12,7 +13,9 @@ import { ReadInput } from '../schemas/read-input.js'
 import { loadSchemaRegistry, type SchemaRegistry } from '../schemas/registry.js'
 import { buildEvents } from './build-events.js'
 import { AuditProducerConfig, type AuditProducerConfigInput } from './config.js'
+import { createDelivery, type Delivery, type Durability, type DeliveryStats } from './delivery.js'
 import { ProducerError } from './errors.js'
+import { openOutbox } from './outbox/outbox.js'
 
 /** What recordRead resolves with once the broker has acknowledged every part. */
 export interface RecordedRead {
@@ -20,6 +23,8 @@ export interface RecordedRead {
   eventIds: string[]
   /** producer_seq of each part, in order. */
   producerSeqs: number[]
+  /** 'acked' by the broker, or fsync'd in the outbox (replayed once the broker is back). */
+  durability: Durability
 }
 
 export interface AuditProducer {
@@ -31,8 +36,12 @@ export interface AuditProducer {
    * error otherwise, in which case the read must be treated as unrecorded.
    */
   recordRead(input: ReadInput): Promise<RecordedRead>
-  /** Resolves when every read accepted so far is acknowledged or failed. */
+  /** Resolves when every read accepted so far is durable (acknowledged or in the outbox) or failed. */
   flush(): Promise<void>
+  /** Resolves when the outbox is empty, or false after timeoutMs (true at once without an outbox). */
+  drainOutbox(timeoutMs: number): Promise<boolean>
+  stats(): Readonly<DeliveryStats & { outboxPending: number }>
+  /** Flushes, stops replaying and disconnects; events still in the outbox wait for the next process using it. */
   close(): Promise<void>
 }
 
@@ -45,7 +54,7 @@ export interface AuditProducerOptions {
 
 interface Pending {
   message: Message
-  settle: (err?: Error) => void
+  settle: (err: Error | undefined, durability?: Durability) => void
 }
 
 /**
@@ -62,16 +71,30 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
   const kafka = options.kafka ?? createKafka(config.kafka, logger)
   const producerId = config.producerId ?? `${config.service.slice(0, 160)}:${hostname().slice(0, 64)}:${process.pid}:${randomUUID().slice(0, 8)}`
   const compression = { snappy: CompressionTypes.Snappy, gzip: CompressionTypes.GZIP, none: CompressionTypes.None }[config.compression]
-  const producer: Producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
+  let outbox
+  if (config.outbox) {
+    outbox = await openOutbox({ dir: config.outbox.dir, maxBytes: config.outbox.maxBytes, segmentBytes: config.outbox.segmentBytes }, { logger })
+  }
+  const delivery: Delivery = await createDelivery({
+    kafka,
+    topic: config.topic,
+    ackTimeoutMs: config.ackTimeoutMs,
+    compression,
+    maxBatchMessages: config.maxBatchMessages,
+    maxBatchBytes: config.maxBatchBytes,
+    outbox,
+    sendDeadlineMs: config.outbox?.sendDeadlineMs ?? config.ackTimeoutMs,
+    logger,
   })
-  try {
-    await producer.connect()
-  } catch (cause) {
-    throw new ProducerError('KAFKA_UNAVAILABLE', `cannot connect to Kafka (${config.kafka.brokers.join(', ')}): ${(cause as Error).message}`, { cause, retriable: true })
+  if (!outbox) {
+    // Without an outbox an unreachable broker is an error now, not at the
+    // first read. With one, the application starts and reads go there.
+    try {
+      await delivery.connect()
+    } catch (cause) {
+      await delivery.close()
+      throw new ProducerError('KAFKA_UNAVAILABLE', `cannot connect to Kafka (${config.kafka.brokers.join(', ')}): ${(cause as Error).message}`, { cause, retriable: true })
+    }
   }
 
   let seq = 0
@@ -121,14 +144,13 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       const batch = queue.slice(0, cut)
       queue = queue.slice(cut)
       try {
-        await producer.send({ topic: config.topic, acks: -1, timeout: config.ackTimeoutMs, compression, messages: batch.map((p) => p.message) })
-        for (const p of batch) p.settle()
+        const durability = await delivery.send(batch.map((p) => p.message))
+        for (const p of batch) p.settle(undefined, durability)
       } catch (cause) {
-        const err = new ProducerError('PUBLISH_FAILED', `broker did not acknowledge ${batch.length} events: ${(cause as Error).message}`, {
-          cause,
-          retriable: true,
-        })
-        logger.error({ err, events: batch.length }, 'publish failed')
+        const err = isReadtrailError(cause)
+          ? cause
+          : new ProducerError('PUBLISH_FAILED', `broker did not acknowledge ${batch.length} events: ${(cause as Error).message}`, { cause, retriable: true })
+        logger.error({ err, events: batch.length }, 'events not recorded')
         for (const p of batch) p.settle(err)
       }
     }
@@ -163,10 +185,10 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
         return Promise.reject(err as Error)
       }
       const acks = messages.map(
-        (message) => new Promise<void>((resolve, reject) => queue.push({ message, settle: (err) => (err ? reject(err) : resolve()) })),
+        (message) => new Promise<Durability>((resolve, reject) => queue.push({ message, settle: (err, durability) => (err ? reject(err) : resolve(durability!)) })),
       )
       schedule()
-      return Promise.all(acks).then(() => ({ readId, eventIds, producerSeqs }))
+      return Promise.all(acks).then((d) => ({ readId, eventIds, producerSeqs, durability: d.includes('outbox') ? 'outbox' : 'acked' }))
     },
     async flush() {
       while (queue.length > 0 || sending) {
@@ -178,11 +200,13 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
         await sending
       }
     },
+    drainOutbox: (timeoutMs: number) => delivery.drained(timeoutMs),
+    stats: () => ({ ...delivery.stats(), outboxPending: delivery.pending() }),
     async close() {
       if (closed) return
       closed = true
       await this.flush()
-      await producer.disconnect()
+      await delivery.close()
     },
   })
 }

@@ -45,6 +45,24 @@ export const AuditProducerConfig = z
     compression: z.enum(['snappy', 'gzip', 'none']).default('snappy'),
     /** Broker acknowledgement deadline for one request. @default 30000 */
     ackTimeoutMs: z.number().int().min(100).max(300_000).default(30_000),
+    /**
+     * A durable local outbox: events the broker does not acknowledge within
+     * `sendDeadlineMs` are fsync'd here and replayed in order once it is
+     * back; a restart replays what the previous process left. One process
+     * per directory. Without it, an unacknowledged read rejects (PUBLISH_FAILED).
+     */
+    outbox: z
+      .object({
+        dir: z.string().min(1),
+        /** Bound on undelivered bytes; beyond it appends fail with OUTBOX_FULL. @default 268435456 (256 MiB) */
+        maxBytes: z.number().int().min(4096).max(1024 ** 4).default(256 * 1024 * 1024),
+        /** @default 16777216 (16 MiB) */
+        segmentBytes: z.number().int().min(4096).max(1024 ** 3).default(16 * 1024 * 1024),
+        /** A send not acknowledged within this goes to the outbox. @default 1000 */
+        sendDeadlineMs: z.number().int().min(10).max(300_000).default(1000),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
 

@@ -3,6 +3,15 @@ import { ACTIONS, LIMITS, MAX_LONG, OUTCOMES, PRINCIPAL_TYPES, ipAddress } from 
 
 const name = z.string().min(1).max(LIMITS.name)
 
+/** Who read: the same shape in a read and in an audit context. */
+export const Principal = z
+  .object({
+    id: name,
+    type: z.enum(PRINCIPAL_TYPES).default('user'),
+    onBehalfOf: name.optional(),
+  })
+  .strict()
+
 /**
  * Every limit here is at least as strict as AccessEvent's: a read the SDK
  * accepts must never be refused by the chain writer after the broker
@@ -14,12 +23,7 @@ const name = z.string().min(1).max(LIMITS.name)
  */
 export const ReadInput = z
   .object({
-    principal: z.object({
-      id: name,
-      type: z.enum(PRINCIPAL_TYPES).default('user'),
-      onBehalfOf: name.optional(),
-    })
-      .strict(),
+    principal: Principal,
     /** Raw session id; only its keyed hash is sent. */
     sessionId: z.string().min(1).max(LIMITS.text).optional(),
     clientIp: ipAddress.optional(),

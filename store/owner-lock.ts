@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { StoreError } from './errors.js'
+import { isProcessAlive } from '../common/process.js'
 
 export interface OwnerRecord {
   pid: number
@@ -34,7 +35,7 @@ export function claimDataDir(dataDir: string, command: string): () => void {
         // Another process created the record a moment ago and is writing it.
         throw new StoreError('STORE_LOCKED', `the embedded store ${dataDir} is being claimed by another process right now`, { retriable: true })
       }
-      if (existing && existing.pid !== process.pid && isAlive(existing.pid)) {
+      if (existing && existing.pid !== process.pid && isProcessAlive(existing.pid)) {
         throw new StoreError(
           'STORE_LOCKED',
           `the embedded store ${dataDir} is owned by readtrail process ${existing.pid} (\`${existing.command}\`, started ${existing.started_at}); ` +
@@ -56,14 +57,5 @@ function readOwner(path: string): OwnerRecord | undefined {
     return JSON.parse(readFileSync(path, 'utf8')) as OwnerRecord
   } catch {
     return undefined
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

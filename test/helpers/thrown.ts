@@ -10,3 +10,13 @@ export function thrownBy<E extends Error>(type: abstract new (...args: never[]) 
   }
   throw new Error(`expected a ${type.name}`)
 }
+
+/** The error a promise (or an async function, called here) rejects with; fails the test if it resolves. */
+export async function thrown(work: Promise<unknown> | (() => Promise<unknown>)): Promise<unknown> {
+  try {
+    await (typeof work === 'function' ? work() : work)
+  } catch (err) {
+    return err
+  }
+  throw new Error('expected a rejection')
+}

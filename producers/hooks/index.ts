@@ -1,0 +1,7 @@
+export { AuditHookConfig, AUDIT_POLICIES, SensitiveTable } from './hook-config.js'
+export type { AuditHookConfigInput, AuditPolicy } from './hook-config.js'
+export { createReadRecorder } from './read-recorder.js'
+export type { ReadRecorder, ReadRecorderOptions, ReadRecorderStats } from './read-recorder.js'
+export type { TableRead } from './table-read.js'
+export { instrumentPg } from './pg.js'
+export { AuditUnavailableError, HookError } from './errors.js'

@@ -1,0 +1,149 @@
+import { parseConfig } from '../../common/config.js'
+import { describeError, isReadtrailError } from '../../common/errors.js'
+import { createLogger, type Logger } from '../../common/logger.js'
+import type { AuditProducer } from '../audit-producer.js'
+import { currentAuditContext, type AuditContext } from '../context/audit-context.js'
+import { fingerprintQuery } from '../query-fingerprint.js'
+import { AuditHookConfig, type AuditHookConfigInput, type SensitiveTable } from './hook-config.js'
+import { AuditUnavailableError, HookError } from './errors.js'
+import type { TableRead } from './table-read.js'
+
+export interface ReadRecorderStats {
+  /** Reads handed to the producer. */
+  recorded: number
+  /** Reads made outside any audit context, recorded as `system`. */
+  withoutContext: number
+  /** Fail-open reads whose event could not be made durable: each was logged with its code. */
+  unrecorded: number
+  /** Reads refused before the caller saw a row (fail-closed, strict mode, oversize). */
+  refused: number
+}
+
+/**
+ * The driver-neutral half of every database hook: turns what a hook saw of
+ * one query result into read events, under each table's policy.
+ */
+export interface ReadRecorder {
+  readonly config: Readonly<AuditHookConfig>
+  /** The sensitive-table entry for a qualified name, or undefined. */
+  table(qualifiedName: string): SensitiveTable | undefined
+  /**
+   * Records one query's reads of sensitive tables. Returns undefined when the
+   * rows may go to the caller at once (every table fail-open), or a promise
+   * that resolves once they may (every fail-closed event durable) and
+   * rejects with AuditUnavailableError otherwise. Throws, before recording
+   * anything, READ_TOO_LARGE, CONTEXT_MISSING or RECORD_IDS_INCOMPLETE
+   * (strict mode): the caller must then not see the rows.
+   *
+   * `context` is the audit context of the caller that issued the query: a
+   * driver delivers results from its socket's callbacks, where the
+   * AsyncLocalStorage context is the connection's, not the caller's, so
+   * hooks capture it when the query is issued.
+   */
+  record(reads: readonly TableRead[], sql: string | undefined, database: string, context?: Readonly<AuditContext>): Promise<void> | undefined
+  stats(): Readonly<ReadRecorderStats>
+}
+
+export interface ReadRecorderOptions {
+  logger?: Logger
+}
+
+// Parameterised SQL repeats: lexing it once per distinct text keeps the
+// fingerprint off the per-query cost. Bounded so ad-hoc SQL cannot grow it.
+const FINGERPRINT_CACHE_SIZE = 2000
+
+export function createReadRecorder(producer: AuditProducer, configInput: AuditHookConfigInput, options: ReadRecorderOptions = {}): ReadRecorder {
+  const config = parseConfig(AuditHookConfig, configInput, 'audit hook')
+  const log = (options.logger ?? createLogger()).child({ component: 'audit-hook' })
+  const stats: ReadRecorderStats = { recorded: 0, withoutContext: 0, unrecorded: 0, refused: 0 }
+  const fingerprints = new Map<string, string>()
+  const systemPrincipal = Object.freeze({ id: producer.config.service, type: 'system' as const })
+  let lastContextWarning = 0
+
+  function fingerprintOf(sql: string | undefined): string | undefined {
+    if (sql === undefined) return undefined
+    let fp = fingerprints.get(sql)
+    if (fp === undefined) {
+      fp = fingerprintQuery(sql, producer.config.sqlDialect)
+      if (fingerprints.size >= FINGERPRINT_CACHE_SIZE) fingerprints.clear()
+      fingerprints.set(sql, fp)
+    }
+    return fp
+  }
+
+  function refuse(err: Error): never {
+    stats.refused += 1
+    throw err
+  }
+
+  function onFailOpenError(table: string, err: unknown): void {
+    stats.unrecorded += 1
+    // Loud on purpose: this read happened and the audit log may never know.
+    log.error({ table, code: isReadtrailError(err) ? err.code : undefined, reason: describeError(err), unrecorded: stats.unrecorded }, 'read of a fail-open table NOT recorded')
+  }
+
+  return Object.freeze({
+    config,
+    table: (name: string) => config.tables[name],
+    record(reads: readonly TableRead[], sql: string | undefined, database: string, context = currentAuditContext()): Promise<void> | undefined {
+      if (reads.length === 0) return undefined
+      for (const read of reads) {
+        if (read.rowCount > config.maxRowsPerRead) {
+          refuse(new HookError('READ_TOO_LARGE', `a query returned ${read.rowCount} rows of ${read.table}, over maxRowsPerRead (${config.maxRowsPerRead}): refused`, { details: { table: read.table, rows: read.rowCount, limit: config.maxRowsPerRead } }))
+        }
+        if (config.strict && !read.recordIdsComplete) {
+          refuse(new HookError('RECORD_IDS_INCOMPLETE', `a query returned rows of ${read.table} without its primary key: strict mode refuses reads whose records cannot be named`, { details: { table: read.table } }))
+        }
+      }
+      if (context === undefined) {
+        if (config.strict) refuse(new HookError('CONTEXT_MISSING', `a read of ${reads.map((r) => r.table).join(', ')} ran outside any audit context: strict mode refuses it`))
+        stats.withoutContext += 1
+        const now = Date.now()
+        if (now - lastContextWarning > 10_000) {
+          lastContextWarning = now
+          log.warn({ tables: reads.map((r) => r.table), without_context: stats.withoutContext }, 'read outside any audit context: recorded as principal type system')
+        }
+      }
+      const queryFingerprint = fingerprintOf(sql)
+      let durable: Promise<unknown>[] | undefined
+      for (const read of reads) {
+        const pending = producer.recordRead({
+          principal: context?.principal ?? systemPrincipal,
+          sessionId: context?.sessionId,
+          clientIp: context?.clientIp,
+          purpose: context?.purpose,
+          traceId: context?.traceId,
+          resource: { database: config.database ?? database, table: read.table },
+          columns: read.columns,
+          recordIds: read.recordIds,
+          rowCount: read.rowCount,
+          recordIdsComplete: read.recordIdsComplete,
+          queryFingerprint,
+        })
+        stats.recorded += 1
+        if (read.policy === 'fail-closed') (durable ??= []).push(pending)
+        else pending.catch((err: unknown) => onFailOpenError(read.table, err))
+      }
+      if (durable === undefined) return undefined
+      return untilDurable(durable, config.durableWithinMs).catch((err: unknown) => refuse(err as Error))
+    },
+    stats: () => ({ ...stats }),
+  })
+}
+
+/** Resolves once every event is durable; rejects AUDIT_UNAVAILABLE on the first failure or at the deadline. */
+function untilDurable(pending: Promise<unknown>[], deadlineMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new AuditUnavailableError(`the audit event was not durable within ${deadlineMs} ms (broker and outbox both unavailable or slow)`)), deadlineMs)
+    Promise.all(pending).then(
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      (cause: unknown) => {
+        clearTimeout(timer)
+        reject(new AuditUnavailableError(`the audit event could not be made durable: ${describeError(cause)}`, { cause }))
+      },
+    )
+  })
+}

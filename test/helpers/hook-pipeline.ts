@@ -1,4 +1,3 @@
-import { afterAll } from 'vitest'
 import type { Kafka } from 'kafkajs'
 import { createChainWriter, type ChainWriter } from '../../consumers/chain-writer.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
@@ -10,6 +9,7 @@ import { loadSchemaRegistry } from '../../schemas/registry.js'
 import type { Store } from '../../store/store.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from './kafka.js'
 import { openTestStore } from './store.js'
+import { deferCleanup } from './cleanup.js'
 
 /** One stored read event, as an analyst would query it. */
 export interface StoredRead {
@@ -68,7 +68,7 @@ export async function startHookPipeline(options: HookPipelineOptions = {}): Prom
   })
   await writer.start()
   const producer = await createAuditProducer({ kafka: connection, topic, service: 'hook-test', ...options.producer }, { kafka, logger: testLogger })
-  afterAll(async () => {
+  deferCleanup(async () => {
     await producer.close().catch(() => {})
     await writer.stop().catch(() => {})
   })

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { afterAll } from 'vitest'
+import { deferCleanup } from './cleanup.js'
 
 const run = promisify(execFile)
 const REPO = fileURLToPath(new URL('../../', import.meta.url))
@@ -25,6 +25,10 @@ export interface PrivateBroker {
  */
 export async function startPrivateBroker(port = 19192): Promise<PrivateBroker> {
   const home = join(REPO, '.cache', `kafka-private-${port}`)
+  // A broker an interrupted run left behind still owns the port: stop it first.
+  if (existsSync(join(home, 'kafka.pid'))) {
+    await run('bash', [SCRIPT, 'stop'], { env: { ...process.env, READTRAIL_KAFKA_PORT: String(port), READTRAIL_KAFKA_HOME: home }, timeout: 60_000 }).catch(() => {})
+  }
   rmSync(home, { recursive: true, force: true })
   mkdirSync(home, { recursive: true })
   const sharedLibs = join(REPO, '.cache', 'kafka', 'libs')
@@ -38,7 +42,7 @@ export async function startPrivateBroker(port = 19192): Promise<PrivateBroker> {
     start: () => script('start'),
     stop: () => script('stop'),
   }
-  afterAll(async () => {
+  deferCleanup(async () => {
     await script('stop').catch(() => {})
     rmSync(home, { recursive: true, force: true })
   })

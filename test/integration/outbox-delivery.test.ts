@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { verifyStore } from '../../integrity/verify-store.js'
 import { createAuditProducer } from '../../producers/audit-producer.js'
 import { runWithAuditContext } from '../../producers/context/audit-context.js'
@@ -16,10 +16,11 @@ import { testLogger } from '../helpers/kafka.js'
 import { createPracticeDatabase, PG_CONNECTION } from '../helpers/postgres.js'
 import { startPrivateBroker } from '../helpers/private-broker.js'
 import { thrown } from '../helpers/thrown.js'
+import { deferCleanup } from '../helpers/cleanup.js'
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'readtrail-outbox-'))
-  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  deferCleanup(() => rmSync(dir, { recursive: true, force: true }))
   return dir
 }
 
@@ -45,7 +46,7 @@ describe('delivery that never loses an acknowledged read', () => {
     const pipeline = await startHookPipeline({ brokers: broker.brokers, producer: { outbox: { dir: tempDir(), sendDeadlineMs: 300 }, ackTimeoutMs: 2000 } })
     const recorder = createReadRecorder(pipeline.producer, { tables: { patients: {} } }, { logger: testLogger })
     const pool = await instrumentPg(new pg.Pool({ ...PG_CONNECTION, database, max: 2 }), recorder)
-    afterAll(() => pool.end())
+    deferCleanup(() => pool.end())
     const read = async (i: number) => {
       const res = await runWithAuditContext({ principal: { id: 'clerk.outage' } }, () => pool.query<{ id: string }>('SELECT id, full_name FROM patients WHERE id = $1', [100000 + i]))
       expect(res.rows.map((r) => r.id)).toEqual([String(100000 + i)])
@@ -129,7 +130,7 @@ describe('delivery that never loses an acknowledged read', () => {
       { kafka: { brokers: ['127.0.0.1:1'], clientId: 'closed', connectionTimeoutMs: 200 }, topic: 'unreachable', service: 'closed-app', outbox: { dir: outboxDir, maxBytes: 4096, sendDeadlineMs: 100 } },
       { logger: testLogger },
     )
-    afterAll(() => producer.close())
+    deferCleanup(() => producer.close())
     const recorder = createReadRecorder(
       producer,
       { tables: { patients: { policy: 'fail-closed' }, 'public.treatments': { policy: 'fail-open' } }, durableWithinMs: 3000 },
@@ -137,7 +138,7 @@ describe('delivery that never loses an acknowledged read', () => {
     )
     const client = new pg.Client({ ...PG_CONNECTION, database })
     await client.connect()
-    afterAll(() => client.end())
+    deferCleanup(() => client.end())
     await instrumentPg(client, recorder)
     const as = <T>(fn: () => Promise<T>) => runWithAuditContext({ principal: { id: 'clerk.closed' } }, fn)
 
@@ -171,7 +172,7 @@ describe('delivery that never loses an acknowledged read', () => {
     const recorder = createReadRecorder(pipeline.producer, { tables: { patients: { policy: 'fail-closed' } }, durableWithinMs: 2000 }, { logger: testLogger })
     const client = new pg.Client({ ...PG_CONNECTION, database })
     await client.connect()
-    afterAll(() => client.end())
+    deferCleanup(() => client.end())
     await instrumentPg(client, recorder)
     const read = (id: number) => runWithAuditContext({ principal: { id: 'clerk.noutbox' } }, () => client.query('SELECT id FROM patients WHERE id = $1', [id]))
     expect((await read(100010)).rows).toHaveLength(1)

@@ -138,11 +138,13 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   async function dropReplayedDuplicates(chainId: string, entries: ChainEntry[], sources: KafkaMessage[]): Promise<void> {
     const replayed = entries.filter((_, i) => sources[i]!.headers?.[REPLAY_HEADER] !== undefined).map((e) => e.event.event_id)
     if (replayed.length === 0) return
-    const rows = await store.queryRows<{ event_id: string }>(
-      `SELECT toString(event_id) AS event_id FROM ${store.table('access_log')} WHERE chain_id = {chain:String} AND event_id IN {ids:Array(UUID)}`,
-      { chain: chainId, ids: replayed },
+    // The alias must not be `event_id`: ClickHouse would compare the String
+    // alias, not the UUID column, with the ids in WHERE, and match nothing.
+    const rows = await store.queryRows<{ id: string }>(
+      `SELECT toString(event_id) AS id FROM ${store.table('access_log')} WHERE chain_id = {chain_id:String} AND event_id IN {ids:Array(UUID)}`,
+      { chain_id: chainId, ids: replayed },
     )
-    const seen = new Set(rows.map((r) => r.event_id))
+    const seen = new Set(rows.map((r) => r.id))
     let kept = 0
     for (let i = 0; i < entries.length; i++) {
       const id = entries[i]!.event.event_id

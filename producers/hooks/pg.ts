@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks'
 import type { Client, FieldDef, Pool, PoolClient, QueryResult } from 'pg'
 import { currentAuditContext, type AuditContext } from '../context/audit-context.js'
 import { HookError } from './errors.js'
@@ -49,11 +50,24 @@ export async function instrumentPg<T extends Pool | Client>(target: T, recorder:
   const hook = (client: Client | PoolClient) => hookClient(client, state, recorder, database)
   if (isPool(target)) {
     target.on('connect', hook)
+    bindConnectToCaller(target)
   } else {
     hook(target as Client)
   }
   state.tables = await resolveTables(catalogQuery, recorder)
   return target
+}
+
+/**
+ * A pool that has no idle client queues the request and answers it from
+ * whichever query releases a client next, in that query's async context:
+ * `pool.query` would then issue the query, and record the read, as someone
+ * else. Bind each callback to its caller. (The promise form needs nothing:
+ * an awaiting caller resumes in its own context.)
+ */
+function bindConnectToCaller(pool: Pool): void {
+  const connect = pool.connect.bind(pool) as (cb?: (...args: unknown[]) => void) => unknown
+  ;(pool as { connect: unknown }).connect = (cb?: (...args: unknown[]) => void) => (cb ? connect(AsyncResource.bind(cb)) : connect())
 }
 
 function isPool(target: Pool | Client): target is Pool {

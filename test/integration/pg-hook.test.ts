@@ -146,6 +146,23 @@ describe('node-postgres hook on the real PostgreSQL server, end to end through K
     expect(seqs).toEqual(seqs.map((_, i) => i + 1))
   })
 
+  it('records each read under its own caller when a one-client pool queues them (a client handed over from another query)', async () => {
+    const single = await instrumentPg(new pg.Pool({ ...PG_CONNECTION, database, max: 1 }), recorder)
+    // The only client is opened in one principal's context...
+    await runWithAuditContext({ principal: { id: 'opener' } }, () => single.query('SELECT id FROM patients WHERE id = 100001'))
+    // ...then twelve callers queue for it at once.
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        runWithAuditContext({ principal: { id: `queued.${i}` } }, () => single.query('SELECT id, phone FROM patients WHERE id = $1', [100100 + i])),
+      ),
+    )
+    await single.end()
+    await pipeline.settle()
+    const stored = await pipeline.storedReads()
+    for (let i = 0; i < 12; i++) expect(idsByTable(stored, `queued.${i}`), `queued.${i}`).toEqual({ patients: [String(100100 + i)] })
+    expect(idsByTable(stored, 'opener')).toEqual({ patients: ['100001'] })
+  })
+
   it('records a read without the primary key with its row count and an incomplete flag, and refuses it in strict mode', async () => {
     const res = await runWithAuditContext({ principal: { id: 'clerk.nokey' } }, () => pool.query('SELECT full_name, phone FROM patients WHERE id BETWEEN 100001 AND 100025'))
     expect(res.rows).toHaveLength(25)

@@ -41,7 +41,8 @@ import { createAuditProducer, type AuditProducer } from '../producers/audit-prod
 import { runWithAuditContext } from '../producers/context/audit-context.js'
 import { instrumentPg } from '../producers/hooks/pg.js'
 import { createReadRecorder, type ReadRecorderStats } from '../producers/hooks/read-recorder.js'
-import type { ReadInput } from '../schemas/read-input.js'
+import type { ParsedReadInput } from '../schemas/read-input.js'
+import type { Durability } from '../producers/delivery.js'
 import {
   benchKafka,
   benchKafkaConnection,
@@ -139,30 +140,24 @@ async function runWorker(setup: WorkerSetup): Promise<void> {
     // was recorded; one extra `then` per read, charged to this variant.
     const counting: AuditProducer = Object.freeze({
       ...real,
-      recordRead(input: ReadInput) {
-        const pending = real.recordRead(input)
+      enqueueParsedRead(input: ParsedReadInput, settle: (err: Error | undefined, durability?: Durability) => void) {
         const ids = input.recordIds.length
         hook.idsEnqueued += ids
         hook.sample ??= { table: input.resource.table, columns: [...input.columns], recordIds: input.recordIds.slice(0, 5).map(String), rowCount: input.rowCount }
-        pending.then(
-          (recorded) => {
-            if (recorded.durability === 'outbox') hook.toOutbox += 1
-            else hook.acked += 1
+        real.enqueueParsedRead(input, (err, durability) => {
+          if (err) hook.failed += 1
+          else if (durability === 'outbox') hook.toOutbox += 1
+          else {
+            hook.acked += 1
             hook.idsAcked += ids
-          },
-          () => (hook.failed += 1),
-        )
-        return pending
+          }
+          settle(err, durability)
+        })
       },
     })
     const recorder = createReadRecorder(counting, { tables: { 'public.people': { policy: 'fail-open' } } }, { logger: benchLogger })
     recorderStats = recorder.stats
     await instrumentPg(pool, recorder)
-    // instrumentPg reads the catalog through the pool, and the client it
-    // opens for that is created before the hook listens for 'connect': it
-    // would serve reads unhooked. Destroy it so every bench read is audited.
-    const first = await pool.connect()
-    first.release(true)
   }
 
   // Open every connection before measuring.

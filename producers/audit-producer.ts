@@ -9,7 +9,7 @@ import { isReadtrailError } from '../common/errors.js'
 import type { AccessEvent } from '../schemas/access-event.js'
 import { createCodec } from '../schemas/codec.js'
 import { InputError } from '../schemas/errors.js'
-import { ReadInput } from '../schemas/read-input.js'
+import { ReadInput, type ParsedReadInput } from '../schemas/read-input.js'
 import { loadSchemaRegistry, type SchemaRegistry } from '../schemas/registry.js'
 import { buildEvents } from './build-events.js'
 import { AuditProducerConfig, type AuditProducerConfigInput } from './config.js'
@@ -36,6 +36,16 @@ export interface AuditProducer {
    * error otherwise, in which case the read must be treated as unrecorded.
    */
   recordRead(input: ReadInput): Promise<RecordedRead>
+  /**
+   * The database hooks' path, for input assembled from parts validated
+   * before (the audit context when it was entered, table and column names
+   * when the hooks were configured, record id lengths by the caller):
+   * no second schema parse and no promise per read, the cost a hook adds
+   * to every query. `settle` runs once, when every part is durable or the
+   * first one failed. Throws what encoding throws (READ_TOO_LARGE).
+   * @internal
+   */
+  enqueueParsedRead(input: ParsedReadInput, settle: (err: Error | undefined, durability?: Durability) => void): void
   /** Resolves when every read accepted so far is durable (acknowledged or in the outbox) or failed. */
   flush(): Promise<void>
   /** Resolves when the outbox is empty, or false after timeoutMs (true at once without an outbox). */
@@ -50,6 +60,13 @@ export interface AuditProducerOptions {
   /** Share a Kafka client; otherwise one is created from config.kafka. */
   kafka?: Kafka
   registry?: SchemaRegistry
+}
+
+interface EncodedRead {
+  messages: Message[]
+  readId: string
+  eventIds: string[]
+  producerSeqs: number[]
 }
 
 interface Pending {
@@ -157,6 +174,20 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
     sending = undefined
   }
 
+  /** Encodes every part before taking their numbers, so a read that fails to encode leaves no hole in this producer's sequence. */
+  function encodeRead(input: ParsedReadInput): EncodedRead {
+    const events = buildEvents(input, eventContext, seq + 1)
+    const eventIds: string[] = []
+    const producerSeqs: number[] = []
+    const messages = events.map((event) => {
+      eventIds.push(event.event_id)
+      producerSeqs.push(event.producer_seq)
+      return { key: event.read_id, value: codec.encode(event) }
+    })
+    seq += events.length
+    return { messages, readId: events[0]!.read_id, eventIds, producerSeqs }
+  }
+
   return Object.freeze({
     producerId,
     config,
@@ -166,29 +197,37 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       if (!parsed.success) {
         return Promise.reject(new InputError(namedIssues(parsed.error, '(read)').map((i) => ({ field: i.key, problem: i.problem }))))
       }
-      let messages: Message[]
-      const eventIds: string[] = []
-      const producerSeqs: number[] = []
-      let readId: string
+      let encoded: EncodedRead
       try {
-        // Encode every part before taking their numbers, so a read that fails
-        // to encode leaves no hole in this producer's sequence.
-        const events = buildEvents(parsed.data, eventContext, seq + 1)
-        readId = events[0]!.read_id
-        messages = events.map((event) => {
-          eventIds.push(event.event_id)
-          producerSeqs.push(event.producer_seq)
-          return { key: event.read_id, value: codec.encode(event) }
-        })
-        seq += events.length
+        encoded = encodeRead(parsed.data)
       } catch (err) {
         return Promise.reject(err as Error)
       }
+      const { messages, readId, eventIds, producerSeqs } = encoded
       const acks = messages.map(
         (message) => new Promise<Durability>((resolve, reject) => queue.push({ message, settle: (err, durability) => (err ? reject(err) : resolve(durability!)) })),
       )
       schedule()
       return Promise.all(acks).then((d) => ({ readId, eventIds, producerSeqs, durability: d.includes('outbox') ? 'outbox' : 'acked' }))
+    },
+    enqueueParsedRead(input: ParsedReadInput, settle: (err: Error | undefined, durability?: Durability) => void): void {
+      if (closed) throw new ProducerError('PRODUCER_CLOSED', 'recordRead after close()')
+      const { messages } = encodeRead(input)
+      let left = messages.length
+      let outboxed = false
+      let failed = false
+      const onPart = (err: Error | undefined, durability?: Durability) => {
+        if (failed) return
+        if (err) {
+          failed = true
+          settle(err)
+          return
+        }
+        if (durability === 'outbox') outboxed = true
+        if (--left === 0) settle(undefined, outboxed ? 'outbox' : 'acked')
+      }
+      for (const message of messages) queue.push({ message, settle: onPart })
+      schedule()
     },
     async flush() {
       while (queue.length > 0 || sending) {

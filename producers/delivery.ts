@@ -1,4 +1,4 @@
-import { Partitioners, type CompressionTypes, type Kafka, type Message, type Producer } from 'kafkajs'
+import { type CompressionTypes, type Kafka, type Message, type Producer } from 'kafkajs'
 import { describeError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
@@ -59,6 +59,13 @@ const REPLAY_BACKOFF_MS = { first: 250, max: 15_000 }
 export async function createDelivery(options: DeliveryOptions): Promise<Delivery> {
   const { kafka, topic, outbox, logger: log } = options
   const stats: DeliveryStats = { acked: 0, outboxed: 0, replayed: 0, failed: 0 }
+  // One partition per request, moving on with each request: a request then
+  // carries one record batch, and no message pays for hashing its key (the
+  // chains do not depend on which partition an event lands in).
+  let stickyPartition = 0
+  const stickyPartitioner = () => ({ partitionMetadata }: { partitionMetadata: { partitionId: number }[] }) =>
+    partitionMetadata[stickyPartition % partitionMetadata.length]!.partitionId
+
   let producer: Producer = newProducer()
   let connected: Promise<void> | undefined
   let closed = false
@@ -76,7 +83,7 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
   const drainWaiters = new Set<() => void>()
 
   function newProducer(): Producer {
-    return kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
+    return kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: stickyPartitioner })
   }
 
   async function ensureConnected(): Promise<void> {
@@ -98,6 +105,7 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
 
   async function sendToKafka(messages: Message[]): Promise<void> {
     await ensureConnected()
+    stickyPartition += 1
     await producer.send({ topic, acks: -1, timeout: options.ackTimeoutMs, compression: options.compression, messages })
   }
 

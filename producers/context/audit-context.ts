@@ -74,3 +74,14 @@ export function runWithoutAuditContext<T>(fn: () => T): T {
 export function currentAuditContext(): Readonly<AuditContext> | undefined {
   return storage.getStore()
 }
+
+/**
+ * Wraps `fn` so that it runs in the audit context current now, wherever it
+ * is called from later: for driver callbacks that fire in another request's
+ * async scope (a pooled connection handed over on release). Cheaper than
+ * AsyncResource.bind, which the hooks would pay on every query.
+ */
+export function bindToAuditContext<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+  const context = storage.getStore()
+  return context === undefined ? (...args: A) => storage.exit(fn, ...args) : (...args: A) => storage.run(context, fn, ...args)
+}

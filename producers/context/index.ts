@@ -1,4 +1,4 @@
-export { AuditContext, currentAuditContext, parseAuditContext, runWithAuditContext, runWithoutAuditContext } from './audit-context.js'
+export { AuditContext, bindToAuditContext, currentAuditContext, parseAuditContext, runWithAuditContext, runWithoutAuditContext } from './audit-context.js'
 export type { AuditContextInput } from './audit-context.js'
 export { AuditContextError } from './errors.js'
 export { clientIpOf, deriveAuditContext, traceIdOf } from './request-context.js'

@@ -1,9 +1,8 @@
-import { AsyncResource } from 'node:async_hooks'
 import type { Connection, FieldPacket, Pool } from 'mysql2'
 import type { Connection as PromiseConnection, Pool as PromisePool } from 'mysql2/promise'
 import { ConfigError, describeError } from '../../common/errors.js'
 import { createLogger, type Logger } from '../../common/logger.js'
-import { currentAuditContext, runWithoutAuditContext, type AuditContext } from '../context/audit-context.js'
+import { bindToAuditContext, currentAuditContext, runWithoutAuditContext, type AuditContext } from '../context/audit-context.js'
 import { HookError } from './errors.js'
 import { resolveMysqlTables, type CatalogQuery, type MysqlCatalog, type MysqlTable } from './mysql2-catalog.js'
 import type { ReadRecorder } from './read-recorder.js'
@@ -139,7 +138,7 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
     // attributed to whoever released the connection. Hooking here also covers
     // connections the pool made before it was instrumented.
     pool.getConnection = function hookedGetConnection(this: CorePool, cb) {
-      const bound = AsyncResource.bind((err: Error | null, conn?: CoreConnection) => {
+      const bound = bindToAuditContext((err: Error | null, conn?: CoreConnection) => {
         if (!err && conn) hookConnection(conn)
         cb(err, conn)
       })

@@ -1,6 +1,5 @@
-import { AsyncResource } from 'node:async_hooks'
 import type { Client, FieldDef, Pool, PoolClient, QueryResult } from 'pg'
-import { currentAuditContext, type AuditContext } from '../context/audit-context.js'
+import { bindToAuditContext, currentAuditContext, type AuditContext } from '../context/audit-context.js'
 import { HookError } from './errors.js'
 import type { SensitiveTable } from './hook-config.js'
 import type { ReadRecorder } from './read-recorder.js'
@@ -67,7 +66,7 @@ export async function instrumentPg<T extends Pool | Client>(target: T, recorder:
  */
 function bindConnectToCaller(pool: Pool): void {
   const connect = pool.connect.bind(pool) as (cb?: (...args: unknown[]) => void) => unknown
-  ;(pool as { connect: unknown }).connect = (cb?: (...args: unknown[]) => void) => (cb ? connect(AsyncResource.bind(cb)) : connect())
+  ;(pool as { connect: unknown }).connect = (cb?: (...args: unknown[]) => void) => (cb ? connect(bindToAuditContext(cb)) : connect())
 }
 
 function isPool(target: Pool | Client): target is Pool {

@@ -4,6 +4,8 @@ import { createLogger, type Logger } from '../../common/logger.js'
 import type { AuditProducer } from '../audit-producer.js'
 import { currentAuditContext, type AuditContext } from '../context/audit-context.js'
 import { fingerprintQuery } from '../query-fingerprint.js'
+import { LIMITS } from '../../schemas/access-event.js'
+import type { ParsedReadInput } from '../../schemas/read-input.js'
 import { AuditHookConfig, type AuditHookConfigInput, type SensitiveTable } from './hook-config.js'
 import { AuditUnavailableError, HookError } from './errors.js'
 import type { TableRead } from './table-read.js'
@@ -82,6 +84,24 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
     log.error({ table, code: isReadtrailError(err) ? err.code : undefined, reason: describeError(err), unrecorded: stats.unrecorded }, 'read of a fail-open table NOT recorded')
   }
 
+  /**
+   * Every part of a hooked read was validated before: the context when it
+   * was entered, names when the hooks were configured. Only record ids come
+   * from the database; one longer than the schema allows sends the read
+   * through the validating path, which refuses it with INPUT_INVALID.
+   */
+  function enqueue(input: ParsedReadInput, settle: (err: Error | undefined) => void): void {
+    try {
+      if (input.recordIds.some((id) => (id as string).length > LIMITS.recordId)) {
+        producer.recordRead(input).then(() => settle(undefined), settle)
+        return
+      }
+      producer.enqueueParsedRead(input, settle)
+    } catch (err) {
+      settle(err as Error)
+    }
+  }
+
   return Object.freeze({
     config,
     table: (name: string) => config.tables[name],
@@ -106,23 +126,29 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
       }
       const queryFingerprint = fingerprintOf(sql)
       let durable: Promise<unknown>[] | undefined
+      const principal = context?.principal ?? systemPrincipal
       for (const read of reads) {
-        const pending = producer.recordRead({
-          principal: context?.principal ?? systemPrincipal,
+        const input: ParsedReadInput = {
+          principal,
           sessionId: context?.sessionId,
           clientIp: context?.clientIp,
           purpose: context?.purpose,
           traceId: context?.traceId,
+          action: 'read',
+          outcome: 'success',
           resource: { database: config.database ?? database, table: read.table },
           columns: read.columns,
           recordIds: read.recordIds,
           rowCount: read.rowCount,
           recordIdsComplete: read.recordIdsComplete,
           queryFingerprint,
-        })
+        }
         stats.recorded += 1
-        if (read.policy === 'fail-closed') (durable ??= []).push(pending)
-        else pending.catch((err: unknown) => onFailOpenError(read.table, err))
+        if (read.policy === 'fail-closed') {
+          ;(durable ??= []).push(new Promise<void>((resolve, reject) => enqueue(input, (err) => (err ? reject(err) : resolve()))))
+        } else {
+          enqueue(input, (err) => err && onFailOpenError(read.table, err))
+        }
       }
       if (durable === undefined) return undefined
       return untilDurable(durable, config.durableWithinMs).catch((err: unknown) => refuse(err as Error))

@@ -74,7 +74,7 @@ describe('read recorder', () => {
 
   it('records reads outside any context as the service, type system; strict mode refuses them and incomplete keys before recording', () => {
     const { producer, enqueued } = fakeProducer()
-    createReadRecorder(producer, { tables }, quiet).record([read()], undefined, 'ward')
+    void createReadRecorder(producer, { tables }, quiet).record([read()], undefined, 'ward')
     expect(enqueued[0]!.input.principal).toEqual({ id: 'ward-app', type: 'system' })
 
     const strict = createReadRecorder(producer, { tables, strict: true }, quiet)
@@ -95,7 +95,7 @@ describe('read recorder', () => {
   it('sends a record id longer than the schema allows through the validating path, where it is refused loudly', async () => {
     const { producer, enqueued, validated } = fakeProducer()
     const recorder = createReadRecorder(producer, { tables }, quiet)
-    recorder.record([read({ recordIds: ['x'.repeat(600)] })], undefined, 'ward')
+    void recorder.record([read({ recordIds: ['x'.repeat(600)] })], undefined, 'ward')
     await new Promise((r) => setImmediate(r))
     expect(enqueued).toHaveLength(0)
     expect(validated).toHaveLength(1)

@@ -125,9 +125,11 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
 
   function startReplay(): void {
     if (wakeReplay) wakeReplay()
-    replaying ??= replayLoop().finally(() => {
-      replaying = undefined
-    })
+    replaying ??= replayLoop()
+      .catch((err: unknown) => log.error({ reason: describeError(err) }, 'outbox replay stopped'))
+      .finally(() => {
+        replaying = undefined
+      })
   }
 
   function isDeliveredLate(position: bigint): boolean {
@@ -152,13 +154,16 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
         drainWaiters.clear()
         return
       }
-      const stored = await outbox!.read(cursor, options.maxBatchMessages, options.maxBatchBytes)
-      if (stored.length === 0) {
-        await sleep(5)
-        continue
-      }
-      const toSend = stored.filter((m) => !isDeliveredLate(m.position))
       try {
+        // Inside the try: a record that fails its checksum on read
+        // (OUTBOX_CORRUPT) is logged and retried, never an unhandled rejection
+        // that would take the application down.
+        const stored = await outbox!.read(cursor, options.maxBatchMessages, options.maxBatchBytes)
+        if (stored.length === 0) {
+          await sleep(5)
+          continue
+        }
+        const toSend = stored.filter((m) => !isDeliveredLate(m.position))
         if (toSend.length > 0) {
           await sendToKafka(toSend.map((m) => ({ key: m.key, value: m.value, headers: { [REPLAY_HEADER]: '1' } })))
           stats.replayed += toSend.length
@@ -166,7 +171,7 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
         await outbox!.acknowledge(stored[stored.length - 1]!.position)
         backoff = REPLAY_BACKOFF_MS.first
       } catch (err) {
-        log.warn({ reason: describeError(err), pending: outbox!.end() - outbox!.cursor(), retry_ms: backoff }, 'outbox replay failed: retrying')
+        log.warn({ reason: describeError(err), pending: Number(outbox!.end() - outbox!.cursor()), retry_ms: backoff }, 'outbox replay failed: retrying')
         if (isNonRetriable(err)) await renewProducer(err)
         await new Promise<void>((resolve) => {
           wakeReplay = resolve

@@ -4,7 +4,7 @@
  *
  *   npx tsx bench/pg-hook.ts [--duration-ms=5000] [--rounds=5] [--concurrency=16]
  *     [--pool=8] [--rows=100000] [--port=55432] [--brokers=127.0.0.1:19092] [--keep]
- *     [--variants=a,b,c] [--cpu-prof-dir=DIR] [--linger-ms=5] [--compression=snappy]
+ *     [--variants=a,b,c] [--cpu-prof-dir=DIR] [--linger-ms=5] [--compression=snappy] [--delivery-thread=main|worker]
  *
  * (a) no audit: pgaudit loaded but `pgaudit.log = none` for the session;
  * (b) pgAudit: `pgaudit.log = read` for the session (one server-log line per
@@ -80,6 +80,7 @@ interface WorkerSetup {
   brokers: string[]
   lingerMs: number
   compression: 'snappy' | 'gzip' | 'none'
+  deliveryThread: 'main' | 'worker'
   poolSize: number
   rows: number
 }
@@ -132,7 +133,7 @@ async function runWorker(setup: WorkerSetup): Promise<void> {
 
   if (setup.variant === 'readtrail') {
     const real = await createAuditProducer(
-      { kafka: { brokers: setup.brokers, clientId: 'bench' }, topic: setup.topic, service: 'bench', environment: 'bench', lingerMs: setup.lingerMs, compression: setup.compression },
+      { kafka: { brokers: setup.brokers, clientId: 'bench' }, topic: setup.topic, service: 'bench', environment: 'bench', lingerMs: setup.lingerMs, compression: setup.compression, deliveryThread: setup.deliveryThread },
       { logger: benchLogger },
     )
     producer = real
@@ -393,6 +394,8 @@ async function main(): Promise<void> {
   const profileDir = stringOption('cpu-prof-dir', '') || undefined
   const lingerMs = numberOption('linger-ms', 5)
   const compression = stringOption('compression', 'snappy')
+  const deliveryThread = stringOption('delivery-thread', 'main')
+  if (deliveryThread !== 'main' && deliveryThread !== 'worker') throw new RangeError(`option delivery-thread must be main or worker (got '${deliveryThread}')`)
   if (compression !== 'snappy' && compression !== 'gzip' && compression !== 'none') throw new RangeError(`option compression must be snappy, gzip or none (got '${compression}')`)
   if (profileDir) mkdirSync(profileDir, { recursive: true })
   const warmupMs = Math.min(3_000, durationMs)
@@ -431,7 +434,7 @@ async function main(): Promise<void> {
     const topic = await createBenchTopic(kafka, topics, 2, 'pg-hook')
     const brokers = [...benchKafkaConnection().brokers]
     console.log(`readtrail events go to ${topic} (2 partitions) on ${brokers.join(',')}, lingerMs ${lingerMs}, compression ${compression}, policy fail-open`)
-    for (const variant of variants) workers.push(await startWorker({ variant, port: pgPort, topic, brokers, lingerMs, compression, poolSize, rows }))
+    for (const variant of variants) workers.push(await startWorker({ variant, port: pgPort, topic, brokers, lingerMs, compression, deliveryThread, poolSize, rows }))
 
     const results = new Map<string, Measured[]>()
     const key = (shape: Shape, variant: Variant) => `${shape}|${variant}`

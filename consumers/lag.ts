@@ -24,11 +24,21 @@ export async function consumerLag(kafka: Kafka, groupId: string, topic: string):
   }
 }
 
-/** Polls until the group has caught up with everything produced so far. */
+/**
+ * Polls until the group has caught up with everything produced so far. A
+ * broker that just restarted answers "coordinator loading" for a while:
+ * retriable errors are polled through until the deadline.
+ */
 export async function waitForCatchUp(kafka: Kafka, groupId: string, topic: string, options: { timeoutMs?: number; pollMs?: number } = {}): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? 120_000)
   for (;;) {
-    const lag = await consumerLag(kafka, groupId, topic)
+    let lag: bigint | string
+    try {
+      lag = await consumerLag(kafka, groupId, topic)
+    } catch (err) {
+      if (!(err as { retriable?: boolean }).retriable || Date.now() > deadline) throw err
+      lag = `unknown (${(err as Error).message})`
+    }
     if (lag === 0n) return
     if (Date.now() > deadline) throw new Error(`consumer group ${groupId} still ${lag} messages behind on ${topic}`)
     await new Promise((r) => setTimeout(r, options.pollMs ?? 250))

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
-import { CompressionTypes, type Kafka, type Message } from 'kafkajs'
+import type { Kafka, Message } from 'kafkajs'
 import { parseConfig } from '../common/config.js'
 import { createKafka } from '../common/kafka.js'
 import { createLogger, type Logger } from '../common/logger.js'
@@ -13,9 +13,10 @@ import { ReadInput, type ParsedReadInput } from '../schemas/read-input.js'
 import { loadSchemaRegistry, type SchemaRegistry } from '../schemas/registry.js'
 import { buildEvents } from './build-events.js'
 import { AuditProducerConfig, type AuditProducerConfigInput } from './config.js'
-import { createDelivery, type Delivery, type Durability, type DeliveryStats } from './delivery.js'
+import type { Delivery, Durability, DeliveryStats } from './delivery.js'
+import { startDeliveryThread } from './delivery-thread.js'
+import { openDelivery } from './open-delivery.js'
 import { ProducerError } from './errors.js'
-import { openOutbox } from './outbox/outbox.js'
 
 /** What recordRead resolves with once the broker has acknowledged every part. */
 export interface RecordedRead {
@@ -85,25 +86,16 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
   const logger = (options.logger ?? createLogger()).child({ component: 'audit-producer' })
   const registry = options.registry ?? loadSchemaRegistry()
   const codec = createCodec(registry)
-  const kafka = options.kafka ?? createKafka(config.kafka, logger)
   const producerId = config.producerId ?? `${config.service.slice(0, 160)}:${hostname().slice(0, 64)}:${process.pid}:${randomUUID().slice(0, 8)}`
-  const compression = { snappy: CompressionTypes.Snappy, gzip: CompressionTypes.GZIP, none: CompressionTypes.None }[config.compression]
-  let outbox
-  if (config.outbox) {
-    outbox = await openOutbox({ dir: config.outbox.dir, maxBytes: config.outbox.maxBytes, segmentBytes: config.outbox.segmentBytes }, { logger })
-  }
-  const delivery: Delivery = await createDelivery({
-    kafka,
-    topic: config.topic,
-    ackTimeoutMs: config.ackTimeoutMs,
-    compression,
-    maxBatchMessages: config.maxBatchMessages,
-    maxBatchBytes: config.maxBatchBytes,
-    outbox,
-    sendDeadlineMs: config.outbox?.sendDeadlineMs ?? config.ackTimeoutMs,
-    logger,
-  })
-  if (!outbox) {
+  // A Kafka client passed in cannot cross threads: its delivery stays here.
+  const delivery: Delivery =
+    config.deliveryThread === 'worker' && !options.kafka
+      ? await startDeliveryThread(
+          { kafka: config.kafka, topic: config.topic, ackTimeoutMs: config.ackTimeoutMs, compression: config.compression, maxBatchMessages: config.maxBatchMessages, maxBatchBytes: config.maxBatchBytes, outbox: config.outbox },
+          logger,
+        )
+      : await openDelivery(config, options.kafka ?? createKafka(config.kafka, logger), logger)
+  if (!config.outbox) {
     // Without an outbox an unreachable broker is an error now, not at the
     // first read. With one, the application starts and reads go there.
     try {

@@ -43,6 +43,15 @@ export const AuditProducerConfig = z
      * application's thread; gzip packs tighter for slow links. @default 'snappy'
      */
     compression: z.enum(['snappy', 'gzip', 'none']).default('snappy'),
+    /**
+     * Where kafkajs and the outbox run. `main`: the caller's thread. `worker`:
+     * a thread of their own, so the application's event loop keeps only
+     * validation and Avro encoding of each read (needs a spare core to pay
+     * off: on the 2-core bench machine both measured the same, see
+     * bench/README.md). A shared Kafka client passed in always means `main`.
+     * @default 'main'
+     */
+    deliveryThread: z.enum(['main', 'worker']).default('main'),
     /** Broker acknowledgement deadline for one request. @default 30000 */
     ackTimeoutMs: z.number().int().min(100).max(300_000).default(30_000),
     /**

@@ -67,7 +67,9 @@ export async function startHookPipeline(options: HookPipelineOptions = {}): Prom
     logger: testLogger,
   })
   await writer.start()
-  const producer = await createAuditProducer({ kafka: connection, topic, service: 'hook-test', ...options.producer }, { kafka, logger: testLogger })
+  // The hooks' tests run delivery on its own thread; the other pipeline tests
+  // (which share a Kafka client) cover the in-thread path.
+  const producer = await createAuditProducer({ kafka: connection, topic, service: 'hook-test', deliveryThread: 'worker', ...options.producer }, { logger: testLogger })
   deferCleanup(async () => {
     await producer.close().catch(() => {})
     await writer.stop().catch(() => {})

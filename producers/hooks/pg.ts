@@ -169,24 +169,41 @@ function hookClient(client: Client | PoolClient, state: { tables: Map<number, Pg
     }
     const last = args.length - 1
     if (typeof args[last] === 'function') {
-      const cb = args[last] as Callback
-      args[last] = (err: Error | null, result?: unknown) => {
-        if (err) return cb(err, result)
-        let wait: Promise<void> | undefined
-        try {
-          wait = audit(result, sql, context)
-        } catch (e) {
-          return cb(e as Error)
-        }
-        if (wait) wait.then(() => cb(null, result), (e: Error) => cb(e))
-        else cb(null, result)
-      }
+      args[last] = auditedCallback(args[last] as Callback, audit, sql, context)
       return original(...args)
     }
-    return (original(...args) as Promise<unknown>).then((result) => {
-      const wait = audit(result, sql, context)
-      return wait ? wait.then(() => result) : result
-    })
+    return (original(...args) as Promise<unknown>).then(auditedResult(audit, sql, context))
+  }
+}
+
+type Audit = (result: unknown, sql: string | undefined, context: Readonly<AuditContext> | undefined) => Promise<void> | undefined
+
+// The two wrappers below are built here, not inline in the hooked query: a
+// closure created inside it and handed to pg through its rest-parameter
+// array made a 100-row query cost 2.5× the CPU and ~20× the GC of an
+// unhooked one, even with recording switched off (bench/README.md), while
+// the same closure built in a separate function costs nothing measurable.
+
+/** The caller's callback, called once the read is recorded (fail-closed: durable), or with the refusal. */
+function auditedCallback(cb: Callback, audit: Audit, sql: string | undefined, context: Readonly<AuditContext> | undefined): Callback {
+  return (err, result) => {
+    if (err) return cb(err, result)
+    let wait: Promise<void> | undefined
+    try {
+      wait = audit(result, sql, context)
+    } catch (e) {
+      return cb(e as Error)
+    }
+    if (wait) wait.then(() => cb(null, result), (e: Error) => cb(e))
+    else cb(null, result)
+  }
+}
+
+/** The promise form of the same: resolves with the result once the read is recorded. */
+function auditedResult(audit: Audit, sql: string | undefined, context: Readonly<AuditContext> | undefined): (result: unknown) => unknown {
+  return (result) => {
+    const wait = audit(result, sql, context)
+    return wait ? wait.then(() => result) : result
   }
 }
 

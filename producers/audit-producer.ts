@@ -180,6 +180,25 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
     return { messages, readId: events[0]!.read_id, eventIds, producerSeqs }
   }
 
+  /** Queues a read's parts; `settle` runs once, when every part is durable or the first one failed. */
+  function enqueue({ messages }: EncodedRead, settle: (err: Error | undefined, durability?: Durability) => void): void {
+    let left = messages.length
+    let outboxed = false
+    let failed = false
+    const onPart = (err: Error | undefined, durability?: Durability) => {
+      if (failed) return
+      if (err) {
+        failed = true
+        settle(err)
+        return
+      }
+      if (durability === 'outbox') outboxed = true
+      if (--left === 0) settle(undefined, outboxed ? 'outbox' : 'acked')
+    }
+    for (const message of messages) queue.push({ message, settle: onPart })
+    schedule()
+  }
+
   return Object.freeze({
     producerId,
     config,
@@ -195,31 +214,14 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       } catch (err) {
         return Promise.reject(err as Error)
       }
-      const { messages, readId, eventIds, producerSeqs } = encoded
-      const acks = messages.map(
-        (message) => new Promise<Durability>((resolve, reject) => queue.push({ message, settle: (err, durability) => (err ? reject(err) : resolve(durability!)) })),
+      const { readId, eventIds, producerSeqs } = encoded
+      return new Promise<RecordedRead>((resolve, reject) =>
+        enqueue(encoded, (err, durability) => (err ? reject(err) : resolve({ readId, eventIds, producerSeqs, durability: durability! }))),
       )
-      schedule()
-      return Promise.all(acks).then((d) => ({ readId, eventIds, producerSeqs, durability: d.includes('outbox') ? 'outbox' : 'acked' }))
     },
     enqueueParsedRead(input: ParsedReadInput, settle: (err: Error | undefined, durability?: Durability) => void): void {
       if (closed) throw new ProducerError('PRODUCER_CLOSED', 'recordRead after close()')
-      const { messages } = encodeRead(input)
-      let left = messages.length
-      let outboxed = false
-      let failed = false
-      const onPart = (err: Error | undefined, durability?: Durability) => {
-        if (failed) return
-        if (err) {
-          failed = true
-          settle(err)
-          return
-        }
-        if (durability === 'outbox') outboxed = true
-        if (--left === 0) settle(undefined, outboxed ? 'outbox' : 'acked')
-      }
-      for (const message of messages) queue.push({ message, settle: onPart })
-      schedule()
+      enqueue(encodeRead(input), settle)
     },
     async flush() {
       while (queue.length > 0 || sending) {

@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { parseConfig } from '../common/config.js'
 import { defaultBrokers, KafkaConnection } from '../common/kafka.js'
 import { StoreConfig } from '../store/config.js'
+import { SubjectKeysText } from '../queries/subject-keys.js'
 
 /** Service configuration: environment variables, overridden by flags. */
 export const AppConfig = z
@@ -33,6 +34,8 @@ export const AppConfig = z
       .strict(),
     /** Where verify records anchors and verdicts between runs. */
     verifyStatePath: z.string().min(1),
+    /** Which part of which table's record id names the data subject (queries/subject-keys.ts). */
+    subjectKeys: SubjectKeysText,
   })
   .strict()
 
@@ -57,6 +60,7 @@ export const ENVIRONMENT = {
   READTRAIL_CHECKPOINT_LOG: 'append-only checkpoint log (default $READTRAIL_HOME/checkpoints.jsonl)',
   READTRAIL_CHECKPOINT_INTERVAL_MS: 'longest time between checkpoints of a growing chain (default 10000)',
   READTRAIL_VERIFY_STATE: 'incremental-verify anchors and last verdicts (default $READTRAIL_HOME/verify-state.json)',
+  READTRAIL_SUBJECT_KEYS: 'where the data subject is in record ids, per table: e.g. practice.patients=id,practice.treatments=key1 (subject-access-report, breach subjects)',
   READTRAIL_LOG_LEVEL: 'pino level (default info)',
 } as const
 
@@ -102,6 +106,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides
         intervalMs: Number(env['READTRAIL_CHECKPOINT_INTERVAL_MS'] ?? 10_000),
       },
       verifyStatePath: env['READTRAIL_VERIFY_STATE'] || join(home, 'verify-state.json'),
+      subjectKeys: env['READTRAIL_SUBJECT_KEYS'] ?? '',
     },
     'readtrail',
   )

@@ -8,7 +8,8 @@ import { collectFacts } from '../integrity/verify-store.js'
 import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
 import { answerEvidence } from './evidence-dispatch.js'
 import { getSavedQuery } from '../queries/catalog.js'
-import { runSavedQuery } from '../queries/saved-query.js'
+import { executeSavedQuery } from '../queries/saved-query.js'
+import { SubjectKeyEntries } from '../queries/subject-keys.js'
 import type { Store } from '../store/store.js'
 
 /**
@@ -22,7 +23,8 @@ export function ownerSocketPath(dataDir: string): string {
 }
 
 export type OwnerRequest =
-  | { op: 'query'; name: string; params: unknown }
+  /** The asker's subject keys travel with the query: its config, not the owner's, says what a subject is. */
+  | { op: 'query'; name: string; params: unknown; subjectKeys: [string, number][] }
   /** The store-side half of `readtrail verify`; the asking process judges the facts. */
   | { op: 'facts'; request: FactsRequest }
   | { op: 'evidence'; eventId: string; checkpoints: SignedCheckpoint[]; publicKeyPem: string }
@@ -31,7 +33,7 @@ export type OwnerRequest =
 async function answer(store: Store, ask: OwnerRequest): Promise<unknown> {
   switch (ask.op) {
     case 'query':
-      return runSavedQuery(store, getSavedQuery(String(ask.name)), ask.params)
+      return executeSavedQuery(store, getSavedQuery(String(ask.name)), ask.params, { subjectKeys: SubjectKeyEntries.parse(ask.subjectKeys ?? []) })
     case 'facts':
       return collectFacts(store, FactsRequestSchema.parse(ask.request))
     case 'evidence':

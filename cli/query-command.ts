@@ -1,10 +1,11 @@
+import type { z } from 'zod'
 import type { Logger } from '../common/logger.js'
-import { getSavedQuery, SAVED_QUERIES } from '../queries/catalog.js'
-import { parseQueryParams } from '../queries/saved-query.js'
+import { SAVED_QUERIES } from '../queries/catalog.js'
 import { ReadtrailError } from '../common/errors.js'
 import type { AppConfig } from './config.js'
-import { formatRows, OUTPUT_FORMATS, type OutputFormat } from './format-rows.js'
-import { withStore } from './runtime.js'
+import { answerSavedQuery, exitCodeOf } from './answer-query.js'
+import { formatAnswer, OUTPUT_FORMATS, type OutputFormat } from './format-rows.js'
+import { startProgress } from './progress.js'
 
 export interface QueryCommandArgs {
   name: string | undefined
@@ -13,36 +14,55 @@ export interface QueryCommandArgs {
   format: string
 }
 
-/** `readtrail query <name> --param k=v … --format table|csv|json|ndjson`, or `--list`. */
+/**
+ * `readtrail query <name> --param k=v … --format table|csv|json|ndjson`, or `--list`.
+ * Exit 0: answered, every row on verified ranges; 3: answered, some rows not
+ * yet verified; 4: answered, some rows in ranges that failed verification;
+ * 2: nothing answered (usage, parameter or store error).
+ */
 export async function queryCommand(config: AppConfig, args: QueryCommandArgs, logger: Logger): Promise<number> {
   if (args.list || !args.name) {
-    for (const q of SAVED_QUERIES.values()) {
-      const params = Object.entries(q.params.shape)
-        .map(([k, v]) => ((v as { safeParse(x: unknown): { success: boolean } }).safeParse(undefined).success ? `[${k}]` : k))
-        .join(' ')
-      process.stdout.write(`${q.name}  ${params}\n    ${q.description}\n`)
-    }
+    process.stdout.write(listing())
     return args.name || args.list ? 0 : 2
   }
   if (!(OUTPUT_FORMATS as readonly string[]).includes(args.format)) {
     throw new ReadtrailError('USAGE', `--format must be one of ${OUTPUT_FORMATS.join(', ')}`)
   }
-  const query = getSavedQuery(args.name)
+  const raw = parseParamFlags(args.params)
+  const stop = startProgress(`readtrail query ${args.name}`)
+  let answer
+  try {
+    answer = await answerSavedQuery(config, args.name, raw, logger)
+  } finally {
+    stop()
+  }
+  process.stdout.write(`${formatAnswer(answer, args.format as OutputFormat)}\n`)
+  if (answer.provenance.status !== 'verified' && args.format !== 'table') process.stderr.write(`readtrail: ${answer.provenance.summary}\n`)
+  return exitCodeOf(answer)
+}
+
+/** `--param k=v` flags → raw parameters; a repeated name is an error, not a silent overwrite. */
+export function parseParamFlags(flags: readonly string[]): Record<string, string> {
   const raw: Record<string, string> = {}
-  for (const p of args.params) {
+  for (const p of flags) {
     const eq = p.indexOf('=')
     if (eq <= 0) throw new ReadtrailError('USAGE', `--param takes name=value, got ${JSON.stringify(p)}`)
-    raw[p.slice(0, eq)] = p.slice(eq + 1)
+    const key = p.slice(0, eq)
+    if (Object.hasOwn(raw, key)) throw new ReadtrailError('USAGE', `--param ${key} given twice; lists are comma-separated (${key}=a,b)`)
+    raw[key] = p.slice(eq + 1)
   }
-  // Validate before opening the store: a bad parameter runs nothing.
-  const params = parseQueryParams(query, raw)
-  const rows = await withStore(
-    config,
-    `readtrail query ${query.name}`,
-    logger,
-    (store) => store.queryRows<Record<string, unknown>>(query.sql(store), query.bind(params)),
-    { op: 'query', name: query.name, params: raw },
-  )
-  process.stdout.write(`${formatRows(rows, query.columns, args.format as OutputFormat)}\n`)
-  return 0
+  return raw
+}
+
+function listing(): string {
+  const out: string[] = []
+  for (const q of SAVED_QUERIES.values()) {
+    const shape = q.params.shape as Record<string, z.ZodType>
+    const params = Object.keys(shape).map((k) => (shape[k]!.safeParse(undefined).success ? `[${k}]` : k))
+    out.push(`${q.name}  ${params.join(' ')}`, `    ${q.description}`)
+    for (const k of Object.keys(shape)) out.push(`      ${k.padEnd(14)} ${(q.paramHelp as Record<string, string>)[k] ?? ''}`)
+    out.push('')
+  }
+  out.push('exit codes: 0 answered on verified ranges, 3 some rows not yet verified, 4 some rows in ranges that failed verification, 2 error')
+  return `${out.join('\n')}\n`
 }

@@ -139,9 +139,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     out(`Chain writer caught up: ${writer.stats().stored} events chained into ClickHouse (${store.kind}, database ${store.database}).`)
     out(`Each chain head signed (Ed25519) into ${logPath} and topic ${checkpointTopic}: ${signed.map((c) => `${c.chain_id} seq ${c.seq}`).join(', ')}.`)
 
-    const touched: RecordTouchedRow[] = await runSavedQuery(store, recordsTouchedByPrincipal, {
-      principal: 'clerk.marta',
-    })
+    const touched: RecordTouchedRow[] = (await runSavedQuery(store, recordsTouchedByPrincipal, { principal: 'clerk.marta' })).rows
     out('')
     out(`Q1  Which records did clerk.marta touch?  records-touched-by-principal principal=clerk.marta`)
     out(`    ${touched.length} applicant records, ids ${touched[0]?.record_id}..${touched[touched.length - 1]?.record_id}, columns ${touched[0]?.columns.join(', ')}`)
@@ -151,7 +149,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     const seconds = Math.max(1, (Date.parse(last) - Date.parse(first)) / 1000)
     out(`    Pattern: ${touched.length} records between ${first} and ${last}: ${Math.round((touched.length / seconds) * 60)} records/minute, faster than any person reads.`)
 
-    const who = await runSavedQuery(store, whoTouchedRecord, { table: 'applicants', record: String(target) })
+    const { rows: who } = await runSavedQuery(store, whoTouchedRecord, { table: 'applicants', record: String(target) })
     out('')
     out(`Q2  Who touched applicant ${target}?  who-touched-record table=applicants record=${target}`)
     out(formatRows(who, ['occurred_at', 'principal_id', 'columns', 'client_ip', 'service', 'chain_id', 'seq'], 'table').replace(/^/gm, '    '))

@@ -1,7 +1,7 @@
 import { z } from 'zod'
-import { LIMITS } from '../schemas/access-event.js'
+import { ipAddress, LIMITS } from '../schemas/access-event.js'
 
-/** A point in time: ISO 8601 text, a Date, or microseconds since the epoch. */
+/** A point in time: ISO 8601 text, a Date, or a date (midnight UTC). */
 export const instant = z.union([
   z.iso.datetime({ offset: true, local: true }).transform((s) => new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : `${s}Z`)),
   z.iso.date().transform((s) => new Date(`${s}T00:00:00Z`)),
@@ -10,7 +10,37 @@ export const instant = z.union([
 
 export const principalId = z.string().min(1).max(LIMITS.name)
 export const tableName = z.string().min(1).max(LIMITS.name)
+export const databaseName = z.string().min(1).max(LIMITS.name)
 export const recordId = z.string().min(1).max(LIMITS.recordId)
+
+/** A list: an array, or comma-separated text as it comes from `--param k=a,b`. */
+export function list<T extends z.ZodType>(item: T, max = 1000) {
+  return z
+    .union([z.array(z.unknown()), z.string().transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x !== ''))])
+    .pipe(z.array(item).max(max, `at most ${max} values`))
+}
+
+/** A whole number: a number, or its decimal text from the command line. */
+export function whole(min: number, max: number) {
+  return z.union([z.number(), z.string().regex(/^\d+$/, 'must be a whole number').transform(Number)]).pipe(z.number().int().min(min).max(max))
+}
+
+/** A positive number, possibly fractional. */
+export function positive(max: number) {
+  return z.union([z.number(), z.string().regex(/^\d+(\.\d+)?$/, 'must be a number').transform(Number)]).pipe(z.number().positive().max(max))
+}
+
+/** Rows to return; 0 = all. One more is fetched to tell the reader the answer was cut. */
+export const limit = (fallback: number) => whole(0, 10_000_000).default(fallback)
+
+export const ip = ipAddress
+/** A session as stored: the 64-hex HMAC the SDK recorded (shown by who-touched-record). */
+export const sessionHash = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be the 64-hex session hash shown in query output').transform((s) => s.toLowerCase())
+
+/** `database.table`. */
+export const qualifiedTable = z
+  .string()
+  .regex(/^[^.\s]{1,256}\.[^.\s]{1,256}$/, 'must be database.table')
 
 /** [from, to) window; an open end means the beginning or the end of time. */
 export const window = {
@@ -18,8 +48,48 @@ export const window = {
   to: instant.optional(),
 }
 
+/** A [from, to) window both ends of which are required. */
+export const closedWindow = {
+  from: instant,
+  to: instant,
+}
+
+/** Refinement: `to` after `from`, reported against `to`. */
+export function fromBeforeTo(p: { from?: Date | undefined; to?: Date | undefined }, ctx: z.RefinementCtx): void {
+  if (p.from && p.to && p.to.getTime() <= p.from.getTime()) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must be after from' })
+}
+
+const MIN = new Date(0)
+const MAX = new Date(Date.UTC(2299, 11, 31))
+
 /** ClickHouse DateTime64(6) parameter text for a bound `{x:DateTime64(6, 'UTC')}`. */
 export function toChDateTime(date: Date | undefined, fallback: 'min' | 'max'): string {
-  const d = date ?? (fallback === 'min' ? new Date(0) : new Date(Date.UTC(2299, 11, 31)))
+  const d = date ?? (fallback === 'min' ? MIN : MAX)
   return d.toISOString().replace('T', ' ').replace('Z', '')
+}
+
+/** Bound window values `from`, `to`. */
+export function bindWindow(p: { from?: Date | undefined; to?: Date | undefined }): { from: string; to: string } {
+  return { from: toChDateTime(p.from, 'min'), to: toChDateTime(p.to, 'max') }
+}
+
+/** IPv4 clients are stored IPv4-mapped; show them as people write them. */
+export const CLIENT_IP_SQL = `if(startsWith(toString(client_ip), '::ffff:') AND position(toString(client_ip), '.') > 0,
+              substring(toString(client_ip), 8), toString(client_ip))`
+
+/** Window condition on occurred_at. */
+export const IN_WINDOW = `occurred_at >= {from:DateTime64(6, 'UTC')} AND occurred_at < {to:DateTime64(6, 'UTC')}`
+
+/** Sources of an answer that read access_by_principal rows matching `where`. */
+export function eventSources(table: string, where: string): string {
+  return `SELECT chain_id, min(seq) AS first_seq, max(seq) AS last_seq, count() AS events FROM ${table} WHERE ${where} GROUP BY chain_id`
+}
+
+/**
+ * Sources of an answer over every event in the window, from access_log
+ * itself: its min/max index on occurred_at reads only the window's granules.
+ */
+export function windowSources(accessLog: string, from = `{from:DateTime64(6, 'UTC')}`): string {
+  return `SELECT chain_id, min(seq) AS first_seq, max(seq) AS last_seq, count() AS events FROM ${accessLog}
+    WHERE occurred_at >= ${from} AND occurred_at < {to:DateTime64(6, 'UTC')} GROUP BY chain_id`
 }

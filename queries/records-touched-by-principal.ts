@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { principalId, toChDateTime, window } from './params.js'
+import { bindWindow, eventSources, fromBeforeTo, IN_WINDOW, limit, principalId, tableName, window } from './params.js'
 
 export interface RecordTouchedRow {
   database: string
@@ -12,7 +12,9 @@ export interface RecordTouchedRow {
   access_count: number
 }
 
-const Params = z.object({ principal: principalId, ...window }).strict()
+const Params = z.object({ principal: principalId, table: tableName.optional(), ...window, limit: limit(10_000) }).strict().superRefine(fromBeforeTo)
+
+const WHERE = `principal_id = {principal:String} AND ({table:String} = '' OR table_name = {table:String}) AND ${IN_WINDOW}`
 
 /**
  * Reads one principal's key range of access_by_principal (ordered by
@@ -23,18 +25,33 @@ export const recordsTouchedByPrincipal = defineQuery<typeof Params, RecordTouche
   name: 'records-touched-by-principal',
   description: 'Every record a principal read in a window: per table and record id, the columns read, first and last access, and how often.',
   params: Params,
+  paramHelp: {
+    principal: 'principal id, e.g. clerk.marta',
+    table: 'only this table',
+    from: 'window start (ISO 8601, inclusive)',
+    to: 'window end (exclusive)',
+    limit: 'rows to return (default 10000, 0 = all)',
+  },
   columns: ['database', 'table', 'record_id', 'columns', 'first_access', 'last_access', 'access_count'],
-  sql: (store) => `
+  // With a limit, the first record ids are picked on the ids alone, then only
+  // their reads are aggregated: a scraper's 705,000 records are not all
+  // aggregated to show the first 10,000.
+  sql: (store, p) => `
     SELECT db_name AS database, table_name AS table, record_id,
            arraySort(groupUniqArrayArray(columns)) AS columns,
            min(occurred_at) AS first_access, max(occurred_at) AS last_access, count() AS access_count
     FROM (
       SELECT db_name, table_name, arrayJoin(record_ids) AS record_id, columns, occurred_at
       FROM ${store.table('access_by_principal')}
-      WHERE principal_id = {principal:String}
-        AND occurred_at >= {from:DateTime64(6, 'UTC')} AND occurred_at < {to:DateTime64(6, 'UTC')}
+      WHERE ${WHERE}
     )
+    ${p.limit > 0 ? `WHERE (db_name, table_name, record_id) IN (
+      SELECT DISTINCT db_name, table_name, record_id
+      FROM (SELECT db_name, table_name, arrayJoin(record_ids) AS record_id FROM ${store.table('access_by_principal')} WHERE ${WHERE})
+      ORDER BY db_name, table_name, record_id
+      LIMIT {limit_plus_one:UInt64})` : ''}
     GROUP BY db_name, table_name, record_id
     ORDER BY db_name, table_name, record_id`,
-  bind: (p) => ({ principal: p.principal, from: toChDateTime(p.from, 'min'), to: toChDateTime(p.to, 'max') }),
+  sourcesSql: (store) => eventSources(store.table('access_by_principal'), WHERE),
+  bind: (p) => ({ principal: p.principal, table: p.table ?? '', ...bindWindow(p) }),
 })

@@ -2,6 +2,17 @@ import type { z } from 'zod'
 import type { Store } from '../store/store.js'
 import { namedIssues } from '../common/zod-issues.js'
 import { QueryError } from './errors.js'
+import { assessProvenance, type ChainSource, type Provenance } from './provenance.js'
+import { NO_SUBJECT_KEYS, type SubjectKeys } from './subject-keys.js'
+import type { VerifyState } from '../integrity/verify-state.js'
+
+/** What a query needs besides its parameters: deployment facts from validated config. */
+export interface QueryContext {
+  /** Which part of a record id names the data subject, per `database.table`. */
+  readonly subjectKeys: SubjectKeys
+}
+
+export const DEFAULT_QUERY_CONTEXT: QueryContext = Object.freeze({ subjectKeys: NO_SUBJECT_KEYS })
 
 /**
  * A saved query: its SQL with `{name:Type}` placeholders bound server-side, the
@@ -12,10 +23,20 @@ export interface SavedQuery<P extends z.ZodObject, Row> {
   readonly name: string
   readonly description: string
   readonly params: P
-  /** SQL for the given store; `{param:Type}` placeholders only. */
-  sql(store: Store): string
+  /** One line per parameter for `readtrail query --list`. */
+  readonly paramHelp: Readonly<Record<keyof z.input<P> & string, string>>
+  /**
+   * SQL for the given store; `{param:Type}` placeholders only. `params` may
+   * choose the shape (which filters exist), never supply text.
+   */
+  sql(store: Store, params: z.output<P>): string
+  /**
+   * SQL naming the events the answer stands on: one row per chain with
+   * `chain_id`, `first_seq`, `last_seq`, `events`, bound with the same values.
+   */
+  sourcesSql(store: Store, params: z.output<P>): string
   /** Parsed parameters → the values bound to the placeholders. */
-  bind(params: z.output<P>): Record<string, unknown>
+  bind(params: z.output<P>, context: QueryContext): Record<string, unknown>
   /** Column order for table and CSV output. */
   readonly columns: readonly (keyof Row & string)[]
   /** Typed rows; reference `Row` so inference keeps it. */
@@ -24,18 +45,84 @@ export interface SavedQuery<P extends z.ZodObject, Row> {
 
 export type AnySavedQuery = SavedQuery<z.ZodObject, Record<string, unknown>>
 
+/** The rows of a run and the chain ranges they came from; what the store side returns. */
+export interface QueryResult<Row> {
+  rows: Row[]
+  /** True when `limit` cut the answer (one more row than the limit existed). */
+  truncated: boolean
+  sources: ChainSource[]
+}
+
+/** A result with its parameters and the verification status of what it stands on. */
+export interface QueryAnswer<Row> extends QueryResult<Row> {
+  query: string
+  description: string
+  params: Record<string, unknown>
+  columns: readonly string[]
+  provenance: Provenance
+}
+
 export function defineQuery<P extends z.ZodObject, Row>(query: SavedQuery<P, Row>): SavedQuery<P, Row> {
   return Object.freeze(query)
 }
 
-/** Validates parameters (every problem named at once), then runs the query. */
+/**
+ * Runs a query on the store and collects its sources. `limit` (when the
+ * query has one) is applied by fetching one row more, so truncation is told,
+ * never guessed. The store side of an answer: no file outside ClickHouse is
+ * read here, so a process serving the embedded store can run it for another.
+ */
+export async function executeSavedQuery<P extends z.ZodObject, Row>(
+  store: Store,
+  query: SavedQuery<P, Row>,
+  rawParams: unknown,
+  context: QueryContext = DEFAULT_QUERY_CONTEXT,
+): Promise<QueryResult<Row>> {
+  const params = parseQueryParams(query, rawParams)
+  const limit = typeof (params as { limit?: unknown }).limit === 'number' ? ((params as { limit: number }).limit) : 0
+  const bound = { ...query.bind(params, context), limit_plus_one: limit === 0 ? 0 : limit + 1 }
+  const [rows, sourceRows] = await Promise.all([
+    store.queryRows<Row>(query.sql(store, params), bound),
+    store.queryRows<{ chain_id: string; first_seq: number | string; last_seq: number | string; events: number | string }>(query.sourcesSql(store, params), bound),
+  ])
+  const truncated = limit > 0 && rows.length > limit
+  if (truncated) rows.length = limit
+  const sources = sourceRows
+    .map((s) => ({ chain_id: s.chain_id, first_seq: Number(s.first_seq), last_seq: Number(s.last_seq), events: Number(s.events) }))
+    .filter((s) => s.events > 0)
+    .sort((a, b) => (a.chain_id < b.chain_id ? -1 : a.chain_id > b.chain_id ? 1 : 0))
+  return { rows, truncated, sources }
+}
+
+/**
+ * Validates parameters (every problem named at once), runs the query, and
+ * states what the answer stands on against `verifyState` (null: never verified).
+ */
 export async function runSavedQuery<P extends z.ZodObject, Row>(
   store: Store,
   query: SavedQuery<P, Row>,
   rawParams: unknown,
-): Promise<Row[]> {
-  const params = parseQueryParams(query, rawParams)
-  return store.queryRows<Row>(query.sql(store), query.bind(params))
+  options: { context?: QueryContext; verifyState?: VerifyState | null } = {},
+): Promise<QueryAnswer<Row>> {
+  const result = await executeSavedQuery(store, query, rawParams, options.context)
+  return answerOf(query, rawParams, result, options.verifyState ?? null)
+}
+
+/** Puts a store-side result together with its provenance. */
+export function answerOf<P extends z.ZodObject, Row>(
+  query: SavedQuery<P, Row>,
+  rawParams: unknown,
+  result: QueryResult<Row>,
+  verifyState: VerifyState | null,
+): QueryAnswer<Row> {
+  return {
+    query: query.name,
+    description: query.description,
+    params: { ...(rawParams as Record<string, unknown>) },
+    columns: query.columns,
+    ...result,
+    provenance: assessProvenance(result.sources, verifyState),
+  }
 }
 
 export function parseQueryParams<P extends z.ZodObject, Row>(query: SavedQuery<P, Row>, rawParams: unknown): z.output<P> {

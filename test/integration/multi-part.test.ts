@@ -50,10 +50,10 @@ describe('a read too large for one message', () => {
         { read_id: bulk.readId, parts: bulk.eventIds.length, part_count: bulk.eventIds.length, ids: 5000, row_count: 5000, indexes: bulk.eventIds.map((_, i) => i) },
       ])
 
-      const touched = await runSavedQuery(store, recordsTouchedByPrincipal, { principal: 'clerk.marta' })
+      const { rows: touched } = await runSavedQuery(store, recordsTouchedByPrincipal, { principal: 'clerk.marta' })
       expect(touched.map((r) => r.record_id).sort()).toEqual([...ids].sort())
       expect(touched.every((r) => Number(r.access_count) === 1)).toBe(true)
-      const who = await runSavedQuery(store, whoTouchedRecord, { table: 'applicants', record: ids[4321]! })
+      const { rows: who } = await runSavedQuery(store, whoTouchedRecord, { table: 'applicants', record: ids[4321]! })
       expect(who.map((w) => w.principal_id).sort()).toEqual(['clerk.anna', 'clerk.marta'])
     } finally {
       await producer.close()

@@ -70,7 +70,7 @@ describe('pipeline: SDK → Kafka → chain writer → ClickHouse → saved quer
 
   it('records-touched-by-principal returns exactly what each principal read', async () => {
     for (const principal of PRINCIPALS) {
-      const rows = await runSavedQuery(store, recordsTouchedByPrincipal, { principal })
+      const { rows } = await runSavedQuery(store, recordsTouchedByPrincipal, { principal, limit: 0 })
       const expected = truth.byPrincipal.get(principal)!
       expect(rows.length).toBe(expected.size)
       for (const r of rows) {
@@ -92,8 +92,9 @@ describe('pipeline: SDK → Kafka → chain writer → ClickHouse → saved quer
     const from = times[Math.floor(times.length / 3)]!
     const to = times[Math.floor((2 * times.length) / 3)]!
     const expectedKeys = new Set(all.filter((a) => a.at >= from && a.at < to).map((a) => a.key))
-    const rows = await runSavedQuery(store, recordsTouchedByPrincipal, {
+    const { rows } = await runSavedQuery(store, recordsTouchedByPrincipal, {
       principal,
+      limit: 0,
       from: new Date(Math.floor(from / 1000)),
       to: new Date(Math.floor(to / 1000)),
     })
@@ -111,7 +112,7 @@ describe('pipeline: SDK → Kafka → chain writer → ClickHouse → saved quer
     expect(multi).toBeDefined()
     for (const [key, who] of [...sample, multi!]) {
       const [table, record] = key.split('/') as [string, string]
-      const rows = await runSavedQuery(store, whoTouchedRecord, { table, record })
+      const { rows } = await runSavedQuery(store, whoTouchedRecord, { table, record })
       const got = rows.map((r) => `${r.principal_id}@${isoToMicros(r.occurred_at)}`).sort()
       expect(got).toEqual(who.map((w) => `${w.principal}@${w.at}`).sort())
       for (const r of rows) {
@@ -122,6 +123,6 @@ describe('pipeline: SDK → Kafka → chain writer → ClickHouse → saved quer
   })
 
   it('who-touched-record returns nothing for a record nobody read', async () => {
-    expect(await runSavedQuery(store, whoTouchedRecord, { table: 'applicants', record: 'no-such-id' })).toEqual([])
+    expect((await runSavedQuery(store, whoTouchedRecord, { table: 'applicants', record: 'no-such-id' })).rows).toEqual([])
   })
 })

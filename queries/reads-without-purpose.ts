@@ -1,0 +1,48 @@
+import { z } from 'zod'
+import { defineQuery } from './saved-query.js'
+import { bindWindow, closedWindow, fromBeforeTo, limit, list, qualifiedTable } from './params.js'
+import { principalTableTotals, spanSources } from './principal-days.js'
+
+export interface ReadsWithoutPurposeRow {
+  principal_id: string
+  database: string
+  table: string
+  reads: number
+  rows_read: number
+  first_access: string
+  last_access: string
+}
+
+const Params = z.object({ tables: list(qualifiedTable, 200).pipe(z.array(z.string()).min(1, 'name at least one database.table that requires a purpose')), ...closedWindow, limit: limit(1000) }).strict().superRefine(fromBeforeTo)
+
+const FROM = `{from:DateTime64(6, 'UTC')}`
+const TO = `{to:DateTime64(6, 'UTC')}`
+const FILTER = `has({tables:Array(String)}, concat(db_name, '.', table_name))`
+
+/**
+ * From the daily rollup's count of reads without a purpose (none, or only
+ * blanks). first_access/last_access are of any read of the table by the
+ * principal in the window; use who-touched-record or the principal's
+ * timeline for the individual reads.
+ */
+export const readsWithoutPurpose = defineQuery<typeof Params, ReadsWithoutPurposeRow>({
+  name: 'reads-without-purpose',
+  description: 'Reads of tables that require a stated purpose (e.g. care, billing) that carried none: per principal and table.',
+  params: Params,
+  paramHelp: {
+    tables: 'tables that require a purpose, comma-separated database.table (required)',
+    from: 'window start (ISO 8601, inclusive; required)',
+    to: 'window end (exclusive; required)',
+    limit: 'rows to return, most reads first (default 1000, 0 = all)',
+  },
+  columns: ['principal_id', 'database', 'table', 'reads', 'rows_read', 'first_access', 'last_access'],
+  sql: (store) => `
+    SELECT principal_id, db_name AS database, table_name AS table, unpurposed_reads AS reads, unpurposed_rows AS rows_read,
+           first_at AS first_access, last_at AS last_access
+    FROM (${principalTableTotals(store, FROM, TO, FILTER)})
+    WHERE unpurposed_reads > 0
+    ORDER BY reads DESC, principal_id, database, table
+    LIMIT if({limit_plus_one:UInt64} = 0, 18446744073709551615, {limit_plus_one:UInt64})`,
+  sourcesSql: (store) => spanSources(store, FROM, TO, FILTER),
+  bind: (p) => ({ ...bindWindow(p), tables: p.tables }),
+})

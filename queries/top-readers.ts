@@ -1,0 +1,65 @@
+import { z } from 'zod'
+import { defineQuery } from './saved-query.js'
+import { bindWindow, closedWindow, databaseName, fromBeforeTo, IN_WINDOW, tableName, whole } from './params.js'
+import { principalTableTotals, spanSources } from './principal-days.js'
+
+export interface TopReaderRow {
+  principal_id: string
+  reads: number
+  rows_read: number
+  distinct_records: number
+  tables: string[]
+  first_access: string
+  last_access: string
+}
+
+const Params = z
+  .object({ ...closedWindow, database: databaseName.optional(), table: tableName.optional(), limit: whole(1, 1000).default(20) })
+  .strict()
+  .superRefine(fromBeforeTo)
+
+const FROM = `{from:DateTime64(6, 'UTC')}`
+const TO = `{to:DateTime64(6, 'UTC')}`
+const FILTER = `({database:String} = '' OR db_name = {database:String}) AND ({table:String} = '' OR table_name = {table:String})`
+const WHERE = `${IN_WINDOW} AND ${FILTER}`
+
+/**
+ * Ranks on rows read (from the daily rollup and the edge days), then counts distinct records only
+ * for the top principals: the exact count expands their record ids, not
+ * everyone's.
+ */
+export const topReaders = defineQuery<typeof Params, TopReaderRow>({
+  name: 'top-readers',
+  description: 'The principals who read the most rows in a window, optionally of one table: reads, rows, distinct records, tables, first and last.',
+  params: Params,
+  paramHelp: {
+    from: 'window start (ISO 8601, inclusive; required)',
+    to: 'window end (exclusive; required)',
+    database: 'only this database',
+    table: 'only this table',
+    limit: 'how many principals (default 20)',
+  },
+  columns: ['principal_id', 'reads', 'rows_read', 'distinct_records', 'tables', 'first_access', 'last_access'],
+  sql: (store) => `
+    WITH top AS (
+      SELECT principal_id, sum(reads) AS n_reads, sum(rows_read) AS n_rows, min(first_at) AS first_at, max(last_at) AS last_at,
+             arraySort(groupUniqArray(concat(db_name, '.', table_name))) AS read_tables
+      FROM (${principalTableTotals(store, FROM, TO, FILTER)})
+      GROUP BY principal_id
+      ORDER BY n_rows DESC, principal_id
+      LIMIT {limit:UInt32})
+    SELECT t.principal_id AS principal_id, t.n_reads AS reads, t.n_rows AS rows_read, d.n_distinct AS distinct_records,
+           t.read_tables AS tables, t.first_at AS first_access, t.last_at AS last_access
+    FROM top AS t
+    INNER JOIN (
+      -- Records of different tables are different records: count per table, then add.
+      SELECT principal_id, sum(per_table) AS n_distinct FROM (
+        SELECT principal_id, uniqExact(record_id) AS per_table
+        FROM (SELECT principal_id, db_name, table_name, arrayJoin(record_ids) AS record_id FROM ${store.table('access_by_principal')}
+              WHERE principal_id IN (SELECT principal_id FROM top) AND ${WHERE})
+        GROUP BY principal_id, db_name, table_name)
+      GROUP BY principal_id) AS d ON d.principal_id = t.principal_id
+    ORDER BY rows_read DESC, principal_id`,
+  sourcesSql: (store) => spanSources(store, FROM, TO, FILTER),
+  bind: (p) => ({ ...bindWindow(p), database: p.database ?? '', table: p.table ?? '', limit: p.limit }),
+})

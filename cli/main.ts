@@ -4,6 +4,7 @@ import { ConfigError, describeError, isReadtrailError, ReadtrailError } from '..
 import { loadAppConfig, ENVIRONMENT } from './config.js'
 import { consumeCommand } from './consume-command.js'
 import { queryCommand } from './query-command.js'
+import { reportCommand } from './report-command.js'
 import { createCliLogger } from './runtime.js'
 import { verifyCommand } from './verify-command.js'
 import { keysCommand } from './keys-command.js'
@@ -20,6 +21,12 @@ usage:
   readtrail consume                      run the chain writer (Kafka → hash-chained rows in ClickHouse)
   readtrail query --list                 list saved queries
   readtrail query <name> --param k=v …   run a saved query [--format table|csv|json|ndjson]
+                                         exit 0 answered on verified ranges, 3 some rows not yet verified,
+                                         4 some rows in ranges that failed verification, 2 error
+  readtrail report breach-scope --param k=v … [--out FILE]
+                                         self-contained HTML breach report (principals|ips|sessions, from, to [, bucket])
+  readtrail report principal --param principal=ID [--param from=… --param to=…] [--out FILE]
+                                         self-contained HTML activity report for one account (exit codes as query)
   readtrail verify [--in-db | --independent [--workers N]] [--since-checkpoint] [--every DURATION] [--json]
                                          re-hash every chain, check it against the signed checkpoints, the query views
                                          and producer sequences; exit 0 intact, 1 damaged, 2 error
@@ -103,6 +110,8 @@ async function main(argv: string[]): Promise<number> {
       return consumeCommand(loadAppConfig(process.env, overrides), logger)
     case 'query':
       return queryCommand(loadAppConfig(process.env, overrides), { name: rest[0], list: values.list ?? false, params: values.param ?? [], format: values.format }, logger)
+    case 'report':
+      return reportCommand(loadAppConfig(process.env, overrides), { kind: rest[0], params: values.param ?? [], out: values.out }, logger)
     case 'verify': {
       if (values['in-db'] && values.independent) throw new ReadtrailError('USAGE', '--in-db and --independent exclude each other')
       if (values['no-checkpoints'] && values['no-kafka-checkpoints']) throw new ReadtrailError('USAGE', '--no-checkpoints already skips the Kafka copy')

@@ -51,16 +51,18 @@ export function assessProvenance(sources: readonly ChainSource[], state: VerifyS
     const status: ProvenanceStatus = s.last_seq <= known.verified_through ? 'verified' : run.ok ? 'unverified' : 'failed'
     return { ...s, status, verified_through: known.verified_through, last_verified_at: run.at, last_verify_mode: run.mode }
   })
-  const status = chains.reduce<ProvenanceStatus>((worst, c) => (RANK[c.status] > RANK[worst] ? c.status : worst), 'verified')
+  // No rows: the answer claims an absence, which stands on the whole log.
+  const start: ProvenanceStatus = chains.length > 0 ? 'verified' : !state ? 'unverified' : Object.values(state.chains).some((c) => !c.last_run.ok) ? 'failed' : 'verified'
+  const status = chains.reduce<ProvenanceStatus>((worst, c) => (RANK[c.status] > RANK[worst] ? c.status : worst), start)
   return { status, chains, verify_state_at: state?.updated_at ?? null, summary: summarize(status, chains, state) }
 }
 
 function summarize(status: ProvenanceStatus, chains: readonly ChainProvenance[], state: VerifyState | null): string {
   const ranges = chains.map((c) => `${c.chain_id} seq ${c.first_seq}..${c.last_seq}`).join(', ')
   if (chains.length === 0) {
-    return state
-      ? `no matching events; the log was last verified at ${state.updated_at}`
-      : 'no matching events; the log has never been verified (run readtrail verify), so absence is not proven either'
+    if (!state) return 'UNVERIFIED: no matching events, but the log has never been verified (run readtrail verify), so the absence is not proven either'
+    if (status === 'failed') return `FAILED VERIFICATION: no matching events, but the last verification (${state.updated_at}) found damage in the log, so rows may have been removed`
+    return `VERIFIED: no matching events; the log passed its last verification at ${state.updated_at}`
   }
   if (status === 'verified') return `VERIFIED: built on ${ranges}, all within ranges the last verification passed`
   const bad = chains.filter((c) => c.status === status)

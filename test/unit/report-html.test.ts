@@ -1,0 +1,277 @@
+import { describe, expect, it } from 'vitest'
+import type { ProvenanceStatus } from '../../queries/provenance.js'
+import type { QueryAnswer } from '../../queries/saved-query.js'
+import { renderBreachReport, type BreachReportInput } from '../../reports/breach-report.js'
+import { escapeHtml, html, renderProvenanceBanner, renderTable } from '../../reports/html.js'
+import { renderPrincipalReport } from '../../reports/principal-report.js'
+import type { TimelineRow } from '../../reports/report-rows.js'
+import { chooseBucket, renderTimeline } from '../../reports/svg-timeline.js'
+
+const SUMMARY: Record<ProvenanceStatus, string> = {
+  verified: 'VERIFIED: built on readtrail.access/0 seq 0..99, all within ranges the last verification passed',
+  unverified: 'UNVERIFIED: this answer uses rows not yet verified: readtrail.access/0 seq 0..99 (never verified); run readtrail verify and ask again to stand behind it',
+  failed: 'FAILED VERIFICATION: this answer uses rows in ranges whose last verification found damage: readtrail.access/0 seq 0..99 (verified only through 40); do not rely on it before investigating (readtrail verify)',
+}
+
+function answer(query: string, rows: Record<string, unknown>[], options: { status?: ProvenanceStatus; truncated?: boolean; params?: Record<string, unknown> } = {}): QueryAnswer<Record<string, unknown>> {
+  const status = options.status ?? 'verified'
+  return {
+    query,
+    description: `${query} (test)`,
+    params: options.params ?? {},
+    columns: Object.keys(rows[0] ?? {}),
+    rows,
+    truncated: options.truncated ?? false,
+    sources: [{ chain_id: 'readtrail.access/0', first_seq: 0, last_seq: 99, events: 100 }],
+    provenance: {
+      status,
+      chains: [],
+      verify_state_at: status === 'unverified' ? null : '2026-11-28T08:00:00.000000Z',
+      summary: SUMMARY[status],
+    },
+  }
+}
+
+/** Two hours of page-by-page scraping at night, one row per minute. */
+function nightTimeline(table = 'applicants'): TimelineRow[] {
+  return Array.from({ length: 120 }, (_, i) => ({
+    bucket_start: new Date(Date.UTC(2026, 10, 27, 1, i)).toISOString().replace('Z', '000Z'),
+    database: 'registry',
+    table,
+    reads: 59,
+    rows_read: 5875,
+  }))
+}
+
+const HOSTILE_PRINCIPAL = '<script>alert(1)</script>'
+const HOSTILE_RECORD = '"onmouseover="alert(2)" x="'
+
+function breachInput(overrides: Partial<BreachReportInput> = {}): BreachReportInput {
+  return {
+    generatedAt: new Date(Date.UTC(2026, 10, 28, 9, 30)),
+    database: 'readtrail',
+    params: { principals: `clerk.marta,${HOSTILE_PRINCIPAL}`, from: '2026-11-27T00:00:00Z', to: '2026-11-27T06:00:00Z' },
+    bucket: '1m',
+    scope: answer('breach-scope', [
+      {
+        database: 'registry',
+        table: 'applicants',
+        distinct_records: 705_000,
+        distinct_subjects: 705_000,
+        columns: ['id', 'full_name', 'date_of_birth'],
+        reads: 7080,
+        rows_read: 705_000,
+        principals: ['clerk.marta', HOSTILE_PRINCIPAL],
+        first_access: '2026-11-27T01:00:04.000000Z',
+        last_access: '2026-11-27T02:59:58.000000Z',
+      },
+    ]),
+    timeline: answer('breach-timeline', nightTimeline()),
+    records: answer(
+      'breach-records',
+      [
+        { database: 'registry', table: 'applicants', record_id: HOSTILE_RECORD, subject_id: null, columns: ['id', 'full_name'], reads: 1, principals: [HOSTILE_PRINCIPAL], first_access: '2026-11-27T01:00:04.000000Z', last_access: '2026-11-27T01:00:04.000000Z' },
+        { database: 'registry', table: 'applicants', record_id: '100001', subject_id: 'A-100001', columns: ['id', 'full_name'], reads: 2, principals: ['clerk.marta'], first_access: '2026-11-27T01:00:05.000000Z', last_access: '2026-11-27T01:10:00.000000Z' },
+      ],
+      { truncated: true },
+    ),
+    ...overrides,
+  }
+}
+
+function principalReport(status: ProvenanceStatus = 'verified'): string {
+  return renderPrincipalReport({
+    generatedAt: new Date(Date.UTC(2026, 10, 28, 9, 30)),
+    database: 'readtrail',
+    params: { principal: HOSTILE_PRINCIPAL },
+    bucket: '1m',
+    timeline: answer('principal-timeline', [...nightTimeline(), ...nightTimeline('documents').slice(0, 10)]),
+    offHours: answer(
+      'off-hours-access',
+      [{ principal_id: HOSTILE_PRINCIPAL, database: 'registry', table: 'applicants', reads: 7080, rows_read: 705_000, first_access: '2026-11-27T01:00:04.000000Z', last_access: '2026-11-27T02:59:58.000000Z' }],
+      { status, params: { principal: HOSTILE_PRINCIPAL, from: '2026-11-27T01:00:00.000Z', to: '2026-11-27T03:00:00.000Z' } },
+    ),
+    records: answer('records-touched-by-principal', [{ database: 'registry', table: 'applicants', record_id: HOSTILE_RECORD, columns: ['id'], first_access: '2026-11-27T01:00:04.000000Z', last_access: '2026-11-27T01:00:04.000000Z', access_count: 1 }], {
+      truncated: true,
+    }),
+  })
+}
+
+/** The tooltip texts of the bars: one per drawn bar segment. */
+function barTitles(svg: string): string[] {
+  const bars = /<g class="bars">([\s\S]*?)<\/g>/.exec(svg)?.[1] ?? ''
+  return [...bars.matchAll(/<rect [^>]*><title>([\s\S]*?)<\/title><\/rect>/g)].map((m) => m[1]!)
+}
+
+describe('escaping', () => {
+  it('escapes the five characters that matter in content and quoted attributes', () => {
+    expect(escapeHtml(`<a href="x" title='y'>&</a>`)).toBe('&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;')
+    expect(String(html`<td title="${'" onclick="x'}">${'<b>'}</td>`)).toBe('<td title="&quot; onclick=&quot;x">&lt;b&gt;</td>')
+  })
+
+  it('renders a hostile principal and record id inert in both reports', () => {
+    for (const page of [renderBreachReport(breachInput()), principalReport()]) {
+      expect(page).not.toContain('<script')
+      expect(page).not.toContain('"onmouseover=')
+      expect(page).not.toMatch(/\sonmouseover=/)
+      expect(page).toContain('&lt;script&gt;alert(1)&lt;/script&gt;')
+      expect(page).toContain('&quot;onmouseover=&quot;alert(2)&quot; x=&quot;')
+    }
+  })
+
+  it('escapes table names in the chart legend and tooltips', () => {
+    const svg = String(renderTimeline(nightTimeline('<img src=x onerror=alert(3)>'), { bucket: '1m', title: 'Rows' }))
+    expect(svg).not.toContain('<img')
+    expect(svg).toContain('registry.&lt;img src=x onerror=alert(3)&gt;')
+  })
+})
+
+describe('renderTable', () => {
+  it('right-aligns numbers with separators, joins arrays, marks null, and shows the truncation note', () => {
+    const table = String(
+      renderTable({
+        id: 't',
+        columns: [
+          { key: 'table', label: 'Table' },
+          { key: 'reads', label: 'Reads' },
+          { key: 'columns', label: 'Columns' },
+          { key: 'subjects', label: 'Subjects' },
+        ],
+        rows: [{ table: 'applicants', reads: 705000, columns: ['id', 'full_name'], subjects: null }],
+        truncatedNote: html`1 of 2 shown`,
+      }),
+    )
+    expect(table).toContain('<th scope="col" class="num">Reads</th>')
+    expect(table).toContain('<td class="num" data-col="reads">705,000</td>')
+    expect(table).toContain('<td class="" data-col="columns">id, full_name</td>')
+    expect(table).toMatch(/data-col="subjects"><span class="null">—<\/span>/)
+    expect(table).toContain('<p class="truncated">1 of 2 shown</p>')
+  })
+})
+
+describe('renderTimeline', () => {
+  it('draws a labelled placeholder for no buckets', () => {
+    const svg = String(renderTimeline([], { bucket: '1h', title: 'Rows read by clerk.marta' }))
+    expect(svg).toMatch(/^<svg [^>]*role="img"/)
+    expect(svg).toContain('aria-label="Rows read by clerk.marta: no reads in this window"')
+    expect(svg).toContain('No reads in this window')
+  })
+
+  it('draws one bucket as one bar with its figures in the tooltip', () => {
+    const svg = String(renderTimeline([{ bucket_start: '2026-11-27T02:00:00.000000Z', database: 'registry', table: 'applicants', reads: 3, rows_read: 150 }], { bucket: '1h', title: 'Rows' }))
+    expect(barTitles(svg)).toEqual(['2026-11-27 02:00–2026-11-27 03:00 UTC\nregistry.applicants: 150 rows read in 3 reads'])
+    expect(svg).toContain('role="img"')
+    expect(svg).toMatch(/aria-label="Rows: 150 rows read from 2026-11-27 02:00 to 2026-11-27 03:00 UTC, 1 bars of 1 hour; peak 150/)
+    expect(svg).toContain('registry.applicants</text>')
+  })
+
+  it('merges thousands of buckets into at most 200 aligned bars without losing a row', () => {
+    // A fortnight of minute buckets on two tables: 40,320 rows.
+    const rows: TimelineRow[] = []
+    for (let i = 0; i < 20_160; i++) {
+      const bucket_start = new Date(Date.UTC(2026, 10, 14) + i * 60_000).toISOString()
+      rows.push({ bucket_start, database: 'registry', table: 'applicants', reads: 1, rows_read: 10 })
+      rows.push({ bucket_start, database: 'registry', table: 'documents', reads: 1, rows_read: 1 })
+    }
+    const svg = String(renderTimeline(rows, { bucket: '1m', title: 'Rows' }))
+    const titles = barTitles(svg)
+    const slots = new Set(titles.map((t) => t.split('\n')[0]))
+    expect(slots.size).toBeLessThanOrEqual(200)
+    expect(slots.size).toBeGreaterThan(50)
+    expect(svg).toContain('one bar = 2 hours')
+    const rowsRead = titles.reduce((s, t) => s + Number(/: ([\d,]+) rows read/.exec(t)![1]!.replace(/,/g, '')), 0)
+    expect(rowsRead).toBe(20_160 * 11)
+    expect(svg).toContain('aria-label="Rows: 221,760 rows read')
+  })
+
+  it('keeps every table when there are more tables than colours', () => {
+    const rows = Array.from({ length: 12 }, (_, i) => ({ bucket_start: '2026-11-27T01:00:00Z', database: 'registry', table: `t${i}`, reads: 1, rows_read: 12 - i }))
+    const svg = String(renderTimeline(rows, { bucket: '1h', title: 'Rows' }))
+    expect(svg).toContain('6 other tables')
+    expect(barTitles(svg).reduce((s, t) => s + Number(/: (\d+) rows read/.exec(t)![1]), 0)).toBe(78)
+  })
+
+  it('chooses minutes up to 6 hours, hours up to 14 days, days beyond', () => {
+    const t0 = Date.UTC(2026, 10, 27)
+    expect(chooseBucket(t0, t0 + 6 * 3_600_000)).toBe('1m')
+    expect(chooseBucket(t0, t0 + 6 * 3_600_000 + 1)).toBe('1h')
+    expect(chooseBucket(t0, t0 + 14 * 86_400_000)).toBe('1h')
+    expect(chooseBucket(t0, t0 + 15 * 86_400_000)).toBe('1d')
+  })
+})
+
+describe('provenance banner', () => {
+  const banner = (...statuses: ProvenanceStatus[]) =>
+    String(renderProvenanceBanner(statuses.map((s, i) => ({ label: `query-${i}`, provenance: answer(`query-${i}`, [], { status: s }).provenance }))))
+
+  it('says VERIFIED only when every answer is verified, and shows each summary', () => {
+    const b = banner('verified', 'verified')
+    expect(b).toContain('data-status="verified"')
+    expect(b).toContain('✓ VERIFIED')
+    expect(b).not.toMatch(/UNVERIFIED|FAILED/)
+    expect(b).toContain(`<strong>query-1</strong>: ${escapeHtml(SUMMARY.verified)}`)
+  })
+
+  it('says UNVERIFIED in words when any answer is unverified', () => {
+    const b = banner('verified', 'unverified')
+    expect(b).toContain('class="banner unverified"')
+    expect(b).toContain('UNVERIFIED — NOT YET PROVEN COMPLETE OR UNTOUCHED')
+    expect(b).toContain('Run readtrail verify')
+    expect(b).toContain('<strong>query-1</strong>: UNVERIFIED: this answer uses rows not yet verified')
+  })
+
+  it('says FAILED VERIFICATION when any answer failed, whatever the others say', () => {
+    const b = banner('unverified', 'failed', 'verified')
+    expect(b).toContain('class="banner failed"')
+    expect(b).toContain('✕ FAILED VERIFICATION — DO NOT RELY ON THESE FIGURES')
+    expect(b).toContain('<strong>query-1</strong>: FAILED VERIFICATION: this answer uses rows in ranges whose last verification found damage')
+  })
+
+  it('tags a summary that does not open with its status', () => {
+    const provenance = { ...answer('q', [], { status: 'unverified' }).provenance, summary: 'no matching events; the log has never been verified (run readtrail verify), so absence is not proven either' }
+    expect(String(renderProvenanceBanner([{ label: 'breach-scope', provenance }]))).toContain('<strong>breach-scope</strong>: [UNVERIFIED] no matching events')
+  })
+
+  it('puts the worst status of a report in its banner', () => {
+    expect(principalReport('failed')).toContain('data-status="failed"')
+    expect(renderBreachReport(breachInput({ timeline: answer('breach-timeline', nightTimeline(), { status: 'unverified' }) }))).toContain('data-status="unverified"')
+  })
+})
+
+describe('reports', () => {
+  it('reference nothing outside the file and run no script', () => {
+    for (const page of [renderBreachReport(breachInput()), principalReport(), renderBreachReport(breachInput({ timeline: answer('breach-timeline', []) }))]) {
+      expect(page).not.toMatch(/https?:\/\//i)
+      expect(page).not.toMatch(/\bsrc\s*=/i)
+      expect(page).not.toMatch(/<(script|link|img|iframe|object|embed)\b/i)
+      expect(page).not.toMatch(/url\(|@import/i)
+      expect(page).toContain(`default-src 'none'`)
+    }
+  })
+
+  it('breach report: key figures, the per-table scope and "N of M shown" with the export command', () => {
+    const page = renderBreachReport(breachInput())
+    expect(page).toContain('<td class="num" data-col="distinct_records">705,000</td>')
+    expect(page).toMatch(/Data subjects<\/div><div class="value"><span class="nowrap">705,000<\/span></)
+    expect(page).toContain('2 of 705,000 records shown.')
+    expect(page).toContain(
+      `readtrail query breach-records --format csv --param limit=0 --param &#39;principals=clerk.marta,&lt;script&gt;alert(1)&lt;/script&gt;&#39; --param from=2026-11-27T00:00:00Z --param to=2026-11-27T06:00:00Z --database readtrail`,
+    )
+    // The axis spans the whole 6-hour window, quiet hours included: 360 minutes, merged in pairs.
+    expect(page).toContain('one bar = 2 minutes')
+    expect(page).toMatch(/aria-label="Rows read in scope, by table: 705,000 rows read from 2026-11-27 00:00 to 2026-11-27 06:00 UTC, 180 bars/)
+  })
+
+  it('breach report without matches says so instead of drawing empty tables', () => {
+    const page = renderBreachReport(breachInput({ scope: answer('breach-scope', []), timeline: answer('breach-timeline', []), records: answer('breach-records', []) }))
+    expect(page).toContain('No read matched these filters in this window.')
+    expect(page).toContain('No reads in this window')
+  })
+
+  it('principal report: tables read summed from the timeline, off-hours reads and the records note', () => {
+    const page = principalReport()
+    expect(page).toMatch(/<tr><td class="" data-col="database">registry<\/td><td class="" data-col="table">applicants<\/td><td class="num" data-col="reads">7,080<\/td><td class="num" data-col="rows_read">705,000<\/td>/)
+    expect(page).toContain('Reads outside working hours (Mon–Fri 08:00–18:00 Europe/Berlin)')
+    expect(page).toContain('The first 1 records shown; the account touched more.')
+  })
+})

@@ -47,7 +47,7 @@ export function formatRows(rows: readonly object[], columns: readonly string[], 
     case 'csv':
       return [columns.join(','), ...records.map((r) => columns.map((c) => csvCell(r[c])).join(','))].join('\n')
     case 'table':
-      return table(records, columns)
+      return `${table(records, columns)}\n(${records.length} rows)`
   }
 }
 
@@ -77,7 +77,10 @@ function csvCell(value: unknown): string {
 }
 
 function table(rows: readonly Record<string, unknown>[], columns: readonly string[]): string {
-  const cells = rows.map((r) => columns.map((c) => text(r[c]).replace(/[\r\n\t]/g, ' ')))
+  // Recorded values are attacker-controlled: no control character (ESC, C1)
+  // reaches the investigator's terminal to move the cursor or hide a line.
+  // eslint-disable-next-line no-control-regex
+  const cells = rows.map((r) => columns.map((c) => text(r[c]).replace(/[\r\n\t]/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '\ufffd')))
   const widths = columns.map((c, i) => Math.min(60, Math.max(c.length, ...cells.map((row) => row[i]!.length))))
   const fit = (s: string, w: number) => (s.length > w ? `${s.slice(0, w - 1)}…` : s.padEnd(w))
   const line = (values: string[]) => values.map((v, i) => fit(v, widths[i]!)).join('  ').trimEnd()

@@ -12,6 +12,9 @@ import { waitForCatchUp } from '../consumers/lag.js'
 import { deadLetterTopicOf, ensureTopics } from '../consumers/topics.js'
 import { formatReport } from '../integrity/report.js'
 import { verifyStore } from '../integrity/verify-store.js'
+import { nextVerifyState, writeVerifyState, type VerifyState } from '../integrity/verify-state.js'
+import { breachScope } from '../queries/breach-scope.js'
+import { bulkExtraction } from '../queries/bulk-extraction.js'
 import { loadCheckpoints } from '../integrity/checkpoint-sources.js'
 import { checkpointTopicOf } from '../checkpoints/checkpoint-topic.js'
 import { generateKeyFiles, loadSigningKey } from '../checkpoints/keys.js'
@@ -156,12 +159,32 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
 
     const checkpoints = await loadCheckpoints({ database: store.database, publicKeyPath: `${keyPath}.pub`, logPath, topic: { kafka, name: checkpointTopic } })
     let verified = true
+    let verifyState: VerifyState | null = null
     for (const mode of ['in-db', 'independent'] as const) {
       const report = await verifyStore(store, { mode, checkpoints, workers: 2 })
       verified &&= report.ok
+      verifyState = nextVerifyState(verifyState, report, {})
       out('')
       out(formatReport(report))
     }
+    // Kept beside the demo's store, not in READTRAIL_HOME: it vouches for this store only.
+    const statePath = join(config.store.dataDir, 'verify-state.json')
+    writeVerifyState(statePath, verifyState!)
+
+    // The incident team's questions, each answer stating what it stands on.
+    const breach = { principals: 'clerk.marta', ips: '203.0.113.66', from: new Date(day / 1000), to: new Date(day / 1000 + 86_400_000) }
+    const context = { subjectKeys: new Map([['admissions.applicants', 0]]) }
+    const scope = await runSavedQuery(store, breachScope, breach, { context, verifyState })
+    out('')
+    out(`Q3  Breach scope for the notification:  breach-scope principals=clerk.marta ips=203.0.113.66 (one day)`)
+    out(formatRows(scope.rows, ['database', 'table', 'distinct_records', 'distinct_subjects', 'columns', 'reads', 'first_access', 'last_access'], 'table').replace(/^/gm, '    '))
+    out(`    provenance: ${scope.provenance.summary}`)
+    const bulk = await runSavedQuery(store, bulkExtraction, { from: breach.from, to: breach.to, threshold: 300 }, { context, verifyState })
+    out('')
+    out(`Q4  Who read faster than a person can?  bulk-extraction threshold=300 rows/minute`)
+    out(formatRows(bulk.rows, ['principal_id', 'reason', 'peak_minute', 'peak_rows_per_minute', 'reads', 'rows_read'], 'table').replace(/^/gm, '    '))
+    out(`    provenance: ${bulk.provenance.summary}`)
+    verified &&= scope.provenance.status === 'verified' && bulk.provenance.status === 'verified'
 
     // The regulator's copy: one read of the target by the stolen account,
     // with the chain segment to its signed checkpoint, checked with no database.
@@ -180,7 +203,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
       const verdict = verifyEvidence(JSON.parse(readFileSync(bundlePath, 'utf8')), { trustedKeyPem: publicKeyPem })
       verified &&= verdict.ok
       out('')
-      out(`Q3  Evidence for the regulator: readtrail evidence export --event ${row.event_id}`)
+      out(`Q5  Evidence for the regulator: readtrail evidence export --event ${row.event_id}`)
       out(`    ${bundlePath}: ${verdict.ok ? 'PROVED offline' : `NOT PROVED (${verdict.problem})`} — ${bundle.segment.length} later rows link it to checkpoint #${bundle.checkpoint.index}`)
       for (const line of verdict.proved) out(`    - ${line}`)
     }

@@ -1,5 +1,5 @@
 import { HASH_SQL } from '../store/access-log-columns.js'
-import { PRINCIPAL_VIEW_COLUMNS, RECORD_VIEW_COLUMNS } from '../store/ddl.js'
+import { PRINCIPAL_VIEW_COLUMNS, RECORD_VIEW_COLUMNS, principalHoursSelect, type PRINCIPAL_HOURS_COLUMNS } from '../store/ddl.js'
 import type { Store } from '../store/store.js'
 import type { FactWindow } from './classify-window.js'
 import { assembleFacts, mergeRanges, suspectRange, type Facts, type FactsRequest } from './facts.js'
@@ -221,5 +221,92 @@ async function checkViews(store: Store, limit: number): Promise<Finding[]> {
       findings.push({ chain_id: r.chain_id, seq: Number(r.seq), kind: 'view_mismatch', detail: `${view.table}: ${what}` })
     }
   }
-  return findings
+  return [...findings, ...(await checkRollup(store, limit))]
+}
+
+/**
+ * The hourly rollup the saved queries read (principal_hours), as a key and
+ * how each partial aggregate combines. The rows of one key are not an
+ * answer on their own: ClickHouse merges them whenever it likes, so only
+ * their combination per key is compared, and any split of a key's rows
+ * that combines to what access_log implies is as good as the merged row.
+ */
+export const ROLLUP_CHECK = Object.freeze({
+  table: 'principal_hours',
+  key: ['hour', 'principal_id', 'chain_id'] as const satisfies readonly RollupColumn[],
+  // Every other column, each once: a column added to the rollup fails to compile here until it is compared too.
+  aggregates: { reads: 'sum', rows_read: 'sum', first_seq: 'min', last_seq: 'max' } as const satisfies Record<Exclude<RollupColumn, RollupKey>, 'sum' | 'min' | 'max'>,
+})
+
+type RollupColumn = (typeof PRINCIPAL_HOURS_COLUMNS)[number]['name']
+type RollupKey = 'hour' | 'principal_id' | 'chain_id'
+
+type Side = 'log' | 'rollup'
+/** Figures as decimal text: a forged UInt128 sum does not fit a JSON number. */
+type RollupFigures = Record<`${Side}_n` | `${Side}_${keyof typeof ROLLUP_CHECK.aggregates}_text`, string>
+
+/**
+ * (hour, principal_id, chain_id) keys where the rollup, combined per key,
+ * is not `principalHoursSelect(access_log)`; with both sides' figures. A
+ * key only one side has is a mismatch (`*_n` counts its rows per side) even
+ * when the other side's figures would read as zeros.
+ *
+ * Sums are taken as UInt128: rollup rows are attacker-controlled, and two
+ * forged UInt64 partials that wrap around would otherwise add up to the
+ * right total while a reader of single rows (bulk-extraction's candidate
+ * filter) sees a huge one.
+ *
+ * `seq` is the newest event the key must cover, access_log's max(seq) for
+ * it: every event the rollup miscounts lies at or before it in the chain,
+ * and a crash that left the rollup short of a chain's tail is reported
+ * at the tail. A key access_log has no event for is reported at the
+ * last_seq the rollup claims for it, as a forged view row is at its own seq.
+ * Cost: linear in access_log rows plus rollup rows, one GROUP BY over both.
+ */
+function rollupCheckSql(store: Store): string {
+  const key = ROLLUP_CHECK.key.join(', ')
+  const aggregates = Object.entries(ROLLUP_CHECK.aggregates)
+  const value = (name: string, fn: string) => (fn === 'sum' ? `toUInt128(${name})` : `toUInt64(${name})`)
+  const side = (from: string, fromLog: number) =>
+    `SELECT ${key}, ${aggregates.map(([name, fn]) => `${value(name, fn)} AS v_${name}`).join(', ')}, toUInt8(${fromLog}) AS from_log FROM ${from}`
+  const per = (fn: string, name: string, cond: string) => `${fn}If(v_${name}, ${cond})`
+  const figures = (prefix: Side, cond: string) =>
+    [`countIf(${cond}) AS ${prefix}_n`, ...aggregates.map(([name, fn]) => `${per(fn, name, cond)} AS ${prefix}_${name}`)].join(', ')
+  const differs = aggregates.map(([name]) => `log_${name} != rollup_${name}`).join(' OR ')
+  return `SELECT chain_id, principal_id, toUnixTimestamp(hour) AS hour_s, if(log_n > 0, log_last_seq, rollup_last_seq) AS seq,
+       ${(['log', 'rollup'] as const).flatMap((p) => [`${p}_n`, ...aggregates.map(([name]) => `toString(${p}_${name}) AS ${p}_${name}_text`)]).join(', ')}
+FROM (
+  SELECT ${key}, ${figures('log', 'from_log = 1')}, ${figures('rollup', 'from_log = 0')}
+  FROM (
+    ${side(`(${principalHoursSelect(store.table('access_log'), '')})`, 1)}
+    UNION ALL
+    ${side(store.table(ROLLUP_CHECK.table), 0)}
+  )
+  GROUP BY ${key}
+  HAVING log_n = 0 OR rollup_n = 0 OR ${differs}
+)
+ORDER BY chain_id, seq, hour_s, principal_id
+LIMIT {limit:UInt32}`
+}
+
+/** One more than `limit`, as for the other views. */
+async function checkRollup(store: Store, limit: number): Promise<Finding[]> {
+  const rows = await store.queryRows<{ chain_id: string; principal_id: string; hour_s: number; seq: number } & RollupFigures>(
+    rollupCheckSql(store),
+    { limit: limit + 1 },
+    NO_CACHES,
+  )
+  return rows.map((r) => {
+    // A forged key need not start on the hour: then it is shown to the second.
+    const iso = new Date(Number(r.hour_s) * 1000).toISOString()
+    const hour = iso.endsWith(':00:00.000Z') ? `${iso.slice(0, 16)}Z` : iso
+    // The principal may come from a forged rollup row: quoted, so it cannot
+    // pass for more of the detail or break the report's lines.
+    const where = `hour ${hour} principal ${JSON.stringify(r.principal_id)}`
+    const says = (p: Side) =>
+      Number(r[`${p}_n`]) === 0
+        ? `${p} has ${p === 'log' ? 'no event' : 'no row'}`
+        : `${p} says reads=${r[`${p}_reads_text`]}, rows=${r[`${p}_rows_read_text`]}, seq ${r[`${p}_first_seq_text`]}..${r[`${p}_last_seq_text`]}`
+    return { chain_id: r.chain_id, seq: Number(r.seq), kind: 'view_mismatch', detail: `${ROLLUP_CHECK.table}: ${where}: ${says('log')}; ${says('rollup')}` }
+  })
 }

@@ -45,6 +45,10 @@ export type FindingKind =
    * A materialised-view table the saved queries read (access_by_principal,
    * record_access) does not hold exactly the rows access_log implies at this
    * seq. The detail names the table and whether rows are missing, extra, or both.
+   * For the hourly rollup (principal_hours) one finding per (hour, principal,
+   * chain) whose combined figures differ, at the newest seq access_log has for
+   * it (a key only the rollup has: the last_seq it claims); the detail names
+   * the hour and principal and gives both sides' reads, rows and seq range.
    */
   | 'view_mismatch'
 

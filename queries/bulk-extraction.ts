@@ -67,9 +67,12 @@ export const bulkExtraction = defineQuery<typeof Params, BulkExtractionRow>({
         GROUP BY principal_id),
       hot AS (
         SELECT DISTINCT r.principal_id AS principal_id, r.hour AS hour
-        FROM ${store.table('principal_hours')} AS r LEFT JOIN baseline AS b ON b.principal_id = r.principal_id
-        WHERE ${IN_HOURS.replaceAll('hour', 'r.hour')}
-          AND r.rows_read * chains >= if(b.per_hour > 0, least(toFloat64({threshold:UInt64}), {factor:Float64} * b.per_hour), toFloat64({threshold:UInt64}))),
+        FROM (
+          -- Per key first: unmerged parts (or a forged split) hold several rows for one key.
+          SELECT hour, principal_id, chain_id, sum(rows_read) AS chain_rows FROM ${store.table('principal_hours')}
+          WHERE ${IN_HOURS} GROUP BY hour, principal_id, chain_id) AS r
+        LEFT JOIN baseline AS b ON b.principal_id = r.principal_id
+        WHERE r.chain_rows * chains >= if(b.per_hour > 0, least(toFloat64({threshold:UInt64}), {factor:Float64} * b.per_hour), toFloat64({threshold:UInt64}))),
       window_hours AS (
         SELECT principal_id, hour, sum(rows_read) AS hour_rows FROM ${store.table('principal_hours')}
         WHERE ${IN_HOURS} AND (principal_id, hour) IN (SELECT principal_id, hour FROM hot)

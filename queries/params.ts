@@ -20,14 +20,20 @@ export function list<T extends z.ZodType>(item: T, max = 1000) {
     .pipe(z.array(item).max(max, `at most ${max} values`))
 }
 
+/** Decimal text from the command line becomes a number; anything else is checked as given. */
+const numeric = (pattern: RegExp) => (v: unknown) => (typeof v === 'string' && pattern.test(v) ? Number(v) : v)
+
+/** A message for a value of the wrong type only; bounds keep zod's own wording. */
+const typeMessage = (message: string) => (issue: { code: string }) => (issue.code === 'invalid_type' ? message : undefined)
+
 /** A whole number: a number, or its decimal text from the command line. */
 export function whole(min: number, max: number) {
-  return z.union([z.number(), z.string().regex(/^\d+$/, 'must be a whole number').transform(Number)]).pipe(z.number().int().min(min).max(max))
+  return z.preprocess(numeric(/^\d+$/), z.number({ error: typeMessage('must be a whole number') }).int('must be a whole number').min(min).max(max))
 }
 
 /** A positive number, possibly fractional. */
 export function positive(max: number) {
-  return z.union([z.number(), z.string().regex(/^\d+(\.\d+)?$/, 'must be a number').transform(Number)]).pipe(z.number().positive().max(max))
+  return z.preprocess(numeric(/^\d+(\.\d+)?$/), z.number({ error: typeMessage('must be a number') }).positive().max(max))
 }
 
 /** Rows to return; 0 = all. One more is fetched to tell the reader the answer was cut. */

@@ -38,17 +38,18 @@ const RANK: Record<ProvenanceStatus, number> = { verified: 0, unverified: 1, fai
 
 /**
  * Says what an answer stands on, from what `readtrail verify` recorded
- * outside ClickHouse. A chain range is verified only if it ends at or below
- * the chain's verified_through; past it, it is failed when the chain's last
- * run found damage, and unverified otherwise.
+ * outside ClickHouse. A chain range reaching into the span of a last run that
+ * found damage is failed; otherwise it is verified if it ends at or below the
+ * chain's verified_through, and unverified past it.
  */
 export function assessProvenance(sources: readonly ChainSource[], state: VerifyState | null): Provenance {
   const chains = sources.map((s): ChainProvenance => {
     const known = state?.chains[s.chain_id]
     if (!known) return { ...s, status: 'unverified', verified_through: 0, last_verified_at: null, last_verify_mode: null }
     const run = known.last_run
-    // Past verified_through after a failed run: the damage may be in these rows.
-    const status: ProvenanceStatus = s.last_seq <= known.verified_through ? 'verified' : run.ok ? 'unverified' : 'failed'
+    // A failed run covered first_seq..last_seq (an incremental one may start
+    // below verified_through): the damage may be in any rows from there on.
+    const status: ProvenanceStatus = !run.ok && s.last_seq >= run.first_seq ? 'failed' : s.last_seq <= known.verified_through ? 'verified' : 'unverified'
     return { ...s, status, verified_through: known.verified_through, last_verified_at: run.at, last_verify_mode: run.mode }
   })
   // No rows: the answer claims an absence, which stands on the whole log.

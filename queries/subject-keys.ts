@@ -25,7 +25,9 @@ export const SubjectKeysText = z.string().transform((text, ctx): SubjectKeys => 
       ctx.addIssue({ code: 'custom', message: `${JSON.stringify(part)}: expected database.table=id or database.table=keyN (N from 1)` })
       continue
     }
-    keys.set(`${m[1]}.${m[2]}`, m[3] === 'id' ? 0 : Number(m[4]))
+    const table = `${m[1]}.${m[2]}`
+    if (keys.has(table)) ctx.addIssue({ code: 'custom', message: `${table} is given twice` })
+    keys.set(table, m[3] === 'id' ? 0 : Number(m[4]))
   }
   return keys
 })

@@ -1,8 +1,20 @@
 import { describe, expect, it } from 'vitest'
+import { emptyChain, linkEntries, type ChainHead } from '../../consumers/chain.js'
 import { verifyStore } from '../../integrity/verify-store.js'
+import type { AccessEvent } from '../../schemas/access-event.js'
 import { repairViewTail } from '../../store/repair-views.js'
+import type { Store } from '../../store/store.js'
+import { makeEvent } from '../helpers/events.js'
 import { seedChain } from '../helpers/seed-chain.js'
 import { openTestStore } from '../helpers/store.js'
+
+/** Links events onto `head` and stores them in one insert, as one chain-writer batch. */
+async function appendBatch(store: Store, head: ChainHead, events: ReadonlyArray<Partial<AccessEvent>>): Promise<ChainHead> {
+  const entries = events.map((e, i) => ({ event: makeEvent(e), offset: BigInt(head.seq + i), schemaVersion: 1 }))
+  const linked = linkEntries(head, entries, Date.UTC(2026, 10, 27, 12) * 1000)
+  await store.insertJsonLines('access_log_ingest', linked.lines)
+  return linked.head
+}
 
 /**
  * Regression: a chain writer killed (SIGKILL) after ClickHouse stored a batch
@@ -26,5 +38,32 @@ describe('repairViewTail', () => {
     const report = await verifyStore(store)
     expect(report.findings).toEqual([])
     expect(report.views_checked).toBe(true)
+  })
+
+  it('completes every view, the hourly rollup included, when a batch reached access_log alone', async () => {
+    const store = await openTestStore()
+    // Two principals in turn, 6 events an hour from 01:00; event index i is seq i + 1.
+    const event = (i: number): Partial<AccessEvent> => ({
+      principal_id: i % 2 ? 'batch.job' : 'clerk.marta',
+      occurred_at: Date.UTC(2026, 10, 27, 1 + Math.floor(i / 6), i) * 1000,
+      record_ids: [`${i}`],
+      row_count: 1,
+    })
+    const head = await appendBatch(store, emptyChain('orders/0'), Array.from({ length: 9 }, (_, i) => event(i)))
+    // A kill right after access_log took the next batch (seqs 10..14: the
+    // rest of 02:00, whose earlier rows every view holds, and 03:00).
+    const views = ['access_by_principal_mv', 'record_access_mv', 'principal_hours_mv']
+    for (const view of views) await store.client.command({ query: `DROP TABLE ${store.table(view)}` })
+    await appendBatch(store, head, Array.from({ length: 5 }, (_, i) => event(9 + i)))
+    await store.ensureSchema()
+
+    const damaged = await verifyStore(store)
+    expect(new Set(damaged.findings.map((f) => f.detail.split(':')[0]))).toEqual(new Set(['access_by_principal', 'record_access', 'principal_hours']))
+    // 5 events, 5 record ids, and rollup rows for (02:00, both principals) and (03:00, both).
+    expect(await repairViewTail(store, 'orders/0')).toBe(5 + 5 + 4)
+    expect(await repairViewTail(store, 'orders/0')).toBe(0)
+    const report = await verifyStore(store)
+    expect(report.findings).toEqual([])
+    expect(report.ok).toBe(true)
   })
 })

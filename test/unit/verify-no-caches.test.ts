@@ -22,7 +22,7 @@ describe('verifyInDb trusts no ClickHouse cache', () => {
     } as unknown as Store
     const report = await verifyInDb(store)
     expect(report.ok).toBe(true)
-    // chain list, chain summary, suspects, producer breaks, producer maxima, two view checks
+    // chain list, chain summary, suspects, producer breaks, producer maxima, three view checks
     expect(calls.length).toBeGreaterThanOrEqual(7)
     for (const c of calls) expect(c.settings).toMatchObject({ use_query_condition_cache: 0, use_query_cache: 0 })
   })

@@ -1,5 +1,5 @@
 import { HASH_SQL } from '../store/access-log-columns.js'
-import { PRINCIPAL_VIEW_COLUMNS, RECORD_VIEW_COLUMNS, principalHoursSelect, type PRINCIPAL_HOURS_COLUMNS } from '../store/ddl.js'
+import { PRINCIPAL_VIEW_COLUMNS, RECORD_VIEW_COLUMNS, principalDaysSelect, principalHoursSelect, type PRINCIPAL_DAYS_COLUMNS, type PRINCIPAL_HOURS_COLUMNS } from '../store/ddl.js'
 import type { Store } from '../store/store.js'
 import type { FactWindow } from './classify-window.js'
 import { assembleFacts, mergeRanges, suspectRange, type Facts, type FactsRequest } from './facts.js'
@@ -221,7 +221,7 @@ async function checkViews(store: Store, limit: number): Promise<Finding[]> {
       findings.push({ chain_id: r.chain_id, seq: Number(r.seq), kind: 'view_mismatch', detail: `${view.table}: ${what}` })
     }
   }
-  return [...findings, ...(await checkRollup(store, limit))]
+  return [...findings, ...(await checkRollup(store, limit)), ...(await checkDaysRollup(store, limit))]
 }
 
 /**
@@ -308,5 +308,69 @@ async function checkRollup(store: Store, limit: number): Promise<Finding[]> {
         ? `${p} has ${p === 'log' ? 'no event' : 'no row'}`
         : `${p} says reads=${r[`${p}_reads_text`]}, rows=${r[`${p}_rows_read_text`]}, seq ${r[`${p}_first_seq_text`]}..${r[`${p}_last_seq_text`]}`
     return { chain_id: r.chain_id, seq: Number(r.seq), kind: 'view_mismatch', detail: `${ROLLUP_CHECK.table}: ${where}: ${says('log')}; ${says('rollup')}` }
+  })
+}
+
+/**
+ * The daily rollup (principal_days), checked the same way as
+ * principal_hours: per (day, principal, table, chain) key, the combined
+ * partials must equal what access_log implies. Times compare as integer
+ * microseconds, sums as UInt128 (forged partials must not wrap around).
+ */
+export const DAYS_ROLLUP_CHECK = Object.freeze({
+  table: 'principal_days',
+  key: ['day', 'principal_id', 'db_name', 'table_name', 'chain_id'] as const satisfies readonly DaysColumn[],
+  aggregates: {
+    reads: 'sum',
+    rows_read: 'sum',
+    unpurposed_reads: 'sum',
+    unpurposed_rows: 'sum',
+    first_at: 'min',
+    last_at: 'max',
+    first_seq: 'min',
+    last_seq: 'max',
+  } as const satisfies Record<Exclude<DaysColumn, DaysKey>, 'sum' | 'min' | 'max'>,
+})
+
+type DaysKey = 'day' | 'principal_id' | 'db_name' | 'table_name' | 'chain_id'
+type DaysColumn = (typeof PRINCIPAL_DAYS_COLUMNS)[number]['name']
+
+function daysRollupCheckSql(store: Store): string {
+  const key = DAYS_ROLLUP_CHECK.key.join(', ')
+  const aggregates = Object.entries(DAYS_ROLLUP_CHECK.aggregates)
+  const value = (name: string, fn: string) =>
+    fn === 'sum' ? `toUInt128(${name})` : name.endsWith('_at') ? `toUInt64(toUnixTimestamp64Micro(${name}))` : `toUInt64(${name})`
+  const side = (from: string, fromLog: number) =>
+    `SELECT ${key}, ${aggregates.map(([name, fn]) => `${value(name, fn)} AS v_${name}`).join(', ')}, toUInt8(${fromLog}) AS from_log FROM ${from}`
+  const figures = (prefix: Side, cond: string) =>
+    [`countIf(${cond}) AS ${prefix}_n`, ...aggregates.map(([name, fn]) => `${fn}If(v_${name}, ${cond}) AS ${prefix}_${name}`)].join(', ')
+  const differs = aggregates.map(([name]) => `log_${name} != rollup_${name}`).join(' OR ')
+  return `SELECT chain_id, principal_id, db_name, table_name, toString(day) AS day_text, if(log_n > 0, log_last_seq, rollup_last_seq) AS seq,
+       log_n, rollup_n, toString(log_reads) AS log_reads_text, toString(rollup_reads) AS rollup_reads_text,
+       toString(log_rows_read) AS log_rows_text, toString(rollup_rows_read) AS rollup_rows_text,
+       toString(log_unpurposed_reads) AS log_unpurposed_text, toString(rollup_unpurposed_reads) AS rollup_unpurposed_text
+FROM (
+  SELECT ${key}, ${figures('log', 'from_log = 1')}, ${figures('rollup', 'from_log = 0')}
+  FROM (
+    ${side(`(${principalDaysSelect(store.table('access_log'), '')})`, 1)}
+    UNION ALL
+    ${side(store.table(DAYS_ROLLUP_CHECK.table), 0)}
+  )
+  GROUP BY ${key}
+  HAVING log_n = 0 OR rollup_n = 0 OR ${differs}
+)
+ORDER BY chain_id, seq, day_text, principal_id, db_name, table_name
+LIMIT {limit:UInt32}`
+}
+
+async function checkDaysRollup(store: Store, limit: number): Promise<Finding[]> {
+  const rows = await store.queryRows<Record<string, string | number>>(daysRollupCheckSql(store), { limit: limit + 1 }, NO_CACHES)
+  return rows.map((r) => {
+    const where = `day ${r['day_text']} principal ${JSON.stringify(r['principal_id'])} table ${JSON.stringify(`${r['db_name']}.${r['table_name']}`)}`
+    const says = (p: Side) =>
+      Number(r[`${p}_n`]) === 0
+        ? `${p} has ${p === 'log' ? 'no event' : 'no row'}`
+        : `${p} says reads=${r[`${p}_reads_text`]}, rows=${r[`${p}_rows_text`]}, without purpose=${r[`${p}_unpurposed_text`]}`
+    return { chain_id: String(r['chain_id']), seq: Number(r['seq']), kind: 'view_mismatch' as const, detail: `${DAYS_ROLLUP_CHECK.table}: ${where}: ${says('log')}; ${says('rollup')} (or its first/last read or seq range differ)` }
   })
 }

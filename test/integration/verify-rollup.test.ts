@@ -85,6 +85,23 @@ describe('verify --in-db proves principal_hours holds what access_log implies', 
     ])
   })
 
+  it('the daily rollup (principal_days) is proved too: hiding reads without a purpose is found', async () => {
+    const store = await seeded()
+    expect((await verifyInDb(store)).findings).toEqual([])
+    // The attacker's reads carry no purpose (makeEvent's default): claim they all had one.
+    await mutate(store, `ALTER TABLE ${store.table('principal_days')} UPDATE unpurposed_reads = 0, unpurposed_rows = 0 WHERE principal_id = 'attacker'`)
+    const findings = (await verifyInDb(store)).findings
+    expect(findings).toEqual([
+      {
+        chain_id: 'topic/1',
+        seq: 12,
+        kind: 'view_mismatch',
+        detail:
+          'principal_days: day 2026-11-27 principal "attacker" table "registry.applicants": log says reads=6, rows=4200, without purpose=6; rollup says reads=6, rows=4200, without purpose=0 (or its first/last read or seq range differ)',
+      },
+    ])
+  })
+
   it('a forged row that shrinks an attacker\'s hour by wrapping the UInt64 sum is found', async () => {
     const store = await seeded()
     const t = store.table('principal_hours')

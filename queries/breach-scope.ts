@@ -1,7 +1,9 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
 import { bindBreachFilter, breachReadsSql, breachFilter, breachFilterHelp, breachSources, checkBreachFilter } from './breach-filter.js'
-import { bindSubjectKeys, subjectIdSql } from './subject-keys.js'
+import { bindSubjectKeys, subjectPartSql } from './subject-keys.js'
+
+const PART = subjectPartSql()
 
 export interface BreachScopeRow {
   database: string
@@ -41,10 +43,13 @@ export const breachScope = defineQuery<typeof Params, BreachScopeRow>({
       GROUP BY db_name, table_name
     ) AS r
     INNER JOIN (
+      -- A table keyed by the subject id itself (part 0) has as many subjects as
+      -- records: only composite-key tables pay for a second distinct count.
       SELECT db_name, table_name, uniqExact(record_id) AS distinct_records,
-             if(has({subject_tables:Array(String)}, concat(db_name, '.', table_name)), uniqExact(subject_id), NULL) AS distinct_subjects
+             multiIf(${PART} = -1, NULL, ${PART} = 0, distinct_records, uniqExactIf(subject_id, subject_id IS NOT NULL)) AS distinct_subjects
       FROM (
-        SELECT db_name, table_name, arrayJoin(arrayDistinct(record_ids)) AS record_id, ${subjectIdSql()} AS subject_id
+        SELECT db_name, table_name, arrayJoin(record_ids) AS record_id,
+               if(${PART} > 0, JSONExtractString(record_id, toInt64(${PART})), NULL) AS subject_id
         FROM (${breachReadsSql(store.table('access_by_principal'), p, 'db_name, table_name, record_ids')})
       )
       GROUP BY db_name, table_name

@@ -51,3 +51,9 @@ export const SubjectKeyEntries = z
   .array(z.tuple([z.string().regex(/^[A-Za-z0-9_$-]+\.[A-Za-z0-9_$-]+$/), z.number().int().min(0).max(99)]))
   .max(1000)
   .transform((entries): SubjectKeys => new Map(entries))
+
+/** The table's key part naming the subject: -1 none, 0 the whole record id, n the n-th part. */
+export function subjectPartSql(): string {
+  const at = `indexOf({subject_tables:Array(String)}, concat(db_name, '.', table_name))`
+  return `if(${at} = 0, -1, toInt16({subject_parts:Array(UInt8)}[${at}]))`
+}

@@ -28,8 +28,14 @@ describe('readtrail CLI', () => {
   it('lists saved queries with their parameters', async () => {
     const r = await runCli(['query', '--list'])
     expect(r.code).toBe(0)
-    expect(r.stdout).toMatch(/records-touched-by-principal\s+principal \[from\] \[to\]/)
+    expect(r.stdout).toMatch(/records-touched-by-principal\s+principal \[table\] \[from\] \[to\] \[limit\]/)
     expect(r.stdout).toMatch(/who-touched-record\s+table record \[database\] \[from\] \[to\]/)
+    expect(r.stdout).toMatch(/breach-scope\s+\[principals\] \[ips\] \[sessions\] from to\n\s+What compromised/)
+    expect(r.stdout).toMatch(/\s+timezone\s+IANA time zone of the office/)
+    for (const name of ['subject-access-report', 'breach-records', 'breach-timeline', 'bulk-extraction', 'off-hours-access', 'first-time-access', 'reads-without-purpose', 'principal-timeline', 'top-readers']) {
+      expect(r.stdout).toContain(`${name}  `)
+    }
+    expect(r.stdout).toContain('exit codes: 0 answered on verified ranges, 3 some rows not yet verified, 4')
   })
 
   it('rejects bad parameters with a coded error naming each, before touching the store', async () => {
@@ -109,7 +115,9 @@ describe('readtrail CLI', () => {
     // it at the same row too: every finding names demo/0 seq 3.
     const findings = JSON.parse(damaged.stdout).findings as { chain_id: string; seq: number; kind: string }[]
     expect(findings).toContainEqual(expect.objectContaining({ chain_id: 'demo/0', seq: 3, kind: 'hash_mismatch' }))
-    expect(findings.every((f) => f.chain_id === 'demo/0' && f.seq === 3)).toBe(true)
+    // The rollups cannot name the row: they report the edited principals'
+    // hour and day keys at each key's newest event instead.
+    expect(findings.every((f) => f.chain_id === 'demo/0' && (f.seq === 3 || /^principal_(hours|days): /.test(String((f as { detail?: string }).detail))))).toBe(true)
     expect(findings.some((f) => f.kind === 'view_mismatch')).toBe(true)
     const chainOnly = await runCli(['verify', '--json', '--skip-views', ...dir])
     expect(chainOnly.code).toBe(1)
@@ -138,22 +146,42 @@ describe('readtrail CLI', () => {
     expect(q.stderr).toContain('STORE_SCHEMA_MISMATCH')
   })
 
-  it('runs saved queries in every output format, binding hostile values as plain data', async () => {
+  // The verify runs above recorded demo/0 as damaged (seq 3 edited): every
+  // answer built on demo/0, and every empty answer, stands on a failed
+  // verification, says so in each format and exits 4.
+  it('runs saved queries in every output format with their provenance, binding hostile values as plain data', async () => {
     const csv = await runCli(['query', 'who-touched-record', '--param', 'table=applicants', '--param', 'record=103', '--format', 'csv', ...dir])
-    expect(csv.code).toBe(0)
+    expect(csv.code).toBe(4)
+    expect(csv.stderr).toContain('FAILED VERIFICATION')
     const lines = csv.stdout.trim().split('\n')
-    expect(lines[0]).toBe('occurred_at,principal_id,principal_type,on_behalf_of,database,columns,client_ip,service,action,outcome,event_id,chain_id,seq')
-    expect(lines).toHaveLength(2)
-    expect(lines[1]).toContain(',clerk.anna,user,,registry,"id,full_name",192.0.2.10,test-service,read,success,')
+    const comments = lines.filter((l) => l.startsWith('#'))
+    expect(comments[0]).toBe('# readtrail who-touched-record: 1 rows')
+    expect(comments[1]).toMatch(/^# provenance: FAILED VERIFICATION: .*demo\/0 seq 4\.\.4/)
+    const data = lines.slice(comments.length)
+    expect(data[0]).toBe('occurred_at,principal_id,principal_type,on_behalf_of,database,columns,client_ip,session_hash,service,action,purpose,outcome,event_id,chain_id,seq')
+    expect(data).toHaveLength(2)
+    expect(data[1]).toContain(',clerk.anna,user,,registry,"id,full_name",192.0.2.10,,test-service,read,,success,')
 
     const json = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', '--format', 'json', ...dir])
-    expect(JSON.parse(json.stdout)).toHaveLength(29)
-    const ndjson = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', '--format', 'ndjson', ...dir])
-    expect(ndjson.stdout.trim().split('\n')).toHaveLength(29)
+    expect(json.code).toBe(4)
+    const answer = JSON.parse(json.stdout)
+    expect(answer.rows).toHaveLength(29)
+    expect(answer).toMatchObject({ query: 'records-touched-by-principal', truncated: false, row_count: 29, provenance: { status: 'failed' } })
+    expect(answer.provenance.chains).toEqual([expect.objectContaining({ chain_id: 'demo/0', first_seq: 1, last_seq: 30, events: 29, status: 'failed' })])
+    const ndjson = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', '--param', 'limit=5', '--format', 'ndjson', ...dir])
+    const ndLines = ndjson.stdout.trim().split('\n')
+    expect(ndLines).toHaveLength(6)
+    expect(JSON.parse(ndLines[0]!)._readtrail).toMatchObject({ truncated: true, row_count: 5, provenance: { status: 'failed' } })
+    const table = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', ...dir])
+    expect(table.code).toBe(4)
+    expect(table.stdout).toMatch(/^provenance: FAILED VERIFICATION/m)
 
     const hostile = await runCli(['query', 'records-touched-by-principal', '--param', "principal=x' OR 1=1 --", '--format', 'json', ...dir])
-    expect(hostile.code).toBe(0)
-    expect(JSON.parse(hostile.stdout)).toEqual([])
+    expect(hostile.code).toBe(4)
+    expect(JSON.parse(hostile.stdout).rows).toEqual([])
+    const twice = await runCli(['query', 'breach-scope', '--param', 'principals=a', '--param', 'principals=b', ...dir])
+    expect(twice.code).toBe(2)
+    expect(twice.stderr).toContain('given twice')
   })
 
   it('while `consume` owns the embedded store, query and verify go through it', async () => {
@@ -163,9 +191,10 @@ describe('readtrail CLI', () => {
     try {
       await owner.waitFor(/serving queries for other readtrail processes/)
       const q = await runCli(['query', 'records-touched-by-principal', '--param', 'principal=clerk.bruno', '--format', 'json', ...dir])
-      expect(q.stderr).toBe('')
-      expect(q.code).toBe(0)
-      expect(JSON.parse(q.stdout)).toHaveLength(29)
+      // Only the provenance warning: the answer came through the owner.
+      expect(q.stderr).toMatch(/^readtrail: FAILED VERIFICATION: [^\n]*\n$/)
+      expect(q.code).toBe(4)
+      expect(JSON.parse(q.stdout).rows).toHaveLength(29)
       const v = await runCli(['verify', '--json', ...dir])
       expect(v.code).toBe(1)
       expect(JSON.parse(v.stdout).findings[0]).toMatchObject({ chain_id: 'demo/0', seq: 3 })

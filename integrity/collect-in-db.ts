@@ -321,6 +321,7 @@ export const DAYS_ROLLUP_CHECK = Object.freeze({
   table: 'principal_days',
   key: ['day', 'principal_id', 'db_name', 'table_name', 'chain_id'] as const satisfies readonly DaysColumn[],
   aggregates: {
+    events: 'sum',
     reads: 'sum',
     rows_read: 'sum',
     unpurposed_reads: 'sum',

@@ -37,9 +37,9 @@ export const breachScope = defineQuery<typeof Params, BreachScopeRow>({
            e.distinct_subjects AS distinct_subjects, r.exposed AS columns, r.n_reads AS reads, r.n_rows AS rows_read,
            r.who AS principals, r.first_at AS first_access, r.last_at AS last_access
     FROM (
-      SELECT db_name, table_name, arraySort(groupUniqArrayArray(columns)) AS exposed, count() AS n_reads, sum(row_count) AS n_rows,
+      SELECT db_name, table_name, arraySort(groupUniqArrayArray(columns)) AS exposed, countIf(part_index = 0) AS n_reads, sumIf(row_count, part_index = 0) AS n_rows,
              arraySort(groupUniqArray(principal_id)) AS who, min(occurred_at) AS first_at, max(occurred_at) AS last_at
-      FROM (${breachReadsSql(store.table('access_by_principal'), p, 'db_name, table_name, columns, row_count, principal_id, occurred_at')})
+      FROM (${breachReadsSql(store.table('access_by_principal'), p, 'db_name, table_name, columns, row_count, part_index, principal_id, occurred_at')})
       GROUP BY db_name, table_name
     ) AS r
     INNER JOIN (

@@ -12,8 +12,8 @@ export const breachTimeline = defineQuery<typeof Params, TimelineRow>({
   paramHelp: { ...breachFilterHelp, bucket: `bucket size: ${Object.keys(BUCKETS).join(', ')} (default 1h)` },
   columns: [...TIMELINE_COLUMNS],
   sql: (store, p) => `
-    SELECT ${BUCKET_START_SQL} AS bucket_start, db_name AS database, table_name AS table, count() AS reads, sum(row_count) AS rows_read
-    FROM (${breachReadsSql(store.table('access_by_principal'), p, 'occurred_at, db_name, table_name, row_count')})
+    SELECT ${BUCKET_START_SQL} AS bucket_start, db_name AS database, table_name AS table, countIf(part_index = 0) AS reads, sumIf(row_count, part_index = 0) AS rows_read
+    FROM (${breachReadsSql(store.table('access_by_principal'), p, 'occurred_at, db_name, table_name, row_count, part_index')})
     GROUP BY bucket_start, db_name, table_name
     ORDER BY bucket_start, database, table`,
   sourcesSql: (store, p) => breachSources(store.table('access_by_principal'), p),

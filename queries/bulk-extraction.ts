@@ -21,6 +21,7 @@ export interface BulkExtractionRow {
 
 // Whole rollup hours that overlap the window.
 const IN_HOURS = `hour >= toStartOfHour({from:DateTime64(6, 'UTC')}) AND hour < {to:DateTime64(6, 'UTC')}`
+const IN_WINDOW = `occurred_at >= {from:DateTime64(6, 'UTC')} AND occurred_at < {to:DateTime64(6, 'UTC')}`
 
 const Params = z
   .object({
@@ -33,18 +34,44 @@ const Params = z
   .superRefine(fromBeforeTo)
 
 /**
+ * Step 1, from the hourly rollup (keyed hour, principal, chain; read FINAL so
+ * unmerged or forged split rows count as their sum, and cheap because parts
+ * of a time-ordered log overlap only at the newest hour): the principal-hours
+ * that could hold the pattern. A minute over the threshold implies its hour
+ * is over it, and an hour over a bound implies one of its C chain rows holds
+ * at least bound / C, so only those rows' hours are summed. Rollup hours at
+ * the window's edges are whole: a superset.
+ */
+const FLAGGED_HOURS = (rollup: string) => `
+    WITH
+      (SELECT greatest(uniqExact(chain_id), 1) FROM ${rollup} WHERE ${IN_HOURS}) AS chains,
+      baseline AS (
+        SELECT principal_id, sum(rows_read) / uniqExact(hour) AS per_hour FROM ${rollup} FINAL
+        WHERE hour >= toStartOfHour({from:DateTime64(6, 'UTC')}) - toIntervalDay({baseline_days:UInt32}) AND hour < toStartOfHour({from:DateTime64(6, 'UTC')})
+        GROUP BY principal_id),
+      hot AS (
+        SELECT DISTINCT r.principal_id AS principal_id, r.hour AS hour
+        FROM ${rollup} AS r FINAL LEFT JOIN baseline AS b ON b.principal_id = r.principal_id
+        WHERE ${IN_HOURS.replaceAll('hour', 'r.hour')}
+          AND r.rows_read * chains >= if(b.per_hour > 0, least(toFloat64({threshold:UInt64}), {factor:Float64} * b.per_hour), toFloat64({threshold:UInt64})))
+    SELECT w.principal_id AS principal_id, toUnixTimestamp(w.hour) AS hour_s, b.per_hour AS base
+    FROM (
+      SELECT principal_id, hour, sum(rows_read) AS hour_rows FROM ${rollup} FINAL
+      WHERE ${IN_HOURS} AND (principal_id, hour) IN (SELECT principal_id, hour FROM hot)
+      GROUP BY principal_id, hour) AS w
+    LEFT JOIN baseline AS b ON b.principal_id = w.principal_id
+    WHERE w.hour_rows >= {threshold:UInt64} OR (b.per_hour > 0 AND w.hour_rows >= {factor:Float64} * b.per_hour)`
+
+/**
  * The scraper pattern: a principal reading more rows in one minute than
  * `threshold`, or more in one hour than `factor` times its own mean active
  * hour over the `baseline_days` before the window.
  *
- * Candidates come from the hourly rollup, keyed (hour, principal, chain):
- * a minute over the threshold implies its hour is over it, and an hour over
- * a bound implies one of its C chain rows holds at least bound / C, so only
- * those rows' hours are summed (grouping every principal-hour of a month
- * cost 1.4 s here, this 0.1 s). Rollup hours at the window's edges are
- * whole, so the candidates are a superset. Only candidates are then read
- * minute by minute from access_by_principal, inside the exact window, and
- * every figure shown is computed from those rows.
+ * Step 2 reads the shortlisted principals' shortlisted hours minute by
+ * minute from access_by_principal, inside the exact window, and keeps each
+ * principal's own hours that meet the threshold or its baseline bound there:
+ * the peak minute and hour are those hours' (a minute over the threshold
+ * always lies in one). Totals are the principal's reads in the window.
  */
 export const bulkExtraction = defineQuery<typeof Params, BulkExtractionRow>({
   name: 'bulk-extraction',
@@ -54,59 +81,64 @@ export const bulkExtraction = defineQuery<typeof Params, BulkExtractionRow>({
     from: 'window start (ISO 8601, inclusive; required)',
     to: 'window end (exclusive; required)',
     threshold: 'rows read in one minute that no person reads (default 300)',
-    factor: 'flag an hour with this many times the principal\'s baseline (default 10)',
+    factor: "flag an hour with this many times the principal's baseline (default 10)",
     baseline_days: 'days before the window that make the baseline (default 7)',
   },
   columns: ['principal_id', 'reason', 'peak_minute', 'peak_rows_per_minute', 'peak_hour_rows', 'baseline_rows_per_hour', 'ratio', 'reads', 'rows_read', 'first_access', 'last_access'],
+  prepare: {
+    sql: (store) => FLAGGED_HOURS(store.table('principal_hours')),
+    // Distinct principals and hours, not pairs: a loose threshold can flag
+    // every principal-hour, and 170k bound pairs cost ClickHouse a minute to
+    // take in. Their cross product is a superset that only adds hours to look at.
+    bind: (rows) => {
+      const bases = new Map<string, number>()
+      for (const r of rows) bases.set(String(r['principal_id']), Number(r['base'] ?? 0))
+      return {
+        flagged_principals: [...bases.keys()],
+        flagged_bases: [...bases.values()],
+        flagged_hours: [...new Set(rows.map((r) => Number(r['hour_s'])))],
+      }
+    },
+  },
   sql: (store) => `
     WITH
-      (SELECT greatest(uniqExact(chain_id), 1) FROM ${store.table('principal_hours')} WHERE ${IN_HOURS}) AS chains,
-      baseline AS (
-        SELECT principal_id, sum(rows_read) / uniqExact(hour) AS per_hour FROM ${store.table('principal_hours')}
-        WHERE hour >= toStartOfHour({from:DateTime64(6, 'UTC')}) - toIntervalDay({baseline_days:UInt32}) AND hour < toStartOfHour({from:DateTime64(6, 'UTC')})
-        GROUP BY principal_id),
-      hot AS (
-        SELECT DISTINCT r.principal_id AS principal_id, r.hour AS hour
-        FROM (
-          -- Per key first: unmerged parts (or a forged split) hold several rows for one key.
-          SELECT hour, principal_id, chain_id, sum(rows_read) AS chain_rows FROM ${store.table('principal_hours')}
-          WHERE ${IN_HOURS} GROUP BY hour, principal_id, chain_id) AS r
-        LEFT JOIN baseline AS b ON b.principal_id = r.principal_id
-        WHERE r.chain_rows * chains >= if(b.per_hour > 0, least(toFloat64({threshold:UInt64}), {factor:Float64} * b.per_hour), toFloat64({threshold:UInt64}))),
-      window_hours AS (
-        SELECT principal_id, hour, sum(rows_read) AS hour_rows FROM ${store.table('principal_hours')}
-        WHERE ${IN_HOURS} AND (principal_id, hour) IN (SELECT principal_id, hour FROM hot)
-        GROUP BY principal_id, hour),
-      candidates AS (
-        SELECT w.principal_id AS principal_id, any(b.per_hour) AS base
-        FROM window_hours AS w LEFT JOIN baseline AS b ON b.principal_id = w.principal_id
-        GROUP BY w.principal_id
-        HAVING max(w.hour_rows) >= {threshold:UInt64} OR (base > 0 AND max(w.hour_rows) >= {factor:Float64} * base)),
+      bases AS (
+        SELECT t.1 AS principal_id, t.2 AS base
+        FROM (SELECT arrayJoin(arrayZip({flagged_principals:Array(String)}, {flagged_bases:Array(Float64)})) AS t)),
       minutes AS (
-        SELECT principal_id, toStartOfMinute(occurred_at) AS minute, sum(row_count) AS minute_rows, count() AS minute_reads,
-               min(occurred_at) AS first_at, max(occurred_at) AS last_at
+        SELECT principal_id, toStartOfMinute(occurred_at) AS minute, sumIf(row_count, part_index = 0) AS minute_rows
         FROM ${store.table('access_by_principal')}
-        WHERE principal_id IN (SELECT principal_id FROM candidates)
-          AND occurred_at >= {from:DateTime64(6, 'UTC')} AND occurred_at < {to:DateTime64(6, 'UTC')}
+        WHERE principal_id IN {flagged_principals:Array(String)} AND ${IN_WINDOW}
+          AND toUnixTimestamp(toStartOfHour(occurred_at)) IN {flagged_hours:Array(UInt32)}
         GROUP BY principal_id, minute),
-      per_principal AS (
-        SELECT principal_id, argMax(minute, minute_rows) AS peak_at, max(minute_rows) AS peak_minute_rows,
-               sum(minute_reads) AS n_reads, sum(minute_rows) AS n_rows, min(first_at) AS first_at, max(last_at) AS last_at,
-               max(hour_rows) AS peak_hour
-        FROM minutes
-        -- the exact hour sums, inside the window, beside each minute
-        INNER JOIN (SELECT principal_id, toStartOfHour(minute) AS h, sum(minute_rows) AS hour_rows FROM minutes GROUP BY principal_id, h) AS hs
-          ON hs.principal_id = minutes.principal_id AND hs.h = toStartOfHour(minutes.minute)
+      -- Each principal's own flagged hours, judged on its rows inside the
+      -- window (the rollup's whole hours only shortlisted them).
+      kept AS (
+        SELECT hs.principal_id AS principal_id, hs.h AS h, hs.hour_rows AS hour_rows
+        FROM (SELECT principal_id, toStartOfHour(minute) AS h, sum(minute_rows) AS hour_rows FROM minutes GROUP BY principal_id, h) AS hs
+        INNER JOIN bases AS b ON b.principal_id = hs.principal_id
+        WHERE hs.hour_rows >= {threshold:UInt64} OR (b.base > 0 AND hs.hour_rows >= {factor:Float64} * b.base)),
+      peaks AS (
+        SELECT m.principal_id AS principal_id, argMax(m.minute, m.minute_rows) AS peak_at, max(m.minute_rows) AS peak_minute_rows,
+               max(k.hour_rows) AS peak_hour
+        FROM minutes AS m
+        INNER JOIN kept AS k ON k.principal_id = m.principal_id AND k.h = toStartOfHour(m.minute)
+        GROUP BY m.principal_id),
+      totals AS (
+        SELECT principal_id, countIf(part_index = 0) AS n_reads, sumIf(row_count, part_index = 0) AS n_rows, min(occurred_at) AS first_at, max(occurred_at) AS last_at
+        FROM ${store.table('access_by_principal')}
+        WHERE principal_id IN {flagged_principals:Array(String)} AND ${IN_WINDOW}
         GROUP BY principal_id)
     SELECT p.principal_id AS principal_id,
            arrayStringConcat(arrayFilter(x -> x != '', [if(p.peak_minute_rows >= {threshold:UInt64}, 'threshold', ''),
-             if(c.base > 0 AND p.peak_hour >= {factor:Float64} * c.base, 'baseline', '')]), '+') AS reason,
+             if(b.base > 0 AND p.peak_hour >= {factor:Float64} * b.base, 'baseline', '')]), '+') AS reason,
            p.peak_at AS peak_minute, p.peak_minute_rows AS peak_rows_per_minute, p.peak_hour AS peak_hour_rows,
-           if(c.base > 0, round(c.base, 1), NULL) AS baseline_rows_per_hour,
-           if(c.base > 0, round(p.peak_hour / c.base, 1), NULL) AS ratio,
-           p.n_reads AS reads, p.n_rows AS rows_read, p.first_at AS first_access, p.last_at AS last_access
-    FROM per_principal AS p
-    INNER JOIN candidates AS c ON c.principal_id = p.principal_id
+           if(b.base > 0, round(b.base, 1), NULL) AS baseline_rows_per_hour,
+           if(b.base > 0, round(p.peak_hour / b.base, 1), NULL) AS ratio,
+           t.n_reads AS reads, t.n_rows AS rows_read, t.first_at AS first_access, t.last_at AS last_access
+    FROM peaks AS p
+    INNER JOIN bases AS b ON b.principal_id = p.principal_id
+    INNER JOIN totals AS t ON t.principal_id = p.principal_id
     WHERE reason != ''
     ORDER BY peak_rows_per_minute DESC, principal_id`,
   sourcesSql: (store) => windowSources(store.table('access_log')),

@@ -12,7 +12,16 @@ export interface OffHoursRow {
   last_access: string
 }
 
-const TIME_ZONES = new Set(Intl.supportedValuesOf('timeZone').concat(['UTC']))
+// Any zone ICU resolves, current names (Asia/Kolkata, Europe/Kyiv) and
+// their aliases alike; Intl.supportedValuesOf lists only one of each.
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz })
+    return /^[A-Za-z0-9_+\-/]+$/.test(tz)
+  } catch {
+    return false
+  }
+}
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const
 
 /** `HH:MM` → minutes after midnight. */
@@ -25,7 +34,7 @@ const clock = z
 const Params = z
   .object({
     ...closedWindow,
-    timezone: z.string().refine((tz) => TIME_ZONES.has(tz), 'must be an IANA time zone, e.g. Europe/Berlin').default('Europe/Berlin'),
+    timezone: z.string().refine(isTimeZone, 'must be an IANA time zone, e.g. Europe/Berlin').default('Europe/Berlin'),
     workday_start: clock.default(8 * 60),
     workday_end: clock.default(18 * 60),
     weekdays: list(z.enum(WEEKDAYS), 7).default(['mon', 'tue', 'wed', 'thu', 'fri']),
@@ -63,7 +72,7 @@ export const offHoursAccess = defineQuery<typeof Params, OffHoursRow>({
   },
   columns: ['principal_id', 'database', 'table', 'reads', 'rows_read', 'first_access', 'last_access'],
   sql: (store) => `
-    SELECT principal_id, db_name AS database, table_name AS table, count() AS reads, sum(row_count) AS rows_read,
+    SELECT principal_id, db_name AS database, table_name AS table, countIf(part_index = 0) AS reads, sumIf(row_count, part_index = 0) AS rows_read,
            min(occurred_at) AS first_access, max(occurred_at) AS last_access
     FROM ${store.table('access_log')}
     WHERE ${IN_WINDOW}

@@ -1,9 +1,29 @@
 import { z } from 'zod'
 import { ipAddress, LIMITS } from '../schemas/access-event.js'
 
-/** A point in time: ISO 8601 text, a Date, or a date (midnight UTC). */
+/**
+ * Microseconds past the millisecond of a parsed instant: answers show
+ * occurred_at to the microsecond, and an analyst who copies one into a
+ * bound must get exactly that bound, not the millisecond before it.
+ */
+const SUB_MILLISECOND = new WeakMap<Date, number>()
+
+function parseDateTime(s: string): Date {
+  const date = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : `${s}Z`)
+  const fraction = /\.(\d+)/.exec(s)?.[1] ?? ''
+  const micros = Number(fraction.slice(3, 6).padEnd(3, '0'))
+  if (micros > 0) SUB_MILLISECOND.set(date, micros)
+  return date
+}
+
+/** Microseconds since the epoch of a parsed instant. */
+export function epochMicros(date: Date): number {
+  return date.getTime() * 1000 + (SUB_MILLISECOND.get(date) ?? 0)
+}
+
+/** A point in time: ISO 8601 text (to the microsecond), a Date, or a date (midnight UTC). */
 export const instant = z.union([
-  z.iso.datetime({ offset: true, local: true }).transform((s) => new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : `${s}Z`)),
+  z.iso.datetime({ offset: true, local: true }).transform(parseDateTime),
   z.iso.date().transform((s) => new Date(`${s}T00:00:00Z`)),
   z.date(),
 ])
@@ -62,7 +82,7 @@ export const closedWindow = {
 
 /** Refinement: `to` after `from`, reported against `to`. */
 export function fromBeforeTo(p: { from?: Date | undefined; to?: Date | undefined }, ctx: z.RefinementCtx): void {
-  if (p.from && p.to && p.to.getTime() <= p.from.getTime()) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must be after from' })
+  if (p.from && p.to && epochMicros(p.to) <= epochMicros(p.from)) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must be after from' })
 }
 
 const MIN = new Date(0)
@@ -71,7 +91,8 @@ const MAX = new Date(Date.UTC(2299, 11, 31))
 /** ClickHouse DateTime64(6) parameter text for a bound `{x:DateTime64(6, 'UTC')}`. */
 export function toChDateTime(date: Date | undefined, fallback: 'min' | 'max'): string {
   const d = date ?? (fallback === 'min' ? MIN : MAX)
-  return d.toISOString().replace('T', ' ').replace('Z', '')
+  const micros = SUB_MILLISECOND.get(d) ?? 0
+  return `${d.toISOString().replace('T', ' ').replace('Z', '')}${String(micros).padStart(3, '0')}`
 }
 
 /** Bound window values `from`, `to`. */

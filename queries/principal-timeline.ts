@@ -20,7 +20,7 @@ export const principalTimeline = defineQuery<typeof Params, TimelineRow>({
   },
   columns: [...TIMELINE_COLUMNS],
   sql: (store) => `
-    SELECT ${BUCKET_START_SQL} AS bucket_start, db_name AS database, table_name AS table, count() AS reads, sum(row_count) AS rows_read
+    SELECT ${BUCKET_START_SQL} AS bucket_start, db_name AS database, table_name AS table, countIf(part_index = 0) AS reads, sumIf(row_count, part_index = 0) AS rows_read
     FROM ${store.table('access_by_principal')}
     WHERE ${WHERE}
     GROUP BY bucket_start, db_name, table_name

@@ -37,6 +37,15 @@ export interface SavedQuery<P extends z.ZodObject, Row> {
   sourcesSql(store: Store, params: z.output<P>): string
   /** Parsed parameters → the values bound to the placeholders. */
   bind(params: z.output<P>, context: QueryContext): Record<string, unknown>
+  /**
+   * An optional first step whose (small) result is bound into `sql` and
+   * `sourcesSql`: ClickHouse evaluates a CTE once per reference, so a
+   * shortlist used twice is cheaper computed once and passed as arrays.
+   */
+  readonly prepare?: {
+    sql(store: Store, params: z.output<P>): string
+    bind(rows: Record<string, unknown>[]): Record<string, unknown>
+  }
   /** Column order for table and CSV output. */
   readonly columns: readonly (keyof Row & string)[]
   /** Typed rows; reference `Row` so inference keeps it. */
@@ -80,7 +89,8 @@ export async function executeSavedQuery<P extends z.ZodObject, Row>(
 ): Promise<QueryResult<Row>> {
   const params = parseQueryParams(query, rawParams)
   const limit = typeof (params as { limit?: unknown }).limit === 'number' ? ((params as { limit: number }).limit) : 0
-  const bound = { ...query.bind(params, context), limit_plus_one: limit === 0 ? 0 : limit + 1 }
+  const base = { ...query.bind(params, context), limit_plus_one: limit === 0 ? 0 : limit + 1 }
+  const bound = query.prepare ? { ...base, ...query.prepare.bind(await store.queryRows<Record<string, unknown>>(query.prepare.sql(store, params), base)) } : base
   const [rows, sourceRows] = await Promise.all([
     store.queryRows<Row>(query.sql(store, params), bound),
     store.queryRows<{ chain_id: string; first_seq: number | string; last_seq: number | string; events: number | string }>(query.sourcesSql(store, params), bound),

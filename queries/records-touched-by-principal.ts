@@ -46,9 +46,10 @@ export const recordsTouchedByPrincipal = defineQuery<typeof Params, RecordTouche
       WHERE ${WHERE}
     )
     ${p.limit > 0 ? `WHERE (db_name, table_name, record_id) IN (
-      SELECT DISTINCT db_name, table_name, record_id
+      SELECT db_name, table_name, record_id
       FROM (SELECT db_name, table_name, arrayJoin(record_ids) AS record_id FROM ${store.table('access_by_principal')} WHERE ${WHERE})
       ORDER BY db_name, table_name, record_id
+      LIMIT 1 BY db_name, table_name, record_id
       LIMIT {limit_plus_one:UInt64})` : ''}
     GROUP BY db_name, table_name, record_id
     ORDER BY db_name, table_name, record_id`,

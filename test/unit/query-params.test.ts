@@ -45,9 +45,12 @@ describe('instant', () => {
   })
 
   it('binds as ClickHouse DateTime64 text, open ends as the far past and far future', () => {
-    expect(toChDateTime(instant.parse('2026-11-27T10:00:00.5+00:00'), 'min')).toBe('2026-11-27 10:00:00.500')
-    expect(toChDateTime(undefined, 'min')).toBe('1970-01-01 00:00:00.000')
-    expect(toChDateTime(undefined, 'max')).toBe('2299-12-31 00:00:00.000')
+    expect(toChDateTime(instant.parse('2026-11-27T10:00:00.5+00:00'), 'min')).toBe('2026-11-27 10:00:00.500000')
+    // Microseconds as given: an occurred_at copied from an answer bounds exactly.
+    expect(toChDateTime(instant.parse('2026-11-27T10:00:00.000001Z'), 'min')).toBe('2026-11-27 10:00:00.000001')
+    expect(toChDateTime(instant.parse('2026-11-27T10:00:00.123456+01:00'), 'min')).toBe('2026-11-27 09:00:00.123456')
+    expect(toChDateTime(undefined, 'min')).toBe('1970-01-01 00:00:00.000000')
+    expect(toChDateTime(undefined, 'max')).toBe('2299-12-31 00:00:00.000000')
   })
 })
 

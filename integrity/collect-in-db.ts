@@ -307,7 +307,7 @@ async function checkRollup(store: Store, limit: number): Promise<Finding[]> {
       Number(r[`${p}_n`]) === 0
         ? `${p} has ${p === 'log' ? 'no event' : 'no row'}`
         : `${p} says reads=${r[`${p}_reads_text`]}, rows=${r[`${p}_rows_read_text`]}, seq ${r[`${p}_first_seq_text`]}..${r[`${p}_last_seq_text`]}`
-    return { chain_id: r.chain_id, seq: Number(r.seq), kind: 'view_mismatch', detail: `${ROLLUP_CHECK.table}: ${where}: ${says('log')}; ${says('rollup')}` }
+    return { chain_id: r.chain_id, seq: Number(r.seq), kind: 'rollup_mismatch', detail: `${ROLLUP_CHECK.table}: ${where}: ${says('log')}; ${says('rollup')}` }
   })
 }
 
@@ -372,6 +372,6 @@ async function checkDaysRollup(store: Store, limit: number): Promise<Finding[]> 
       Number(r[`${p}_n`]) === 0
         ? `${p} has ${p === 'log' ? 'no event' : 'no row'}`
         : `${p} says reads=${r[`${p}_reads_text`]}, rows=${r[`${p}_rows_text`]}, without purpose=${r[`${p}_unpurposed_text`]}`
-    return { chain_id: String(r['chain_id']), seq: Number(r['seq']), kind: 'view_mismatch' as const, detail: `${DAYS_ROLLUP_CHECK.table}: ${where}: ${says('log')}; ${says('rollup')} (or its first/last read or seq range differ)` }
+    return { chain_id: String(r['chain_id']), seq: Number(r['seq']), kind: 'rollup_mismatch' as const, detail: `${DAYS_ROLLUP_CHECK.table}: ${where}: ${says('log')}; ${says('rollup')} (or its first/last read or seq range differ)` }
   })
 }

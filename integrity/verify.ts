@@ -74,8 +74,9 @@ const RANK: Record<FindingKind, number> = {
   checkpoint_mismatch: 13,
   truncated: 14,
   view_mismatch: 15,
-  producer_gap: 16,
-  producer_duplicate: 17,
+  rollup_mismatch: 16,
+  producer_gap: 17,
+  producer_duplicate: 18,
 }
 
 /**

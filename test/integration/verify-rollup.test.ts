@@ -49,7 +49,7 @@ describe('verify --in-db proves principal_hours holds what access_log implies', 
 
   const mutate = (store: Store, sql: string) => store.client.command({ query: sql, clickhouse_settings: { mutations_sync: '2' } })
   const insert = (store: Store, sql: string) => store.client.command({ query: sql })
-  const rollup = (chain_id: string, seq: number, detail: string): Finding => ({ chain_id, seq, kind: 'view_mismatch', detail: `principal_hours: ${detail}` })
+  const rollup = (chain_id: string, seq: number, detail: string): Finding => ({ chain_id, seq, kind: 'rollup_mismatch', detail: `principal_hours: ${detail}` })
   const hourOf = (hour: number) => `toDateTime('2026-11-27 ${String(hour).padStart(2, '0')}:00:00', 'UTC')`
   const TWO_TO_64 = 2n ** 64n
 
@@ -95,7 +95,7 @@ describe('verify --in-db proves principal_hours holds what access_log implies', 
       {
         chain_id: 'topic/1',
         seq: 12,
-        kind: 'view_mismatch',
+        kind: 'rollup_mismatch',
         detail:
           'principal_days: day 2026-11-27 principal "attacker" table "registry.applicants": log says reads=6, rows=4200, without purpose=6; rollup says reads=6, rows=4200, without purpose=0 (or its first/last read or seq range differ)',
       },

@@ -5,6 +5,7 @@ import { ReadtrailError } from '../common/errors.js'
 import type { AppConfig } from './config.js'
 import { answerSavedQuery, exitCodeOf } from './answer-query.js'
 import { formatAnswer, OUTPUT_FORMATS, type OutputFormat } from './format-rows.js'
+import { parseParamFlags } from './param-flags.js'
 import { startProgress } from './progress.js'
 
 export interface QueryCommandArgs {
@@ -39,19 +40,6 @@ export async function queryCommand(config: AppConfig, args: QueryCommandArgs, lo
   process.stdout.write(`${formatAnswer(answer, args.format as OutputFormat)}\n`)
   if (answer.provenance.status !== 'verified' && args.format !== 'table') process.stderr.write(`readtrail: ${answer.provenance.summary}\n`)
   return exitCodeOf(answer)
-}
-
-/** `--param k=v` flags → raw parameters; a repeated name is an error, not a silent overwrite. */
-export function parseParamFlags(flags: readonly string[]): Record<string, string> {
-  const raw: Record<string, string> = {}
-  for (const p of flags) {
-    const eq = p.indexOf('=')
-    if (eq <= 0) throw new ReadtrailError('USAGE', `--param takes name=value, got ${JSON.stringify(p)}`)
-    const key = p.slice(0, eq)
-    if (Object.hasOwn(raw, key)) throw new ReadtrailError('USAGE', `--param ${key} given twice; lists are comma-separated (${key}=a,b)`)
-    raw[key] = p.slice(eq + 1)
-  }
-  return raw
 }
 
 function listing(): string {

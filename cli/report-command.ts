@@ -5,6 +5,7 @@ import { ReadtrailError } from '../common/errors.js'
 import type { QueryAnswer } from '../queries/saved-query.js'
 import { BUCKET_MS, chooseBucket, parseUtc, renderBreachReport, renderPrincipalReport, windowOf, worstStatus, type Bucket } from '../reports/index.js'
 import { answerSavedQuery, exitCodeOf } from './answer-query.js'
+import { parseParamFlags } from './param-flags.js'
 import type { AppConfig } from './config.js'
 
 export const REPORT_KINDS = ['breach-scope', 'principal'] as const
@@ -32,7 +33,7 @@ export async function reportCommand(config: AppConfig, args: ReportCommandArgs, 
   if (kind !== 'breach-scope' && kind !== 'principal') {
     throw new ReadtrailError('USAGE', `report kind must be one of ${REPORT_KINDS.join(', ')}${kind === undefined ? '' : `, got ${JSON.stringify(kind)}`}`)
   }
-  const params = parseParamWords(args.params)
+  const params = parseParamFlags(args.params)
   const bucket = params['bucket']
   if (bucket !== undefined && !Object.hasOwn(BUCKET_MS, bucket)) {
     throw new ReadtrailError('USAGE', `--param bucket must be one of ${Object.keys(BUCKET_MS).join(', ')}, got ${JSON.stringify(bucket)}`)
@@ -127,15 +128,4 @@ function activeSpan(answer: Answer, bucket: Bucket): { from: string; to: string 
 function closedWindow(params: Record<string, string>): { from: number; to: number } | null {
   const { from, to } = windowOf(params)
   return from !== undefined && to !== undefined ? { from, to } : null
-}
-
-/** `--param k=v` words → an object, as `readtrail query` reads them. */
-function parseParamWords(words: readonly string[]): Record<string, string> {
-  const raw: Record<string, string> = {}
-  for (const p of words) {
-    const eq = p.indexOf('=')
-    if (eq <= 0) throw new ReadtrailError('USAGE', `--param takes name=value, got ${JSON.stringify(p)}`)
-    raw[p.slice(0, eq)] = p.slice(eq + 1)
-  }
-  return raw
 }

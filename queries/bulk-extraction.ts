@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { bindWindow, closedWindow, fromBeforeTo, positive, whole, windowSources } from './params.js'
+import { bindWindow, closedWindow, FROM_SQL, fromBeforeTo, IN_WINDOW, positive, TO_SQL, whole, windowSources } from './params.js'
 
 export interface BulkExtractionRow {
   principal_id: string
@@ -20,8 +20,7 @@ export interface BulkExtractionRow {
 }
 
 // Whole rollup hours that overlap the window.
-const IN_HOURS = `hour >= toStartOfHour({from:DateTime64(6, 'UTC')}) AND hour < {to:DateTime64(6, 'UTC')}`
-const IN_WINDOW = `occurred_at >= {from:DateTime64(6, 'UTC')} AND occurred_at < {to:DateTime64(6, 'UTC')}`
+const IN_HOURS = `hour >= toStartOfHour(${FROM_SQL}) AND hour < ${TO_SQL}`
 
 const Params = z
   .object({

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { bindWindow, closedWindow, databaseName, fromBeforeTo, tableName, whole } from './params.js'
+import { bindWindow, closedWindow, DATABASE_TABLE_FILTER, databaseName, FROM_SQL, fromBeforeTo, TO_SQL, tableName, whole } from './params.js'
 import { principalTableTotals, spanSources } from './principal-days.js'
 
 export interface FirstTimeRow {
@@ -17,11 +17,8 @@ const Params = z
   .strict()
   .superRefine(fromBeforeTo)
 
-const LOOKBACK_START = `{from:DateTime64(6, 'UTC')} - toIntervalDay({lookback_days:UInt32})`
+const LOOKBACK_START = `${FROM_SQL} - toIntervalDay({lookback_days:UInt32})`
 
-const FROM = `{from:DateTime64(6, 'UTC')}`
-const TO = `{to:DateTime64(6, 'UTC')}`
-const FILTER = `({database:String} = '' OR db_name = {database:String}) AND ({table:String} = '' OR table_name = {table:String})`
 
 /**
  * The (principal, table) pairs read in the window minus those read in the
@@ -42,11 +39,11 @@ export const firstTimeAccess = defineQuery<typeof Params, FirstTimeRow>({
   sql: (store) => `
     SELECT w.principal_id AS principal_id, w.db_name AS database, w.table_name AS table, w.first_at AS first_read_at,
            w.reads AS reads, w.rows_read AS rows_read
-    FROM (${principalTableTotals(store, FROM, TO, FILTER)}) AS w
-    LEFT ANTI JOIN (${principalTableTotals(store, LOOKBACK_START, FROM, FILTER)}) AS before
+    FROM (${principalTableTotals(store, FROM_SQL, TO_SQL, DATABASE_TABLE_FILTER)}) AS w
+    LEFT ANTI JOIN (${principalTableTotals(store, LOOKBACK_START, FROM_SQL, DATABASE_TABLE_FILTER)}) AS before
       ON before.principal_id = w.principal_id AND before.db_name = w.db_name AND before.table_name = w.table_name
     ORDER BY first_read_at, principal_id, database, table`,
   // It stands on the window and on the absence of reads in the look-back.
-  sourcesSql: (store) => spanSources(store, LOOKBACK_START, TO, FILTER),
+  sourcesSql: (store) => spanSources(store, LOOKBACK_START, TO_SQL, DATABASE_TABLE_FILTER),
   bind: (p) => ({ ...bindWindow(p), lookback_days: p.lookback_days, database: p.database ?? '', table: p.table ?? '' }),
 })

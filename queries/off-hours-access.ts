@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { bindWindow, closedWindow, databaseName, fromBeforeTo, IN_WINDOW, limit, list, principalId, tableName, windowSources } from './params.js'
+import { bindWindow, closedWindow, DATABASE_TABLE_FILTER, databaseName, fromBeforeTo, IN_WINDOW, limit, LIMIT_SQL, list, principalId, tableName, windowSources } from './params.js'
 
 export interface OffHoursRow {
   principal_id: string
@@ -77,13 +77,12 @@ export const offHoursAccess = defineQuery<typeof Params, OffHoursRow>({
     FROM ${store.table('access_log')}
     WHERE ${IN_WINDOW}
       AND ({principal:String} = '' OR principal_id = {principal:String})
-      AND ({database:String} = '' OR db_name = {database:String})
-      AND ({table:String} = '' OR table_name = {table:String})
+      AND ${DATABASE_TABLE_FILTER}
       AND NOT (has({workdays:Array(UInt8)}, ${LOCAL_WEEKDAY})
                AND ${LOCAL_MINUTE} >= {workday_start:UInt16} AND ${LOCAL_MINUTE} < {workday_end:UInt16})
     GROUP BY principal_id, db_name, table_name
     ORDER BY rows_read DESC, principal_id, database, table
-    LIMIT if({limit_plus_one:UInt64} = 0, 18446744073709551615, {limit_plus_one:UInt64})`,
+    ${LIMIT_SQL}`,
   sourcesSql: (store) => windowSources(store.table('access_log')),
   bind: (p) => ({
     ...bindWindow(p),

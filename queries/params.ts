@@ -104,8 +104,18 @@ export function bindWindow(p: { from?: Date | undefined; to?: Date | undefined }
 export const CLIENT_IP_SQL = `if(startsWith(toString(client_ip), '::ffff:') AND position(toString(client_ip), '.') > 0,
               substring(toString(client_ip), 8), toString(client_ip))`
 
+/** The bound window ends, as SQL. */
+export const FROM_SQL = `{from:DateTime64(6, 'UTC')}`
+export const TO_SQL = `{to:DateTime64(6, 'UTC')}`
+
 /** Window condition on occurred_at. */
-export const IN_WINDOW = `occurred_at >= {from:DateTime64(6, 'UTC')} AND occurred_at < {to:DateTime64(6, 'UTC')}`
+export const IN_WINDOW = `occurred_at >= ${FROM_SQL} AND occurred_at < ${TO_SQL}`
+
+/** The optional `database` and `table` filters ('' = any). */
+export const DATABASE_TABLE_FILTER = `({database:String} = '' OR db_name = {database:String}) AND ({table:String} = '' OR table_name = {table:String})`
+
+/** A query's `limit` (0 = all), applied to one more row so truncation is told (saved-query.ts binds limit_plus_one). */
+export const LIMIT_SQL = `LIMIT if({limit_plus_one:UInt64} = 0, 18446744073709551615, {limit_plus_one:UInt64})`
 
 /** Sources of an answer that read access_by_principal rows matching `where`. */
 export function eventSources(table: string, where: string): string {
@@ -116,7 +126,6 @@ export function eventSources(table: string, where: string): string {
  * Sources of an answer over every event in the window, from access_log
  * itself: its min/max index on occurred_at reads only the window's granules.
  */
-export function windowSources(accessLog: string, from = `{from:DateTime64(6, 'UTC')}`): string {
-  return `SELECT chain_id, min(seq) AS first_seq, max(seq) AS last_seq, count() AS events FROM ${accessLog}
-    WHERE occurred_at >= ${from} AND occurred_at < {to:DateTime64(6, 'UTC')} GROUP BY chain_id`
+export function windowSources(accessLog: string): string {
+  return eventSources(accessLog, IN_WINDOW)
 }

@@ -1,5 +1,8 @@
 import type { Store } from '../store/store.js'
-import { FIRST_PART_SQL, NO_PURPOSE_SQL } from '../store/ddl.js'
+import { PRINCIPAL_DAYS_COLUMNS, principalDaysSelect } from '../store/ddl.js'
+
+/** The rollup's columns in its order: UNION ALL matches its branches by position. */
+const COLUMNS = PRINCIPAL_DAYS_COLUMNS.map((c) => c.name).join(', ')
 
 /**
  * Per (principal, database, table) over [from, to): reads and rows_read
@@ -16,15 +19,12 @@ import { FIRST_PART_SQL, NO_PURPOSE_SQL } from '../store/ddl.js'
 export function principalTableSpan(store: Store, from: string, to: string, where = '1'): string {
   const firstFullDay = `if(${from} = toStartOfDay(${from}, 'UTC'), toStartOfDay(${from}, 'UTC'), toStartOfDay(${from}, 'UTC') + toIntervalDay(1))`
   const lastDayStart = `toStartOfDay(${to}, 'UTC')`
-  const raw = (lo: string, hi: string, extra: string) => `
-      SELECT principal_id, db_name, table_name, chain_id, count() AS events, countIf(${FIRST_PART_SQL}) AS reads, sumIf(row_count, ${FIRST_PART_SQL}) AS rows_read,
-             countIf(${FIRST_PART_SQL} AND ${NO_PURPOSE_SQL}) AS unpurposed_reads, sumIf(row_count, ${FIRST_PART_SQL} AND ${NO_PURPOSE_SQL}) AS unpurposed_rows,
-             min(occurred_at) AS first_at, max(occurred_at) AS last_at, min(seq) AS first_seq, max(seq) AS last_seq
-      FROM ${store.table('access_log')}
-      WHERE occurred_at >= ${lo} AND occurred_at < ${hi} AND ${extra} AND ${where}
-      GROUP BY principal_id, db_name, table_name, chain_id`
+  // The edge days are aggregated by the rollup's own SELECT, so the two
+  // sources cannot disagree on what a read, a row or a missing purpose is.
+  const raw = (lo: string, hi: string, extra: string) =>
+    principalDaysSelect(store.table('access_log'), `WHERE occurred_at >= ${lo} AND occurred_at < ${hi} AND ${extra} AND ${where}`)
   return `
-    SELECT principal_id, db_name, table_name, chain_id, events, reads, rows_read, unpurposed_reads, unpurposed_rows, first_at, last_at, first_seq, last_seq
+    SELECT ${COLUMNS}
     FROM ${store.table('principal_days')}
     WHERE day >= toDate(${firstFullDay}) AND day < toDate(${lastDayStart}) AND ${firstFullDay} < ${lastDayStart} AND ${where}
     UNION ALL ${raw(from, `least(${to}, ${firstFullDay})`, '1')}

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { bindWindow, closedWindow, fromBeforeTo, limit, list, qualifiedTable } from './params.js'
+import { bindWindow, closedWindow, FROM_SQL, fromBeforeTo, limit, LIMIT_SQL, list, qualifiedTable, TO_SQL } from './params.js'
 import { principalTableTotals, spanSources } from './principal-days.js'
 
 export interface ReadsWithoutPurposeRow {
@@ -15,8 +15,6 @@ export interface ReadsWithoutPurposeRow {
 
 const Params = z.object({ tables: list(qualifiedTable, 200).pipe(z.array(z.string()).min(1, 'name at least one database.table that requires a purpose')), ...closedWindow, limit: limit(1000) }).strict().superRefine(fromBeforeTo)
 
-const FROM = `{from:DateTime64(6, 'UTC')}`
-const TO = `{to:DateTime64(6, 'UTC')}`
 const FILTER = `has({tables:Array(String)}, concat(db_name, '.', table_name))`
 
 /**
@@ -39,10 +37,10 @@ export const readsWithoutPurpose = defineQuery<typeof Params, ReadsWithoutPurpos
   sql: (store) => `
     SELECT principal_id, db_name AS database, table_name AS table, unpurposed_reads AS reads, unpurposed_rows AS rows_read,
            first_at AS first_access, last_at AS last_access
-    FROM (${principalTableTotals(store, FROM, TO, FILTER)})
+    FROM (${principalTableTotals(store, FROM_SQL, TO_SQL, FILTER)})
     WHERE unpurposed_reads > 0
     ORDER BY reads DESC, principal_id, database, table
-    LIMIT if({limit_plus_one:UInt64} = 0, 18446744073709551615, {limit_plus_one:UInt64})`,
-  sourcesSql: (store) => spanSources(store, FROM, TO, FILTER),
+    ${LIMIT_SQL}`,
+  sourcesSql: (store) => spanSources(store, FROM_SQL, TO_SQL, FILTER),
   bind: (p) => ({ ...bindWindow(p), tables: p.tables }),
 })

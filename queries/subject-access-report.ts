@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { QueryError } from './errors.js'
 import { defineQuery, type QueryContext } from './saved-query.js'
-import { bindWindow, CLIENT_IP_SQL, fromBeforeTo, IN_WINDOW, limit, recordId, window } from './params.js'
+import { bindWindow, CLIENT_IP_SQL, fromBeforeTo, IN_WINDOW, limit, LIMIT_SQL, recordId, window } from './params.js'
 
 export interface SubjectAccessRow {
   occurred_at: string
@@ -79,7 +79,7 @@ export const subjectAccessReport = defineQuery<typeof Params, SubjectAccessRow>(
     FROM ${store.table('record_access')}
     WHERE ${WHERE}
     ORDER BY occurred_at, chain_id, seq
-    LIMIT if({limit_plus_one:UInt64} = 0, 18446744073709551615, {limit_plus_one:UInt64})`,
+    ${LIMIT_SQL}`,
   sourcesSql: (store) => `SELECT chain_id, min(seq) AS first_seq, max(seq) AS last_seq, uniqExact(seq) AS events FROM ${store.table('record_access')} WHERE ${WHERE} GROUP BY chain_id`,
   bind: (p, context) => ({ ...bindSubject(p.subject, context), ...bindWindow(p) }),
 })

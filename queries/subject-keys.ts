@@ -42,8 +42,8 @@ export function bindSubjectKeys(keys: SubjectKeys): { subject_tables: string[]; 
  * when the table has no subject key. Uses bound arrays only.
  */
 export function subjectIdSql(): string {
-  const at = `indexOf({subject_tables:Array(String)}, concat(db_name, '.', table_name))`
-  return `multiIf(${at} = 0, NULL, {subject_parts:Array(UInt8)}[${at}] = 0, record_id, JSONExtractString(record_id, toInt64({subject_parts:Array(UInt8)}[${at}])))`
+  const part = subjectPartSql()
+  return `multiIf(${part} = -1, NULL, ${part} = 0, record_id, JSONExtractString(record_id, toInt64(${part})))`
 }
 
 /** Subject keys as entries, as they travel to the process owning the store; validated again there. */

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { bindWindow, closedWindow, databaseName, fromBeforeTo, IN_WINDOW, tableName, whole } from './params.js'
+import { bindWindow, closedWindow, DATABASE_TABLE_FILTER, databaseName, FROM_SQL, fromBeforeTo, IN_WINDOW, tableName, TO_SQL, whole } from './params.js'
 import { principalTableTotals, spanSources } from './principal-days.js'
 
 export interface TopReaderRow {
@@ -18,10 +18,7 @@ const Params = z
   .strict()
   .superRefine(fromBeforeTo)
 
-const FROM = `{from:DateTime64(6, 'UTC')}`
-const TO = `{to:DateTime64(6, 'UTC')}`
-const FILTER = `({database:String} = '' OR db_name = {database:String}) AND ({table:String} = '' OR table_name = {table:String})`
-const WHERE = `${IN_WINDOW} AND ${FILTER}`
+const WHERE = `${IN_WINDOW} AND ${DATABASE_TABLE_FILTER}`
 
 /**
  * Ranks on rows read (from the daily rollup and the edge days), then counts distinct records only
@@ -44,7 +41,7 @@ export const topReaders = defineQuery<typeof Params, TopReaderRow>({
     WITH top AS (
       SELECT principal_id, sum(reads) AS n_reads, sum(rows_read) AS n_rows, min(first_at) AS first_at, max(last_at) AS last_at,
              arraySort(groupUniqArray(concat(db_name, '.', table_name))) AS read_tables
-      FROM (${principalTableTotals(store, FROM, TO, FILTER)})
+      FROM (${principalTableTotals(store, FROM_SQL, TO_SQL, DATABASE_TABLE_FILTER)})
       GROUP BY principal_id
       ORDER BY n_rows DESC, principal_id
       LIMIT {limit:UInt32})
@@ -60,6 +57,6 @@ export const topReaders = defineQuery<typeof Params, TopReaderRow>({
         GROUP BY principal_id, db_name, table_name)
       GROUP BY principal_id) AS d ON d.principal_id = t.principal_id
     ORDER BY rows_read DESC, principal_id`,
-  sourcesSql: (store) => spanSources(store, FROM, TO, FILTER),
+  sourcesSql: (store) => spanSources(store, FROM_SQL, TO_SQL, DATABASE_TABLE_FILTER),
   bind: (p) => ({ ...bindWindow(p), database: p.database ?? '', table: p.table ?? '', limit: p.limit }),
 })

@@ -57,6 +57,26 @@ export type FindingKind =
    * chain finding. The detail names the key and both sides' figures.
    */
   | 'rollup_mismatch'
+  /** A chain id that is not `<configured topic>/<existing partition>`: rows no writer of this topic can have stored. */
+  | 'unknown_chain'
+  /**
+   * A copy of the checkpoints (the file or the Kafka topic) is missing or
+   * emptied while the other copy, the verify state or the store shows there
+   * were checkpoints: it was deleted or rolled back.
+   */
+  | 'checkpoint_copy_missing'
+  /** A chain's newest checkpoint index or seq is lower than a value recorded earlier (verify state or the other copy): the checkpoints were wound back. */
+  | 'checkpoint_regressed'
+  /** The checkpoint topic's retention or cleanup policy changed, or its log-start offset advanced: checkpoints were or can be deleted from Kafka. */
+  | 'checkpoint_topic_weakened'
+  /** A row's kafka_offset does not rise above the row before it, or lies beyond the partition's end: the offset was forged. */
+  | 'offset_invalid'
+  /** Offsets skipped between two rows of a chain that no dead letter names as its source: a stored message's row is gone. */
+  | 'offset_gap'
+  /** The chain's head disagrees with the consumer group's committed offset: rows the writer stored and committed are missing, or rows were added that it never committed. */
+  | 'head_mismatch'
+  /** A query-serving table or the view that feeds it has another engine, definition or column list than readtrail creates: its answers cannot be trusted. */
+  | 'query_table_altered'
 
 export interface Finding {
   chain_id: string

@@ -77,6 +77,14 @@ const RANK: Record<FindingKind, number> = {
   rollup_mismatch: 16,
   producer_gap: 17,
   producer_duplicate: 18,
+  unknown_chain: 19,
+  checkpoint_copy_missing: 20,
+  checkpoint_regressed: 21,
+  checkpoint_topic_weakened: 22,
+  offset_invalid: 23,
+  offset_gap: 24,
+  head_mismatch: 25,
+  query_table_altered: 26,
 }
 
 /**

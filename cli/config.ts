@@ -32,8 +32,16 @@ export const AppConfig = z
         intervalMs: z.number().int().min(100).max(3_600_000),
       })
       .strict(),
-    /** Where verify records anchors and verdicts between runs. */
+    /** Where verify records anchors and verdicts between runs (signed with the verifier key). */
     verifyStatePath: z.string().min(1),
+    verifier: z
+      .object({
+        /** Ed25519 private key (PKCS#8 PEM, 0600) verify signs its state with; made on the first full verify if absent. */
+        keyPath: z.string().min(1),
+        /** Public key queries, reports and incremental runs check the state's signature with. */
+        publicKeyPath: z.string().min(1),
+      })
+      .strict(),
     /** Which part of which table's record id names the data subject (queries/subject-keys.ts). */
     subjectKeys: SubjectKeysText,
   })
@@ -59,7 +67,9 @@ export const ENVIRONMENT = {
   READTRAIL_CHECKPOINT_PUBLIC_KEY: 'public key verify checks checkpoints with (default <signing key>.pub)',
   READTRAIL_CHECKPOINT_LOG: 'append-only checkpoint log (default $READTRAIL_HOME/checkpoints.jsonl)',
   READTRAIL_CHECKPOINT_INTERVAL_MS: 'longest time between checkpoints of a growing chain (default 10000)',
-  READTRAIL_VERIFY_STATE: 'incremental-verify anchors and last verdicts (default $READTRAIL_HOME/verify-state.json)',
+  READTRAIL_VERIFY_STATE: 'incremental-verify anchors, open failures and verdicts, signed by the verifier key (default $READTRAIL_HOME/verify-state.json)',
+  READTRAIL_VERIFY_KEY: 'verifier key that signs the verify state; made by the first full `readtrail verify` or `readtrail keys generate --verifier` (default $READTRAIL_HOME/keys/verifier.key)',
+  READTRAIL_VERIFY_PUBLIC_KEY: 'public key queries, reports and incremental verify check the verify state with (default <verifier key>.pub)',
   READTRAIL_SUBJECT_KEYS: 'where the data subject is in record ids, per table: e.g. practice.patients=id,practice.treatments=key1 (subject-access-report, breach subjects)',
   READTRAIL_LOG_LEVEL: 'pino level (default info)',
 } as const
@@ -79,6 +89,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides
   const home = env['READTRAIL_HOME'] || '.readtrail'
   const topic = overrides.topic ?? env['READTRAIL_TOPIC'] ?? 'readtrail.access'
   const keyPath = env['READTRAIL_CHECKPOINT_KEY'] || join(home, 'keys', 'checkpoint.key')
+  const verifierKey = env['READTRAIL_VERIFY_KEY'] || join(home, 'keys', 'verifier.key')
   return parseConfig(
     AppConfig,
     {
@@ -106,6 +117,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides
         intervalMs: Number(env['READTRAIL_CHECKPOINT_INTERVAL_MS'] ?? 10_000),
       },
       verifyStatePath: env['READTRAIL_VERIFY_STATE'] || join(home, 'verify-state.json'),
+      verifier: { keyPath: verifierKey, publicKeyPath: env['READTRAIL_VERIFY_PUBLIC_KEY'] || `${verifierKey}.pub` },
       subjectKeys: env['READTRAIL_SUBJECT_KEYS'] ?? '',
     },
     'readtrail',

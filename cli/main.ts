@@ -6,7 +6,7 @@ import { consumeCommand } from './consume-command.js'
 import { queryCommand } from './query-command.js'
 import { reportCommand } from './report-command.js'
 import { createCliLogger } from './runtime.js'
-import { verifyCommand } from './verify-command.js'
+import { DEFAULT_FULL_EVERY_MS, verifyCommand } from './verify-command.js'
 import { keysCommand } from './keys-command.js'
 import { evidenceCommand } from './evidence-dispatch.js'
 import { parseDuration } from '../common/duration.js'
@@ -22,24 +22,29 @@ usage:
   readtrail query --list                 list saved queries
   readtrail query <name> --param k=v …   run a saved query [--format table|csv|json|ndjson]
                                          exit 0 answered on verified ranges, 3 some rows not yet verified,
-                                         4 some rows in ranges that failed verification, 2 error
+                                         4 some rows in ranges that failed verification, 5 some rows after the
+                                         newest signed checkpoint (unsigned), 2 error (also an untrusted verify state)
   readtrail report breach-scope --param k=v … [--out FILE]
                                          self-contained HTML breach report (principals|ips|sessions, from, to [, bucket])
   readtrail report principal --param principal=ID [--param from=… --param to=…] [--out FILE]
                                          self-contained HTML activity report for one account (exit codes as query)
-  readtrail verify [--in-db | --independent [--workers N]] [--since-checkpoint] [--every DURATION] [--json]
+  readtrail verify [--in-db | --independent [--workers N]] [--since-checkpoint] [--every DURATION [--full-every DURATION]] [--json]
                                          re-hash every chain, check it against the signed checkpoints, the query views
                                          and producer sequences; exit 0 intact, 1 damaged, 2 error
       --independent                      stream rows out and re-hash them here (trusts nothing ClickHouse computes)
       --since-checkpoint                 only rows after each chain's last verified checkpoint (O(new rows))
       --every 5m                         keep running, one incremental run per period, pino JSON lines on stdout;
                                          exit 1 with a READTRAIL_INTEGRITY_ALERT line on the first damage
+      --full-every 24h                   with --every: a full run whenever this long has passed since the last
+                                         full run the signed verify state records (default 24h)
       --grace 2m                         producer holes younger than this are "in flight", not missing (default 2m)
       --skip-views  --no-kafka-checkpoints  --no-checkpoints   skip a check (the report says so)
       --public-key FILE  --checkpoint-log FILE
   readtrail keys generate [--out FILE]   make the checkpoint signing key (0600) and print its public key
+  readtrail keys generate --verifier     make the key verify signs its state with (else the first verify makes it)
   readtrail evidence export --event ID [--out FILE]   write an offline-verifiable evidence bundle for one event
-  readtrail evidence verify FILE [--public-key FILE] [--json]   check a bundle with no database; exit 0 proved, 1 not
+  readtrail evidence verify FILE [--public-key FILE] [--json]   check a bundle with no database against a trusted key;
+                                         exit 0 proved, 1 not, 3 untrusted key (only the key the bundle carries)
 
 common flags: --brokers host:port,…  --topic NAME  --database NAME  --data-dir DIR
 environment:
@@ -57,6 +62,8 @@ const OPTIONS = {
   workers: { type: 'string' },
   'since-checkpoint': { type: 'boolean' },
   every: { type: 'string' },
+  'full-every': { type: 'string' },
+  verifier: { type: 'boolean' },
   grace: { type: 'string' },
   'no-kafka-checkpoints': { type: 'boolean' },
   'no-checkpoints': { type: 'boolean' },
@@ -115,6 +122,7 @@ async function main(argv: string[]): Promise<number> {
     case 'verify': {
       if (values['in-db'] && values.independent) throw new ReadtrailError('USAGE', '--in-db and --independent exclude each other')
       if (values['no-checkpoints'] && values['no-kafka-checkpoints']) throw new ReadtrailError('USAGE', '--no-checkpoints already skips the Kafka copy')
+      if (values['full-every'] !== undefined && values.every === undefined) throw new ReadtrailError('USAGE', '--full-every schedules the full runs of --every; give --every too')
       const workers = values.workers === undefined ? Math.min(4, availableParallelism()) : Number(values.workers)
       if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new ReadtrailError('USAGE', `--workers ${JSON.stringify(values.workers)}: expected an integer from 1 to 64`)
       return verifyCommand(
@@ -126,14 +134,18 @@ async function main(argv: string[]): Promise<number> {
           workers,
           sinceCheckpoint: values['since-checkpoint'] ?? false,
           everyMs: values.every === undefined ? null : parseDuration(values.every, '--every', { minMs: 1000, maxMs: 7 * 86_400_000 }),
+          fullEveryMs: values['full-every'] === undefined ? DEFAULT_FULL_EVERY_MS : parseDuration(values['full-every'], '--full-every', { minMs: 1000, maxMs: 30 * 86_400_000 }),
           producerGraceMs: values.grace === undefined ? 120_000 : parseDuration(values.grace, '--grace', { minMs: 0, maxMs: 7 * 86_400_000 }),
           checkpoints: values['no-checkpoints'] ? 'none' : values['no-kafka-checkpoints'] ? 'file' : 'both',
         },
         logger,
       )
     }
-    case 'keys':
-      return keysCommand({ sub: rest[0], out: values.out ?? loadAppConfig(process.env, overrides).checkpoints.keyPath })
+    case 'keys': {
+      const config = loadAppConfig(process.env, overrides)
+      const verifier = values.verifier ?? false
+      return keysCommand({ sub: rest[0], verifier, out: values.out ?? (verifier ? config.verifier.keyPath : config.checkpoints.keyPath) })
+    }
     case 'evidence':
       return evidenceCommand(loadAppConfig(process.env, overrides), { sub: rest[0], file: rest[1], eventId: values.event, out: values.out, json: values.json ?? false, publicKeyPath: values['public-key'] }, logger)
     case 'demo': {

@@ -1,13 +1,17 @@
+import type { KeyObject } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
+import { generateKeyFiles, loadPublicKey, loadSigningKey } from '../checkpoints/keys.js'
 import { createKafka } from '../common/kafka.js'
 import { isReadtrailError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/logger.js'
 import { loadCheckpoints } from '../integrity/checkpoint-sources.js'
+import { VerificationError } from '../integrity/errors.js'
 import type { Facts } from '../integrity/facts.js'
 import { formatReport, type VerificationReport } from '../integrity/report.js'
-import { verifyLog } from '../integrity/verify.js'
-import { nextVerifyState, readVerifyState, writeVerifyState, type VerifyState } from '../integrity/verify-state.js'
+import { verifyLog, type VerifyOptions } from '../integrity/verify.js'
+import { nextVerifyState, readVerifyState, writeVerifyState, type VerifierSigningKey, type VerifyState } from '../integrity/verify-state.js'
 import { collectFacts } from '../integrity/verify-store.js'
 import type { AppConfig } from './config.js'
 import { withStore } from './runtime.js'
@@ -21,16 +25,28 @@ export interface VerifyCommandArgs {
   sinceCheckpoint: boolean
   /** Run again every this many ms until stopped or until damage is found. */
   everyMs: number | null
+  /**
+   * With `everyMs`: run a full check (every row, every copy) when this long
+   * has passed since the last full run recorded in the signed state.
+   * @default 86400000 (24h)
+   */
+  fullEveryMs?: number
   producerGraceMs: number
   /** Which copies of the checkpoints to read: both, the file only, or none (chain-only, said in the report). */
   checkpoints: 'both' | 'file' | 'none'
 }
 
+/** Default period of the full runs `--every` interleaves with its incremental ones. */
+export const DEFAULT_FULL_EVERY_MS = 86_400_000
+
 /**
  * `readtrail verify`: exit 0 intact, 1 damaged (2 on error, set by main).
- * With `--every` it keeps running, one incremental run per period, logging
- * one pino JSON line per run, and exits 1 with an alert line on the first
- * damage it finds.
+ * With `--every` it keeps running, logging one pino JSON line per run, and
+ * exits 1 with an alert line on the first damage it finds. Its runs are
+ * incremental, except a full run whenever `--full-every` has passed since
+ * the last full run the signed state records (so a restart neither resets
+ * nor skips the schedule): incremental runs never look behind their anchors,
+ * and rows deleted there are found only by a full run.
  */
 export async function verifyCommand(config: AppConfig, args: VerifyCommandArgs, logger: Logger): Promise<number> {
   if (args.everyMs === null) {
@@ -38,6 +54,7 @@ export async function verifyCommand(config: AppConfig, args: VerifyCommandArgs, 
     process.stdout.write(`${args.json ? JSON.stringify(report, null, 2) : formatReport(report)}\n`)
     return report.ok ? 0 : 1
   }
+  const fullEveryMs = args.fullEveryMs ?? DEFAULT_FULL_EVERY_MS
   const out = createLogger({ level: 'info' }, pino.destination(1)).child({ component: 'verify', database: config.store.database })
   let stop = false
   const stopped = new Promise<void>((resolve) => {
@@ -45,15 +62,15 @@ export async function verifyCommand(config: AppConfig, args: VerifyCommandArgs, 
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
   })
-  let first = true
   while (!stop) {
     try {
-      const report = await verifyOnce(config, { ...args, sinceCheckpoint: args.sinceCheckpoint || !first }, logger)
-      first = false
+      const full = isFullRunDue(config, fullEveryMs, Date.now(), out)
+      const report = await verifyOnce(config, { ...args, sinceCheckpoint: !full }, logger)
       const summary = {
         ok: report.ok,
         mode: report.mode,
         incremental: report.incremental,
+        full_every_ms: fullEveryMs,
         rows_verified: report.rows_verified,
         chains: report.chains.map((c) => ({ chain_id: c.chain_id, first_seq: c.first_seq, last_seq: c.last_seq, checkpoint: c.checkpoint?.index ?? null })),
         checkpoints_valid: report.checkpoints.valid,
@@ -65,7 +82,7 @@ export async function verifyCommand(config: AppConfig, args: VerifyCommandArgs, 
         out.fatal({ ...summary, alert: 'READTRAIL_INTEGRITY_ALERT', findings: report.findings.slice(0, 50) }, `verification found ${report.findings.length} findings`)
         return 1
       }
-      out.info(summary, 'verification run intact')
+      out.info(summary, full ? 'full verification run intact' : 'verification run intact')
     } catch (err) {
       // A store or broker outage is not damage: say so and try again next period.
       if (!isReadtrailError(err) || !err.retriable) throw err
@@ -76,8 +93,65 @@ export async function verifyCommand(config: AppConfig, args: VerifyCommandArgs, 
   return 0
 }
 
-/** One verification: reads the checkpoints, runs the steps where the store is, records the outcome. */
+/**
+ * Whether the next periodic run must be full: no trusted state, no full run
+ * recorded, or the last one is `fullEveryMs` old. An untrusted state makes
+ * the run full (which re-signs it) and says so, rather than stopping the job.
+ */
+export function isFullRunDue(config: AppConfig, fullEveryMs: number, nowMs: number, logger: Logger): boolean {
+  let state: VerifyState | null
+  try {
+    state = readVerifyState(config.verifyStatePath, config.store.database, existingPublicKey(config))
+  } catch (err) {
+    logger.warn({ err }, 'verify state not trusted: this run is a full one and replaces it')
+    return true
+  }
+  const last = state?.last_full_at ? Date.parse(state.last_full_at) : NaN
+  return !Number.isFinite(last) || nowMs - last >= fullEveryMs
+}
+
+/** The verifier public key if there is one yet. */
+function existingPublicKey(config: AppConfig): { publicKey: KeyObject; keyId: string } | null {
+  if (!existsSync(config.verifier.publicKeyPath)) return null
+  return loadPublicKey(config.verifier.publicKeyPath)
+}
+
+/**
+ * The key verify signs its state with. Made on first use, like an SSH host
+ * key, when neither half exists; a public key without its private half is
+ * refused (someone removed the key that signed the state: replacing it
+ * silently would make a forged state look legitimate), as is a pair whose
+ * halves do not belong together.
+ */
+export function loadOrCreateVerifierKey(config: AppConfig, logger: Logger): VerifierSigningKey {
+  const { keyPath, publicKeyPath } = config.verifier
+  if (!existsSync(keyPath)) {
+    if (existsSync(publicKeyPath)) {
+      throw new VerificationError('VERIFY_STATE_UNTRUSTED', `the verifier public key ${publicKeyPath} exists but its private key ${keyPath} does not; restore it, or remove both and run a full verify to start a new trust anchor`, {
+        details: { path: keyPath },
+      })
+    }
+    const made = generateKeyFiles(keyPath)
+    logger.warn({ private_key: made.privatePath, public_key: made.publicPath, key_id: made.keyId }, 'no verifier key yet: made one to sign the verify state (keep a copy of the .pub where the data directory\'s owner cannot write)')
+  }
+  const key = loadSigningKey(keyPath)
+  if (existsSync(publicKeyPath) && loadPublicKey(publicKeyPath).keyId !== key.keyId) {
+    throw new VerificationError('VERIFY_STATE_UNTRUSTED', `the verifier key ${keyPath} does not belong to the public key ${publicKeyPath}: states it signs would not verify`, { details: { path: publicKeyPath } })
+  }
+  return key
+}
+
+// checkpointHigh and kafkaLog are being added to VerifyOptions; until they
+// land they are passed through this widened type, and ignored if unknown.
+type TrustOptions = {
+  checkpointHigh?: Record<string, { index: number; seq: number }>
+  kafkaLog?: { kafka: ReturnType<typeof createKafka>; topic: string; groupId: string }
+}
+
+/** One verification: reads the checkpoints, runs the steps where the store is, records and signs the outcome. */
 export async function verifyOnce(config: AppConfig, args: VerifyCommandArgs, logger: Logger): Promise<VerificationReport> {
+  const key = loadOrCreateVerifierKey(config, logger)
+  const kafka = args.checkpoints === 'both' ? createKafka(config.kafka, logger) : null
   const checkpoints =
     args.checkpoints === 'none'
       ? null
@@ -85,28 +159,37 @@ export async function verifyOnce(config: AppConfig, args: VerifyCommandArgs, log
           database: config.store.database,
           publicKeyPath: config.checkpoints.publicKeyPath,
           logPath: config.checkpoints.logPath,
-          topic: args.checkpoints === 'both' ? { kafka: createKafka(config.kafka, logger), name: config.checkpoints.topic } : null,
+          topic: kafka ? { kafka, name: config.checkpoints.topic } : null,
         })
   let previous: VerifyState | null = null
+  let replaced: string | null = null
   try {
-    previous = readVerifyState(config.verifyStatePath, config.store.database)
+    previous = readVerifyState(config.verifyStatePath, config.store.database, key)
   } catch (err) {
-    // An incremental run cannot start from a state it cannot read; a full run rebuilds it.
+    // An incremental run cannot start from a state it cannot trust; a full run rebuilds and re-signs it.
     if (args.sinceCheckpoint) throw err
-    logger.warn({ err }, 'verify state unreadable; a full run replaces it')
+    replaced = isReadtrailError(err) ? `${err.code}: ${err.message}` : String(err)
+    logger.warn({ err }, 'verify state unreadable or untrusted; this full run replaces it')
   }
   const since = args.sinceCheckpoint ? previous : null
   const collect = (request: Parameters<typeof collectFacts>[1]) =>
     withStore<Facts>(config, 'readtrail verify', logger, (store) => collectFacts(store, request), { op: 'facts', request })
-  const outcome = await verifyLog(collect, config.store.database, {
+  const checkpointHigh = Object.fromEntries(
+    Object.entries(previous?.chains ?? {}).flatMap(([id, c]) => (c.checkpoint_high ? [[id, c.checkpoint_high] as const] : [])),
+  )
+  const options: VerifyOptions & TrustOptions = {
     mode: args.mode,
     views: args.views,
     workers: args.workers,
     producerGraceMs: args.producerGraceMs,
     checkpoints,
     since,
-  })
+    checkpointHigh,
+    ...(kafka ? { kafkaLog: { kafka, topic: config.topic, groupId: config.groupId } } : {}),
+  }
+  const outcome = await verifyLog(collect, config.store.database, options)
   if (args.sinceCheckpoint && !since) outcome.report.warnings.push(`no verify state at ${config.verifyStatePath} yet: this run checked every row`)
-  writeVerifyState(config.verifyStatePath, nextVerifyState(previous, outcome.report, outcome.producerThrough))
+  if (replaced) outcome.report.warnings.push(`the verify state at ${config.verifyStatePath} was not trusted (${replaced}); this run replaced it with a freshly signed one, and earlier failures it recorded are lost`)
+  writeVerifyState(config.verifyStatePath, nextVerifyState(previous, outcome.report, outcome.producerThrough, { kafka: kafka !== null }), key)
   return outcome.report
 }

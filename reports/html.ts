@@ -6,7 +6,7 @@
  * templates, which escape every interpolation unless it is `SafeHtml` built
  * the same way.
  */
-import type { Provenance, ProvenanceStatus } from '../queries/provenance.js'
+import { PROVENANCE_RANK, type Provenance, type ProvenanceStatus } from '../queries/provenance.js'
 
 /** Markup built by `html` (or `raw` on a constant): the only thing inserted unescaped. */
 export class SafeHtml {
@@ -92,6 +92,8 @@ code.cmd { display: block; white-space: pre-wrap; overflow-wrap: anywhere; backg
 .banner.verified .verdict { color: #116329; }
 .banner.unverified { border: 4px dashed #9a6700; background: #fff8c5; }
 .banner.unverified .verdict { color: #7d4e00; }
+.banner.unsigned { border: 4px dashed #bc4c00; background: #fff1e5; }
+.banner.unsigned .verdict { color: #953800; }
 .banner.failed { border: 6px double #cf222e; background: #ffebe9; }
 .banner.failed .verdict { color: #a40e26; font-size: 20px; }
 .figures { display: grid; grid-template-columns: repeat(3, 1fr); gap: 10px; margin: 8px 0 0; }
@@ -236,11 +238,9 @@ export function renderFigures(figures: readonly Figure[], columns: 3 | 4 = 3): S
   )}</div>`
 }
 
-const RANK: Record<ProvenanceStatus, number> = { verified: 0, unverified: 1, failed: 2 }
-
-/** A report is only as trustworthy as the least-verified answer it uses. */
+/** A report is only as trustworthy as the least-verified answer it uses (failed > unsigned > unverified > verified). */
 export function worstStatus(statuses: readonly ProvenanceStatus[]): ProvenanceStatus {
-  return statuses.reduce<ProvenanceStatus>((worst, s) => (RANK[s] > RANK[worst] ? s : worst), 'verified')
+  return statuses.reduce<ProvenanceStatus>((worst, s) => (PROVENANCE_RANK[s] > PROVENANCE_RANK[worst] ? s : worst), 'verified')
 }
 
 // Words first, then colour and border style: a report printed in black and
@@ -255,6 +255,12 @@ const VERDICTS: Record<ProvenanceStatus, { mark: string; headline: string; advic
     mark: '!',
     headline: 'UNVERIFIED — NOT YET PROVEN COMPLETE OR UNTOUCHED',
     advice: 'Part of this report rests on log entries that have not been verified. Run readtrail verify, then generate the report again before relying on it.',
+  },
+  unsigned: {
+    mark: '!',
+    headline: 'UNSIGNED — NO SIGNATURE VOUCHES FOR PART OF THIS REPORT YET',
+    advice:
+      'Part of this report rests on log entries written after the newest signed checkpoint: nothing outside the database vouches for them yet, so they could have been added or altered there. Wait for the next checkpoint, run readtrail verify, then generate the report again.',
   },
   failed: {
     mark: '✕',

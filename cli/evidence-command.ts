@@ -1,4 +1,4 @@
-import { closeSync, fchmodSync, fsyncSync, lstatSync, openSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fchmodSync, fsyncSync, lstatSync, openSync, unlinkSync, writeSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
 import { loadPublicKey } from '../checkpoints/keys.js'
@@ -23,10 +23,18 @@ export interface EvidenceExportArgs {
 
 export interface EvidenceVerifyArgs {
   file: string | undefined
-  /** The operator's public key file; without it, whose key signed stays unproved. */
+  /** The operator's public key file, given explicitly (--public-key, READTRAIL_CHECKPOINT_PUBLIC_KEY): it must load. */
   publicKeyPath?: string | undefined
+  /**
+   * The configured default public key file (`<signing key>.pub`): used when
+   * it exists, so an operator's own machine proves without a flag.
+   */
+  defaultPublicKeyPath?: string | undefined
   json: boolean
 }
+
+/** Exit codes of `evidence verify`. 2 (an error) is set by main. */
+export const EVIDENCE_EXIT = Object.freeze({ proved: 0, notProved: 1, untrustedKey: 3 })
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -66,23 +74,38 @@ export function formatExportSummary(bundle: EvidenceBundle, path: string, bytes:
     `Wrote ${path} (${bytes} bytes). Event ${e.event_id} (${e.principal_type} ${e.principal_id}, ${e.action} of ${records} in ${e.db_name}.${e.table_name} ` +
     `at ${microsToIso(e.occurred_at)}) is row seq ${e.seq} of chain ${e.chain_id} in database ${bundle.database}; ${link} ` +
     `signed by checkpoint #${cp.index} (seq ${cp.seq}) at ${cp.signed_at} with key ${bundle.key_id}. ` +
-    `Anyone can check it offline with \`readtrail evidence verify ${path}\`; add --public-key with the operator's key file to pin the signer. ` +
+    `Anyone can check it offline with \`readtrail evidence verify ${path} --public-key <the operator's public key file>\` (without a trusted key it proves nothing). ` +
     (after === 0 ? '' : `The file also carries ${after === 1 ? 'that later row' : `those ${after} later rows`} in full, so it discloses what ${after === 1 ? 'it records' : 'they record'}; share it accordingly.`)
   ).trimEnd()
 }
 
 /**
  * `readtrail evidence verify <file> [--public-key PEM] [--json]`: exit 0 when
- * the bundle proves its event, 1 when it does not. A file that is not a
- * bundle throws EVIDENCE_INVALID (exit 2, set by main).
+ * the bundle proves its event against a trusted key, 1 when it does not, 3
+ * when it holds together only under the key it carries itself (untrusted
+ * key: EVIDENCE_KEY_UNTRUSTED in the verdict). A file that is not a bundle
+ * throws EVIDENCE_INVALID (exit 2, set by main). Works offline: the only
+ * inputs are the file and a key file.
  */
 export async function evidenceVerifyCommand(args: EvidenceVerifyArgs, stdout: NodeJS.WritableStream = process.stdout): Promise<number> {
   if (!args.file) throw new ReadtrailError('USAGE', 'missing bundle file; usage: readtrail evidence verify <file> [--public-key FILE] [--json]')
-  const trustedKeyPem = args.publicKeyPath === undefined ? undefined : loadPublicKey(args.publicKeyPath).pem
+  const trustedKeyPem = trustedKeyOf(args)
   const text = await readBundleFile(args.file)
   const verdict = verifyEvidence(parseEvidenceText(text), trustedKeyPem === undefined ? {} : { trustedKeyPem })
   stdout.write(`${args.json ? JSON.stringify(verdict, null, 2) : formatVerdict(verdict, args.file)}\n`)
-  return verdict.ok ? 0 : 1
+  if (verdict.ok) return EVIDENCE_EXIT.proved
+  return verdict.code === 'EVIDENCE_KEY_UNTRUSTED' ? EVIDENCE_EXIT.untrustedKey : EVIDENCE_EXIT.notProved
+}
+
+/**
+ * The key the bundle is held against: never one the bundle names. An
+ * explicit key that cannot be read is an operator error (exit 2), not an
+ * untrusted verdict; the default key counts only where it exists.
+ */
+function trustedKeyOf(args: EvidenceVerifyArgs): string | undefined {
+  if (args.publicKeyPath !== undefined) return loadPublicKey(args.publicKeyPath).pem
+  if (args.defaultPublicKeyPath !== undefined && existsSync(args.defaultPublicKeyPath)) return loadPublicKey(args.defaultPublicKeyPath).pem
+  return undefined
 }
 
 /** The verdict for a person: the answer first, then what the event is, then exactly what is and is not proved. */
@@ -90,7 +113,11 @@ export function formatVerdict(v: EvidenceVerdict, file: string): string {
   const e = v.event
   const records = `${e.record_count} record id${e.record_count === 1 ? '' : 's'}${e.record_ids_complete ? '' : ' (list incomplete)'}`
   const lines = [
-    v.ok ? `PROVED: ${file}` : `NOT PROVED: ${file}: step ${v.failed_step} failed: ${v.problem}`,
+    v.ok
+      ? `PROVED: ${file}`
+      : v.code === 'EVIDENCE_KEY_UNTRUSTED'
+        ? `NOT PROVED: untrusted key: ${file}: ${v.problem}`
+        : `NOT PROVED: ${file}: step ${v.failed_step} failed: ${v.problem}`,
     '',
     `event ${e.event_id}${v.ok ? '' : ' (as the bundle states it; unverified)'}`,
     `  principal  ${e.principal_id} (${e.principal_type})`,

@@ -18,7 +18,7 @@ export interface EvidenceArgs {
   eventId: string | undefined
   out: string | undefined
   json: boolean
-  /** verify: the operator's public key file, to pin the signer. */
+  /** verify: the operator's public key file (--public-key), to pin the signer. */
   publicKeyPath: string | undefined
 }
 
@@ -47,8 +47,12 @@ export async function evidenceCommand(config: AppConfig, args: EvidenceArgs, log
         })
       return evidenceExportCommand(viaStore, { eventId: args.eventId, out: args.out, checkpoints: trusted, publicKeyPem })
     }
-    case 'verify':
-      return evidenceVerifyCommand({ file: args.file, publicKeyPath: args.publicKeyPath, json: args.json })
+    case 'verify': {
+      // A key configured on purpose (READTRAIL_CHECKPOINT_PUBLIC_KEY) must load; the default `<signing key>.pub` counts where it exists.
+      const defaultPath = `${config.checkpoints.keyPath}.pub`
+      const configured = config.checkpoints.publicKeyPath !== defaultPath ? config.checkpoints.publicKeyPath : undefined
+      return evidenceVerifyCommand({ file: args.file, publicKeyPath: args.publicKeyPath ?? configured, defaultPublicKeyPath: defaultPath, json: args.json })
+    }
     default:
       throw new ReadtrailError('USAGE', `readtrail evidence ${args.sub ?? ''}: expected export or verify; see readtrail --help`)
   }

@@ -1,72 +1,173 @@
-import { chmodSync, existsSync, rmSync } from 'node:fs'
-import { createServer, request } from 'node:http'
+import { chmodSync, existsSync, realpathSync, rmSync } from 'node:fs'
+import { createServer, request, type IncomingMessage } from 'node:http'
 import { join } from 'node:path'
+import type { KeyObject } from 'node:crypto'
 import { describeError, isReadtrailError, ReadtrailError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
+import { isProcessAlive } from '../common/process.js'
 import { FactsRequestSchema, type FactsRequest } from '../integrity/facts.js'
+import { NO_CACHES } from '../integrity/no-caches.js'
 import { collectFacts } from '../integrity/verify-store.js'
 import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
+import { loadPublicKey, type SigningKey } from '../checkpoints/keys.js'
 import { answerEvidence } from './evidence-dispatch.js'
 import { getSavedQuery } from '../queries/catalog.js'
 import { executeSavedQuery } from '../queries/saved-query.js'
 import { SubjectKeyEntries } from '../queries/subject-keys.js'
+import { readOwnerRecord } from '../store/owner-lock.js'
 import type { Store } from '../store/store.js'
+import { createNonce, digestOf, isNonce, isOwnerAnswerSigned, signOwnerAnswer, type OwnerProofFields } from './owner-auth.js'
+import { checkPeerHoldsSocket } from './owner-peer.js'
+import { resolveOwnerRead, type OwnerReadFormat } from './owner-reads.js'
 
 /**
  * chDB lets one process own a data directory, so while `readtrail consume`
  * owns the embedded store, `readtrail query` and `readtrail verify` in other
  * processes reach it through this process: a small HTTP API on a Unix socket
  * inside the data directory (mode 0600, so only the same user reaches it).
+ *
+ * The socket and the owner record are files in a directory an attacker may
+ * be able to write, so neither is trusted: every answer is signed with the
+ * checkpoint key (cli/owner-auth.ts) and the asker checks it, and the pid,
+ * before it reads a byte of the answer.
  */
 export function ownerSocketPath(dataDir: string): string {
   return join(dataDir, 'readtrail.sock')
 }
 
+/**
+ * The path both sides sign and compare: the data directory with its
+ * symlinks resolved, so a relative --data-dir or another cwd names the same
+ * socket. undefined when the directory does not exist.
+ */
+function canonicalSocketPath(dataDir: string): string | undefined {
+  try {
+    return ownerSocketPath(realpathSync(dataDir))
+  } catch {
+    return undefined
+  }
+}
+
 export type OwnerRequest =
   /** The asker's subject keys travel with the query: its config, not the owner's, says what a subject is. */
   | { op: 'query'; name: string; params: unknown; subjectKeys: [string, number][] }
-  /** The store-side half of `readtrail verify`; the asking process judges the facts. */
+  /** The store-side half of `readtrail verify --in-db`; the asking process judges the facts. */
   | { op: 'facts'; request: FactsRequest }
   | { op: 'evidence'; eventId: string; checkpoints: SignedCheckpoint[]; publicKeyPem: string }
+  /** One of the fixed row reads of cli/owner-reads.ts: `verify --independent` hashes them itself. */
+  | { op: 'rows'; query: string; params: Record<string, unknown>; format: OwnerReadFormat }
+
+/** Longest request body: checkpoint lists travel in requests, so allow some, never unbounded. */
+const MAX_REQUEST_BYTES = 64 * 1024 * 1024
+/** Longest answer an asker reads: JSON answers are bounded facts and rows; raw rows are one segment, or the producer scan. */
+const MAX_JSON_ANSWER_BYTES = 256 * 1024 * 1024
+const MAX_ROWS_ANSWER_BYTES = 1024 * 1024 * 1024
+
+type Answer = { kind: 'json'; value: unknown } | { kind: 'rows'; bytes: Buffer }
 
 /** Answers one request against the owned store. Everything in `ask` is validated again here: the socket is a boundary. */
-async function answer(store: Store, ask: OwnerRequest): Promise<unknown> {
+async function answer(store: Store, ask: OwnerRequest): Promise<Answer> {
   switch (ask.op) {
     case 'query':
-      return executeSavedQuery(store, getSavedQuery(String(ask.name)), ask.params, { subjectKeys: SubjectKeyEntries.parse(ask.subjectKeys ?? []) })
-    case 'facts':
-      return collectFacts(store, FactsRequestSchema.parse(ask.request))
+      return { kind: 'json', value: await executeSavedQuery(store, getSavedQuery(String(ask.name)), ask.params, { subjectKeys: SubjectKeyEntries.parse(ask.subjectKeys ?? []) }) }
+    case 'facts': {
+      const request = FactsRequestSchema.parse(ask.request)
+      // The independent mode's point is that the verifier computes its facts
+      // itself: it asks for rows ('rows'), never for an owner's verdict.
+      if (request.mode === 'independent') throw new ReadtrailError('USAGE', 'independent facts are computed by the verifying process; ask for rows')
+      return { kind: 'json', value: await collectFacts(store, request) }
+    }
     case 'evidence':
-      return answerEvidence(store, ask)
+      return { kind: 'json', value: await answerEvidence(store, ask) }
+    case 'rows':
+      return readRows(store, ask)
     default:
       throw new ReadtrailError('USAGE', `unknown owner request ${JSON.stringify((ask as { op?: unknown }).op)}`)
   }
 }
 
-export async function serveOwnerApi(store: Store, dataDir: string, logger: Logger): Promise<() => Promise<void>> {
-  const path = ownerSocketPath(dataDir)
+async function readRows(store: Store, ask: { query: unknown; params: unknown; format: unknown }): Promise<Answer> {
+  if (ask.format !== 'RowBinary' && ask.format !== 'JSONEachRow') throw new ReadtrailError('USAGE', 'owner reads are RowBinary or JSONEachRow')
+  const read = resolveOwnerRead(store.database, ask.query, ask.params, ask.format)
+  if (read.format === 'JSONEachRow') return { kind: 'json', value: await store.queryRows(read.sql, read.params, NO_CACHES) }
+  const result = await store.client.exec({ query: read.sql, query_params: read.params, clickhouse_settings: NO_CACHES })
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of result.stream as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_ROWS_ANSWER_BYTES) throw new ReadtrailError('USAGE', `the ${read.name} read is larger than an owner answer may be (${MAX_ROWS_ANSWER_BYTES} bytes)`)
+    chunks.push(chunk)
+  }
+  return { kind: 'rows', bytes: Buffer.concat(chunks, size) }
+}
+
+export interface OwnerApiOptions {
+  /**
+   * The checkpoint signing key. Every answer is signed with it, so askers,
+   * who hold only the public key, can tell this process from an impostor
+   * that planted its own socket and owner record.
+   */
+  key: Pick<SigningKey, 'privateKey'>
+}
+
+const HEADER = Object.freeze({ pid: 'x-readtrail-owner-pid', database: 'x-readtrail-owner-database', kind: 'x-readtrail-owner-kind', sig: 'x-readtrail-owner-sig' })
+
+export async function serveOwnerApi(store: Store, dataDir: string, logger: Logger, options: OwnerApiOptions): Promise<() => Promise<void>> {
+  const privateKey: KeyObject | undefined = options?.key?.privateKey
+  // An unsigned owner would be refused by every asker: fail here, at start-up, instead.
+  if (!privateKey || privateKey.type !== 'private') throw new ReadtrailError('USAGE', 'serveOwnerApi needs the checkpoint signing key to sign its answers')
+  const path = canonicalSocketPath(dataDir)
   // Unix socket paths are limited to ~107 bytes on Linux.
-  if (Buffer.byteLength(path) > 100) {
-    logger.warn({ socket: path }, 'data directory path too long for a Unix socket: other processes cannot query through this one')
+  if (path === undefined || Buffer.byteLength(path) > 100) {
+    logger.warn({ socket: path ?? ownerSocketPath(dataDir) }, 'data directory path too long for a Unix socket: other processes cannot query through this one')
     return async () => {}
   }
   rmSync(path, { force: true })
   const server = createServer((req, res) => {
-    let body = ''
-    req.setEncoding('utf8').on('data', (c: string) => {
-      body += c
-      // Checkpoint lists travel in requests: allow some, never unbounded.
-      if (body.length > 64_000_000) req.destroy()
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > MAX_REQUEST_BYTES) req.destroy()
+      else chunks.push(c)
     })
     req.on('end', () => {
       void (async () => {
+        const raw = Buffer.concat(chunks, size)
+        let nonce: unknown
+        let status = 200
+        let reply: Answer
         try {
-          const result = await answer(store, JSON.parse(body) as OwnerRequest)
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ result }))
+          const parsed = JSON.parse(raw.toString('utf8')) as { nonce?: unknown; ask?: OwnerRequest }
+          nonce = parsed.nonce
+          if (!isNonce(nonce)) throw new ReadtrailError('USAGE', 'owner requests carry a fresh 32-byte hex nonce')
+          reply = await answer(store, parsed.ask as OwnerRequest)
         } catch (err) {
+          status = 400
           const error = isReadtrailError(err) ? err.toJSON() : { code: 'USAGE', message: describeError(err) }
-          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error }))
+          reply = { kind: 'json', value: { error } }
         }
+        const body = reply.kind === 'rows' ? reply.bytes : Buffer.from(JSON.stringify(status === 200 ? { result: reply.value } : reply.value), 'utf8')
+        const fields: OwnerProofFields = {
+          nonce: isNonce(nonce) ? nonce : '',
+          socketPath: path,
+          pid: process.pid,
+          database: store.database,
+          status,
+          kind: reply.kind,
+          requestDigest: digestOf(raw),
+          responseDigest: digestOf(body),
+        }
+        res
+          .writeHead(status, {
+            'content-type': reply.kind === 'rows' ? 'application/octet-stream' : 'application/json',
+            'content-length': body.length,
+            [HEADER.pid]: String(process.pid),
+            [HEADER.database]: encodeURIComponent(store.database),
+            [HEADER.kind]: reply.kind,
+            [HEADER.sig]: signOwnerAnswer(privateKey, fields),
+          })
+          .end(body)
       })()
     })
   })
@@ -87,33 +188,156 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
     })
 }
 
-/** Sends one request to the owning process; its coded errors come back as they were. */
-export function callOwner<T>(dataDir: string, ask: OwnerRequest): Promise<T> | undefined {
-  const socketPath = ownerSocketPath(dataDir)
+/** Where the owner is and what proves it. */
+export interface OwnerTarget {
+  dataDir: string
+  /** The database the asker means; an owner serving another is refused. */
+  database: string
+  /** The checkpoint PUBLIC key (SPKI PEM file) that checks the owner's signatures. */
+  publicKeyPath: string
+  /** Longest wait for an answer (the owner works before it sends a byte). @default 1_800_000 */
+  timeoutMs?: number
+}
+
+/** A proved answer: its body, and whether it is JSON or raw rows. */
+interface ProvedAnswer {
+  status: number
+  kind: 'json' | 'rows'
+  body: Buffer
+}
+
+const untrusted = (message: string, details: Record<string, unknown>) => new ReadtrailError('OWNER_UNTRUSTED', message, { details })
+
+/**
+ * Sends one request to the owning process and proves its answer, in named
+ * steps: find the owner record, load the trusted key, ask with a fresh nonce,
+ * check the signature over (nonce, socket, pid, database, request, answer),
+ * check the pid against the owner record and that it is alive, check (on
+ * Linux) that the pid holds the socket. Any failed check throws
+ * OWNER_UNTRUSTED and nothing the peer said is used. undefined when there is
+ * no socket at all.
+ */
+function askOwner(target: OwnerTarget, ask: OwnerRequest): Promise<ProvedAnswer> | undefined {
+  const socketPath = ownerSocketPath(target.dataDir)
   if (!existsSync(socketPath)) return undefined
-  return new Promise<T>((resolve, reject) => {
-    const req = request({ socketPath, path: '/', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (c: string) => (body += c))
-      res.on('end', () => {
-        try {
-          const reply = JSON.parse(body) as { result?: T; error?: { code: ReadtrailError['code']; message: string; details?: Record<string, unknown> } }
-          if (reply.error) reject(new ReadtrailError(reply.error.code, reply.error.message, { details: reply.error.details }))
-          else resolve(reply.result as T)
-        } catch (cause) {
-          reject(new ReadtrailError('STORE_UNAVAILABLE', `unreadable reply from the owning readtrail process`, { cause, retriable: true }))
-        }
-      })
-    })
-    req.on('error', (cause) =>
-      reject(
-        new ReadtrailError('STORE_UNAVAILABLE', `cannot reach the owning readtrail process at ${socketPath}: ${cause.message}`, {
-          cause,
-          retriable: true,
-          details: { unreachable: true },
-        }),
-      ),
-    )
-    req.end(JSON.stringify(ask))
+  return (async () => {
+    // Step: the owner record. Gone since the store said it was locked: the owner stopped.
+    const record = readOwnerRecord(target.dataDir)
+    const expectedPath = canonicalSocketPath(target.dataDir)
+    if (!record || !expectedPath) throw unreachable(socketPath, new Error('no owner record'))
+    // Step: the trusted key, from the configuration (never from the peer).
+    const trusted = loadPublicKey(target.publicKeyPath)
+    // Step: ask, with a nonce the answer must be bound to.
+    const nonce = createNonce()
+    const requestBody = Buffer.from(JSON.stringify({ nonce, ask }), 'utf8')
+    const { res, body } = await send(socketPath, requestBody, target.timeoutMs ?? 1_800_000)
+    // Step: the signature. Checked before anything in the answer is read.
+    const pidText = header(res, HEADER.pid)
+    const kind = header(res, HEADER.kind)
+    const sig = header(res, HEADER.sig)
+    let database: string | undefined
+    try {
+      database = decodeURIComponent(header(res, HEADER.database) ?? '')
+    } catch {
+      database = undefined
+    }
+    const pid = pidText !== undefined && /^[1-9][0-9]{0,9}$/.test(pidText) ? Number(pidText) : undefined
+    const status = res.statusCode ?? 0
+    const signed =
+      pid !== undefined &&
+      database !== undefined &&
+      (kind === 'json' || kind === 'rows') &&
+      sig !== undefined &&
+      isOwnerAnswerSigned(trusted.publicKey, { nonce, socketPath: expectedPath, pid, database, status, kind, requestDigest: digestOf(requestBody), responseDigest: digestOf(body) }, sig)
+    const details = { socket: socketPath, owner_pid: record.pid, key_id: trusted.keyId }
+    if (!signed || pid === undefined || database === undefined || (kind !== 'json' && kind !== 'rows')) {
+      throw untrusted(`the process answering on ${socketPath} did not prove it holds the checkpoint key ${trusted.keyId}; its answer was not used (an impostor owner, or a socket left by something that is not readtrail consume)`, details)
+    }
+    // Step: the pid. A real owner's answer relayed by another process names the real pid, which must be the recorded owner.
+    if (pid !== record.pid || !isProcessAlive(pid)) {
+      throw untrusted(`the answer on ${socketPath} is signed by process ${pid}, but the owner record names process ${record.pid}; its answer was not used`, { ...details, answer_pid: pid })
+    }
+    // Step: on Linux, the recorded owner holds the listening socket at this path.
+    if (checkPeerHoldsSocket(pid, expectedPath) === 'not-held') {
+      throw untrusted(`process ${pid} named by the owner record holds no socket bound at ${expectedPath}; its answer was not used`, details)
+    }
+    if (database !== target.database) {
+      throw new ReadtrailError('STORE_SCHEMA_MISMATCH', `the process owning ${target.dataDir} serves database ${database}, not ${target.database}`, { details: { database, expected: target.database } })
+    }
+    return { status, kind, body }
+  })()
+}
+
+function header(res: IncomingMessage, name: string): string | undefined {
+  const value = res.headers[name]
+  return typeof value === 'string' ? value : undefined
+}
+
+function unreachable(socketPath: string, cause: Error): ReadtrailError {
+  return new ReadtrailError('STORE_UNAVAILABLE', `cannot reach the owning readtrail process at ${socketPath}: ${cause.message}`, {
+    cause,
+    retriable: true,
+    details: { unreachable: true },
   })
+}
+
+/** One request; the answer is read whole, bounded in size and time, before anyone looks at it. */
+function send(socketPath: string, requestBody: Buffer, timeoutMs: number): Promise<{ res: IncomingMessage; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, path: '/', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': requestBody.length } },
+      (res) => {
+        const limit = res.headers[HEADER.kind] === 'rows' ? MAX_ROWS_ANSWER_BYTES : MAX_JSON_ANSWER_BYTES
+        const declared = Number(res.headers['content-length'])
+        const tooLarge = () => new ReadtrailError('OWNER_UNTRUSTED', `the answer on ${socketPath} is larger than an owner answer may be (${limit} bytes); it was not used`, { details: { socket: socketPath } })
+        if (!Number.isSafeInteger(declared) || declared < 0 || declared > limit) {
+          req.destroy()
+          return reject(tooLarge())
+        }
+        const chunks: Buffer[] = []
+        let size = 0
+        res.on('data', (c: Buffer) => {
+          size += c.length
+          if (size > declared) {
+            req.destroy()
+            reject(tooLarge())
+          } else chunks.push(c)
+        })
+        res.on('error', (cause) => reject(unreachable(socketPath, cause)))
+        res.on('end', () => resolve({ res, body: Buffer.concat(chunks, size) }))
+      },
+    )
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no complete answer within ${timeoutMs} ms`)))
+    req.on('error', (cause) => reject(unreachable(socketPath, cause)))
+    req.end(requestBody)
+  })
+}
+
+/** Sends one request to the owning process and returns its proved result; its coded errors come back as they were. */
+export function callOwner<T>(target: OwnerTarget, ask: OwnerRequest): Promise<T> | undefined {
+  return askOwner(target, ask)?.then((answer) => {
+    if (answer.kind !== 'json') throw new ReadtrailError('STORE_UNAVAILABLE', `the owner answered ${ask.op} with raw rows`, { retriable: true })
+    return jsonResult<T>(answer)
+  })
+}
+
+/** One fixed row read through the owner (cli/owner-reads.ts): raw RowBinary bytes, proved like any answer. */
+export async function readOwnerRows(target: OwnerTarget, query: string, params: Record<string, unknown>): Promise<Buffer> {
+  const answer = await askOwner(target, { op: 'rows', query, params, format: 'RowBinary' })
+  if (!answer) throw unreachable(ownerSocketPath(target.dataDir), new Error('no owner socket'))
+  if (answer.kind === 'rows' && answer.status === 200) return answer.body
+  // Refusals come back as JSON errors.
+  return jsonResult<never>(answer)
+}
+
+/** A proved JSON answer: its result, or its coded error rethrown as it was. */
+function jsonResult<T>(answer: ProvedAnswer): T {
+  let reply: { result?: T; error?: { code: ReadtrailError['code']; message: string; details?: Record<string, unknown> } }
+  try {
+    reply = JSON.parse(answer.body.toString('utf8')) as typeof reply
+  } catch (cause) {
+    throw new ReadtrailError('STORE_UNAVAILABLE', 'unreadable reply from the owning readtrail process', { cause, retriable: true })
+  }
+  if (reply.error) throw new ReadtrailError(reply.error.code, reply.error.message, { details: reply.error.details })
+  return reply.result as T
 }

@@ -5,7 +5,8 @@ import { StoreError } from '../store/errors.js'
 import { openStore, type Store } from '../store/store.js'
 import { isReadtrailError, ReadtrailError } from '../common/errors.js'
 import type { AppConfig } from './config.js'
-import { callOwner, type OwnerRequest } from './owner-api.js'
+import { callOwner, ownerSocketPath, type OwnerRequest, type OwnerTarget } from './owner-api.js'
+import { ownerReadStore } from './owner-store.js'
 
 /** CLI logs go to stderr so stdout stays clean for results. */
 export function createCliLogger(): Logger {
@@ -32,9 +33,18 @@ export async function openAppStore(config: AppConfig, command: string, logger: L
   return store
 }
 
+/** Where the store's owner is for this configuration, and the key that proves it. */
+export function ownerTargetOf(config: AppConfig): OwnerTarget {
+  return { dataDir: config.store.dataDir, database: config.store.database, publicKeyPath: config.checkpoints.publicKeyPath }
+}
+
 /**
  * Runs `local` on the store, or, when another readtrail process owns the
- * embedded store and serves its socket, asks that process instead.
+ * embedded store and serves its socket, asks that process instead. The
+ * owner must prove every answer with the checkpoint key (OWNER_UNTRUSTED
+ * otherwise). `verify --independent` does not ask the owner for facts: it
+ * runs `local` here on the owner's raw rows, so the hashing and the verdict
+ * stay in this process.
  */
 export async function withStore<T>(
   config: AppConfig,
@@ -47,9 +57,12 @@ export async function withStore<T>(
   try {
     store = await openAppStore(config, command, logger, { create: false })
   } catch (err) {
-    const viaOwner = isReadtrailError(err) && err.code === 'STORE_LOCKED' ? callOwner<T>(config.store.dataDir, remote) : undefined
-    if (!viaOwner) throw err
+    const locked = isReadtrailError(err) && err.code === 'STORE_LOCKED' && existsSync(ownerSocketPathOf(config))
+    if (!locked) throw err
     logger.debug({ owner: err instanceof ReadtrailError ? err.details : undefined }, 'store owned by another process: asking it')
+    const target = ownerTargetOf(config)
+    const viaOwner = remote.op === 'facts' && remote.request.mode === 'independent' ? local(ownerReadStore(target)) : callOwner<T>(target, remote)
+    if (!viaOwner) throw err
     // A socket left behind by an owner that no longer serves: report the lock.
     return viaOwner.catch((ownerErr: unknown) => {
       throw isReadtrailError(ownerErr) && ownerErr.details?.['unreachable'] ? err : ownerErr
@@ -60,4 +73,8 @@ export async function withStore<T>(
   } finally {
     await store.close()
   }
+}
+
+function ownerSocketPathOf(config: AppConfig): string {
+  return ownerSocketPath(config.store.dataDir)
 }

@@ -9,8 +9,10 @@ import { chainedRowOf, parseEvidenceBundle, type EvidenceBundle } from './bundle
 export interface VerifyEvidenceOptions {
   /**
    * SPKI PEM of the checkpoint key the verifier trusts (obtained from the
-   * operator, not from the bundle). Without it the bundle proves only that
-   * the key it carries signed; whose key that is stays open.
+   * operator, not from the bundle). Without it nothing is proved: the key a
+   * bundle carries is as editable as its rows, so a bundle changed and
+   * re-signed with a key of the forger's own would pass every other step.
+   * The verdict is then `ok: false` with code EVIDENCE_KEY_UNTRUSTED.
    */
   trustedKeyPem?: string
 }
@@ -36,6 +38,11 @@ export type StepResult = 'passed' | 'failed' | 'skipped' | 'not_run'
 
 export interface EvidenceVerdict {
   ok: boolean
+  /**
+   * EVIDENCE_KEY_UNTRUSTED when every step passed but the one that pins the
+   * signer had no trusted key to pin it to; absent otherwise.
+   */
+  code?: 'EVIDENCE_KEY_UNTRUSTED'
   /** The first step that failed; absent when ok. */
   failed_step?: string
   /** Why it failed, in a sentence. */
@@ -60,7 +67,14 @@ interface Context {
 }
 
 /** Why a step refused the bundle; caught by the step loop and turned into the verdict. */
-class StepFailure extends Error {}
+class StepFailure extends Error {
+  constructor(
+    message: string,
+    readonly code?: EvidenceVerdict['code'],
+  ) {
+    super(message)
+  }
+}
 
 interface Step {
   name: string
@@ -161,7 +175,14 @@ const STEPS: readonly Step[] = [
   {
     name: 'check-trusted-key',
     run(ctx) {
-      if (!ctx.trusted) return 'skipped'
+      // Every step so far holds under the key the bundle carries, which anyone can make.
+      if (!ctx.trusted) {
+        throw new StepFailure(
+          `untrusted key: the bundle is signed by key ${ctx.bundle.key_id}, which came with the bundle itself; ` +
+            "give the operator's public key with --public-key (or READTRAIL_CHECKPOINT_PUBLIC_KEY) to prove anything",
+          'EVIDENCE_KEY_UNTRUSTED',
+        )
+      }
       // Key ids are SHA-256 of the raw public key: equal ids mean the same key.
       if (ctx.trusted.keyId !== ctx.bundle.key_id) {
         throw new StepFailure(`the checkpoint was signed by key ${ctx.bundle.key_id}, not by the trusted key ${ctx.trusted.keyId}`)
@@ -185,7 +206,7 @@ export function verifyEvidence(value: unknown, options: VerifyEvidenceOptions = 
   const bundle = parseEvidenceBundle(value)
   const ctx: Context = { bundle, trusted, seq: 0, hash: Buffer.alloc(0), kafkaOffset: '' }
   const steps: EvidenceVerdict['steps'] = [{ name: 'parse', result: 'passed' }]
-  let failure: { step: string; problem: string } | undefined
+  let failure: { step: string; problem: string; code: EvidenceVerdict['code'] } | undefined
   for (const step of STEPS) {
     if (failure) {
       steps.push({ name: step.name, result: 'not_run' })
@@ -196,44 +217,42 @@ export function verifyEvidence(value: unknown, options: VerifyEvidenceOptions = 
     } catch (err) {
       if (!(err instanceof StepFailure)) throw err
       steps.push({ name: step.name, result: 'failed' })
-      failure = { step: step.name, problem: err.message }
+      failure = { step: step.name, problem: err.message, code: err.code }
     }
   }
   const event = summaryOf(bundle)
   if (failure) {
     return {
       ok: false,
+      ...(failure.code ? { code: failure.code } : {}),
       failed_step: failure.step,
       problem: failure.problem,
       steps,
       proved: [],
       not_proved: [
-        `anything: the ${failure.step} step refused the bundle, so nothing in it is proved, including the event details it states`,
+        failure.code === 'EVIDENCE_KEY_UNTRUSTED'
+          ? `anything: the rows link to a checkpoint signed by key ${bundle.key_id}, but that key came with the bundle, so whoever made the bundle could have made the key; nothing in it is proved, including the event details it states`
+          : `anything: the ${failure.step} step refused the bundle, so nothing in it is proved, including the event details it states`,
       ],
       event,
     }
   }
-  return { ok: true, steps, proved: provedBy(bundle, trusted !== undefined), not_proved: notProvedBy(bundle, trusted !== undefined), event }
+  return { ok: true, steps, proved: provedBy(bundle), not_proved: notProvedBy(bundle), event }
 }
 
-function provedBy(b: EvidenceBundle, trustedKey: boolean): string[] {
+function provedBy(b: EvidenceBundle): string[] {
   const { event: e, checkpoint: cp } = b
   const rows = e.seq === cp.seq ? `row seq ${e.seq}` : `rows seq ${e.seq}..${cp.seq}`
   return [
     `event ${e.event_id} is row seq ${e.seq} of chain ${JSON.stringify(e.chain_id)} in database ${b.database}, with exactly the column values the bundle lists (they re-encode to the row hash ${e.hash})`,
     `${rows} of that chain link by SHA-256 to checkpoint #${cp.index} (seq ${cp.seq}, hash ${cp.hash}) signed at ${cp.signed_at} by key ${b.key_id}, so the row was in the log no later than that time by the signer's clock`,
-    ...(trustedKey ? [`key ${b.key_id} is the trusted public key given to the verifier`] : []),
+    `key ${b.key_id} is the trusted public key given to the verifier`,
   ]
 }
 
-function notProvedBy(b: EvidenceBundle, trustedKey: boolean): string[] {
+function notProvedBy(b: EvidenceBundle): string[] {
   const { event: e, checkpoint: cp } = b
   return [
-    ...(trustedKey
-      ? []
-      : [
-          `that key ${b.key_id} belongs to the operator of this log: the key came with the bundle, so compare its key id with one obtained from the operator out of band, or verify again with --public-key <operator's key>`,
-        ]),
     `that no other event exists: this proves that event ${e.event_id} was logged, not what else was or was not logged about principal ${JSON.stringify(e.principal_id)} or these records`,
     `that the rows are still in the database: the bundle is a copy (it says it was exported at ${b.exported_at}, which nothing signs); run readtrail verify on the store for its current state`,
     `anything about the rows of chain ${JSON.stringify(e.chain_id)} before seq ${e.seq} or after seq ${cp.seq}`,

@@ -52,9 +52,28 @@ export function claimDataDir(dataDir: string, command: string): () => void {
   }
 }
 
+/** The owner record of a data directory, or undefined when there is none or it is not one. */
+export function readOwnerRecord(dataDir: string): OwnerRecord | undefined {
+  return readOwner(join(dataDir, LOCK_FILE))
+}
+
+// A lock record is far smaller; the bound keeps a planted file from being read whole.
+const MAX_RECORD_BYTES = 4096
+
+/**
+ * The record is a file anyone who can write the data directory can replace:
+ * only its shape is checked here. Whoever reads it to find the owner must
+ * still make that owner prove itself (cli/owner-auth.ts).
+ */
 function readOwner(path: string): OwnerRecord | undefined {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as OwnerRecord
+    if (statSync(path).size > MAX_RECORD_BYTES) return undefined
+    const value = JSON.parse(readFileSync(path, 'utf8')) as Partial<OwnerRecord> | null
+    if (typeof value !== 'object' || value === null) return undefined
+    const { pid, command, started_at } = value
+    if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid < 1) return undefined
+    if (typeof command !== 'string' || typeof started_at !== 'string') return undefined
+    return { pid, command, started_at }
   } catch {
     return undefined
   }

@@ -120,9 +120,9 @@ function bundleFor(f: Fixture, eventSeq: number, checkpointSeq: number): Evidenc
 }
 
 /** Verifies a bundle file's text; an EVIDENCE_INVALID rejection counts as not proved. */
-function verdictOfText(text: string, trustedKeyPem?: string): EvidenceVerdict | 'invalid' {
+function verdictOfText(text: string, trustedKeyPem: string): EvidenceVerdict | 'invalid' {
   try {
-    return verifyEvidence(parseEvidenceText(text), trustedKeyPem === undefined ? {} : { trustedKeyPem })
+    return verifyEvidence(parseEvidenceText(text), { trustedKeyPem })
   } catch (err) {
     if (err instanceof EvidenceError && err.code === 'EVIDENCE_INVALID') return 'invalid'
     throw err
@@ -165,11 +165,13 @@ const mutate = (b: EvidenceBundle, change: (copy: EvidenceBundle) => void): Evid
   return copy
 }
 
+const trusting = (f: Fixture) => ({ trustedKeyPem: f.key.pem })
+
 describe('verifyEvidence', () => {
   it('proves an event in the middle of a chain, through the rows up to the checkpoint', () => {
     const f = chainFixture()
     const bundle = bundleFor(f, 3, 5)
-    const verdict = verifyEvidence(JSON.parse(serializeEvidenceBundle(bundle)))
+    const verdict = verifyEvidence(JSON.parse(serializeEvidenceBundle(bundle)), trusting(f))
     expect(verdict.ok).toBe(true)
     expect(verdict.failed_step).toBeUndefined()
     expect(verdict.steps).toEqual([
@@ -178,7 +180,7 @@ describe('verifyEvidence', () => {
       { name: 'walk-segment', result: 'passed' },
       { name: 'match-checkpoint', result: 'passed' },
       { name: 'check-signature', result: 'passed' },
-      { name: 'check-trusted-key', result: 'skipped' },
+      { name: 'check-trusted-key', result: 'passed' },
     ])
     expect(verdict.event).toEqual({
       event_id: f.rows[2]!.event_id,
@@ -197,25 +199,24 @@ describe('verifyEvidence', () => {
     expect(verdict.proved.join('\n')).toContain(`rows seq 3..5 of that chain link by SHA-256 to checkpoint #7 (seq 5`)
     expect(verdict.proved.join('\n')).toContain(`by key ${f.key.keyId}`)
     const limits = verdict.not_proved.join('\n')
-    expect(limits).toContain(`that key ${f.key.keyId} belongs to the operator`)
     expect(limits).toContain('that no other event exists')
     expect(limits).toContain('that the rows are still in the database')
   })
 
   it('proves an event that is itself the checkpointed row (empty segment)', () => {
     const f = chainFixture()
-    const verdict = verifyEvidence(bundleFor(f, 4, 4))
+    const verdict = verifyEvidence(bundleFor(f, 4, 4), trusting(f))
     expect(verdict.ok).toBe(true)
     expect(verdict.proved[1]).toMatch(/^row seq 4 of that chain/)
   })
 
   it('proves the first row of a chain (prev_hash genesis) and the last', () => {
     const f = chainFixture()
-    expect(verifyEvidence(bundleFor(f, 1, 6)).ok).toBe(true)
-    expect(verifyEvidence(bundleFor(f, 6, 6)).ok).toBe(true)
+    expect(verifyEvidence(bundleFor(f, 1, 6), trusting(f)).ok).toBe(true)
+    expect(verifyEvidence(bundleFor(f, 6, 6), trusting(f)).ok).toBe(true)
   })
 
-  it('with the trusted key given, proves the signer and drops the out-of-band caveat', () => {
+  it('with the trusted key given, proves the signer', () => {
     const f = chainFixture()
     const verdict = verifyEvidence(bundleFor(f, 2, 5), { trustedKeyPem: f.key.pem })
     expect(verdict.ok).toBe(true)
@@ -227,12 +228,12 @@ describe('verifyEvidence', () => {
   it('never proves anything after any single character of the event text is changed', () => {
     const f = chainFixture()
     const text = serializeEvidenceBundle(bundleFor(f, 3, 5))
-    expect(verdictOfText(text)).toMatchObject({ ok: true })
+    expect(verdictOfText(text, f.key.pem)).toMatchObject({ ok: true })
     const [start, end] = valueSpan(text, 'event')
     expect(JSON.parse(text.slice(start, end))).toEqual(JSON.parse(text).event)
     let invalid = 0
     for (let at = start; at < end; at++) {
-      const verdict = verdictOfText(flip(text, at))
+      const verdict = verdictOfText(flip(text, at), f.key.pem)
       if (verdict === 'invalid') invalid++
       else expect(verdict.ok, `character ${at - start} of the event (${JSON.stringify(text[at])})`).toBe(false)
     }
@@ -246,13 +247,13 @@ describe('verifyEvidence', () => {
     const text = serializeEvidenceBundle(bundleFor(f, 2, 4))
     const [exportedStart, exportedEnd] = valueSpan(text, 'exported_at')
     for (let at = 0; at < text.length; at++) {
-      const verdict = verdictOfText(flip(text, at))
+      const verdict = verdictOfText(flip(text, at), f.key.pem)
       if (at >= exportedStart && at < exportedEnd) continue
       if (verdict !== 'invalid') expect(verdict.ok, `character ${at} (${JSON.stringify(text[at])}) of the file`).toBe(false)
     }
     // The export time is the exporter's word: the verdict shows it but nothing signs it.
     const retimed = text.replace('2026-11-28T09:00:00.000Z', '2026-11-28T09:00:01.000Z')
-    expect(verdictOfText(retimed)).toMatchObject({ ok: true })
+    expect(verdictOfText(retimed, f.key.pem)).toMatchObject({ ok: true })
   })
 
   describe('fails at the step that catches each tampering', () => {
@@ -314,8 +315,8 @@ describe('verifyEvidence', () => {
       ['a key id that is not the public key', (b) => (b.key_id = 'a'.repeat(64)), 'check-signature'],
     ]
     it.each(cases)('%s', (_, change, step) => {
-      expect(verifyEvidence(good).ok).toBe(true)
-      const verdict = verifyEvidence(JSON.parse(JSON.stringify(mutate(good, change))))
+      expect(verifyEvidence(good, trusting(f)).ok).toBe(true)
+      const verdict = verifyEvidence(JSON.parse(JSON.stringify(mutate(good, change))), trusting(f))
       expect(verdict).toMatchObject({ ok: false, failed_step: step, proved: [] })
       expect(verdict.problem).toEqual(expect.any(String))
       const failedAt = verdict.steps.findIndex((s) => s.result === 'failed')
@@ -334,14 +335,14 @@ describe('verifyEvidence', () => {
     })
     let code: string | undefined
     try {
-      expect(verifyEvidence(JSON.parse(JSON.stringify(bent))).ok).toBe(false)
+      expect(verifyEvidence(JSON.parse(JSON.stringify(bent)), trusting(f)).ok).toBe(false)
     } catch (err) {
       code = (err as { code?: string }).code
     }
     expect(code ?? 'EVIDENCE_INVALID').toBe('EVIDENCE_INVALID')
   })
 
-  it('a checkpoint re-signed by another key verifies on its own terms but fails against the trusted key', () => {
+  it('a checkpoint re-signed by another key is not proved without a trusted key (untrusted key), and fails against the trusted key', () => {
     const f = chainFixture()
     const forger = newKey()
     const forged = mutate(bundleFor(f, 2, 5), (b) => {
@@ -349,10 +350,12 @@ describe('verifyEvidence', () => {
       b.public_key = forger.pem
       b.key_id = forger.keyId
     })
-    // Without a trusted key the bundle proves only that *some* key signed: the verdict says whose and that it is unchecked.
+    // Without a trusted key nothing is proved: the forged bundle holds together under the key it carries.
     const untrusted = verifyEvidence(forged)
-    expect(untrusted.ok).toBe(true)
-    expect(untrusted.not_proved[0]).toContain(`that key ${forger.keyId} belongs to the operator`)
+    expect(untrusted).toMatchObject({ ok: false, code: 'EVIDENCE_KEY_UNTRUSTED', failed_step: 'check-trusted-key', proved: [] })
+    expect(untrusted.problem).toMatch(/^untrusted key: /)
+    expect(untrusted.problem).toContain(forger.keyId)
+    expect(untrusted.steps.slice(0, -1).every((s) => s.result === 'passed')).toBe(true)
     const verdict = verifyEvidence(forged, { trustedKeyPem: f.key.pem })
     expect(verdict).toMatchObject({ ok: false, failed_step: 'check-trusted-key' })
     expect(verdict.problem).toContain(forger.keyId)

@@ -144,6 +144,27 @@ function compareCopies(
   warnings: string[],
 ): Finding[] {
   const findings: Finding[] = []
+  // One copy holding nothing of this database while the other holds
+  // checkpoints: it was deleted or emptied (the writer writes the file first
+  // and the topic right after, every round). Said once per chain, at its
+  // first checkpoint the empty copy lacks.
+  const emptyCopy = file.size === 0 ? { empty: fileSource, full: topicSource, held: topic } : topic.size === 0 ? { empty: topicSource, full: fileSource, held: file } : null
+  if (emptyCopy) {
+    const what = emptyCopy.empty.missing ? (emptyCopy.empty.kind === 'file' ? 'is gone' : 'does not exist') : 'holds no checkpoint of this database'
+    for (const [chainId, byIndex] of emptyCopy.held) {
+      const sorted = [...byIndex.values()].sort((a, b) => a.checkpoint.index - b.checkpoint.index)
+      const first = sorted[0]?.checkpoint
+      const last = sorted[sorted.length - 1]?.checkpoint
+      if (!first || !last) continue
+      findings.push({
+        chain_id: chainId,
+        seq: first.seq,
+        kind: 'checkpoint_copy_missing',
+        detail: `${emptyCopy.empty.where} ${what}, but ${emptyCopy.full.where} holds checkpoints #${first.index}..#${last.index} (seq ${first.seq}..${last.seq}) of this chain`,
+      })
+    }
+    return findings
+  }
   let notYetMirrored = 0
   for (const [chainId, inTopic] of topic) {
     const inFile = file.get(chainId) ?? new Map<number, Claimed>()

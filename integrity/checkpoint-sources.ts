@@ -3,6 +3,8 @@ import { readCheckpointLog } from '../checkpoints/checkpoint-log.js'
 import { readCheckpointTopic } from '../checkpoints/checkpoint-topic.js'
 import { loadPublicKey } from '../checkpoints/keys.js'
 import { analyseCheckpoints, type CheckpointSource } from './check-checkpoints.js'
+import { readTopicConfig, readWatermarks } from './kafka-log-facts.js'
+import type { Finding } from './report.js'
 import type { VerifyOptions } from './verify.js'
 
 export interface CheckpointSourceOptions {
@@ -43,9 +45,32 @@ export async function loadCheckpoints(options: CheckpointSourceOptions): Promise
     }
   }
   const analysis = analyseCheckpoints({ file, topic }, key, options.database)
+  if (options.topic && topic && !topic.missing) analysis.findings.push(...(await checkTopicKeptForever(options.topic.kafka, options.topic.name)))
   if (file?.missing) analysis.warnings.push(`the checkpoint log ${options.logPath} does not exist`)
   if (topic?.missing) analysis.warnings.push(`the checkpoint topic ${options.topic?.name} does not exist`)
   if (!file) analysis.warnings.push('the checkpoint log file was NOT read')
   if (!topic) analysis.warnings.push('the Kafka copy of the checkpoints was NOT read: a rolled-back checkpoint log would pass')
   return { analysis, sources: { file: options.logPath, topic: options.topic?.name ?? null, key_id: key.keyId } }
+}
+
+const KEPT_FOREVER = Object.freeze({ 'retention.ms': '-1', 'retention.bytes': '-1', 'cleanup.policy': 'delete' })
+
+/**
+ * The Kafka copy exposes a rolled-back file only while it keeps every
+ * checkpoint: a topic whose retention or cleanup policy lets the broker drop
+ * them, or whose log-start offset moved (delete-records), is a finding
+ * whether or not the checkpoints it lost are noticed otherwise.
+ */
+async function checkTopicKeptForever(kafka: Kafka, topic: string): Promise<Finding[]> {
+  const findings: Finding[] = []
+  const at = { chain_id: '(checkpoint topic)', seq: 0, kind: 'checkpoint_topic_weakened' as const }
+  const config = await readTopicConfig(kafka, topic, Object.keys(KEPT_FOREVER), 30_000)
+  const wrong = Object.entries(KEPT_FOREVER)
+    .filter(([name, value]) => config.get(name) !== value)
+    .map(([name, value]) => `${name}=${config.get(name) ?? '(unset)'} (must be ${value})`)
+  if (wrong.length > 0) findings.push({ ...at, detail: `topic ${topic} would not keep checkpoints forever: ${wrong.join(', ')}` })
+  for (const m of (await readWatermarks(kafka, topic, 30_000)) ?? []) {
+    if (m.low > 0n) findings.push({ ...at, detail: `topic ${topic} partition ${m.partition} starts at offset ${m.low}: checkpoints before it were deleted from Kafka` })
+  }
+  return findings
 }

@@ -1,8 +1,9 @@
 import { HASH_SQL } from '../store/access-log-columns.js'
 import { PRINCIPAL_VIEW_COLUMNS, RECORD_VIEW_COLUMNS, principalDaysSelect, principalHoursSelect, type PRINCIPAL_DAYS_COLUMNS, type PRINCIPAL_HOURS_COLUMNS } from '../store/ddl.js'
 import type { Store } from '../store/store.js'
+import { chainOffsetsInDb, findStoredEventsByChain, type ChainOffsets } from './chain-offsets.js'
 import type { FactWindow } from './classify-window.js'
-import { assembleFacts, mergeRanges, suspectRange, type Facts, type FactsRequest } from './facts.js'
+import { assembleFacts, foundEventsFacts, mergeRanges, suspectRange, type Facts, type FactsRequest } from './facts.js'
 import { NO_CACHES } from './no-caches.js'
 import { completeThrough } from './producer-gaps.js'
 import { producerBreaksSince, type ProducerFacts } from './producer-since.js'
@@ -76,6 +77,7 @@ LIMIT {limit:UInt32}`
  * the rows that fail, and the few around them, come back.
  */
 export async function collectInDb(store: Store, request: FactsRequest): Promise<Facts> {
+  if (request.find_events) return foundEventsFacts(await findStoredEventsByChain(store, 'in-db', request.find_events))
   const log = store.table('access_log')
   const from = (chainId: string) => request.from_seq?.[chainId] ?? 0
   const listed = await store.queryRows<{ chain_id: string }>(`SELECT DISTINCT chain_id FROM ${log} ORDER BY chain_id`, {}, NO_CACHES)
@@ -84,9 +86,14 @@ export async function collectInDb(store: Store, request: FactsRequest): Promise<
   const chains: ChainScan[] = []
   const windows: FactWindow[] = []
   const checkpointRows: CheckpointRow[] = []
+  const chainOffsets: ChainOffsets[] = []
   let suspectsTruncated = false
   for (const chainId of chainIds) {
     const params = { chain_id: chainId, from: from(chainId) }
+    if (request.offsets) {
+      const offsets = await chainOffsetsInDb(store, chainId, from(chainId), request.maxSuspects)
+      if (offsets) chainOffsets.push(offsets)
+    }
     const [summary] = await store.queryRows<{ rows: number; first_seq: number; last_seq: number; head_hash: string }>(
       `SELECT count() AS rows, min(seq) AS first_seq, max(seq) AS last_seq, lower(hex(argMax(hash, seq))) AS head_hash
        FROM ${log} WHERE chain_id = {chain_id:String} AND seq >= {from:UInt64}`,
@@ -143,6 +150,7 @@ export async function collectInDb(store: Store, request: FactsRequest): Promise<
     viewFindings,
     viewsChecked: request.views && !request.from_seq,
     warnings,
+    ...(request.offsets ? { chainOffsets } : {}),
   })
 }
 

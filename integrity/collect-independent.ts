@@ -1,7 +1,8 @@
 import type { Store } from '../store/store.js'
 import type { FactWindow } from './classify-window.js'
 import { NO_CACHES } from './no-caches.js'
-import { assembleFacts, mergeRanges, suspectRange, type Facts, type FactsRequest } from './facts.js'
+import { chainOffsetsStreamed, findStoredEventsByChain, type ChainOffsets } from './chain-offsets.js'
+import { assembleFacts, foundEventsFacts, mergeRanges, suspectRange, type Facts, type FactsRequest } from './facts.js'
 import { fetchWindowFacts, planSegments, scanProducerBreaks, scanSegments, type SegmentScan } from './independent-scan.js'
 import { completeThrough } from './producer-gaps.js'
 import { producerBreaksSince, type ProducerFacts } from './producer-since.js'
@@ -25,6 +26,7 @@ const ROWS_PER_SEGMENT = 50_000
 const GENESIS = Object.freeze({ seq: 0, hash: '0'.repeat(64) })
 
 export async function collectIndependent(store: Store, request: FactsRequest): Promise<Facts> {
+  if (request.find_events) return foundEventsFacts(await findStoredEventsByChain(store, 'independent', request.find_events))
   const log = store.table('access_log')
   const listed = await store.queryRows<{ chain_id: string; max_seq: number }>(`SELECT chain_id, max(seq) AS max_seq FROM ${log} GROUP BY chain_id ORDER BY chain_id`, {}, NO_CACHES)
   const checkpointSeqs = new Map(Object.entries(request.checkpoint_seqs))
@@ -81,6 +83,16 @@ export async function collectIndependent(store: Store, request: FactsRequest): P
     for (const range of ranges) windows.push({ chain_id: chainId, ...range, rows: await fetchWindowFacts(store, chainId, range.lo, range.hi) })
   }
 
+  // Offsets are streamed apart from the rows the workers hash: a store that
+  // answered the two scans differently would show as rows stored meanwhile.
+  const chainOffsets: ChainOffsets[] = []
+  if (request.offsets) {
+    for (const c of listed) {
+      const offsets = await chainOffsetsStreamed(store, c.chain_id, from(c.chain_id), Number(c.max_seq), request.maxSuspects)
+      if (offsets) chainOffsets.push(offsets)
+    }
+  }
+
   const warnings: string[] = []
   let producers: ProducerFacts
   if (request.producer_through) {
@@ -101,5 +113,6 @@ export async function collectIndependent(store: Store, request: FactsRequest): P
     viewsChecked: false,
     warnings,
     workers: request.workers,
+    ...(request.offsets ? { chainOffsets } : {}),
   })
 }

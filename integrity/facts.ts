@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { ChainOffsets } from './chain-offsets.js'
 import type { FactWindow } from './classify-window.js'
 import type { Finding } from './report.js'
 import type { ChainScan, CheckpointRow, ProducerBreak } from './row-facts.js'
@@ -26,6 +27,14 @@ export interface FactsRequest {
   from_seq: Record<string, number> | null
   /** Incremental runs: per producer, the seq through which an earlier run saw it complete. */
   producer_through: Record<string, number> | null
+  /** Also collect each chain's Kafka offset breaks (chain-offsets.ts), for a verifier that can hold them against Kafka. */
+  offsets: boolean
+  /**
+   * Per chain, event ids to look up, and nothing else: the verifier's second
+   * round, after Kafka showed replayed messages in an offset gap. null: a
+   * normal collection.
+   */
+  find_events: Record<string, string[]> | null
 }
 
 const seqNumber = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -40,6 +49,9 @@ export const FactsRequestSchema = z
     checkpoint_seqs: z.record(z.string(), z.array(seqNumber)),
     from_seq: z.record(z.string(), seqNumber).nullable(),
     producer_through: z.record(z.string(), seqNumber).nullable(),
+    offsets: z.boolean(),
+    // Bounded: the ids come from Kafka messages, attacker-controlled.
+    find_events: z.record(z.string(), z.array(z.string().max(64)).max(100_000)).nullable(),
   })
   .strict() satisfies z.ZodType<FactsRequest>
 
@@ -60,6 +72,10 @@ export interface Facts {
   rows_verified: number
   warnings: string[]
   workers?: number
+  /** Per chain, where its Kafka offsets break (when the request asked for offsets). */
+  chain_offsets?: ChainOffsets[]
+  /** Per chain, which of the request's find_events are stored (only in answer to find_events). */
+  found_events?: Record<string, string[]>
 }
 
 /** The parts both collectors gather, assembled into Facts (row count from the chains). */
@@ -73,6 +89,7 @@ export function assembleFacts(parts: {
   viewsChecked: boolean
   warnings: string[]
   workers?: number
+  chainOffsets?: ChainOffsets[]
 }): Facts {
   return {
     chains: parts.chains,
@@ -88,7 +105,13 @@ export function assembleFacts(parts: {
     rows_verified: parts.chains.reduce((n, c) => n + c.rows, 0),
     warnings: parts.warnings,
     ...(parts.workers ? { workers: parts.workers } : {}),
+    ...(parts.chainOffsets ? { chain_offsets: parts.chainOffsets } : {}),
   }
+}
+
+/** The answer to a find_events request: no rows checked, only the events found. */
+export function foundEventsFacts(found: Record<string, string[]>): Facts {
+  return { ...assembleFacts({ chains: [], windows: [], suspectsTruncated: false, checkpointRows: [], producers: { breaks: [], truncated: false, checked: 0, through: {} }, viewFindings: [], viewsChecked: false, warnings: [] }), found_events: found }
 }
 
 /** Merges suspect ranges of one chain into windows (sorted, overlapping or adjacent ranges joined). */

@@ -89,7 +89,7 @@ FORMAT RowBinary`
  * buffer), a ClickHouse server streams it in chunks: the caller bounds
  * memory by asking for bounded ranges.
  */
-async function streamQuery(store: Store, query: string, params: Record<string, unknown>, what: string, onBytes: (chunk: Buffer) => void): Promise<void> {
+export async function streamQuery(store: Store, query: string, params: Record<string, unknown>, what: string, onBytes: (chunk: Buffer) => void): Promise<void> {
   try {
     const result = await store.client.exec({ query, query_params: params, clickhouse_settings: NO_CACHES })
     for await (const chunk of result.stream as AsyncIterable<Buffer>) onBytes(chunk)

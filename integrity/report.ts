@@ -96,6 +96,15 @@ export interface ChainSummary {
   head_hash: string
   /** Newest signed checkpoint of the chain that matched its row, if any. */
   checkpoint?: { index: number; seq: number; hash: string; signed_at: string }
+  /**
+   * First seq no matching checkpoint covers (null: every row is signed).
+   * Rows from here to last_seq were checked as a chain but no signature
+   * vouches for them: they are never reported as verified. Not a finding: a
+   * growing chain always has such a tail, up to the checkpoint interval.
+   */
+  unsigned_from_seq: number | null
+  /** Rows in unsigned_from_seq..last_seq. */
+  unsigned_rows: number
 }
 
 /** A producer hole younger than the grace window: the events may still be on their way. */
@@ -135,6 +144,14 @@ export interface VerificationReport {
   findings_truncated: boolean
   /** What was not checked and why; never silently. */
   warnings: string[]
+  /**
+   * Per chain, the highest index among the valid checkpoints of both copies
+   * and the seq it vouches for: what a later run passes back as
+   * `checkpointHigh`, so that winding both copies back is a finding.
+   */
+  checkpoint_high: Record<string, { index: number; seq: number }>
+  /** Whether chain ids, offsets and heads were held against the Kafka topic and the writer's group. */
+  kafka_checked: boolean
   /** Verifier worker threads (independent mode). */
   workers?: number
   started_at: string
@@ -160,6 +177,10 @@ export function formatReport(report: VerificationReport): string {
   for (const c of report.chains) {
     const signed = c.checkpoint ? `, signed through seq ${c.checkpoint.seq} (checkpoint #${c.checkpoint.index})` : ', no matching checkpoint'
     lines.push(`  chain ${c.chain_id}: seq ${c.first_seq}..${c.last_seq} (${c.rows} rows), head ${c.head_hash.slice(0, 16)}…${signed}`)
+    if (c.unsigned_from_seq !== null && c.unsigned_rows > 0) {
+      const range = c.unsigned_from_seq === c.last_seq ? `row ${c.last_seq}` : `rows ${c.unsigned_from_seq}..${c.last_seq}`
+      lines.push(`    ${range} UNSIGNED (newer than the newest checkpoint): checked as a chain, not verified`)
+    }
   }
   for (const g of report.producers.in_flight) {
     lines.push(`  in flight: producer ${g.producer_id} seq ${g.from_seq}..${g.to_seq} (next event stored ${g.next_stored_at})`)

@@ -1,9 +1,11 @@
 import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
 import { describeError, isReadtrailError } from '../common/errors.js'
 import type { CheckpointAnalysis } from './check-checkpoints.js'
+import { checkKafkaLog, KAFKA_LOG_BOUNDS, type KafkaLogBounds } from './check-kafka-log.js'
 import { classifyWindow } from './classify-window.js'
 import { VerificationError } from './errors.js'
 import type { Facts, FactsRequest } from './facts.js'
+import type { KafkaLog } from './kafka-log-facts.js'
 import { judgeProducerBreaks } from './producer-gaps.js'
 import type { ChainSummary, CheckpointSummary, Finding, FindingKind, InFlightGap, VerificationReport } from './report.js'
 import type { VerifyState } from './verify-state.js'
@@ -27,6 +29,26 @@ export interface VerifyOptions {
   checkpoints?: { analysis: CheckpointAnalysis; sources: Omit<CheckpointSummary, 'total' | 'valid'> } | null
   /** Incremental: the state an earlier run left; each chain starts at its anchor checkpoint. */
   since?: VerifyState | null
+  /**
+   * The access topic and the chain writer's consumer group. Given, every
+   * chain must be `<topic>/<existing partition>`, its offsets must rise and
+   * stay below the partition's end, and every offset it skipped (between
+   * rows, and from its head to the group's committed offset) must be a dead
+   * letter or a replayed duplicate. null: the report warns that chain ids
+   * and offsets were NOT checked.
+   * @default null
+   */
+  kafkaLog?: KafkaLog | null
+  /** Bounds on what is read from Kafka (it is attacker-controlled too). @default KAFKA_LOG_BOUNDS */
+  kafkaBounds?: Partial<KafkaLogBounds>
+  /**
+   * Per chain, the highest valid checkpoint (index and seq) an earlier run
+   * recorded (its report's checkpoint_high). A chain whose valid
+   * checkpoints now end lower is checkpoint_regressed: both copies were
+   * wound back. null: nothing to compare with.
+   * @default null
+   */
+  checkpointHigh?: Record<string, { index: number; seq: number }> | null
   now?: () => number
 }
 
@@ -39,14 +61,18 @@ export interface VerifyOutcome {
 /** Gets the facts from wherever the store is: this process, or the process that owns it. */
 export type CollectFacts = (request: FactsRequest) => Promise<Facts>
 
+type Optional = 'checkpoints' | 'since' | 'kafkaLog' | 'kafkaBounds' | 'checkpointHigh'
+
 interface Context {
-  options: Required<Omit<VerifyOptions, 'checkpoints' | 'since'>> & Pick<VerifyOptions, 'checkpoints' | 'since'>
+  options: Required<Omit<VerifyOptions, Optional>> & Pick<VerifyOptions, Optional>
   database: string
   trusted: Map<string, SignedCheckpoint[]>
   request?: FactsRequest
   facts?: Facts
   findings: Finding[]
   chains: ChainSummary[]
+  /** Per chain, the highest valid checkpoint (report.checkpoint_high). */
+  high: Record<string, { index: number; seq: number }>
   inFlight: InFlightGap[]
   warnings: string[]
   truncated: boolean
@@ -120,6 +146,8 @@ const STEPS: readonly Step[] = [
         checkpoint_seqs: checkpointSeqs,
         from_seq: ctx.options.since ? fromSeq : null,
         producer_through: ctx.options.since ? ctx.options.since.producers : null,
+        offsets: Boolean(ctx.options.kafkaLog),
+        find_events: null,
       }
     },
   },
@@ -129,7 +157,7 @@ const STEPS: readonly Step[] = [
       ctx.facts = await collect(ctx.request!)
       ctx.warnings.push(...ctx.facts.warnings)
       if (ctx.facts.suspects_truncated) ctx.truncated = true
-      ctx.chains = ctx.facts.chains.map((c) => ({ ...c }))
+      ctx.chains = ctx.facts.chains.map((c) => ({ ...c, unsigned_from_seq: c.first_seq, unsigned_rows: c.rows }))
     },
   },
   {
@@ -190,6 +218,64 @@ const STEPS: readonly Step[] = [
     },
   },
   {
+    name: 'check-kafka-log',
+    async run(ctx, collect) {
+      const kafkaLog = ctx.options.kafkaLog
+      if (!kafkaLog) return
+      const offsets = ctx.facts!.chain_offsets
+      if (!offsets) throw new VerificationError('VERIFY_FAILED', 'the store answered without the chain offsets it was asked for')
+      // The second round: replayed messages in a gap are explained only by
+      // their event being stored already, which only the store can say.
+      const findEvents = async (find: Record<string, string[]>) => (await collect({ ...ctx.request!, find_events: find })).found_events ?? {}
+      const checked = await checkKafkaLog(kafkaLog, offsets, findEvents, { ...KAFKA_LOG_BOUNDS, ...ctx.options.kafkaBounds })
+      ctx.findings.push(...checked.findings)
+      ctx.warnings.push(...checked.warnings)
+    },
+  },
+  {
+    name: 'check-checkpoint-copies',
+    run(ctx) {
+      const cp = ctx.options.checkpoints
+      // Both copies hold nothing for this database while the store holds
+      // rows: the writer signs every interval, so the checkpoints were removed.
+      if (!cp || cp.analysis.total > 0) return
+      const read = [cp.sources.file, cp.sources.topic].filter((s) => s !== null).join(' and ')
+      for (const c of ctx.chains) {
+        ctx.findings.push({ chain_id: c.chain_id, seq: c.first_seq, kind: 'checkpoint_copy_missing', detail: `the store holds rows ${c.first_seq}..${c.last_seq}, but ${read} hold no checkpoint of this database` })
+      }
+    },
+  },
+  {
+    name: 'check-checkpoint-high',
+    run(ctx) {
+      for (const [chainId, list] of ctx.trusted) {
+        const top = list.reduce<SignedCheckpoint | undefined>((best, c) => (!best || c.index > best.index ? c : best), undefined)
+        if (top) ctx.high[chainId] = { index: top.index, seq: top.seq }
+      }
+      for (const [chainId, recorded] of Object.entries(ctx.options.checkpointHigh ?? {})) {
+        const now = ctx.high[chainId]
+        if (now && now.index >= recorded.index && now.seq >= recorded.seq) continue
+        const nowText = now ? `now #${now.index} (seq ${now.seq})` : 'now none'
+        ctx.findings.push({
+          chain_id: chainId,
+          seq: (now ? Math.min(now.seq, recorded.seq) : 0) + 1,
+          kind: 'checkpoint_regressed',
+          detail: `an earlier run recorded checkpoint #${recorded.index} (seq ${recorded.seq}) as the chain's highest valid checkpoint; ${nowText}: both copies were wound back`,
+        })
+      }
+    },
+  },
+  {
+    name: 'mark-unsigned',
+    run(ctx) {
+      for (const c of ctx.chains) {
+        const signedThrough = c.checkpoint?.seq ?? 0
+        c.unsigned_from_seq = c.last_seq > signedThrough ? Math.max(signedThrough + 1, c.first_seq) : null
+        c.unsigned_rows = c.unsigned_from_seq === null ? 0 : c.last_seq - c.unsigned_from_seq + 1
+      }
+    },
+  },
+  {
     name: 'check-producers',
     run(ctx) {
       const judged = judgeProducerBreaks(ctx.facts!.producer_breaks, { nowMs: ctx.options.now(), graceMs: ctx.options.producerGraceMs })
@@ -222,17 +308,22 @@ export async function verifyLog(collect: CollectFacts, database: string, options
       producerGraceMs: options.producerGraceMs ?? 120_000,
       checkpoints: options.checkpoints,
       since: options.since,
+      kafkaLog: options.kafkaLog ?? null,
+      kafkaBounds: options.kafkaBounds,
+      checkpointHigh: options.checkpointHigh ?? null,
       now: options.now ?? Date.now,
     },
     database,
     trusted: options.checkpoints?.analysis.trusted ?? new Map(),
     findings: [...(options.checkpoints?.analysis.findings ?? [])],
     chains: [],
+    high: {},
     inFlight: [],
     warnings: [...(options.checkpoints?.analysis.warnings ?? [])],
     truncated: false,
   }
   if (!options.checkpoints) ctx.warnings.push('signed checkpoints NOT checked: a truncated tail or a consistently rewritten chain would pass')
+  if (!options.kafkaLog) ctx.warnings.push('chain ids and Kafka offsets NOT checked against the topic: a forged chain, a forged offset or a deleted unsigned tail would pass')
   if (mode === 'independent' && options.views !== false) ctx.warnings.push('query views are checked by in-db runs only')
   for (const step of STEPS) {
     try {
@@ -267,6 +358,8 @@ export async function verifyLog(collect: CollectFacts, database: string, options
     findings: ctx.findings,
     findings_truncated: ctx.truncated,
     warnings: ctx.warnings,
+    checkpoint_high: ctx.high,
+    kafka_checked: Boolean(options.kafkaLog),
     ...(facts.workers ? { workers: facts.workers } : {}),
     started_at: started.toISOString(),
     duration_ms: Math.round(performance.now() - t0),

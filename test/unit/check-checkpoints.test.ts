@@ -77,9 +77,29 @@ describe('analyseCheckpoints', () => {
     expect(kinds({ file: source('file', cps.slice(0, 4)), topic: source('topic', cps) })).toEqual([['t/0', 50, 'checkpoint_log_rolled_back']])
   })
 
-  it('a deleted file is a rollback too', () => {
+  it('a deleted file is a missing copy, per chain, at the first checkpoint it lacks', () => {
+    const cps = [...series('t/0', 2), ...series('t/1', 3)]
+    expect(kinds({ file: source('file', [], true), topic: source('topic', cps) })).toEqual([
+      ['t/0', 10, 'checkpoint_copy_missing'],
+      ['t/1', 10, 'checkpoint_copy_missing'],
+    ])
+  })
+
+  it('an emptied file (or one holding other databases only) is a missing copy too', () => {
     const cps = series('t/0', 2)
-    expect(kinds({ file: source('file', [], true), topic: source('topic', cps) })).toEqual([['t/0', 10, 'checkpoint_log_rolled_back']])
+    const other = series('t/0', 2).map((c) => ({ ...c, database: 'other' }))
+    expect(kinds({ file: source('file', other), topic: source('topic', cps) })).toEqual([['t/0', 10, 'checkpoint_copy_missing']])
+    expect(analyseCheckpoints({ file: source('file', []), topic: source('topic', cps) }, key, 'db').findings[0]!.detail).toContain('holds no checkpoint of this database')
+  })
+
+  it('a deleted or emptied Kafka copy while the file holds checkpoints is a missing copy, not lag', () => {
+    const cps = series('t/0', 3)
+    expect(kinds({ file: source('file', cps), topic: source('topic', [], true) })).toEqual([['t/0', 10, 'checkpoint_copy_missing']])
+    expect(kinds({ file: source('file', cps), topic: source('topic', []) })).toEqual([['t/0', 10, 'checkpoint_copy_missing']])
+  })
+
+  it('both copies empty is no finding here: verify judges it against the rows the store holds', () => {
+    expect(kinds({ file: source('file', [], true), topic: source('topic', [], true) })).toEqual([])
   })
 
   it('the Kafka copy lagging the file is not damage (the writer publishes after fsync), only a warning', () => {

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,11 +7,14 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { GENESIS_CHECKPOINT, keyId, signCheckpoint, type SignedCheckpoint } from '../../checkpoints/checkpoint.js'
 import { isReadtrailError, type ReadtrailError } from '../../common/errors.js'
 import { evidenceExportCommand, evidenceVerifyCommand } from '../../cli/evidence-command.js'
-import { parseEvidenceText, serializeEvidenceBundle } from '../../evidence/bundle.js'
+import { chainedRowOf, parseEvidenceText, serializeEvidenceBundle } from '../../evidence/bundle.js'
 import { exportEvidence } from '../../evidence/export-bundle.js'
 import { verifyEvidence } from '../../evidence/verify-bundle.js'
 import type { AccessEvent } from '../../schemas/access-event.js'
+import { writeCanonical } from '../../store/access-log-columns.js'
+import { RowBinaryWriter } from '../../store/row-binary.js'
 import type { Store } from '../../store/store.js'
+import { runCli } from '../helpers/cli-process.js'
 import { seedChain } from '../helpers/seed-chain.js'
 import { openTestStore } from '../helpers/store.js'
 
@@ -150,7 +153,9 @@ describe('evidence export from a real store', () => {
 
     // Offline: only the file's text, no store.
     const text = serializeEvidenceBundle(bundle)
-    const verdict = verifyEvidence(parseEvidenceText(text))
+    // Only against a key the verifier trusts: the one the bundle carries proves nothing.
+    expect(verifyEvidence(parseEvidenceText(text))).toMatchObject({ ok: false, code: 'EVIDENCE_KEY_UNTRUSTED', failed_step: 'check-trusted-key' })
+    const verdict = verifyEvidence(parseEvidenceText(text), { trustedKeyPem: KEY.pem })
     expect(verdict.ok).toBe(true)
     expect(verdict.event).toMatchObject({ event_id: event.event_id, chain_id: CHAIN, seq: 5, principal_id: 'Zoë 🦊 — 東京', record_count: 5 })
     expect(verdict.proved[1]).toContain('rows seq 5..8 of that chain link by SHA-256 to checkpoint #8 (seq 8')
@@ -185,7 +190,7 @@ describe('evidence export from a real store', () => {
     expect(err.details).toMatchObject({ chain_id: CHAIN, seq: 7 })
     // Rows after the damage still link to their own checkpoint.
     const later = await exportEvidence(s.store, { eventId: s.events[8]!.event_id, checkpoints, publicKeyPem: KEY.pem })
-    expect(verifyEvidence(later).ok).toBe(true)
+    expect(verifyEvidence(later, { trustedKeyPem: KEY.pem }).ok).toBe(true)
   })
 
   it('refuses to export an event whose own row was edited', async () => {
@@ -251,7 +256,7 @@ describe('evidence export from a real store', () => {
 })
 
 describe('evidence commands', () => {
-  it('export writes a 0644 file it never overwrites; verify proves it (exit 0) and refuses a tampered copy (exit 1)', async () => {
+  it('export writes a 0644 file it never overwrites; verify proves it against the trusted key (exit 0), not without one (exit 3), and refuses a tampered copy (exit 1)', async () => {
     const s = await seeded()
     const event = s.events[2]!
     const out = join(workDir, `bundle-${event.event_id}.json`)
@@ -275,13 +280,21 @@ describe('evidence commands', () => {
     expect(human.text()).toContain(`key ${KEY.keyId} is the trusted public key`)
 
     const json = collector()
-    expect(await evidenceVerifyCommand({ file: out, json: true }, json.stream)).toBe(0)
+    expect(await evidenceVerifyCommand({ file: out, publicKeyPath: keyPath, json: true }, json.stream)).toBe(0)
     expect(JSON.parse(json.text())).toMatchObject({ ok: true, event: { event_id: event.event_id, seq: 3 } })
+
+    // The default key counts where it exists; where it does not, the bundle's own key proves nothing.
+    expect(await evidenceVerifyCommand({ file: out, defaultPublicKeyPath: keyPath, json: false }, collector().stream)).toBe(0)
+    const untrusted = collector()
+    expect(await evidenceVerifyCommand({ file: out, defaultPublicKeyPath: join(workDir, 'absent.pub'), json: true }, untrusted.stream)).toBe(3)
+    expect(JSON.parse(untrusted.text())).toMatchObject({ ok: false, code: 'EVIDENCE_KEY_UNTRUSTED', proved: [] })
+    // An explicit key that is not there is the operator's error, not a verdict.
+    expect((await rejection(evidenceVerifyCommand({ file: out, publicKeyPath: join(workDir, 'absent.pub'), json: false }, collector().stream))).code).toBe('CHECKPOINT_KEY_MISSING')
 
     const tampered = join(workDir, `tampered-${event.event_id}.json`)
     writeFileSync(tampered, readFileSync(out, 'utf8').replace('"appeal review"', '"routine check"'))
     const refused = collector()
-    expect(await evidenceVerifyCommand({ file: tampered, json: false }, refused.stream)).toBe(1)
+    expect(await evidenceVerifyCommand({ file: tampered, publicKeyPath: keyPath, json: false }, refused.stream)).toBe(1)
     expect(refused.text()).toMatch(/^NOT PROVED: .*step event-hash failed/)
 
     const garbage = join(workDir, `garbage-${event.event_id}.json`)
@@ -293,5 +306,76 @@ describe('evidence commands', () => {
     const s = await seeded()
     const err = await rejection(evidenceExportCommand(s.store, { eventId: '../../etc/passwd', checkpoints: [], publicKeyPem: KEY.pem }, collector().stream))
     expect(err.code).toBe('USAGE')
+  })
+})
+
+describe('evidence verify on the command line needs a trusted key', () => {
+  const sha256 = (...parts: Uint8Array[]) => parts.reduce((h, p) => h.update(p), createHash('sha256')).digest()
+  /** No default public key here: only --public-key or READTRAIL_CHECKPOINT_PUBLIC_KEY can pin the signer. */
+  const noDefaultKey = { READTRAIL_CHECKPOINT_KEY: join(workDir, 'no-keys', 'checkpoint.key') }
+
+  it('a row changed and re-signed with a key the bundle carries: exit 3 "untrusted key" alone, exit 1 against the operator key', async () => {
+    const s = await seeded()
+    const bundle = await exportEvidence(s.store, { eventId: s.events[4]!.event_id, checkpoints: [await s.checkpoint(8)], publicKeyPem: KEY.pem })
+    // The insider frames another principal: edits the row, recomputes every
+    // hash up to the checkpoint, signs it with a key of their own and ships
+    // that key in the bundle, as the README's bundle format allows.
+    const forger = newKey()
+    const forged = structuredClone(bundle)
+    forged.event.principal_id = 'innocent.clerk'
+    const w = new RowBinaryWriter()
+    writeCanonical(w, chainedRowOf(forged.event))
+    let hash = sha256(w.view(0))
+    forged.event.hash = hash.toString('hex')
+    for (const row of forged.segment) hash = sha256(hash, Buffer.from(row.encoding, 'base64'))
+    const { sig: _sig, ...body } = forged.checkpoint
+    forged.checkpoint = signCheckpoint({ ...body, hash: hash.toString('hex'), key_id: forger.keyId }, forger.privateKey)
+    forged.public_key = forger.pem
+    forged.key_id = forger.keyId
+    const file = join(workDir, 'forged.json')
+    writeFileSync(file, serializeEvidenceBundle(forged))
+    // Every other step holds: this is exactly what a bundle-carried key cannot rule out.
+    expect(verifyEvidence(forged, { trustedKeyPem: forger.pem }).ok).toBe(true)
+
+    const alone = await runCli(['evidence', 'verify', file], noDefaultKey)
+    expect(alone.code, alone.stderr).toBe(3)
+    expect(alone.stdout).toMatch(/^NOT PROVED: untrusted key: /)
+    expect(alone.stdout).toContain(forger.keyId)
+    expect(alone.stdout).not.toMatch(/^PROVED/m)
+    const json = await runCli(['evidence', 'verify', file, '--json'], noDefaultKey)
+    expect(json.code).toBe(3)
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, code: 'EVIDENCE_KEY_UNTRUSTED', proved: [] })
+
+    const operatorKey = join(workDir, 'operator.pub')
+    writeFileSync(operatorKey, KEY.pem)
+    const pinned = await runCli(['evidence', 'verify', file, '--public-key', operatorKey], noDefaultKey)
+    expect(pinned.code, pinned.stderr).toBe(1)
+    expect(pinned.stdout).toMatch(/^NOT PROVED: .*step check-trusted-key failed/)
+    // Configured instead of given: the same verdict.
+    expect((await runCli(['evidence', 'verify', file], { ...noDefaultKey, READTRAIL_CHECKPOINT_PUBLIC_KEY: operatorKey })).code).toBe(1)
+  })
+
+  it('the genuine bundle: exit 0 with the right key (flag, variable or default path), 1 with a wrong trusted key, 3 with none', async () => {
+    const s = await seeded()
+    const bundle = await exportEvidence(s.store, { eventId: s.events[2]!.event_id, checkpoints: [await s.checkpoint(6)], publicKeyPem: KEY.pem })
+    const file = join(workDir, 'genuine.json')
+    writeFileSync(file, serializeEvidenceBundle(bundle))
+    const operatorKey = join(workDir, 'right.pub')
+    writeFileSync(operatorKey, KEY.pem)
+    const right = await runCli(['evidence', 'verify', file, '--public-key', operatorKey], noDefaultKey)
+    expect(right.code, right.stderr).toBe(0)
+    expect(right.stdout).toMatch(/^PROVED: /)
+    expect((await runCli(['evidence', 'verify', file], { ...noDefaultKey, READTRAIL_CHECKPOINT_PUBLIC_KEY: operatorKey })).code).toBe(0)
+    // The default `<signing key>.pub`, offline and without a flag.
+    const home = mkdtempSync(join(workDir, 'home-'))
+    writeFileSync(join(home, 'checkpoint.key.pub'), KEY.pem)
+    expect((await runCli(['evidence', 'verify', file], { READTRAIL_CHECKPOINT_KEY: join(home, 'checkpoint.key') })).code).toBe(0)
+
+    const wrongKey = join(workDir, 'wrong.pub')
+    writeFileSync(wrongKey, newKey().pem)
+    const wrong = await runCli(['evidence', 'verify', file, '--public-key', wrongKey], noDefaultKey)
+    expect(wrong.code).toBe(1)
+    expect(wrong.stdout).toMatch(/^NOT PROVED: .*step check-trusted-key failed/)
+    expect((await runCli(['evidence', 'verify', file], noDefaultKey)).code).toBe(3)
   })
 })

@@ -57,7 +57,9 @@ export function notes(answer: Answer): string[] {
   const lines = [`readtrail ${answer.query}: ${answer.rows.length} rows${answer.truncated ? ' (TRUNCATED: more rows exist; --param limit=0 returns all)' : ''}`]
   lines.push(`provenance: ${p.summary}`)
   for (const c of p.chains) {
-    lines.push(`  ${c.chain_id} seq ${c.first_seq}..${c.last_seq} (${c.events} events): ${c.status}${c.last_verified_at ? `, verified through ${c.verified_through} at ${c.last_verified_at} (${c.last_verify_mode})` : ''}`)
+    const verified = c.last_verified_at ? `, verified through ${c.verified_through} at ${c.last_verified_at} (${c.last_verify_mode})` : ''
+    const signed = c.signed_through === null ? '' : c.signed_through > 0 ? `, signed through ${c.signed_through}` : ', no signed checkpoint'
+    lines.push(`  ${c.chain_id} seq ${c.first_seq}..${c.last_seq} (${c.events} events): ${c.status}${verified}${signed}`)
   }
   return lines
 }

@@ -19,7 +19,9 @@ export interface QueryCommandArgs {
  * `readtrail query <name> --param k=v … --format table|csv|json|ndjson`, or `--list`.
  * Exit 0: answered, every row on verified ranges; 3: answered, some rows not
  * yet verified; 4: answered, some rows in ranges that failed verification;
- * 2: nothing answered (usage, parameter or store error).
+ * 5: answered, some rows after their chain's newest signed checkpoint;
+ * 2: nothing answered (usage, parameter or store error, or a verify state
+ * whose signature does not check out: VERIFY_STATE_UNTRUSTED).
  */
 export async function queryCommand(config: AppConfig, args: QueryCommandArgs, logger: Logger): Promise<number> {
   if (args.list || !args.name) {
@@ -51,6 +53,6 @@ function listing(): string {
     for (const k of Object.keys(shape)) out.push(`      ${k.padEnd(14)} ${(q.paramHelp as Record<string, string>)[k] ?? ''}`)
     out.push('')
   }
-  out.push('exit codes: 0 answered on verified ranges, 3 some rows not yet verified, 4 some rows in ranges that failed verification, 2 error')
+  out.push('exit codes: 0 answered on verified ranges, 3 some rows not yet verified, 4 some rows in ranges that failed verification, 5 some rows not yet signed, 2 error')
   return `${out.join('\n')}\n`
 }

@@ -26,7 +26,8 @@ type Ask = (name: string, params: Record<string, unknown>) => Promise<Answer>
  * `readtrail report breach-scope|principal --param k=v … [--out FILE]`: runs
  * the saved queries a report needs, writes one self-contained HTML file and
  * prints its path. Exit code as `readtrail query`: 0 when every answer is
- * verified, 3 when some is unverified, 4 when some failed verification.
+ * verified, 3 when some is unverified, 4 when some failed verification, 5
+ * when some stands on unsigned rows (worst first: 4, 5, 3, 0).
  */
 export async function reportCommand(config: AppConfig, args: ReportCommandArgs, logger: Logger): Promise<number> {
   const kind = args.kind

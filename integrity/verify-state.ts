@@ -229,7 +229,8 @@ export function coverageOf(report: VerificationReport, chain: { first_seq: numbe
     views: report.views_checked,
     rollups: report.views_checked,
     producers: !report.incremental,
-    kafka: extra.kafka ?? false,
+    // The report says whether the Kafka log was checked (once the verifier reports it); else the caller's word.
+    kafka: (report as { kafka_checked?: boolean }).kafka_checked ?? extra.kafka ?? false,
   }
 }
 

@@ -5,14 +5,33 @@ import { assessProvenance, type ChainSource } from '../../queries/provenance.js'
 import type { QueryAnswer } from '../../queries/saved-query.js'
 
 const STATE: VerifyState = {
-  format: 'readtrail-verify-state-v1',
+  format: 'readtrail-verify-state-v2',
   database: 'audit',
   updated_at: '2026-11-27T13:00:00.000Z',
+  last_full_at: '2026-11-27T12:59:00.000Z',
   chains: {
-    'orders/0': { anchor: null, verified_through: 40, last_run: { ok: true, first_seq: 1, last_seq: 40, at: '2026-11-27T12:59:00.000Z', mode: 'in-db', incremental: false } },
+    'orders/0': {
+      anchor: null,
+      verified_through: 40,
+      verified_at: '2026-11-27T12:59:00.000Z',
+      checkpoint_high: { index: 4, seq: 40 },
+      last_run: {
+        ok: true,
+        first_seq: 1,
+        last_seq: 40,
+        at: '2026-11-27T12:59:00.000Z',
+        mode: 'in-db',
+        incremental: false,
+        covered: { rows_from: 0, checkpoints: 'both', views: true, rollups: true, producers: true, kafka: true },
+      },
+      failures: [],
+    },
   },
   producers: {},
 }
+/** What the checkpoint log signs at query time. */
+const SIGNED = { 'orders/0': 50 }
+const NOW = Date.parse('2026-11-27T13:30:00.000Z')
 
 type Row = Record<string, unknown>
 
@@ -26,7 +45,7 @@ function answerOf(rows: Row[], options: { columns?: string[]; sources?: ChainSou
     rows,
     truncated: options.truncated ?? false,
     sources,
-    provenance: assessProvenance(sources, options.state === undefined ? STATE : options.state),
+    provenance: assessProvenance(sources, options.state === undefined ? STATE : options.state, { signedThrough: SIGNED, now: NOW }),
   }
 }
 
@@ -34,7 +53,7 @@ const ROWS: Row[] = [
   { principal_id: 'clerk.marta', occurred_at: '2026-11-27 10:00:00.000001', purpose: 'case review' },
   { principal_id: 'batch.job', occurred_at: '2026-11-27 10:05:00.000000', purpose: null },
 ]
-const VERIFIED = 'provenance: VERIFIED: built on orders/0 seq 3..12, all within ranges the last verification passed'
+const VERIFIED = 'provenance: VERIFIED: built on orders/0 seq 3..12, all within signed ranges the last verification passed'
 
 describe('formatAnswer carries the provenance in every format', () => {
   it('table: aligned rows, then the count and the provenance per chain', () => {
@@ -46,7 +65,7 @@ describe('formatAnswer carries the provenance in every format', () => {
       '',
       'readtrail who-touched-record: 2 rows',
       VERIFIED,
-      '  orders/0 seq 3..12 (2 events): verified, verified through 40 at 2026-11-27T12:59:00.000Z (in-db)',
+      '  orders/0 seq 3..12 (2 events): verified, verified through 40 at 2026-11-27T12:59:00.000Z (in-db), signed through 50',
     ])
   })
 
@@ -54,7 +73,7 @@ describe('formatAnswer carries the provenance in every format', () => {
     expect(formatAnswer(answerOf(ROWS), 'csv').split('\n')).toEqual([
       '# readtrail who-touched-record: 2 rows',
       `# ${VERIFIED}`,
-      '#   orders/0 seq 3..12 (2 events): verified, verified through 40 at 2026-11-27T12:59:00.000Z (in-db)',
+      '#   orders/0 seq 3..12 (2 events): verified, verified through 40 at 2026-11-27T12:59:00.000Z (in-db), signed through 50',
       'principal_id,occurred_at,purpose',
       'clerk.marta,2026-11-27 10:00:00.000001,case review',
       'batch.job,2026-11-27 10:05:00.000000,',
@@ -93,6 +112,14 @@ describe('formatAnswer carries the provenance in every format', () => {
   it.each(OUTPUT_FORMATS)('%s: an unverified answer says so', (format) => {
     const out = formatAnswer(answerOf(ROWS, { sources: [{ chain_id: 'orders/0', first_seq: 3, last_seq: 41, events: 2 }] }), format)
     expect(out).toContain('UNVERIFIED: this answer uses rows not yet verified: orders/0 seq 3..41 (verified only through 40)')
+  })
+
+  it.each(OUTPUT_FORMATS)('%s: an unsigned answer says so, apart from unverified', (format) => {
+    const answer = answerOf(ROWS, { sources: [{ chain_id: 'orders/0', first_seq: 3, last_seq: 51, events: 2 }] })
+    expect(answer.provenance.status).toBe('unsigned')
+    const out = formatAnswer(answer, format)
+    expect(out).toContain("UNSIGNED: this answer uses rows after their chain's newest signed checkpoint")
+    expect(out).toContain('orders/0 seq 3..51 (signed only through 50)')
   })
 })
 

@@ -10,6 +10,7 @@ import { chooseBucket, renderTimeline } from '../../reports/svg-timeline.js'
 const SUMMARY: Record<ProvenanceStatus, string> = {
   verified: 'VERIFIED: built on readtrail.access/0 seq 0..99, all within ranges the last verification passed',
   unverified: 'UNVERIFIED: this answer uses rows not yet verified: readtrail.access/0 seq 0..99 (never verified); run readtrail verify and ask again to stand behind it',
+  unsigned: "UNSIGNED: this answer uses rows after their chain's newest signed checkpoint, which nothing outside the store vouches for yet: readtrail.access/0 seq 0..99 (no signed checkpoint); wait for the next checkpoint, run readtrail verify and ask again",
   failed: 'FAILED VERIFICATION: this answer uses rows in ranges whose last verification found damage: readtrail.access/0 seq 0..99 (verified only through 40); do not rely on it before investigating (readtrail verify)',
 }
 
@@ -27,6 +28,7 @@ function answer(query: string, rows: Record<string, unknown>[], options: { statu
       status,
       chains: [],
       verify_state_at: status === 'unverified' ? null : '2026-11-28T08:00:00.000000Z',
+      proof_age_ms: null,
       summary: SUMMARY[status],
     },
   }
@@ -225,6 +227,15 @@ describe('provenance banner', () => {
     expect(b).toContain('class="banner failed"')
     expect(b).toContain('✕ FAILED VERIFICATION — DO NOT RELY ON THESE FIGURES')
     expect(b).toContain('<strong>query-1</strong>: FAILED VERIFICATION: this answer uses rows in ranges whose last verification found damage')
+  })
+
+  it('says UNSIGNED in words when an answer rests on rows no checkpoint signs, below failed and above unverified', () => {
+    const b = banner('verified', 'unsigned', 'unverified')
+    expect(b).toContain('class="banner unsigned"')
+    expect(b).toContain('data-status="unsigned"')
+    expect(b).toContain('UNSIGNED — NO SIGNATURE VOUCHES FOR PART OF THIS REPORT YET')
+    expect(b).toContain('<strong>query-1</strong>: UNSIGNED: ')
+    expect(banner('unsigned', 'failed')).toContain('data-status="failed"')
   })
 
   it('tags a summary that does not open with its status', () => {

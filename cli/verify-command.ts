@@ -70,6 +70,8 @@ export async function verifyCommand(config: AppConfig, args: VerifyCommandArgs, 
         ok: report.ok,
         mode: report.mode,
         incremental: report.incremental,
+        // Whether this was one of the scheduled full runs that look behind the anchors.
+        full: !report.incremental,
         full_every_ms: fullEveryMs,
         rows_verified: report.rows_verified,
         chains: report.chains.map((c) => ({ chain_id: c.chain_id, first_seq: c.first_seq, last_seq: c.last_seq, checkpoint: c.checkpoint?.index ?? null })),
@@ -82,7 +84,7 @@ export async function verifyCommand(config: AppConfig, args: VerifyCommandArgs, 
         out.fatal({ ...summary, alert: 'READTRAIL_INTEGRITY_ALERT', findings: report.findings.slice(0, 50) }, `verification found ${report.findings.length} findings`)
         return 1
       }
-      out.info(summary, full ? 'full verification run intact' : 'verification run intact')
+      out.info(summary, 'verification run intact')
     } catch (err) {
       // A store or broker outage is not damage: say so and try again next period.
       if (!isReadtrailError(err) || !err.retriable) throw err

@@ -63,7 +63,7 @@ describe('verify --since-checkpoint checks only what came after the last verifie
     expect(damaged.report.findings.map((f) => [f.chain_id, f.seq, f.kind])).toEqual([[A, 65, 'hash_mismatch']])
     // A damaged chain keeps its anchor, so the next run looks again.
     expect(damaged.state.chains[A]!.anchor).toMatchObject({ index: 6, seq: 60 })
-    expect(damaged.state.chains[A]!.last_run.ok).toBe(false)
+    expect(damaged.state.chains[A]!.last_run?.ok).toBe(false)
     const again = await run(log, mode, damaged.state)
     expect(again.report.findings.map((f) => [f.seq, f.kind])).toEqual([[65, 'hash_mismatch']])
     const everything = await run(log, mode, null)

@@ -1,4 +1,6 @@
 import type { z } from 'zod'
+import type { Store } from '../store/store.js'
+import { viewRowsCheck, type AnswerCheck } from './answer-check.js'
 import { bindWindow, closedWindow, fromBeforeTo, IN_WINDOW, ip, list, principalId, sessionHash } from './params.js'
 
 /**
@@ -72,4 +74,9 @@ export function bindBreachFilter(p: BreachFilter): Record<string, unknown> {
 export function breachSources(table: string, p: BreachFilter): string {
   return `SELECT chain_id, min(seq) AS first_seq, max(seq) AS last_seq, count() AS events
     FROM (${breachReadsSql(table, p, 'chain_id, seq')}) GROUP BY chain_id`
+}
+
+/** The matching reads of access_by_principal against access_log's, lead by lead as the answer selects them. */
+export function breachChecks(store: Store, p: BreachFilter): AnswerCheck[] {
+  return [viewRowsCheck(store, 'access_by_principal', (table, columns) => breachReadsSql(table, p, columns), 'the breach leads in the window')]
 }

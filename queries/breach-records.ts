@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { bindBreachFilter, breachFilter, breachFilterHelp, breachReadsSql, breachSources, checkBreachFilter } from './breach-filter.js'
+import { bindBreachFilter, breachChecks, breachFilter, breachFilterHelp, breachReadsSql, breachSources, checkBreachFilter } from './breach-filter.js'
 import { limit } from './params.js'
 import { bindSubjectKeys, subjectIdSql } from './subject-keys.js'
 
@@ -51,5 +51,6 @@ export const breachRecords = defineQuery<typeof Params, BreachRecordRow>({
     ORDER BY db_name, table_name, record_id`
   },
   sourcesSql: (store, p) => breachSources(store.table('access_by_principal'), p),
+  checks: (store, p) => breachChecks(store, p),
   bind: (p, context) => ({ ...bindBreachFilter(p), ...bindSubjectKeys(context.subjectKeys) }),
 })

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { bindBreachFilter, breachReadsSql, breachFilter, breachFilterHelp, breachSources, checkBreachFilter } from './breach-filter.js'
+import { bindBreachFilter, breachChecks, breachReadsSql, breachFilter, breachFilterHelp, breachSources, checkBreachFilter } from './breach-filter.js'
 import { bindSubjectKeys, subjectPartSql } from './subject-keys.js'
 
 const PART = subjectPartSql()
@@ -56,5 +56,6 @@ export const breachScope = defineQuery<typeof Params, BreachScopeRow>({
     ) AS e ON e.db_name = r.db_name AND e.table_name = r.table_name
     ORDER BY database, table`,
   sourcesSql: (store, p) => breachSources(store.table('access_by_principal'), p),
+  checks: (store, p) => breachChecks(store, p),
   bind: (p, context) => ({ ...bindBreachFilter(p), ...bindSubjectKeys(context.subjectKeys) }),
 })

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { bindBreachFilter, breachFilter, breachFilterHelp, breachReadsSql, breachSources, checkBreachFilter } from './breach-filter.js'
+import { bindBreachFilter, breachChecks, breachFilter, breachFilterHelp, breachReadsSql, breachSources, checkBreachFilter } from './breach-filter.js'
 import { bucket, BUCKET_START_SQL, BUCKETS, TIMELINE_COLUMNS, type TimelineRow } from './buckets.js'
 
 const Params = z.object({ ...breachFilter, bucket }).strict().superRefine(checkBreachFilter)
@@ -17,5 +17,6 @@ export const breachTimeline = defineQuery<typeof Params, TimelineRow>({
     GROUP BY bucket_start, db_name, table_name
     ORDER BY bucket_start, database, table`,
   sourcesSql: (store, p) => breachSources(store.table('access_by_principal'), p),
+  checks: (store, p) => breachChecks(store, p),
   bind: (p) => ({ ...bindBreachFilter(p), bucket_seconds: BUCKETS[p.bucket] }),
 })

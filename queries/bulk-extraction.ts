@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { rollupRowsCheck, rowsWhere, viewRowsCheck } from './answer-check.js'
 import { defineQuery } from './saved-query.js'
 import { bindWindow, closedWindow, FROM_SQL, fromBeforeTo, IN_WINDOW, positive, TO_SQL, whole, windowSources } from './params.js'
 
@@ -21,6 +22,10 @@ export interface BulkExtractionRow {
 
 // Whole rollup hours that overlap the window.
 const IN_HOURS = `hour >= toStartOfHour(${FROM_SQL}) AND hour < ${TO_SQL}`
+
+// Every rollup hour step 1 reads: from the baseline's first to the hour holding the window's end.
+const HOURS_FROM = `toStartOfHour(${FROM_SQL}) - toIntervalDay({baseline_days:UInt32})`
+const HOURS_TO = `if(toStartOfHour(${TO_SQL}) = ${TO_SQL}, toStartOfHour(${TO_SQL}), toStartOfHour(${TO_SQL}) + toIntervalHour(1))`
 
 const Params = z
   .object({
@@ -141,5 +146,11 @@ export const bulkExtraction = defineQuery<typeof Params, BulkExtractionRow>({
     WHERE reason != ''
     ORDER BY peak_rows_per_minute DESC, principal_id`,
   sourcesSql: (store) => windowSources(store.table('access_log')),
+  // The rollup hours step 1 read (baseline days and window, in whole hours),
+  // and the flagged principals' rows step 2 read.
+  checks: (store) => [
+    rollupRowsCheck(store, 'principal_hours', { rollupWhere: `hour >= ${HOURS_FROM} AND hour < ${HOURS_TO}`, logWhere: `occurred_at >= ${HOURS_FROM} AND occurred_at < ${HOURS_TO}`, what: 'the baseline days and the window' }),
+    viewRowsCheck(store, 'access_by_principal', rowsWhere(`principal_id IN {flagged_principals:Array(String)} AND ${IN_WINDOW}`), 'the flagged principals in the window'),
+  ],
   bind: (p) => ({ ...bindWindow(p), threshold: p.threshold, factor: p.factor, baseline_days: p.baseline_days }),
 })

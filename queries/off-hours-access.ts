@@ -84,6 +84,8 @@ export const offHoursAccess = defineQuery<typeof Params, OffHoursRow>({
     ORDER BY rows_read DESC, principal_id, database, table
     ${LIMIT_SQL}`,
   sourcesSql: (store) => windowSources(store.table('access_log')),
+  // access_log alone: nothing derived to re-check.
+  checks: () => [],
   bind: (p) => ({
     ...bindWindow(p),
     timezone: p.timezone,

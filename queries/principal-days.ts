@@ -1,5 +1,6 @@
 import type { Store } from '../store/store.js'
 import { PRINCIPAL_DAYS_COLUMNS, principalDaysSelect } from '../store/ddl.js'
+import { rollupRowsCheck, type AnswerCheck } from './answer-check.js'
 
 /** The rollup's columns in its order: UNION ALL matches its branches by position. */
 const COLUMNS = PRINCIPAL_DAYS_COLUMNS.map((c) => c.name).join(', ')
@@ -17,8 +18,7 @@ const COLUMNS = PRINCIPAL_DAYS_COLUMNS.map((c) => c.name).join(', ')
  * db_name/table_name/principal_id, which both sources have.
  */
 export function principalTableSpan(store: Store, from: string, to: string, where = '1'): string {
-  const firstFullDay = `if(${from} = toStartOfDay(${from}, 'UTC'), toStartOfDay(${from}, 'UTC'), toStartOfDay(${from}, 'UTC') + toIntervalDay(1))`
-  const lastDayStart = `toStartOfDay(${to}, 'UTC')`
+  const { firstFullDay, lastDayStart } = wholeDays(from, to)
   // The edge days are aggregated by the rollup's own SELECT, so the two
   // sources cannot disagree on what a read, a row or a missing purpose is.
   const raw = (lo: string, hi: string, extra: string) =>
@@ -29,6 +29,28 @@ export function principalTableSpan(store: Store, from: string, to: string, where
     WHERE day >= toDate(${firstFullDay}) AND day < toDate(${lastDayStart}) AND ${firstFullDay} < ${lastDayStart} AND ${where}
     UNION ALL ${raw(from, `least(${to}, ${firstFullDay})`, '1')}
     UNION ALL ${raw(`greatest(${from}, ${lastDayStart})`, to, `${lastDayStart} >= ${firstFullDay}`)}`
+}
+
+/** The whole UTC days of [from, to), which a span reads from the rollup: [firstFullDay, lastDayStart) when not empty. */
+function wholeDays(from: string, to: string): { firstFullDay: string; lastDayStart: string } {
+  return {
+    firstFullDay: `if(${from} = toStartOfDay(${from}, 'UTC'), toStartOfDay(${from}, 'UTC'), toStartOfDay(${from}, 'UTC') + toIntervalDay(1))`,
+    lastDayStart: `toStartOfDay(${to}, 'UTC')`,
+  }
+}
+
+/**
+ * The rollup rows a span reads, against the rollup's SELECT over
+ * access_log's events of the same whole days (the edge days come from
+ * access_log already). Cost: the span's events in access_log, aggregated.
+ */
+export function spanCheck(store: Store, from: string, to: string, where = '1'): AnswerCheck {
+  const { firstFullDay, lastDayStart } = wholeDays(from, to)
+  return rollupRowsCheck(store, 'principal_days', {
+    rollupWhere: `day >= toDate(${firstFullDay}) AND day < toDate(${lastDayStart}) AND ${firstFullDay} < ${lastDayStart} AND ${where}`,
+    logWhere: `occurred_at >= ${firstFullDay} AND occurred_at < ${lastDayStart} AND ${where}`,
+    what: 'the whole days of the window',
+  })
 }
 
 /** The same span reduced to (principal, database, table); re-aggregates unmerged rollup rows too. */

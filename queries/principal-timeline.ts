@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { rowsWhere, viewRowsCheck } from './answer-check.js'
 import { defineQuery } from './saved-query.js'
 import { bucket, BUCKET_START_SQL, BUCKETS, TIMELINE_COLUMNS, type TimelineRow } from './buckets.js'
 import { bindWindow, eventSources, fromBeforeTo, IN_WINDOW, principalId, window } from './params.js'
@@ -26,5 +27,6 @@ export const principalTimeline = defineQuery<typeof Params, TimelineRow>({
     GROUP BY bucket_start, db_name, table_name
     ORDER BY bucket_start, database, table`,
   sourcesSql: (store) => eventSources(store.table('access_by_principal'), WHERE),
+  checks: (store, p) => [viewRowsCheck(store, 'access_by_principal', rowsWhere(WHERE), `principal ${JSON.stringify(p.principal)} in the window`)],
   bind: (p) => ({ principal: p.principal, ...bindWindow(p), bucket_seconds: BUCKETS[p.bucket] }),
 })

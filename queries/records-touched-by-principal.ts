@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { rowsWhere, viewRowsCheck } from './answer-check.js'
 import { defineQuery } from './saved-query.js'
 import { bindWindow, eventSources, fromBeforeTo, IN_WINDOW, limit, principalId, tableName, window } from './params.js'
 
@@ -54,5 +55,6 @@ export const recordsTouchedByPrincipal = defineQuery<typeof Params, RecordTouche
     GROUP BY db_name, table_name, record_id
     ORDER BY db_name, table_name, record_id`,
   sourcesSql: (store) => eventSources(store.table('access_by_principal'), WHERE),
+  checks: (store, p) => [viewRowsCheck(store, 'access_by_principal', rowsWhere(WHERE), `principal ${JSON.stringify(p.principal)} in the window`)],
   bind: (p) => ({ principal: p.principal, table: p.table ?? '', ...bindWindow(p) }),
 })

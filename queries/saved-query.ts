@@ -2,6 +2,7 @@ import type { z } from 'zod'
 import type { Store } from '../store/store.js'
 import { namedIssues } from '../common/zod-issues.js'
 import { QueryError } from './errors.js'
+import { consistencyOf, runAnswerChecks, type AnswerCheck, type Consistency } from './answer-check.js'
 import { assessProvenance, type ChainSource, type Provenance } from './provenance.js'
 import { NO_SUBJECT_KEYS, type SubjectKeys } from './subject-keys.js'
 import type { VerifyState } from '../integrity/verify-state.js'
@@ -35,6 +36,14 @@ export interface SavedQuery<P extends z.ZodObject, Row> {
    * `chain_id`, `first_seq`, `last_seq`, `events`, bound with the same values.
    */
   sourcesSql(store: Store, params: z.output<P>): string
+  /**
+   * The query-serving rows the answer read (view targets, rollups), each
+   * re-checked against access_log for the answer's key range, so an answer
+   * from a table an insider altered is failed even when verify did not look
+   * (incremental, --skip-views). Empty only for queries that read access_log
+   * alone. `rows` is the answer, for ranges the answer itself picks.
+   */
+  checks(store: Store, params: z.output<P>, rows: readonly Row[]): AnswerCheck[]
   /** Parsed parameters → the values bound to the placeholders. */
   bind(params: z.output<P>, context: QueryContext): Record<string, unknown>
   /**
@@ -60,6 +69,12 @@ export interface QueryResult<Row> {
   /** True when `limit` cut the answer (one more row than the limit existed). */
   truncated: boolean
   sources: ChainSource[]
+  /**
+   * Whether the serving rows used agree with access_log (SavedQuery.checks).
+   * Always set by executeSavedQuery and answerOf; optional because a result
+   * from another process may lack it, which answerOf counts as unchecked.
+   */
+  consistency?: Consistency
 }
 
 /** A result with its parameters and the verification status of what it stands on. */
@@ -97,11 +112,13 @@ export async function executeSavedQuery<P extends z.ZodObject, Row>(
   ])
   const truncated = limit > 0 && rows.length > limit
   if (truncated) rows.length = limit
+  // After the answer, over the same key range: an empty answer is checked too.
+  const consistency = await runAnswerChecks(store, query.checks(store, params, rows), bound)
   const sources = sourceRows
     .map((s) => ({ chain_id: s.chain_id, first_seq: Number(s.first_seq), last_seq: Number(s.last_seq), events: Number(s.events) }))
     .filter((s) => s.events > 0)
     .sort((a, b) => (a.chain_id < b.chain_id ? -1 : a.chain_id > b.chain_id ? 1 : 0))
-  return { rows, truncated, sources }
+  return { rows, truncated, sources, consistency }
 }
 
 /**
@@ -118,20 +135,26 @@ export async function runSavedQuery<P extends z.ZodObject, Row>(
   return answerOf(query, rawParams, result, options.verifyState ?? null)
 }
 
-/** Puts a store-side result together with its provenance. */
+/**
+ * Puts a store-side result together with its provenance. The result may come
+ * from another process over the owner socket: a consistency verdict that is
+ * missing or malformed counts as a failed check.
+ */
 export function answerOf<P extends z.ZodObject, Row>(
   query: SavedQuery<P, Row>,
   rawParams: unknown,
   result: QueryResult<Row>,
   verifyState: VerifyState | null,
 ): QueryAnswer<Row> {
+  const consistency = consistencyOf((result as { consistency?: unknown }).consistency)
   return {
     query: query.name,
     description: query.description,
     params: { ...(rawParams as Record<string, unknown>) },
     columns: query.columns,
     ...result,
-    provenance: assessProvenance(result.sources, verifyState),
+    consistency,
+    provenance: assessProvenance(result.sources, verifyState, { consistency }),
   }
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { QueryError } from './errors.js'
+import { rowsWhere, viewRowsCheck } from './answer-check.js'
 import { defineQuery, type QueryContext } from './saved-query.js'
 import { bindWindow, CLIENT_IP_SQL, fromBeforeTo, IN_WINDOW, limit, LIMIT_SQL, recordId, window } from './params.js'
 
@@ -62,6 +63,16 @@ function bindSubject(subject: string, context: QueryContext): Record<string, unk
   }
 }
 
+/**
+ * The access_log rows whose expansion can match WHERE: only tables with a
+ * subject key, and for id and first-part tables only rows holding a
+ * matching id, so the check expands few record ids.
+ */
+const LOG_FILTER = `${IN_WINDOW} AND (
+        (table_name IN {id_tables:Array(String)} AND has(record_ids, {subject:String}))
+     OR (table_name IN {first_tables:Array(String)} AND arrayExists(r -> startsWith(r, {first_prefix:String}), record_ids))
+     OR table_name IN {later_tables:Array(String)})`
+
 export const subjectAccessReport = defineQuery<typeof Params, SubjectAccessRow>({
   name: 'subject-access-report',
   description: "Every read of one data subject's records across all tables with a subject key: what an individual may ask for (GDPR art. 15).",
@@ -81,5 +92,6 @@ export const subjectAccessReport = defineQuery<typeof Params, SubjectAccessRow>(
     ORDER BY occurred_at, chain_id, seq
     ${LIMIT_SQL}`,
   sourcesSql: (store) => `SELECT chain_id, min(seq) AS first_seq, max(seq) AS last_seq, uniqExact(seq) AS events FROM ${store.table('record_access')} WHERE ${WHERE} GROUP BY chain_id`,
+  checks: (store, p) => [viewRowsCheck(store, 'record_access', rowsWhere(WHERE), `subject ${JSON.stringify(p.subject)} in the window`, LOG_FILTER)],
   bind: (p, context) => ({ ...bindSubject(p.subject, context), ...bindWindow(p) }),
 })

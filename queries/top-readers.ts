@@ -1,7 +1,8 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
 import { bindWindow, closedWindow, DATABASE_TABLE_FILTER, databaseName, FROM_SQL, fromBeforeTo, IN_WINDOW, tableName, TO_SQL, whole } from './params.js'
-import { principalTableTotals, spanSources } from './principal-days.js'
+import { principalTableTotals, spanCheck, spanSources } from './principal-days.js'
+import { rowsWhere, viewRowsCheck } from './answer-check.js'
 
 export interface TopReaderRow {
   principal_id: string
@@ -58,5 +59,11 @@ export const topReaders = defineQuery<typeof Params, TopReaderRow>({
       GROUP BY principal_id) AS d ON d.principal_id = t.principal_id
     ORDER BY rows_read DESC, principal_id`,
   sourcesSql: (store) => spanSources(store, FROM_SQL, TO_SQL, DATABASE_TABLE_FILTER),
+  // The ranking from the rollup, the distinct records of the principals it
+  // ranked from access_by_principal.
+  checks: (store, _p, rows) => [
+    spanCheck(store, FROM_SQL, TO_SQL, DATABASE_TABLE_FILTER),
+    { ...viewRowsCheck(store, 'access_by_principal', rowsWhere(`principal_id IN {answer_principals:Array(String)} AND ${WHERE}`), 'the ranked principals in the window'), params: { answer_principals: rows.map((r) => r.principal_id) } },
+  ],
   bind: (p) => ({ ...bindWindow(p), database: p.database ?? '', table: p.table ?? '', limit: p.limit }),
 })

@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest'
+import { SAVED_QUERIES, getSavedQuery } from '../../queries/catalog.js'
+import { answerOf, executeSavedQuery, runSavedQuery, type QueryAnswer } from '../../queries/saved-query.js'
+import type { Store } from '../../store/store.js'
+import { ALL_FROM, ALL_TO, IP, openQueryFixture, P, RECORD, SESSION, SUBJECT_CONTEXT, type QueryFixture } from '../helpers/query-fixture.js'
+
+/**
+ * Saved queries re-check, at query time, the query-serving rows they answered
+ * from against access_log for the answer's key range. The attacks are an
+ * insider's: SQL on the store that leaves access_log (and so its chain and
+ * checkpoints) untouched and changes only a view target table or a rollup,
+ * which incremental and --skip-views verify runs never look at.
+ */
+const mutate = (store: Store, sql: string) => store.client.command({ query: sql, clickhouse_settings: { mutations_sync: '2' } })
+const quote = (s: string) => `'${s.replaceAll("\\", '\\\\').replaceAll("'", "\\'")}'`
+
+const run = (store: Store, name: string, params: Record<string, unknown>): Promise<QueryAnswer<Record<string, unknown>>> =>
+  runSavedQuery(store, getSavedQuery(name), params, { context: SUBJECT_CONTEXT, verifyState: null })
+
+const scraperSession = SESSION.scrape1.toString('hex')
+
+/** Typical parameters for every saved query, windows with edges off the hour and the day included. */
+const TYPICAL: [string, Record<string, unknown>][] = [
+  ['records-touched-by-principal', { principal: P.marta }],
+  ['records-touched-by-principal', { principal: P.weber, table: 'patients', from: '2026-03-24T10:30:00Z', to: '2026-03-31T13:15:00Z', limit: 5 }],
+  ['who-touched-record', { table: 'applicants', record: RECORD.manyReaders }],
+  ['subject-access-report', { subject: RECORD.popularPatient }],
+  ['subject-access-report', { subject: RECORD.owner }],
+  ['breach-scope', { principals: P.marta, ips: IP.scraper, sessions: scraperSession, from: ALL_FROM, to: ALL_TO }],
+  ['breach-records', { principals: P.vendor, from: ALL_FROM, to: ALL_TO }],
+  ['breach-timeline', { ips: `${IP.martaNight},${IP.scraperAlt}`, from: ALL_FROM, to: ALL_TO, bucket: '15m' }],
+  ['bulk-extraction', { from: '2026-03-31', to: '2026-04-01' }],
+  ['bulk-extraction', { from: '2026-03-30T22:10:00Z', to: '2026-03-31T20:05:00Z', baseline_days: 3 }],
+  ['off-hours-access', { from: ALL_FROM, to: ALL_TO }],
+  ['first-time-access', { from: '2026-03-31', to: '2026-04-01', lookback_days: 7 }],
+  ['first-time-access', { from: '2026-03-30T12:00:00Z', to: '2026-04-01T06:00:00Z', lookback_days: 5 }],
+  ['reads-without-purpose', { tables: 'practice.patients,practice.treatments', from: ALL_FROM, to: ALL_TO }],
+  ['principal-timeline', { principal: P.portal, bucket: '1d' }],
+  ['top-readers', { from: ALL_FROM, to: ALL_TO }],
+  ['top-readers', { from: '2026-03-25T06:00:00Z', to: '2026-03-31T18:00:00Z', database: 'practice', table: 'patients', limit: 3 }],
+]
+
+describe('query-time check: no false alarm', () => {
+  it('an untampered store gives consistency ok for every saved query with typical parameters', async () => {
+    const fx = await openQueryFixture()
+    expect(new Set(TYPICAL.map(([name]) => name))).toEqual(new Set(SAVED_QUERIES.keys()))
+    for (const [name, params] of TYPICAL) {
+      const answer = await run(fx.store, name, params)
+      expect(answer.consistency, `${name} ${JSON.stringify(params)}`).toEqual({ ok: true, problems: [] })
+      expect(answer.provenance.status, name).not.toBe('failed')
+    }
+  })
+})
+
+/** The answer is failed, and its problem names the table and says rows are only in access_log. */
+function expectFailed(answer: QueryAnswer<Record<string, unknown>>, table: string, how = 'only in access_log'): void {
+  expect(answer.consistency?.ok, JSON.stringify(answer.consistency)).toBe(false)
+  expect(answer.consistency?.problems.some((p) => p.startsWith(`${table} rows of`) && p.includes(how)), JSON.stringify(answer.consistency)).toBe(true)
+  expect(answer.provenance.status).toBe('failed')
+  expect(answer.provenance.summary).toMatch(/^FAILED VERIFICATION: /)
+  expect(answer.provenance.summary).toContain(table)
+}
+
+describe('query-time check: a reader removed from the query-serving tables only', () => {
+  let fx: QueryFixture
+
+  it('access_by_principal: the principal\'s answers fail, an empty one included; other principals still check clean', async () => {
+    fx = await openQueryFixture()
+    const before = await run(fx.store, 'records-touched-by-principal', { principal: P.marta, limit: 0 })
+    expect(before.rows.length).toBeGreaterThan(0)
+    expect(before.consistency).toEqual({ ok: true, problems: [] })
+
+    await mutate(fx.store, `ALTER TABLE ${fx.store.table('access_by_principal')} DELETE WHERE principal_id = ${quote(P.marta)}`)
+    const gone = await run(fx.store, 'records-touched-by-principal', { principal: P.marta, limit: 0 })
+    // "No matching events" from the altered table: the absence is checked too.
+    expect(gone.rows).toEqual([])
+    expect(gone.sources).toEqual([])
+    expectFailed(gone, 'access_by_principal')
+    expectFailed(await run(fx.store, 'principal-timeline', { principal: P.marta }), 'access_by_principal')
+    expectFailed(await run(fx.store, 'breach-scope', { principals: P.marta, from: ALL_FROM, to: ALL_TO }), 'access_by_principal')
+    expectFailed(await run(fx.store, 'breach-records', { ips: IP.martaNight, from: ALL_FROM, to: ALL_TO }), 'access_by_principal')
+    expectFailed(await run(fx.store, 'breach-timeline', { principals: `${P.vendor},${P.marta}`, from: ALL_FROM, to: ALL_TO }), 'access_by_principal')
+    // The check covers the answer's key range, not the whole table.
+    expect((await run(fx.store, 'records-touched-by-principal', { principal: P.anna })).consistency).toEqual({ ok: true, problems: [] })
+    // A window that holds none of her reads: nothing to miss.
+    expect((await run(fx.store, 'records-touched-by-principal', { principal: P.marta, to: '2026-03-23T00:00:00Z' })).consistency?.ok).toBe(true)
+  })
+
+  it('record_access: one reader of one record removed fails who-touched-record and the subject access report', async () => {
+    fx = await openQueryFixture()
+    const before = await run(fx.store, 'who-touched-record', { table: 'applicants', record: RECORD.manyReaders })
+    expect(before.rows.map((r) => r['principal_id'])).toContain(P.marta)
+    await mutate(fx.store, `ALTER TABLE ${fx.store.table('record_access')} DELETE WHERE record_id = ${quote(RECORD.manyReaders)} AND principal_id = ${quote(P.marta)}`)
+
+    const after = await run(fx.store, 'who-touched-record', { table: 'applicants', record: RECORD.manyReaders })
+    expect(after.rows.map((r) => r['principal_id'])).not.toContain(P.marta)
+    expect(after.rows.length).toBeGreaterThan(0)
+    expectFailed(after, 'record_access')
+    expectFailed(await run(fx.store, 'subject-access-report', { subject: RECORD.manyReaders }), 'record_access')
+    expect((await run(fx.store, 'who-touched-record', { table: 'patients', record: RECORD.popularPatient })).consistency?.ok).toBe(true)
+  })
+
+  it('record_access: every read of a record removed leaves "no matching events", which fails', async () => {
+    fx = await openQueryFixture()
+    await mutate(fx.store, `ALTER TABLE ${fx.store.table('record_access')} DELETE WHERE table_name = 'patients' AND record_id = ${quote(RECORD.rereadPatient)}`)
+    const empty = await run(fx.store, 'who-touched-record', { table: 'patients', record: RECORD.rereadPatient })
+    expect(empty.rows).toEqual([])
+    expectFailed(empty, 'record_access')
+  })
+
+  it('principal_days: the daily rollup without a reader fails top-readers, first-time-access and reads-without-purpose', async () => {
+    fx = await openQueryFixture()
+    await mutate(fx.store, `ALTER TABLE ${fx.store.table('principal_days')} DELETE WHERE principal_id = ${quote(P.vendor)}`)
+    const top = await run(fx.store, 'top-readers', { from: ALL_FROM, to: ALL_TO, limit: 50 })
+    expect(top.rows.map((r) => r['principal_id'])).not.toContain(P.vendor)
+    expectFailed(top, 'principal_days')
+    expectFailed(await run(fx.store, 'first-time-access', { from: '2026-03-30', to: '2026-04-01', lookback_days: 7 }), 'principal_days')
+    expectFailed(await run(fx.store, 'reads-without-purpose', { tables: 'practice.patients', from: ALL_FROM, to: ALL_TO }), 'principal_days')
+    // Days the rollup still holds correctly: clean.
+    expect((await run(fx.store, 'top-readers', { from: ALL_FROM, to: '2026-03-24' })).consistency?.ok).toBe(true)
+  })
+
+  it('principal_hours: the hourly rollup without the burst fails bulk-extraction, whose answer lost the scraper', async () => {
+    fx = await openQueryFixture()
+    const params = { from: '2026-03-31', to: '2026-04-01' }
+    const before = await run(fx.store, 'bulk-extraction', params)
+    expect(before.rows.map((r) => r['principal_id'])).toContain(P.marta)
+    await mutate(fx.store, `ALTER TABLE ${fx.store.table('principal_hours')} DELETE WHERE principal_id = ${quote(P.marta)}`)
+    const after = await run(fx.store, 'bulk-extraction', params)
+    expect(after.rows.map((r) => r['principal_id'])).not.toContain(P.marta)
+    expectFailed(after, 'principal_hours')
+  })
+
+  it('a forged view row, and an edited one, are not in access_log and fail the answer', async () => {
+    fx = await openQueryFixture()
+    const view = fx.store.table('access_by_principal')
+    await fx.store.client.command({ query: `INSERT INTO ${view} SELECT * REPLACE ('clerk.framed' AS principal_id) FROM (SELECT * FROM ${view} WHERE principal_id = ${quote(P.anna)} LIMIT 3)` })
+    expectFailed(await run(fx.store, 'records-touched-by-principal', { principal: 'clerk.framed' }), 'access_by_principal', '3 not in access_log')
+
+    await mutate(fx.store, `ALTER TABLE ${fx.store.table('record_access')} UPDATE columns = ['id'] WHERE record_id = ${quote(RECORD.popularPatient)}`)
+    expectFailed(await run(fx.store, 'who-touched-record', { table: 'patients', record: RECORD.popularPatient }), 'record_access', 'differing')
+  })
+})
+
+describe('query-time check: the verdict travels with the result', () => {
+  it('a result from the owner socket without a consistency verdict, or with a malformed one, is failed', async () => {
+    const fx = await openQueryFixture()
+    const query = getSavedQuery('records-touched-by-principal')
+    const params = { principal: P.anna }
+    const result = await executeSavedQuery(fx.store, query, params, SUBJECT_CONTEXT)
+    expect(answerOf(query, params, result, null).provenance.status).not.toBe('failed')
+    const { consistency: _dropped, ...unchecked } = result
+    expect(answerOf(query, params, unchecked, null).provenance.status).toBe('failed')
+    expect(answerOf(query, params, { ...result, consistency: { ok: true, problems: ['x'] } }, null).provenance.status).toBe('failed')
+    expect(answerOf(query, params, { ...result, consistency: { ok: 'yes' } as never }, null).provenance.status).toBe('failed')
+  })
+})

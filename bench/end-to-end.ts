@@ -18,6 +18,7 @@ import type { Kafka } from 'kafkajs'
 import { nowMicros } from '../common/time.js'
 import { chainIdOf, emptyChain, linkEntries, type ChainEntry } from '../consumers/chain.js'
 import { createChainWriter } from '../consumers/chain-writer.js'
+import { UNSIGNED_CHAINS } from '../consumers/chain-resume.js'
 import { ChainWriterConfig, type ChainWriterConfigInput } from '../consumers/config.js'
 import { waitForCatchUp } from '../consumers/lag.js'
 import { assertAccessEvent } from '../consumers/validate-event.js'
@@ -146,7 +147,7 @@ async function consumeAll(kafka: Kafka, bench: BenchStore, topic: string, settin
   const fresh = await bench.freshDatabase(label)
   const { store, timeline } = timeInserts(fresh)
   const groupId = `${topic}-${label}-${Date.now().toString(36)}`
-  const writer = createChainWriter({
+  const writer = createChainWriter({ trust: UNSIGNED_CHAINS,
     config: ChainWriterConfig.parse({ kafka: benchKafkaConnection(), topic, groupId, ...settings }),
     kafka,
     store,
@@ -200,7 +201,7 @@ async function endToEnd(
   const topic = await createBenchTopic(kafka, topics, options.partitions, options.label)
   const store = await bench.freshDatabase(options.label)
   const groupId = `${topic}-writer`
-  const writer = createChainWriter({
+  const writer = createChainWriter({ trust: UNSIGNED_CHAINS,
     config: ChainWriterConfig.parse({ kafka: benchKafkaConnection(), topic, groupId, ...options.writer }),
     kafka,
     store,

@@ -1,7 +1,7 @@
 import { Partitioners, type Kafka, type Producer } from 'kafkajs'
 import { describeError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
-import { checkpointDigest, GENESIS_CHECKPOINT, signCheckpoint, type CheckpointBody, type SignedCheckpoint } from './checkpoint.js'
+import { checkpointDigest, GENESIS_CHECKPOINT, isValidSignature, signCheckpoint, type CheckpointBody, type SignedCheckpoint } from './checkpoint.js'
 import { openCheckpointLog, readCheckpointLog, type CheckpointLog } from './checkpoint-log.js'
 import { ensureCheckpointTopic, publishCheckpoints, readCheckpointTopic } from './checkpoint-topic.js'
 import { CheckpointError } from './errors.js'
@@ -55,6 +55,14 @@ export interface CheckpointSigner {
    * before signing, so indexes never repeat.
    */
   forgetChain(chainId: string): void
+  /**
+   * The newest valid checkpoint of a chain, the higher of the file's and the
+   * topic's (the topic is re-read for a chain first seen or forgotten since):
+   * where the chain writer resumes. null when the chain was never signed.
+   * Only checkpoints whose signature verifies under this signer's key count;
+   * both copies are outside ClickHouse but either may have been edited.
+   */
+  trustedCheckpoint(chainId: string): Promise<SignedCheckpoint | null>
   /** Signs each chain whose noted head moved since its last checkpoint; returns the new checkpoints. */
   signNow(): Promise<SignedCheckpoint[]>
   /** Stops the timer, signs a final time, closes the file and the producer. */
@@ -99,6 +107,11 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
   let fatal: unknown
   let state: 'new' | 'running' | 'stopped' = 'new'
 
+  /** A checkpoint read back from the file or the topic counts only when this key signed it. */
+  function isOurs(cp: SignedCheckpoint): boolean {
+    return cp.database === database && cp.key_id === key.keyId && isValidSignature(cp, key.publicKey)
+  }
+
   /** Keeps the higher-index checkpoint of a chain; returns whether `cp` was it. */
   function remember(cp: SignedCheckpoint): boolean {
     const known = latest.get(cp.chain_id)
@@ -111,11 +124,17 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
     const contents = await readCheckpointTopic(kafka, topic)
     if (contents.unreadable.length > 0) log.error({ topic, unreadable: contents.unreadable.slice(0, 10), count: contents.unreadable.length }, 'checkpoint topic holds messages that are not checkpoints')
     const newest = new Map<string, SignedCheckpoint>()
+    let forged = 0
     for (const { checkpoint: cp } of contents.entries) {
       if (cp.database !== database) continue
+      if (!isOurs(cp)) {
+        forged += 1
+        continue
+      }
       const known = newest.get(cp.chain_id)
       if (!known || cp.index > known.index) newest.set(cp.chain_id, cp)
     }
+    if (forged > 0) log.error({ topic, count: forged, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'checkpoint topic holds checkpoints this key did not sign: ignored')
     return newest
   }
 
@@ -223,7 +242,11 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
         file = await openCheckpointLog(logPath, log)
         const contents = await readCheckpointLog(logPath)
         if (contents.unreadable.length > 0) log.error({ path: logPath, unreadable: contents.unreadable.slice(0, 10), count: contents.unreadable.length }, 'checkpoint log holds lines that are not checkpoints')
-        const fromFile = contents.entries.map((e) => e.checkpoint).filter((cp) => cp.database === database)
+        const ofDatabase = contents.entries.map((e) => e.checkpoint).filter((cp) => cp.database === database)
+        const fromFile = ofDatabase.filter(isOurs)
+        if (fromFile.length < ofDatabase.length) {
+          log.error({ path: logPath, count: ofDatabase.length - fromFile.length, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'checkpoint log holds checkpoints this key did not sign: ignored')
+        }
         for (const cp of fromFile) remember(cp)
         const fromTopic = await readTopicNewest()
         for (const [chainId, cp] of fromTopic) {
@@ -275,6 +298,22 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
     forgetChain(chainId) {
       resolved.delete(chainId)
       noted.delete(chainId)
+    },
+
+    async trustedCheckpoint(chainId) {
+      if (state !== 'running') throw new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', 'checkpoint signer is not running', { details: { path: logPath } })
+      // Queued behind signing rounds: a round in flight may be about to raise the chain's newest checkpoint.
+      const next = round.then(async () => {
+        if (!resolved.has(chainId)) {
+          const newest = await readTopicNewest()
+          const cp = newest.get(chainId)
+          if (cp && remember(cp)) log.info({ chain_id: chainId, index: cp.index, seq: cp.seq }, 'continuing a chain another writer checkpointed')
+          resolved.add(chainId)
+        }
+        return latest.get(chainId) ?? null
+      })
+      round = next.catch(() => {})
+      return next
     },
 
     signNow,

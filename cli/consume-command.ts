@@ -1,21 +1,20 @@
 import { createKafka } from '../common/kafka.js'
 import type { Logger } from '../common/logger.js'
-import { createChainWriter } from '../consumers/chain-writer.js'
-import { ChainWriterConfig } from '../consumers/config.js'
+import { createIngest } from '../consumers/ingest.js'
 import { ensureTopics } from '../consumers/topics.js'
-import { loadSchemaRegistry } from '../schemas/registry.js'
 import type { AppConfig } from './config.js'
 import { serveOwnerApi } from './owner-api.js'
 import { openAppStore } from './runtime.js'
-import { createCheckpointSigner } from '../checkpoints/signer.js'
 import { loadSigningKey } from '../checkpoints/keys.js'
 
 /**
- * `readtrail consume`: runs the chain writer until SIGINT/SIGTERM, signing
- * each chain's head at least every checkpoint interval while it grows and
- * once more on shutdown. It owns the embedded store while it runs and
- * answers other readtrail processes' queries through its socket. If the
- * checkpoint log cannot be written it stops: no unsigned run.
+ * `readtrail consume`: runs ingest (the chain writer and the checkpoint
+ * signer, consumers/ingest.ts) until SIGINT/SIGTERM, signing each chain's
+ * head at least every checkpoint interval while it grows and once more on
+ * shutdown. It owns the embedded store while it runs and answers other
+ * readtrail processes' queries through its socket. It stops with the error
+ * if the checkpoint log cannot be written (no unsigned run) or if stored rows
+ * are not vouched for by Kafka (CHAIN_UNTRUSTED: nothing is signed over them).
  */
 export async function consumeCommand(config: AppConfig, logger: Logger): Promise<number> {
   // The key first: a missing or unreadable key stops here, before anything is
@@ -25,53 +24,24 @@ export async function consumeCommand(config: AppConfig, logger: Logger): Promise
   try {
     const kafka = createKafka(config.kafka, logger)
     await ensureTopics(kafka, { topic: config.topic, partitions: config.partitions })
-    let fatal: unknown
     const stopped = new Promise<void>((resolve) => {
       process.once('SIGINT', resolve)
       process.once('SIGTERM', resolve)
     })
-    let signerFailed: (err: unknown) => void = () => {}
-    const failed = new Promise<void>((resolve) => {
-      signerFailed = (err) => {
-        fatal = err
-        resolve()
-      }
-    })
-    const signer = createCheckpointSigner({
-      database: config.store.database,
-      key,
-      logPath: config.checkpoints.logPath,
-      kafka,
-      topic: config.checkpoints.topic,
-      intervalMs: config.checkpoints.intervalMs,
-      logger,
-      onFatal: (err) => signerFailed(err),
-    })
-    await signer.start()
-    const chainsWritten = new Set<string>()
-    const writer = createChainWriter({
-      config: ChainWriterConfig.parse({ kafka: config.kafka, topic: config.topic, groupId: config.groupId, sessionTimeoutMs: config.sessionTimeoutMs }),
+    const ingest = createIngest({
       kafka,
       store,
-      registry: loadSchemaRegistry(),
       logger,
-      onChainHead: (head) => {
-        chainsWritten.add(head.chainId)
-        signer.noteHead(head)
-      },
-      // After a rebalance another writer may have signed a chain this one
-      // wrote before: its next checkpoint continues from the topic's newest.
-      onRebalance: () => chainsWritten.forEach((chainId) => signer.forgetChain(chainId)),
+      writer: { kafka: config.kafka, topic: config.topic, groupId: config.groupId, sessionTimeoutMs: config.sessionTimeoutMs },
+      checkpoints: { key, logPath: config.checkpoints.logPath, topic: config.checkpoints.topic, intervalMs: config.checkpoints.intervalMs },
     })
-    await writer.start()
-    const stopServing = store.kind === 'embedded' ? await serveOwnerApi(store, config.store.dataDir, logger) : async () => {}
-    const progress = setInterval(() => logger.info({ ...writer.stats() }, 'chain writer progress'), 10_000)
-    await Promise.race([stopped, failed])
+    await ingest.start()
+    const stopServing = store.kind === 'embedded' ? await serveOwnerApi(store, config.store.dataDir, logger, { key }) : async () => {}
+    const progress = setInterval(() => logger.info({ ...ingest.stats().writer }, 'chain writer progress'), 10_000)
+    const fatal = await Promise.race([stopped.then(() => undefined), ingest.failed])
     clearInterval(progress)
     await stopServing()
-    await writer.stop()
-    // After the writer: the final checkpoint covers everything it stored.
-    await signer.stop()
+    await ingest.stop()
     if (fatal !== undefined) throw fatal
     return 0
   } finally {

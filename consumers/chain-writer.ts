@@ -1,4 +1,4 @@
-import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs'
+import { Partitioners, type Batch, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs'
 import { describeError, isReadtrailError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
 import { nowMicros } from '../common/time.js'
@@ -7,8 +7,9 @@ import type { SchemaRegistry } from '../schemas/registry.js'
 import { isDataError } from '../store/errors.js'
 import { repairViewTail } from '../store/repair-views.js'
 import type { Store } from '../store/store.js'
+import { RowBinaryWriter } from '../store/row-binary.js'
 import { chainIdOf, linkEntries, type ChainEntry, type ChainHead } from './chain.js'
-import { readChainHead } from './chain-head.js'
+import { readResumePoint, readRowsAfter, type ChainTrust, type ResumeLimits, type UnsignedRow } from './chain-resume.js'
 import type { ChainWriterConfig } from './config.js'
 import { deadLetterTopicOf } from './topics.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
@@ -20,8 +21,16 @@ export interface ChainWriterStats {
   stored: number
   /** Messages sent to the dead-letter topic. */
   deadLettered: number
-  /** Messages skipped because ClickHouse already held them (redelivery after a crash). */
+  /** Messages skipped because their rows were already signed or re-derived (redelivery after a crash). */
   redelivered: number
+  /**
+   * Rows found in the store after a chain's newest checkpoint and vouched for
+   * by the Kafka message at their offset (stored before a crash, a failed
+   * insert's retry or a rebalance): now part of the trusted head, and signed.
+   */
+  rederived: number
+  /** Messages an earlier writer had handled whose rows were missing from the store: stored again (an alert). */
+  restored: number
   batches: number
 }
 
@@ -39,22 +48,55 @@ export interface ChainWriterDeps {
   registry: SchemaRegistry
   logger: Logger
   /**
+   * Where each chain resumes: its newest signed checkpoint (the checkpoint
+   * signer; consumers/ingest.ts wires it). UNSIGNED_CHAINS re-derives every
+   * stored row from Kafka.
+   */
+  trust: ChainTrust
+  /**
    * Called with a chain's new head after every insert ClickHouse
-   * acknowledged: what the checkpoint signer signs. It never reads heads
-   * back from ClickHouse, which an attacker may control.
+   * acknowledged, and after stored rows were re-derived from Kafka: what the
+   * checkpoint signer signs. It never reads heads back from ClickHouse, which
+   * an attacker may control.
    */
   onChainHead?: (head: ChainHead) => void
   /** Called when the group rebalanced: another writer may have written (and signed) any chain since. */
   onRebalance?: () => void
+  /**
+   * Called once when the writer found rows Kafka does not vouch for
+   * (CHAIN_UNTRUSTED): it has stopped consuming and committed nothing over
+   * them; the caller stops the pipeline and raises the alarm.
+   */
+  onFatal?: (err: unknown) => void
+  /** Bounds of the re-derivation on resume. */
+  resume?: ResumeLimits
+}
+
+/** What the writer holds per chain it writes: the trusted head and the stored rows after it still to be vouched for. */
+interface ChainState {
+  head: ChainHead
+  unsigned: UnsignedRow[]
+  /** Index of the next unsigned row to re-derive. */
+  next: number
+  /** The group's committed offset when the chain was taken up: messages below it were handled by an earlier writer. */
+  resumedAt: bigint
+  /** Whether the consumer was sent back to the checkpoint's offset already (once per take-up). */
+  rewound: boolean
+  viewsRepaired: boolean
 }
 
 /**
  * Reads the access topic and appends every event to its partition's hash
  * chain in ClickHouse. Invariants:
  * - offsets are committed only after ClickHouse acknowledged the insert;
- * - the chain head is read back from ClickHouse on start and after every
- *   rebalance, and messages at or below its offset are skipped, so a crash
- *   between insert and commit neither forks nor duplicates the chain;
+ * - a chain resumes (on start and after every rebalance or failed insert)
+ *   from its newest signed checkpoint, never from the newest row in
+ *   ClickHouse: the consumer is rewound to the checkpoint's offset, and each
+ *   stored row after it must be re-derived, byte for byte, from the Kafka
+ *   message at its offset before anything is appended; a row Kafka does not
+ *   vouch for stops the writer (CHAIN_UNTRUSTED) with nothing signed over it;
+ * - a crash between insert and commit neither forks nor duplicates the
+ *   chain, since stored rows are recognised by their offsets;
  * - a message that does not decode or validate goes to the dead-letter topic
  *   with its reason and never blocks its partition.
  */
@@ -64,22 +106,52 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   const codec = createCodec(registry)
   const versionByFingerprint = new Map(registry.versions.map((v) => [v.fingerprint, v.version]))
   const deadLetterTopic = deadLetterTopicOf(config)
-  const heads = new Map<string, ChainHead>()
-  const stats: ChainWriterStats = { stored: 0, deadLettered: 0, redelivered: 0, batches: 0 }
+  const chains = new Map<string, ChainState>()
+  const stats: ChainWriterStats = { stored: 0, deadLettered: 0, redelivered: 0, rederived: 0, restored: 0, batches: 0 }
   let consumer: Consumer | undefined
   let dlq: Producer | undefined
+  let fatal: unknown
 
-  async function headOf(chainId: string): Promise<ChainHead> {
-    let head = heads.get(chainId)
-    if (!head) {
-      head = await readChainHead(store, chainId)
-      const repaired = await repairViewTail(store, chainId)
-      if (repaired > 0) log.warn({ chain_id: chainId, view_rows: repaired }, 'query views lacked the newest rows (a writer stopped between tables): completed')
-      heads.set(chainId, head)
-      log.info({ chain_id: chainId, seq: head.seq, kafka_offset: head.lastOffset?.toString() ?? null }, 'chain head read from store')
+  /** Takes a chain up: its signed head and the stored rows after it, shape-checked. */
+  async function takeUp(chainId: string, batch: Batch): Promise<ChainState> {
+    const cp = await deps.trust.checkpointOf(chainId)
+    const point = await readResumePoint(store, chainId, cp, BigInt(batch.highWatermark), deps.resume)
+    if (point.checkpointedRowProblem) {
+      // Reported, not repaired: the checkpoint, not the store, says where the chain continues.
+      log.error({ chain_id: chainId, problem: point.checkpointedRowProblem, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'checkpointed row damaged in the store (run readtrail verify)')
     }
-    return head
+    log.info(
+      { chain_id: chainId, checkpoint_seq: cp?.seq ?? 0, kafka_offset: cp?.lastOffset.toString() ?? null, unsigned_rows: point.unsigned.length },
+      'chain resumes from its newest signed checkpoint',
+    )
+    return { head: point.head, unsigned: point.unsigned, next: 0, resumedAt: BigInt(batch.messages[0]!.offset), rewound: false, viewsRepaired: false }
   }
+
+  /** The head after the stored row `row`, if the Kafka message at its offset derives exactly that row. */
+  function rederive(chain: ChainState, message: KafkaMessage, row: UnsignedRow): ChainHead {
+    const chainId = chain.head.chainId
+    let entry: ChainEntry
+    try {
+      if (!message.value) throw new Error('message has no value')
+      const decoded = codec.decode(message.value)
+      assertAccessEvent(decoded.event)
+      entry = { event: decoded.event, offset: row.offset, schemaVersion: versionByFingerprint.get(decoded.writer.fingerprint) ?? 0 }
+    } catch (cause) {
+      throw new IngestError('CHAIN_UNTRUSTED', `chain ${chainId} seq ${row.seq}: the message at offset ${row.offset} it claims to store is not an event (${describeError(cause)})`, {
+        cause,
+        details: { chain_id: chainId, seq: row.seq, kafka_offset: row.offset.toString() },
+      })
+    }
+    // ingested_at is the one column Kafka cannot say; every other byte must match.
+    const linked = linkEntries(chain.head, [entry], row.ingestedAt, rowWriter)
+    if (!linked.head.hash.equals(row.hash)) {
+      throw new IngestError('CHAIN_UNTRUSTED', `chain ${chainId} seq ${row.seq}: the stored row differs from the message at offset ${row.offset} it claims to store`, {
+        details: { chain_id: chainId, seq: row.seq, kafka_offset: row.offset.toString() },
+      })
+    }
+    return linked.head
+  }
+  const rowWriter = new RowBinaryWriter()
 
   async function sendDeadLetters(topic: string, partition: number, dead: { message: KafkaMessage; error: unknown }[]): Promise<void> {
     await dlq!.send({
@@ -105,27 +177,37 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   }
 
   /**
-   * Inserts entries one at a time, each linked to the head read back from the
-   * store; an event ClickHouse refuses goes to the dead-letter topic and the
-   * chain continues without it. Only used after a batch insert was refused.
+   * Inserts entries one at a time onto the trusted head; an event ClickHouse
+   * refuses goes to the dead-letter topic and the chain continues without it.
+   * Only used after a batch insert was refused. Rows of that insert that
+   * landed anyway are re-derived from their messages first.
    */
-  async function storeOneByOne(topic: string, partition: number, chainId: string, entries: ChainEntry[], sources: KafkaMessage[]): Promise<void> {
-    let head = await readChainHead(store, chainId)
+  async function storeOneByOne(topic: string, partition: number, chain: ChainState, entries: ChainEntry[], sources: KafkaMessage[], partitionEnd: bigint): Promise<void> {
+    const landed = await readRowsAfter(store, chain.head, partitionEnd, deps.resume)
+    const byOffset = new Map(sources.map((m) => [BigInt(m.offset), m]))
+    for (const row of landed) {
+      const message = byOffset.get(row.offset)
+      if (!message) {
+        throw new IngestError('CHAIN_UNTRUSTED', `chain ${chain.head.chainId} seq ${row.seq}: a row appeared at offset ${row.offset} while the writer held the chain`, {
+          details: { chain_id: chain.head.chainId, seq: row.seq, kafka_offset: row.offset.toString() },
+        })
+      }
+      chain.head = rederive(chain, message, row)
+      stats.rederived += 1
+    }
     for (const [i, entry] of entries.entries()) {
-      if (head.lastOffset !== null && entry.offset <= head.lastOffset) continue
-      const linked = linkEntries(head, [entry], nowMicros())
+      if (chain.head.lastOffset !== null && entry.offset <= chain.head.lastOffset) continue
+      const linked = linkEntries(chain.head, [entry], nowMicros())
       try {
         await store.insertJsonLines('access_log_ingest', linked.lines)
-        head = linked.head
+        chain.head = linked.head
         stats.stored += 1
-        deps.onChainHead?.(head)
       } catch (err) {
         if (!isDataError(err)) throw err
         const reason = new IngestError('ROW_REJECTED', `ClickHouse refused the event: ${describeError(err)}`, { cause: err })
         await sendDeadLetters(topic, partition, [{ message: sources[i]!, error: reason }])
       }
     }
-    heads.set(chainId, head)
   }
 
   /**
@@ -163,60 +245,140 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   }
 
   async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload, owner: Consumer): Promise<void> {
-    if (batch.messages.length === 0 || !isRunning() || isStale()) return
+    if (fatal !== undefined || batch.messages.length === 0 || !isRunning() || isStale()) return
     const chainId = chainIdOf(batch.topic, batch.partition)
-    const head = await headOf(chainId)
+    let chain = chains.get(chainId)
+    if (!chain) {
+      chain = await takeUp(chainId, batch)
+      chains.set(chainId, chain)
+    }
+    const resumeFrom = (chain.head.lastOffset ?? -1n) + 1n
+    if (!chain.rewound && BigInt(batch.messages[0]!.offset) > resumeFrom) {
+      // The group's committed offset is past the signed head: read the
+      // messages after it again, so every row stored since is vouched for.
+      // The seek makes this batch stale; kafkajs fetches from there next.
+      chain.rewound = true
+      owner.seek({ topic: batch.topic, partition: batch.partition, offset: resumeFrom.toString() })
+      return
+    }
+    chain.rewound = true
+    const seqBefore = chain.head.seq
     const entries: ChainEntry[] = []
     const sources: KafkaMessage[] = []
     const dead: { message: KafkaMessage; error: unknown }[] = []
+    let restoring = 0
     for (const message of batch.messages) {
       const offset = BigInt(message.offset)
-      if (head.lastOffset !== null && offset <= head.lastOffset) {
+      if (chain.head.lastOffset !== null && offset <= chain.head.lastOffset) {
         stats.redelivered += 1
         continue
       }
+      const pending = chain.unsigned[chain.next]
+      if (pending) {
+        if (pending.offset < offset) {
+          throw new IngestError('CHAIN_UNTRUSTED', `chain ${chainId} seq ${pending.seq}: it claims Kafka offset ${pending.offset}, which holds no message`, {
+            details: { chain_id: chainId, seq: pending.seq, kafka_offset: pending.offset.toString() },
+          })
+        }
+        if (pending.offset === offset) {
+          chain.head = rederive(chain, message, pending)
+          chain.next += 1
+          stats.rederived += 1
+          continue
+        }
+        // A message between two stored rows that has none of its own: it was
+        // dead-lettered, or it is a replayed duplicate, or its row was deleted.
+        // Verify tells these apart; the writer cannot append in the middle.
+        if (message.headers?.[REPLAY_HEADER] === undefined && decodesAsEvent(message)) {
+          log.error(
+            { chain_id: chainId, kafka_offset: message.offset, next_stored_seq: pending.seq, alert: 'READTRAIL_INTEGRITY_ALERT' },
+            'an event between two stored rows has no row of its own (dead-lettered by ClickHouse, or its row deleted): run readtrail verify',
+          )
+        }
+        continue
+      }
+      const earlier = offset < chain.resumedAt
       try {
         if (!message.value) throw new Error('message has no value')
         const decoded = codec.decode(message.value)
         assertAccessEvent(decoded.event)
         entries.push({ event: decoded.event, offset, schemaVersion: versionByFingerprint.get(decoded.writer.fingerprint) ?? 0 })
         sources.push(message)
+        if (earlier) restoring += 1
       } catch (error) {
-        dead.push({ message, error })
+        // An earlier writer dead-lettered it already.
+        if (!earlier) dead.push({ message, error })
       }
+    }
+    if (chain.next < chain.unsigned.length && entries.length > 0) {
+      throw new IngestError('CHAIN_UNTRUSTED', `chain ${chainId}: stored rows remain to be re-derived while new events arrived`, { details: { chain_id: chainId } })
+    }
+    if (!chain.viewsRepaired && chain.next === chain.unsigned.length) {
+      // Only once every stored row is vouched for: views are never completed from forged rows.
+      const repaired = await repairViewTail(store, chainId)
+      if (repaired > 0) log.warn({ chain_id: chainId, view_rows: repaired }, 'query views lacked the newest rows (a writer stopped between tables): completed')
+      chain.viewsRepaired = true
     }
     if (dead.length > 0) await sendDeadLetters(batch.topic, batch.partition, dead)
     await dropReplayedDuplicates(chainId, entries, sources)
     // A rebalance during this batch may have handed the partition to another
-    // writer, which reads the head from the store: writing now could fork the
-    // chain. Leave the batch to the new owner.
+    // writer: writing now could fork the chain. Leave the batch to the new owner.
     if (isStale()) {
-      heads.delete(chainId)
+      chains.delete(chainId)
       return
     }
     if (entries.length > 0) {
-      const linked = linkEntries(head, entries, nowMicros())
+      if (restoring > 0) {
+        log.error(
+          { chain_id: chainId, events: restoring, alert: 'READTRAIL_INTEGRITY_ALERT' },
+          'events an earlier writer had stored and committed are missing from the store (rows deleted after the newest checkpoint): storing them again from Kafka',
+        )
+      }
+      const linked = linkEntries(chain.head, entries, nowMicros())
       try {
         await store.insertJsonLines('access_log_ingest', linked.lines)
-        heads.set(chainId, linked.head)
+        chain.head = linked.head
         stats.stored += entries.length
-        deps.onChainHead?.(linked.head)
+        stats.restored += restoring
       } catch (err) {
-        // The insert may have landed before the error surfaced: forget the head
-        // so the retry reads the truth back instead of forking the chain.
-        heads.delete(chainId)
-        if (!isDataError(err)) throw err
+        if (!isDataError(err)) {
+          // The insert may have landed before the error surfaced: take the
+          // chain up again, so the retry re-derives whatever landed.
+          chains.delete(chainId)
+          throw err
+        }
         // ClickHouse refused the data itself, which a retry cannot change:
         // find the refused events one by one so the partition keeps moving.
-        await storeOneByOne(batch.topic, batch.partition, chainId, entries, sources)
+        await storeOneByOne(batch.topic, batch.partition, chain, entries, sources, BigInt(batch.highWatermark))
       }
     }
+    if (chain.head.seq > seqBefore) deps.onChainHead?.(chain.head)
     const last = batch.lastOffset()
     resolveOffset(last)
     await owner.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])
     stats.batches += 1
     rejoinAttempts = 0
     await heartbeat()
+  }
+
+  function decodesAsEvent(message: KafkaMessage): boolean {
+    try {
+      if (!message.value) return false
+      assertAccessEvent(codec.decode(message.value).event)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** A chain Kafka does not vouch for: stop consuming, commit nothing, sign nothing more, tell the caller once. */
+  function failUntrusted(err: unknown, c: Consumer): void {
+    if (fatal !== undefined) return
+    fatal = err
+    log.fatal({ err, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'stored rows are not vouched for by Kafka: the chain writer stops and signs nothing over them')
+    chains.clear()
+    c.pause([{ topic: config.topic }])
+    deps.onFatal?.(err)
   }
 
   let stopping = false
@@ -234,8 +396,8 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     })
     c.on(c.events.GROUP_JOIN, (e) => {
       // A rebalance may have moved partitions here from a writer that kept
-      // going: the store, not our memory, says where each chain ends.
-      heads.clear()
+      // going: each chain is taken up again from its newest checkpoint.
+      chains.clear()
       deps.onRebalance?.()
       log.info({ assignment: e.payload.memberAssignment }, 'joined consumer group')
     })
@@ -257,7 +419,14 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: config.partitionsConsumedConcurrently,
-      eachBatch: (payload) => handleBatch(payload, c),
+      eachBatch: async (payload) => {
+        try {
+          await handleBatch(payload, c)
+        } catch (err) {
+          if (isReadtrailError(err) && err.code === 'CHAIN_UNTRUSTED') return failUntrusted(err, c)
+          throw err
+        }
+      },
     })
   }
 
@@ -276,8 +445,8 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     if (stopping) return
     const old = consumer
     // Whatever the old member held may since have been written by another
-    // writer: heads are read back from the store after the new join.
-    heads.clear()
+    // writer: chains are taken up again after the new join.
+    chains.clear()
     consumer = newConsumer()
     try {
       await old?.disconnect().catch(() => {})

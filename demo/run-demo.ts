@@ -6,8 +6,7 @@ import { formatRows } from '../cli/format-rows.js'
 import { ReadtrailError } from '../common/errors.js'
 import { createKafka } from '../common/kafka.js'
 import type { Logger } from '../common/logger.js'
-import { createChainWriter } from '../consumers/chain-writer.js'
-import { ChainWriterConfig } from '../consumers/config.js'
+import { createIngest } from '../consumers/ingest.js'
 import { waitForCatchUp } from '../consumers/lag.js'
 import { deadLetterTopicOf, ensureTopics } from '../consumers/topics.js'
 import { formatReport } from '../integrity/report.js'
@@ -18,7 +17,6 @@ import { bulkExtraction } from '../queries/bulk-extraction.js'
 import { loadCheckpoints } from '../integrity/checkpoint-sources.js'
 import { checkpointTopicOf } from '../checkpoints/checkpoint-topic.js'
 import { generateKeyFiles, loadSigningKey } from '../checkpoints/keys.js'
-import { createCheckpointSigner } from '../checkpoints/signer.js'
 import { serializeEvidenceBundle } from '../evidence/bundle.js'
 import { exportEvidence } from '../evidence/export-bundle.js'
 import { verifyEvidence } from '../evidence/verify-bundle.js'
@@ -26,7 +24,6 @@ import { createAuditProducer } from '../producers/audit-producer.js'
 import { recordsTouchedByPrincipal, type RecordTouchedRow } from '../queries/records-touched-by-principal.js'
 import { runSavedQuery } from '../queries/saved-query.js'
 import { whoTouchedRecord } from '../queries/who-touched-record.js'
-import { loadSchemaRegistry } from '../schemas/registry.js'
 import { claimDataDir } from '../store/owner-lock.js'
 import { openStore, type Store } from '../store/store.js'
 import { FIRST_APPLICANT_ID, generateApplicants } from './applicants.js'
@@ -90,22 +87,19 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
   const logPath = join(config.store.dataDir, 'checkpoints.jsonl')
   rmSync(logPath, { force: true })
   const checkpointTopic = checkpointTopicOf(topic)
-  const signer = createCheckpointSigner({ database: store.database, key: loadSigningKey(keyPath), logPath, kafka, topic: checkpointTopic, logger })
-  await signer.start()
-  const writer = createChainWriter({
-    config: ChainWriterConfig.parse({ kafka: config.kafka, topic, groupId }),
+  const ingest = createIngest({
     kafka,
     store,
-    registry: loadSchemaRegistry(),
     logger,
-    onChainHead: (head) => signer.noteHead(head),
+    writer: { kafka: config.kafka, topic, groupId },
+    checkpoints: { key: loadSigningKey(keyPath), logPath, topic: checkpointTopic },
   })
   const audit = await createAuditProducer(
     { kafka: config.kafka, topic, service: 'admissions-backoffice', environment: 'demo', sessionHashKey: randomBytes(32) },
     { logger, kafka },
   )
   try {
-    await writer.start()
+    await ingest.start()
     const applicants = generateApplicants(20_000)
     const app = createRegistryApp(applicants, audit)
     out(`Admissions registry: ${applicants.length} fake applicants (ids ${FIRST_APPLICANT_ID}..${FIRST_APPLICANT_ID + applicants.length - 1}).`)
@@ -138,8 +132,8 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     out(`Application done: ${20 + 2 + pages} audited reads published to Kafka topic ${topic}.`)
 
     await waitForCatchUp(kafka, groupId, topic, { timeoutMs: 120_000 })
-    const signed = await signer.signNow()
-    out(`Chain writer caught up: ${writer.stats().stored} events chained into ClickHouse (${store.kind}, database ${store.database}).`)
+    const signed = await ingest.signer.signNow()
+    out(`Chain writer caught up: ${ingest.stats().writer.stored} events chained into ClickHouse (${store.kind}, database ${store.database}).`)
     out(`Each chain head signed (Ed25519) into ${logPath} and topic ${checkpointTopic}: ${signed.map((c) => `${c.chain_id} seq ${c.seq}`).join(', ')}.`)
 
     const touched: RecordTouchedRow[] = (await runSavedQuery(store, recordsTouchedByPrincipal, { principal: 'clerk.marta' })).rows
@@ -210,8 +204,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     return { scraped: pages * 100, touchedByCompromised: touched.length, verified }
   } finally {
     await audit.close()
-    await writer.stop()
-    await signer.stop()
+    await ingest.stop()
     await store.close()
     const admin = kafka.admin()
     await admin.connect()

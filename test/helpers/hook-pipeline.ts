@@ -1,5 +1,6 @@
 import type { Kafka } from 'kafkajs'
 import { createChainWriter, type ChainWriter } from '../../consumers/chain-writer.js'
+import { UNSIGNED_CHAINS } from '../../consumers/chain-resume.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { createAuditProducer, type AuditProducer } from '../../producers/audit-producer.js'
@@ -59,7 +60,7 @@ export async function startHookPipeline(options: HookPipelineOptions = {}): Prom
   const topic = await freshTopic(kafka, 2)
   const store = await openTestStore()
   const groupId = `${topic}-writers`
-  const writer = createChainWriter({
+  const writer = createChainWriter({ trust: UNSIGNED_CHAINS,
     config: ChainWriterConfig.parse({ kafka: connection, topic, groupId }),
     kafka,
     store,

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { Partitioners } from 'kafkajs'
 import { createChainWriter } from '../../consumers/chain-writer.js'
+import { UNSIGNED_CHAINS } from '../../consumers/chain-resume.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { deadLetterTopicOf } from '../../consumers/topics.js'
@@ -24,7 +25,7 @@ describe('bad messages go to the dead-letter topic and never block the chain', (
     const topic = await freshTopic(kafka, 1)
     const store = await openTestStore()
     const groupId = `${topic}-writer`
-    const writer = createChainWriter({ config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry, logger: testLogger })
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry, logger: testLogger })
     cleanups.push(() => writer.stop())
     await writer.start()
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createChainWriter } from '../../consumers/chain-writer.js'
+import { UNSIGNED_CHAINS } from '../../consumers/chain-resume.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { createAuditProducer } from '../../producers/audit-producer.js'
@@ -17,7 +18,7 @@ describe('a read too large for one message', () => {
     const topic = await freshTopic(kafka, 3)
     const store = await openTestStore()
     const groupId = `${topic}-writer`
-    const writer = createChainWriter({ config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry: loadSchemaRegistry(), logger: testLogger })
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry: loadSchemaRegistry(), logger: testLogger })
     await writer.start()
     // 8 KiB messages and requests: a 5,000-row export cannot fit one, and
     // requests stay under the limit although many parts are queued at once.

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Kafka } from 'kafkajs'
 import { createChainWriter, type ChainWriter } from '../../consumers/chain-writer.js'
+import { UNSIGNED_CHAINS } from '../../consumers/chain-resume.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { HASH_SQL } from '../../store/access-log-columns.js'
@@ -31,7 +32,7 @@ describe('pipeline: SDK → Kafka → chain writer → ClickHouse → saved quer
     kafka = testKafka()
     topic = await freshTopic(kafka, 3)
     store = await openTestStore()
-    writer = createChainWriter({
+    writer = createChainWriter({ trust: UNSIGNED_CHAINS,
       config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId: `${topic}-writer` }),
       kafka,
       store,

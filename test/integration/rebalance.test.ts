@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createChainWriter, type ChainWriter } from '../../consumers/chain-writer.js'
+import { UNSIGNED_CHAINS } from '../../consumers/chain-resume.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { createAuditProducer } from '../../producers/audit-producer.js'
@@ -16,7 +17,7 @@ describe('partitions moving between chain writers', () => {
     const registry = loadSchemaRegistry()
     const groupId = `${topic}-writers`
     const writer = (): ChainWriter =>
-      createChainWriter({ config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, sessionTimeoutMs: 6000 }), kafka, store, registry, logger: testLogger })
+      createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, sessionTimeoutMs: 6000 }), kafka, store, registry, logger: testLogger })
     const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc' }, { kafka, logger: testLogger })
     const ids: string[] = []
     const produce = async (n: number) => {

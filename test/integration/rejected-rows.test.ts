@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { Partitioners } from 'kafkajs'
 import { createChainWriter } from '../../consumers/chain-writer.js'
+import { UNSIGNED_CHAINS } from '../../consumers/chain-resume.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { deadLetterTopicOf } from '../../consumers/topics.js'
@@ -33,7 +34,7 @@ describe('an event ClickHouse refuses does not block its partition', () => {
     cleanups.push(() => producer.disconnect())
     await producer.send({ topic, messages: events.map((e) => ({ value: codec.encode(e) })) })
 
-    const writer = createChainWriter({ config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry, logger: testLogger })
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry, logger: testLogger })
     cleanups.push(() => writer.stop())
     await writer.start()
     await waitForCatchUp(kafka, groupId, topic)

@@ -1,6 +1,7 @@
 import { Partitioners } from 'kafkajs'
 import { describe, expect, it } from 'vitest'
 import { createChainWriter } from '../../consumers/chain-writer.js'
+import { UNSIGNED_CHAINS } from '../../consumers/chain-resume.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { createCodec } from '../../schemas/codec.js'
@@ -31,7 +32,7 @@ describe('events replayed from an outbox', () => {
     // a later batch), 20..29 only from the outbox.
     await producer.send({ topic, acks: -1, messages: events.slice(0, 20).map((e) => message(e, false)) })
     const groupId = `${topic}-w`
-    const writer = createChainWriter({ config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry, logger: testLogger })
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry, logger: testLogger })
     await writer.start()
     await waitForCatchUp(kafka, groupId, topic)
     await producer.send({ topic, acks: -1, messages: [...events.slice(10, 30).map((e) => message(e, true)), message(events[29]!, true)] })
@@ -56,7 +57,7 @@ describe('events replayed from an outbox', () => {
     await producer.send({ topic, acks: -1, messages: Array.from({ length: 5 }, () => makeEvent()).map((e) => ({ key: e.read_id, value: codec.encode(e) })) })
     await producer.disconnect()
     const groupId = `${topic}-w`
-    const writer = createChainWriter({ config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store: watched, registry, logger: testLogger })
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store: watched, registry, logger: testLogger })
     await writer.start()
     await waitForCatchUp(kafka, groupId, topic)
     await writer.stop()

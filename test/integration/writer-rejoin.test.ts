@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createChainWriter } from '../../consumers/chain-writer.js'
+import { UNSIGNED_CHAINS } from '../../consumers/chain-resume.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { createAuditProducer } from '../../producers/audit-producer.js'
@@ -31,7 +32,7 @@ describe('a writer the group coordinator forgot', () => {
     for (const r of await Promise.all(Array.from({ length: 200 }, (_, i) => read(i)))) ids.push(...r.eventIds)
 
     const groupId = `${topic}-w`
-    const writer = createChainWriter({
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS,
       config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, sessionTimeoutMs: 6000 }),
       kafka,
       store,

@@ -1,0 +1,155 @@
+import { HASH_SQL } from '../store/access-log-columns.js'
+import type { Store } from '../store/store.js'
+import { emptyChain, type ChainHead } from './chain.js'
+import { IngestError } from './errors.js'
+
+/** A chain's newest signed checkpoint, as the writer resumes from it. */
+export interface ChainCheckpoint {
+  seq: number
+  /** SHA-256 of the row at `seq` (32 bytes). */
+  hash: Buffer
+  /** Kafka offset of the row at `seq`. */
+  lastOffset: bigint
+}
+
+/** Where the chain writer learns a chain's newest signed checkpoint. */
+export interface ChainTrust {
+  /** null: the chain was never signed (every stored row is re-derived from Kafka). */
+  checkpointOf(chainId: string): Promise<ChainCheckpoint | null>
+}
+
+/**
+ * For writers that run without a signer (tests of the writer alone): no
+ * chain is ever signed, so every stored row is re-derived from Kafka on
+ * start and after every rebalance.
+ */
+export const UNSIGNED_CHAINS: ChainTrust = Object.freeze({ checkpointOf: async () => null })
+
+/** A stored row after the newest checkpoint: what Kafka has to vouch for before the writer continues past it. */
+export interface UnsignedRow {
+  seq: number
+  offset: bigint
+  hash: Buffer
+  /** SHA-256 of the row's stored columns, recomputed by ClickHouse: differs from `hash` when a column was edited. */
+  contentHash: Buffer
+  /** Microseconds; the one column the writer sets that Kafka cannot reproduce. */
+  ingestedAt: number
+}
+
+/** Where a chain resumes: its signed head, and the stored rows after it still to be re-derived from Kafka. */
+export interface ResumePoint {
+  head: ChainHead
+  unsigned: UnsignedRow[]
+  /** Set when the row a checkpoint vouches for is missing or differs in the store: reported, not repaired. */
+  checkpointedRowProblem: string | null
+}
+
+export interface ResumeLimits {
+  /**
+   * Most unsigned rows held in memory for re-derivation; more means either a
+   * signer that stopped signing long ago or rows an attacker added. @default 2000000
+   */
+  maxUnsignedRows?: number
+}
+
+// Aliases differ from the column names: ClickHouse would otherwise compare the
+// String alias, not the column, in WHERE and ORDER BY.
+interface TailRow {
+  row_seq: string
+  row_offset: string
+  row_hash: string
+  content_hash: string
+  ingested_micros: string
+}
+
+function untrusted(chainId: string, seq: number, problem: string, details: Record<string, unknown> = {}): IngestError {
+  return new IngestError('CHAIN_UNTRUSTED', `chain ${chainId} seq ${seq}: ${problem}`, { retriable: false, details: { chain_id: chainId, seq, ...details } })
+}
+
+/**
+ * Reads where a chain resumes. The head is the newest signed checkpoint,
+ * never the newest row in ClickHouse, which an attacker with write access
+ * may have forged. The rows stored after it are returned for re-derivation
+ * from Kafka; their shape is checked here, before any message is read:
+ * seqs contiguous and unique, offsets rising past the checkpoint's and below
+ * the partition's end, every column still hashing to the stored hash.
+ */
+export async function readResumePoint(
+  store: Store,
+  chainId: string,
+  checkpoint: ChainCheckpoint | null,
+  partitionEnd: bigint,
+  limits: ResumeLimits = {},
+): Promise<ResumePoint> {
+  const head: ChainHead = checkpoint ? { chainId, seq: checkpoint.seq, hash: checkpoint.hash, lastOffset: checkpoint.lastOffset } : emptyChain(chainId)
+  const checkpointedRowProblem = checkpoint ? await checkCheckpointedRow(store, chainId, checkpoint) : null
+  return { head, unsigned: await readRowsAfter(store, head, partitionEnd, limits), checkpointedRowProblem }
+}
+
+/**
+ * The stored rows after a trusted head (a checkpoint, or a head the writer
+ * itself derived from one and Kafka), shape-checked; see readResumePoint.
+ */
+export async function readRowsAfter(store: Store, head: ChainHead, partitionEnd: bigint, limits: ResumeLimits = {}): Promise<UnsignedRow[]> {
+  const chainId = head.chainId
+  const maxRows = limits.maxUnsignedRows ?? 2_000_000
+  const t = store.table('access_log')
+  const rows = await store.queryRows<TailRow>(
+    `SELECT toString(seq) AS row_seq, toString(kafka_offset) AS row_offset, hex(hash) AS row_hash, hex(${HASH_SQL}) AS content_hash,
+            toString(toUnixTimestamp64Micro(ingested_at)) AS ingested_micros
+     FROM ${t}
+     WHERE chain_id = {chain_id:String} AND seq > {from_seq:UInt64}
+     ORDER BY seq, kafka_offset
+     LIMIT {limit:UInt64}`,
+    { chain_id: chainId, from_seq: head.seq, limit: maxRows + 1 },
+  )
+  if (rows.length > maxRows) {
+    throw untrusted(chainId, head.seq + 1, `more than ${maxRows} stored rows after the newest checkpoint (seq ${head.seq}): no signer leaves that many unsigned`, { rows: rows.length })
+  }
+  const unsigned: UnsignedRow[] = []
+  let expectedSeq = head.seq + 1
+  let lastOffset = head.lastOffset ?? -1n
+  for (const r of rows) {
+    const row: UnsignedRow = {
+      seq: Number(r.row_seq),
+      offset: BigInt(r.row_offset),
+      hash: Buffer.from(r.row_hash, 'hex'),
+      contentHash: Buffer.from(r.content_hash, 'hex'),
+      ingestedAt: Number(r.ingested_micros),
+    }
+    if (row.seq !== expectedSeq) {
+      const what = row.seq < expectedSeq ? `a second row at seq ${row.seq}` : `rows ${expectedSeq}..${row.seq - 1} are missing`
+      throw untrusted(chainId, Math.min(row.seq, expectedSeq), `after the newest checkpoint (seq ${head.seq}) ${what}`)
+    }
+    if (row.offset <= lastOffset) {
+      throw untrusted(chainId, row.seq, `its kafka_offset ${row.offset} does not rise above the row before it (${lastOffset})`, { kafka_offset: row.offset.toString() })
+    }
+    if (row.offset >= partitionEnd) {
+      throw untrusted(chainId, row.seq, `its kafka_offset ${row.offset} lies beyond the partition's end (${partitionEnd}): no message can vouch for it`, {
+        kafka_offset: row.offset.toString(),
+        partition_end: partitionEnd.toString(),
+      })
+    }
+    if (!row.contentHash.equals(row.hash)) throw untrusted(chainId, row.seq, 'its stored columns no longer hash to its stored hash: the row was edited')
+    unsigned.push(row)
+    expectedSeq += 1
+    lastOffset = row.offset
+  }
+  return unsigned
+}
+
+/** The row a checkpoint vouches for must still be stored as signed; if not, say what is wrong. */
+async function checkCheckpointedRow(store: Store, chainId: string, cp: ChainCheckpoint): Promise<string | null> {
+  const rows = await store.queryRows<{ row_hash: string; row_offset: string }>(
+    `SELECT hex(hash) AS row_hash, toString(kafka_offset) AS row_offset FROM ${store.table('access_log')}
+     WHERE chain_id = {chain_id:String} AND seq = {seq:UInt64} LIMIT 3`,
+    { chain_id: chainId, seq: cp.seq },
+  )
+  if (rows.length === 0) return `the row at seq ${cp.seq} that the newest checkpoint vouches for is missing from the store`
+  const signed = cp.hash.toString('hex').toUpperCase()
+  if (!rows.some((r) => r.row_hash === signed && BigInt(r.row_offset) === cp.lastOffset)) {
+    return `the row at seq ${cp.seq} differs from what the newest checkpoint vouches for (hash ${signed.slice(0, 16)}…, offset ${cp.lastOffset})`
+  }
+  if (rows.length > 1) return `seq ${cp.seq}, which the newest checkpoint vouches for, is stored ${rows.length} times`
+  return null
+}

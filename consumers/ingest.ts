@@ -1,0 +1,133 @@
+import type { Kafka } from 'kafkajs'
+import { createCheckpointSigner, type CheckpointSigner, type CheckpointSignerStats } from '../checkpoints/signer.js'
+import type { SigningKey } from '../checkpoints/keys.js'
+import type { Logger } from '../common/logger.js'
+import { loadSchemaRegistry, type SchemaRegistry } from '../schemas/registry.js'
+import type { Store } from '../store/store.js'
+import type { ChainCheckpoint, ChainTrust, ResumeLimits } from './chain-resume.js'
+import { createChainWriter, type ChainWriterStats } from './chain-writer.js'
+import { ChainWriterConfig, type ChainWriterConfigInput } from './config.js'
+
+export interface IngestOptions {
+  kafka: Kafka
+  store: Store
+  logger: Logger
+  /** The chain writer's topic, group and fetch settings. */
+  writer: ChainWriterConfigInput
+  checkpoints: {
+    key: SigningKey
+    /** The append-only checkpoint file (primary copy). */
+    logPath: string
+    /** The Kafka copy. */
+    topic: string
+    /** Longest time between two checkpoints of a growing chain. @default 10000 */
+    intervalMs?: number
+  }
+  /** @default loadSchemaRegistry() */
+  registry?: SchemaRegistry
+  resume?: ResumeLimits
+  /** Clock for signed_at. @default () => new Date() */
+  now?: () => Date
+}
+
+export interface IngestStats {
+  writer: ChainWriterStats
+  signer: CheckpointSignerStats
+}
+
+/** The chain writer and the checkpoint signer, started and stopped as one. */
+export interface Ingest {
+  /** Starts the signer (reads both checkpoint copies), then the writer. */
+  start(): Promise<void>
+  /** Stops the writer, then the signer, whose final checkpoint covers everything stored. Idempotent. */
+  stop(): Promise<void>
+  /**
+   * Resolves (never rejects) with the error that stopped ingest on its own:
+   * rows Kafka does not vouch for (CHAIN_UNTRUSTED), or a checkpoint file
+   * that cannot be written. The caller stops and reports it.
+   */
+  readonly failed: Promise<unknown>
+  stats(): IngestStats
+  /** For tests and tools that sign on demand. */
+  readonly signer: CheckpointSigner
+}
+
+/**
+ * The one place that assembles ingest, so the trust rule lives here once:
+ * a chain resumes from its newest valid signed checkpoint (the higher of the
+ * file and the topic, signatures checked), never from ClickHouse; the writer
+ * re-derives the rows after it from Kafka before appending; only heads the
+ * writer derived are signed; after a rebalance both forget what they knew.
+ * The CLI, the demo, the benchmarks and the tests all start ingest here.
+ */
+export function createIngest(options: IngestOptions): Ingest {
+  const { kafka, store, logger } = options
+  let reportFailure: (err: unknown) => void = () => {}
+  let failedOnce = false
+  const failed = new Promise<unknown>((resolve) => {
+    reportFailure = (err) => {
+      if (failedOnce) return
+      failedOnce = true
+      resolve(err)
+    }
+  })
+  const signer = createCheckpointSigner({
+    database: store.database,
+    key: options.checkpoints.key,
+    logPath: options.checkpoints.logPath,
+    kafka,
+    topic: options.checkpoints.topic,
+    logger,
+    onFatal: reportFailure,
+    ...(options.checkpoints.intervalMs !== undefined ? { intervalMs: options.checkpoints.intervalMs } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  })
+  const trust: ChainTrust = {
+    async checkpointOf(chainId): Promise<ChainCheckpoint | null> {
+      const cp = await signer.trustedCheckpoint(chainId)
+      return cp ? { seq: cp.seq, hash: Buffer.from(cp.hash, 'hex'), lastOffset: BigInt(cp.kafka_offset) } : null
+    },
+  }
+  const chainsWritten = new Set<string>()
+  const writer = createChainWriter({
+    config: ChainWriterConfig.parse(options.writer),
+    kafka,
+    store,
+    registry: options.registry ?? loadSchemaRegistry(),
+    logger,
+    trust,
+    onChainHead: (head) => {
+      chainsWritten.add(head.chainId)
+      signer.noteHead(head)
+    },
+    // Another writer may have signed a chain this one wrote before: its next
+    // take-up re-reads the topic, and the signer continues from there.
+    onRebalance: () => chainsWritten.forEach((chainId) => signer.forgetChain(chainId)),
+    onFatal: reportFailure,
+    ...(options.resume ? { resume: options.resume } : {}),
+  })
+  let state: 'new' | 'started' | 'stopped' = 'new'
+  return {
+    async start() {
+      if (state !== 'new') return
+      await signer.start()
+      try {
+        await writer.start()
+      } catch (err) {
+        await signer.stop().catch(() => {})
+        throw err
+      }
+      state = 'started'
+    },
+    async stop() {
+      if (state !== 'started') return
+      state = 'stopped'
+      await writer.stop()
+      // After the writer: the final checkpoint covers everything it stored.
+      await signer.stop()
+    },
+    failed,
+    stats: () => ({ writer: writer.stats(), signer: signer.stats() }),
+    signer,
+  }
+}

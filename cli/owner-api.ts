@@ -7,6 +7,7 @@ import type { Logger } from '../common/logger.js'
 import { isProcessAlive } from '../common/process.js'
 import { FactsRequestSchema, type FactsRequest } from '../integrity/facts.js'
 import { NO_CACHES } from '../integrity/no-caches.js'
+import { checkQueryTables } from '../integrity/check-query-tables.js'
 import { collectFacts } from '../integrity/verify-store.js'
 import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
 import { loadPublicKey, type SigningKey } from '../checkpoints/keys.js'
@@ -56,6 +57,12 @@ export type OwnerRequest =
   | { op: 'evidence'; eventId: string; checkpoints: SignedCheckpoint[]; publicKeyPem: string }
   /** One of the fixed row reads of cli/owner-reads.ts: `verify --independent` hashes them itself. */
   | { op: 'rows'; query: string; params: Record<string, unknown>; format: OwnerReadFormat }
+  /**
+   * `verify --independent`'s check of the query tables' definitions: what
+   * engine and SELECT a table has only the engine can say, and the check
+   * builds its expected form in a scratch database, which only the owner can.
+   */
+  | { op: 'query-tables' }
 
 /** Longest request body: checkpoint lists travel in requests, so allow some, never unbounded. */
 const MAX_REQUEST_BYTES = 64 * 1024 * 1024
@@ -81,6 +88,8 @@ async function answer(store: Store, ask: OwnerRequest): Promise<Answer> {
       return { kind: 'json', value: await answerEvidence(store, ask) }
     case 'rows':
       return readRows(store, ask)
+    case 'query-tables':
+      return { kind: 'json', value: await checkQueryTables(store) }
     default:
       throw new ReadtrailError('USAGE', `unknown owner request ${JSON.stringify((ask as { op?: unknown }).op)}`)
   }

@@ -6,7 +6,7 @@ import { openStore, type Store } from '../store/store.js'
 import { isReadtrailError, ReadtrailError } from '../common/errors.js'
 import type { AppConfig } from './config.js'
 import { callOwner, ownerSocketPath, type OwnerRequest, type OwnerTarget } from './owner-api.js'
-import { ownerReadStore } from './owner-store.js'
+import { collectIndependentThroughOwner } from './owner-facts.js'
 
 /** CLI logs go to stderr so stdout stays clean for results. */
 export function createCliLogger(): Logger {
@@ -43,8 +43,8 @@ export function ownerTargetOf(config: AppConfig): OwnerTarget {
  * embedded store and serves its socket, asks that process instead. The
  * owner must prove every answer with the checkpoint key (OWNER_UNTRUSTED
  * otherwise). `verify --independent` does not ask the owner for facts: it
- * runs `local` here on the owner's raw rows, so the hashing and the verdict
- * stay in this process.
+ * fetches the owner's raw rows and hashes them here (cli/owner-facts.ts), so
+ * the hashing and the verdict stay in this process.
  */
 export async function withStore<T>(
   config: AppConfig,
@@ -61,7 +61,8 @@ export async function withStore<T>(
     if (!locked) throw err
     logger.debug({ owner: err instanceof ReadtrailError ? err.details : undefined }, 'store owned by another process: asking it')
     const target = ownerTargetOf(config)
-    const viaOwner = remote.op === 'facts' && remote.request.mode === 'independent' ? local(ownerReadStore(target)) : callOwner<T>(target, remote)
+    // The independent mode hashes the owner's raw rows here (the facts are Facts, the type `local` returns for this request).
+    const viaOwner = remote.op === 'facts' && remote.request.mode === 'independent' ? (collectIndependentThroughOwner(target, remote.request) as Promise<T>) : callOwner<T>(target, remote)
     if (!viaOwner) throw err
     // A socket left behind by an owner that no longer serves: report the lock.
     return viaOwner.catch((ownerErr: unknown) => {

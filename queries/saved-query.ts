@@ -102,6 +102,23 @@ export async function executeSavedQuery<P extends z.ZodObject, Row>(
   rawParams: unknown,
   context: QueryContext = DEFAULT_QUERY_CONTEXT,
 ): Promise<QueryResult<Row>> {
+  const answered = await answerRows(store, query, rawParams, context)
+  // After the answer, over the same key range: an empty answer is checked too.
+  const consistency = await checkAnswer(store, query, answered)
+  return { rows: answered.rows, truncated: answered.truncated, sources: answered.sources, consistency }
+}
+
+/** The first half of executeSavedQuery: the answer unchecked, with what its check needs. Exported for bench/queries.ts. */
+export interface AnsweredRows<P extends z.ZodObject, Row> {
+  rows: Row[]
+  truncated: boolean
+  sources: ChainSource[]
+  params: z.output<P>
+  /** Every value the query's SQL was bound with, the prepared step's included. */
+  bound: Record<string, unknown>
+}
+
+export async function answerRows<P extends z.ZodObject, Row>(store: Store, query: SavedQuery<P, Row>, rawParams: unknown, context: QueryContext): Promise<AnsweredRows<P, Row>> {
   const params = parseQueryParams(query, rawParams)
   const limit = typeof (params as { limit?: unknown }).limit === 'number' ? ((params as { limit: number }).limit) : 0
   const base = { ...query.bind(params, context), limit_plus_one: limit === 0 ? 0 : limit + 1 }
@@ -112,13 +129,16 @@ export async function executeSavedQuery<P extends z.ZodObject, Row>(
   ])
   const truncated = limit > 0 && rows.length > limit
   if (truncated) rows.length = limit
-  // After the answer, over the same key range: an empty answer is checked too.
-  const consistency = await runAnswerChecks(store, query.checks(store, params, rows), bound)
   const sources = sourceRows
     .map((s) => ({ chain_id: s.chain_id, first_seq: Number(s.first_seq), last_seq: Number(s.last_seq), events: Number(s.events) }))
     .filter((s) => s.events > 0)
     .sort((a, b) => (a.chain_id < b.chain_id ? -1 : a.chain_id > b.chain_id ? 1 : 0))
-  return { rows, truncated, sources, consistency }
+  return { rows, truncated, sources, params, bound }
+}
+
+/** The second half: the answer's serving rows against access_log (SavedQuery.checks). */
+export function checkAnswer<P extends z.ZodObject, Row>(store: Store, query: SavedQuery<P, Row>, answered: AnsweredRows<P, Row>): Promise<Consistency> {
+  return runAnswerChecks(store, query.checks(store, answered.params, answered.rows), answered.bound)
 }
 
 /**

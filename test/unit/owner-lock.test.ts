@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { claimDataDir } from '../../store/owner-lock.js'
+import { claimDataDir, readOwnerRecord } from '../../store/owner-lock.js'
 
 describe('claimDataDir', () => {
   const dirs: string[] = []
@@ -48,5 +48,27 @@ describe('claimDataDir', () => {
     const past = new Date(Date.now() - 60_000)
     utimesSync(path, past, past)
     claimDataDir(dir, 'x')()
+  })
+
+  it('readOwnerRecord returns a well-formed record and nothing for a planted file of another shape', () => {
+    const dir = fresh()
+    const path = join(dir, 'readtrail-owner.json')
+    expect(readOwnerRecord(dir)).toBeUndefined()
+    writeFileSync(path, JSON.stringify({ pid: 4242, command: 'readtrail consume', started_at: 'then' }))
+    expect(readOwnerRecord(dir)).toEqual({ pid: 4242, command: 'readtrail consume', started_at: 'then' })
+    for (const planted of [
+      JSON.stringify({ pid: '4242', command: 'x', started_at: 'y' }),
+      JSON.stringify({ pid: -1, command: 'x', started_at: 'y' }),
+      JSON.stringify({ pid: 1.5, command: 'x', started_at: 'y' }),
+      JSON.stringify({ pid: 4242 }),
+      JSON.stringify([4242]),
+      'null',
+      'not json',
+      // Larger than any record: not read whole.
+      JSON.stringify({ pid: 4242, command: 'x'.repeat(10_000), started_at: 'y' }),
+    ]) {
+      writeFileSync(path, planted)
+      expect(readOwnerRecord(dir), planted.slice(0, 60)).toBeUndefined()
+    }
   })
 })

@@ -3,6 +3,8 @@
 export { SAVED_QUERIES, getSavedQuery } from './catalog.js'
 export { answerOf, DEFAULT_QUERY_CONTEXT, defineQuery, executeSavedQuery, parseQueryParams, runSavedQuery } from './saved-query.js'
 export type { AnySavedQuery, QueryAnswer, QueryContext, QueryResult, SavedQuery } from './saved-query.js'
+export { rollupRowsCheck, rowsWhere, viewRowsCheck } from './answer-check.js'
+export type { AnswerCheck, Consistency, KeyRange, Rollup, ServingView } from './answer-check.js'
 export { assessProvenance } from './provenance.js'
 export type { ChainProvenance, ChainSource, Provenance, ProvenanceStatus } from './provenance.js'
 export { NO_SUBJECT_KEYS, SubjectKeysText } from './subject-keys.js'

@@ -1,4 +1,4 @@
-import { Partitioners, type Batch, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs'
+import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs'
 import { describeError, isReadtrailError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
 import { nowMicros } from '../common/time.js'
@@ -106,16 +106,23 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   const codec = createCodec(registry)
   const versionByFingerprint = new Map(registry.versions.map((v) => [v.fingerprint, v.version]))
   const deadLetterTopic = deadLetterTopicOf(config)
-  const chains = new Map<string, ChainState>()
+  /** Chains taken up (or being taken up) since the last join; a batch waits for its chain's take-up. */
+  const chains = new Map<string, Promise<ChainState>>()
   const stats: ChainWriterStats = { stored: 0, deadLettered: 0, redelivered: 0, rederived: 0, restored: 0, batches: 0 }
   let consumer: Consumer | undefined
   let dlq: Producer | undefined
+  let admin: Admin | undefined
   let fatal: unknown
 
-  /** Takes a chain up: its signed head and the stored rows after it, shape-checked. */
-  async function takeUp(chainId: string, batch: Batch): Promise<ChainState> {
+  /**
+   * Takes a chain up: its signed head and the stored rows after it,
+   * shape-checked. `partitionEnd` bounds the offsets stored rows may claim;
+   * `resumedAt` is the group's committed offset (messages below it were
+   * handled by an earlier writer).
+   */
+  async function takeUp(chainId: string, partitionEnd: bigint, resumedAt: bigint): Promise<ChainState> {
     const cp = await deps.trust.checkpointOf(chainId)
-    const point = await readResumePoint(store, chainId, cp, BigInt(batch.highWatermark), deps.resume)
+    const point = await readResumePoint(store, chainId, cp, partitionEnd, deps.resume)
     if (point.checkpointedRowProblem) {
       // Reported, not repaired: the checkpoint, not the store, says where the chain continues.
       log.error({ chain_id: chainId, problem: point.checkpointedRowProblem, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'checkpointed row damaged in the store (run readtrail verify)')
@@ -124,7 +131,40 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       { chain_id: chainId, checkpoint_seq: cp?.seq ?? 0, kafka_offset: cp?.lastOffset.toString() ?? null, unsigned_rows: point.unsigned.length },
       'chain resumes from its newest signed checkpoint',
     )
-    return { head: point.head, unsigned: point.unsigned, next: 0, resumedAt: BigInt(batch.messages[0]!.offset), rewound: false, viewsRepaired: false }
+    return { head: point.head, unsigned: point.unsigned, next: 0, resumedAt, rewound: false, viewsRepaired: false }
+  }
+
+  /**
+   * On every join, takes up each assigned chain at once rather than on its
+   * next message: an idle partition's unsigned rows are re-derived (and then
+   * signed) now, and rows Kafka does not vouch for stop the writer now, not
+   * whenever traffic resumes. The consumer is rewound to the signed head
+   * where the group's committed offset is past it.
+   */
+  async function takeUpAssigned(c: Consumer, assignment: Record<string, number[] | undefined>): Promise<void> {
+    const partitions = assignment[config.topic] ?? []
+    if (partitions.length === 0 || !admin) return
+    try {
+      const [ends, [committed]] = await Promise.all([admin.fetchTopicOffsets(config.topic), admin.fetchOffsets({ groupId: config.groupId, topics: [config.topic] })])
+      for (const partition of partitions) {
+        const chainId = chainIdOf(config.topic, partition)
+        const end = ends.find((e) => e.partition === partition)
+        const offset = committed?.partitions.find((x) => x.partition === partition)?.offset
+        const resumedAt = offset !== undefined && offset !== '-1' ? BigInt(offset) : BigInt(end?.low ?? '0')
+        const pending = takeUp(chainId, BigInt(end?.high ?? '0'), resumedAt)
+        chains.set(chainId, pending)
+        const chain = await pending
+        const from = (chain.head.lastOffset ?? -1n) + 1n
+        if (resumedAt > from) c.seek({ topic: config.topic, partition, offset: from.toString() })
+        chain.rewound = true
+        if (chain.unsigned.length > 0) log.info({ chain_id: chainId, from_offset: from.toString(), unsigned_rows: chain.unsigned.length }, 're-reading Kafka from the signed head to vouch for the rows stored after it')
+      }
+    } catch (err) {
+      if (isReadtrailError(err) && err.code === 'CHAIN_UNTRUSTED') return failUntrusted(err, c)
+      // The next batch of each chain takes it up again.
+      chains.clear()
+      log.warn({ err }, 'could not take up the assigned chains on join; retrying on their next batch')
+    }
   }
 
   /** The head after the stored row `row`, if the Kafka message at its offset derives exactly that row. */
@@ -247,11 +287,20 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload, owner: Consumer): Promise<void> {
     if (fatal !== undefined || batch.messages.length === 0 || !isRunning() || isStale()) return
     const chainId = chainIdOf(batch.topic, batch.partition)
-    let chain = chains.get(chainId)
-    if (!chain) {
-      chain = await takeUp(chainId, batch)
-      chains.set(chainId, chain)
+    let taking = chains.get(chainId)
+    if (!taking) {
+      taking = takeUp(chainId, BigInt(batch.highWatermark), BigInt(batch.messages[0]!.offset))
+      chains.set(chainId, taking)
     }
+    let chain: ChainState
+    try {
+      chain = await taking
+    } catch (err) {
+      if (chains.get(chainId) === taking) chains.delete(chainId)
+      throw err
+    }
+    // The take-up on join may have rewound the consumer: this batch was fetched before.
+    if (isStale()) return
     const resumeFrom = (chain.head.lastOffset ?? -1n) + 1n
     if (!chain.rewound && BigInt(batch.messages[0]!.offset) > resumeFrom) {
       // The group's committed offset is past the signed head: read the
@@ -400,6 +449,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       chains.clear()
       deps.onRebalance?.()
       log.info({ assignment: e.payload.memberAssignment }, 'joined consumer group')
+      void takeUpAssigned(c, e.payload.memberAssignment)
     })
     c.on(c.events.CRASH, (e) => {
       log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed')
@@ -460,8 +510,10 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   return {
     async start() {
       dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
+      admin = kafka.admin()
       consumer = newConsumer()
       await dlq.connect()
+      await admin.connect()
       await runConsumer(consumer)
       log.info({ topic: config.topic, group: config.groupId, dead_letter_topic: deadLetterTopic }, 'chain writer started')
     },
@@ -470,6 +522,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       if (rejoinTimer) clearTimeout(rejoinTimer)
       await consumer?.disconnect()
       await dlq?.disconnect()
+      await admin?.disconnect()
       log.info({ ...stats }, 'chain writer stopped')
     },
     stats: () => ({ ...stats }),

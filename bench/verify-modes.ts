@@ -13,11 +13,19 @@
  * checks the chain, the checkpoints and the producers' sequences. A
  * checkpoint is signed every 100k rows of a chain, as the signer would every
  * interval.
+ *
+ * With a Kafka log to hold the chains against (`verify` given the access
+ * topic), each mode also collects every chain's offset breaks
+ * (integrity/chain-offsets.ts); the last table times that store-side half
+ * alone, per mode, since the rows here were never produced to a topic. The
+ * Kafka half reads only partition watermarks and the group's offsets on a
+ * clean log (dead letters and gap messages only when there are gaps).
  */
 import { generateKeyPairSync } from 'node:crypto'
 import { checkpointDigest, GENESIS_CHECKPOINT, keyId, signCheckpoint, type SignedCheckpoint } from '../checkpoints/checkpoint.js'
 import { nowMicros } from '../common/time.js'
 import { chainIdOf, emptyChain, linkEntries, type ChainHead } from '../consumers/chain.js'
+import { chainOffsetsInDb, chainOffsetsStreamed } from '../integrity/chain-offsets.js'
 import { analyseCheckpoints } from '../integrity/check-checkpoints.js'
 import type { VerificationReport } from '../integrity/report.js'
 import { nextVerifyState, type VerifyState } from '../integrity/verify-state.js'
@@ -153,7 +161,22 @@ async function main(): Promise<void> {
       full.push({ mode: label, rows: fmt(run.report.rows_verified), ms: Math.round(run.ms), 'rows/s': fmt(perSecond(run.report.rows_verified, run.ms)) })
       console.log(`  full ${label}: ${fmt(perSecond(run.report.rows_verified, run.ms))} rows/s`)
     }
+    // The offsets each mode collects when verify holds the chains against Kafka.
+    const offsets: Record<string, string | number>[] = []
+    for (const mode of ['in-db', 'independent'] as const) {
+      const t0 = performance.now()
+      for (const head of log.heads) {
+        const facts =
+          mode === 'in-db' ? await chainOffsetsInDb(store, head.chainId, 0, 1000) : await chainOffsetsStreamed(store, head.chainId, 0, head.seq, 1000)
+        if (!facts || facts.breaks.length > 0 || facts.head_seq !== head.seq) throw new Error(`bench offsets of ${head.chainId} are not contiguous: ${JSON.stringify(facts)}`)
+      }
+      const ms = performance.now() - t0
+      const fullMs = Number(full.find((f) => String(f['mode']).startsWith(mode))?.['ms'] ?? 0)
+      offsets.push({ mode, 'offset facts ms': Math.round(ms), 'offset facts rows/s': fmt(perSecond(log.rows, ms)), 'verify + offsets rows/s': fmt(perSecond(log.rows, fullMs + ms)) })
+      console.log(`  offset facts ${mode}: ${fmt(perSecond(log.rows, ms))} rows/s`)
+    }
     printTable(`Full verification, ${fmt(log.rows)} rows, checkpoints and producers included (views not checked)`, full)
+    printTable(`Offset facts for the Kafka check (store side), ${fmt(log.rows)} rows; the last column adds them to the full run above (independent: 1 worker)`, offsets)
     printTable(`Incremental verification (--since-checkpoint) after +${fmt(APPEND)} rows`, incremental)
   } finally {
     await bench.close()

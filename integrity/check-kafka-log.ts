@@ -96,6 +96,14 @@ export async function checkKafkaLog(
       if (!invalid.has(c.head_seq)) {
         findings.push({ chain_id: c.chain_id, seq: c.head_seq, kind: 'offset_invalid', detail: `the head's kafka_offset ${head} lies beyond the end of partition ${state.partition} (high watermark ${state.high})` })
       }
+    } else if (state.committed !== null && state.committed > state.high) {
+      // Only an admin sets a group's offset past the end: the writer would skip every message up to it.
+      findings.push({
+        chain_id: c.chain_id,
+        seq: c.head_seq + 1,
+        kind: 'head_mismatch',
+        detail: `the group ${log.groupId} committed offset ${state.committed}, beyond the end of partition ${state.partition} (high watermark ${state.high}): it was set by hand`,
+      })
     } else if (state.committed === null) {
       warnings.push(`chain ${c.chain_id}: the group ${log.groupId} has no committed offset for partition ${state.partition}; its head was not held against it`)
     } else if (head + 1n < state.committed) {
@@ -115,6 +123,10 @@ export async function checkKafkaLog(
   for (const state of states) {
     const chainId = `${log.topic}/${state.partition}`
     if (seen.has(chainId) || state.committed === null || state.committed === 0n) continue
+    if (state.committed > state.high) {
+      findings.push({ chain_id: chainId, seq: 1, kind: 'head_mismatch', detail: `the chain holds no row, and the group ${log.groupId} committed offset ${state.committed}, beyond the end of partition ${state.partition} (high watermark ${state.high})` })
+      continue
+    }
     gaps.push({ chain_id: chainId, partition: state.partition, from: 0n, to: state.committed - 1n, kind: 'head_mismatch', seq: 1, where: `the chain holds no row, but the group committed offset ${state.committed}` })
   }
   if (gaps.length > 0) await judgeGaps(log, states, gaps, findEvents, bounds, findings, warnings)

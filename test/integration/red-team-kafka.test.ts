@@ -174,6 +174,13 @@ describe('red team, Kafka and checkpoint copies: every attack is found at its ch
     await expectFound(log, [[log.chainOf(1), 1, 'head_mismatch']])
   })
 
+  it("the writer's group offset set past the partition's end with the admin API (the writer would skip every message up to it): head_mismatch", async () => {
+    const log = await signedLog()
+    await log.commitAt(0, 1_000_000n)
+    const [report] = await expectFound(log, [[log.chainOf(0), 21, 'head_mismatch']])
+    expect(report!.findings[0]!.detail).toContain('set by hand')
+  })
+
   it('no false alarm: a message the writer dead-lettered is a gap its dead letter explains', async () => {
     const log = await buildKafkaLog({ partitions: 2 })
     await log.ingest(0, 10, 10)

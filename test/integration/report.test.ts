@@ -1,10 +1,13 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AccessEvent } from '../../schemas/access-event.js'
+import { GENESIS_CHECKPOINT, formatCheckpointLine, signCheckpoint } from '../../checkpoints/checkpoint.js'
+import { loadSigningKey } from '../../checkpoints/keys.js'
+import { emptyChain, linkEntries } from '../../consumers/chain.js'
 import { openStore, type Store } from '../../store/store.js'
 import { runCli, testHome, type CliResult } from '../helpers/cli-process.js'
 import { testLogger } from '../helpers/kafka.js'
@@ -75,11 +78,11 @@ describe('readtrail report (HTML, checked in headless Chromium)', () => {
   })
 
   /** The test process uses the store between CLI runs, never during one (one chDB owner per data dir). */
-  async function withStore(fn: (store: Store) => Promise<unknown>): Promise<void> {
+  async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
     const store = openStore(testStoreConfig('registry_audit', dataDir), { command: 'report test', logger: testLogger })
     try {
       await store.ensureSchema()
-      await fn(store)
+      return await fn(store)
     } finally {
       await store.close()
     }
@@ -87,8 +90,33 @@ describe('readtrail report (HTML, checked in headless Chromium)', () => {
 
   beforeAll(async () => {
     chromium = requireChromium()
-    await withStore((store) => seedChain(store, 'readtrail.access/0', EVENTS, scenario))
+    const events = await withStore((store) => seedChain(store, 'readtrail.access/0', EVENTS, scenario))
+    signHead('readtrail.access/0', events)
   })
+
+  /**
+   * Signs the seeded chain's head into the checkpoint log, as `consume`
+   * would: only rows a checkpoint covers can be verified (the rest are
+   * unsigned, exit 5).
+   */
+  function signHead(chainId: string, events: AccessEvent[]): void {
+    // seedChain's ingest time: the head hash covers it.
+    const { head } = linkEntries(emptyChain(chainId), events.map((event, i) => ({ event, offset: BigInt(i), schemaVersion: 1 })), Date.UTC(2026, 10, 27, 12) * 1000)
+    const key = loadSigningKey(join(testHome(), 'keys', 'checkpoint.key'))
+    const body = {
+      v: 1 as const,
+      database: 'registry_audit',
+      chain_id: chainId,
+      index: 1,
+      seq: head.seq,
+      hash: head.hash.toString('hex'),
+      kafka_offset: String(head.lastOffset ?? 0n),
+      signed_at: new Date().toISOString(),
+      prev: GENESIS_CHECKPOINT,
+      key_id: key.keyId,
+    }
+    appendFileSync(join(testHome(), 'checkpoints.jsonl'), `${formatCheckpointLine(signCheckpoint(body, key.privateKey))}\n`)
+  }
 
   /** Chromium's serialisation of the DOM it built from the file: what a reader's browser makes of it. */
   function browserDom(file: string): string {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { cpSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +11,7 @@ import { ownerReadStore } from '../../cli/owner-store.js'
 import { collectIndependent } from '../../integrity/collect-independent.js'
 import type { FactsRequest } from '../../integrity/facts.js'
 import { openStore, type Store } from '../../store/store.js'
-import { runCli, testHome, type CliResult } from '../helpers/cli-process.js'
+import { runCli, spawnCli, testHome, type CliResult } from '../helpers/cli-process.js'
 import { freshTopic, TEST_BROKERS, testKafka, testLogger } from '../helpers/kafka.js'
 import { seedChain } from '../helpers/seed-chain.js'
 import { testStoreConfig } from '../helpers/store.js'
@@ -281,6 +281,29 @@ describe('the real owner (serveOwnerApi with the checkpoint key, this process) a
     expect(viaOwner.checkpoint_rows.map((r) => r.seq)).toEqual([4, 8])
   })
 
+  it('the other independent reads go through it too: an incremental run (producer sequences since) and an event lookup', async () => {
+    const base: FactsRequest = { mode: 'independent', views: false, workers: 1, maxSuspects: 100, checkpoint_seqs: {}, from_seq: { [chain]: 8 }, producer_through: {}, offsets: true, find_events: null }
+    expect(await collectIndependent(ownerReadStore(target()), base)).toEqual(await collectIndependent(store, base))
+    const [first] = await store.queryRows<{ id: string }>(`SELECT toString(event_id) AS id FROM ${store.table('access_log')} WHERE seq = 2`)
+    const lookup: FactsRequest = { ...base, from_seq: null, producer_through: null, find_events: { [chain]: [first!.id, '01890000-0000-7000-8000-000000000000'] } }
+    const found = await collectIndependent(ownerReadStore(target()), lookup)
+    expect(found.found_events).toEqual({ [chain]: [first!.id] })
+  })
+
+  it('an owner record naming another live process is refused, though the answer is signed with the checkpoint key', async () => {
+    const lock = join(victimDir, 'readtrail-owner.json')
+    const genuine = readFileSync(lock, 'utf8')
+    const other = spawn('sleep', ['30'])
+    try {
+      writeFileSync(lock, JSON.stringify({ pid: other.pid, command: 'readtrail consume', started_at: new Date().toISOString() }))
+      const ask = callOwner(target(), { op: 'query', name: 'records-touched-by-principal', params: { principal: 'clerk.test' }, subjectKeys: [] })
+      await expect(ask).rejects.toMatchObject({ code: 'OWNER_UNTRUSTED', details: { owner_pid: other.pid, answer_pid: process.pid } })
+    } finally {
+      writeFileSync(lock, genuine)
+      other.kill()
+    }
+  })
+
   it('never computes independent facts for the asker, and runs no SQL but its fixed row reads', async () => {
     const independent = { mode: 'independent', views: false, workers: 1, maxSuspects: 10, checkpoint_seqs: {}, from_seq: null, producer_through: null, offsets: false, find_events: null }
     await expect(callOwner(target(), { op: 'facts', request: independent as never })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('independent facts') })
@@ -337,5 +360,40 @@ describe('the real owner (serveOwnerApi with the checkpoint key, this process) a
         await unplant()
       }
     })
+  })
+})
+
+describe('a real `readtrail consume` owns the store', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rt-consume-owner-'))
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
+
+  it('verify in both modes and query go through it and end as they do on the store directly', async () => {
+    const own = await freshTopic(testKafka(), 1)
+    const ownEnv = { READTRAIL_KAFKA_BROKERS: TEST_BROKERS.join(','), READTRAIL_TOPIC: own, READTRAIL_GROUP_ID: `${own}-g` }
+    const consume = spawnCli(['consume', ...at(dataDir)], ownEnv)
+    const through: Record<string, Outcome> = {}
+    let query: CliResult
+    try {
+      await consume.waitFor(/serving queries for other readtrail processes/)
+      for (const mode of MODES) {
+        const r = await runCli([...verifyArgs(mode), ...at(dataDir)], ownEnv)
+        expect(r.stderr, mode).not.toContain('OWNER_UNTRUSTED')
+        through[mode] = outcomeOf(r)
+      }
+      query = await runCli([...queryArgs(), ...at(dataDir)], ownEnv)
+      expect(query.stderr).not.toContain('OWNER_UNTRUSTED')
+    } finally {
+      consume.child.kill('SIGTERM')
+      await consume.exited
+    }
+    for (const mode of MODES) expect(outcomeOf(await runCli([...verifyArgs(mode), ...at(dataDir)], ownEnv)), mode).toEqual(through[mode])
+    const directQuery = await runCli([...queryArgs(), ...at(dataDir)], ownEnv)
+    expect(query.code).toBe(directQuery.code)
+    // The same answer; its provenance names the verify state, which the runs above rewrote.
+    const answerOf = (r: CliResult) => {
+      const { rows, provenance } = JSON.parse(r.stdout) as { rows: unknown[]; provenance: { status: string } }
+      return { rows, status: provenance.status }
+    }
+    expect(answerOf(query)).toEqual(answerOf(directQuery))
   })
 })

@@ -11,6 +11,12 @@ export interface CheckpointTopicContents {
   entries: { offset: string; checkpoint: SignedCheckpoint }[]
   /** Messages that did not, with why. */
   unreadable: { offset: string; problem: string }[]
+  /**
+   * The topic's log-start offset (highest over its partitions; '0' when
+   * missing). Checkpoints are kept forever, so anything above 0 means
+   * records were deleted (delete-records admin API, or retention changed).
+   */
+  logStart: string
 }
 
 export interface ReadCheckpointTopicOptions {
@@ -32,13 +38,14 @@ function unavailable(topic: string, what: string, cause: unknown): CheckpointErr
  * the checkpoints in signing order; retention is unlimited because a
  * checkpoint that expired can no longer expose a rolled-back file.
  */
-export async function ensureCheckpointTopic(kafka: Kafka, topic: string, replicationFactor = 1): Promise<void> {
+export async function ensureCheckpointTopic(kafka: Kafka, topic: string, replicationFactor = 1): Promise<{ created: boolean }> {
   const admin = kafka.admin()
   try {
     await admin.connect()
     const existing = new Set(await admin.listTopics())
     if (existing.has(topic)) {
       await assertKeptForever(admin, topic)
+      return { created: false }
     } else {
       await admin.createTopics({
         waitForLeaders: true,
@@ -55,6 +62,7 @@ export async function ensureCheckpointTopic(kafka: Kafka, topic: string, replica
           },
         ],
       })
+      return { created: true }
     }
   } catch (cause) {
     if (cause instanceof CheckpointError) throw cause
@@ -114,12 +122,13 @@ export async function readCheckpointTopic(kafka: Kafka, topic: string, options: 
   try {
     await withDeadline(admin.connect(), deadline, topic)
     const topics = await withDeadline(admin.listTopics(), deadline, topic)
-    if (!topics.includes(topic)) return { missing: true, entries: [], unreadable: [] }
+    if (!topics.includes(topic)) return { missing: true, entries: [], unreadable: [], logStart: '0' }
     const ends = await withDeadline(admin.fetchTopicOffsets(topic), deadline, topic)
+    const logStart = ends.reduce((m, e) => (BigInt(e.low) > m ? BigInt(e.low) : m), 0n).toString()
     // Messages at or past the high watermark arrived after the read began and are left to the next read.
     const highOf = new Map(ends.map((e) => [e.partition, BigInt(e.high)]))
     const pending = new Set(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => e.partition))
-    const out: CheckpointTopicContents = { missing: false, entries: [], unreadable: [] }
+    const out: CheckpointTopicContents = { missing: false, entries: [], unreadable: [], logStart }
     if (pending.size === 0) return out
 
     consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 200 })

@@ -121,6 +121,10 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
   }
 
   async function readTopicNewest(): Promise<Map<string, SignedCheckpoint>> {
+    return (await readTopic()).newest
+  }
+
+  async function readTopic(): Promise<{ newest: Map<string, SignedCheckpoint>; logStart: bigint }> {
     const contents = await readCheckpointTopic(kafka, topic)
     if (contents.unreadable.length > 0) log.error({ topic, unreadable: contents.unreadable.slice(0, 10), count: contents.unreadable.length }, 'checkpoint topic holds messages that are not checkpoints')
     const newest = new Map<string, SignedCheckpoint>()
@@ -135,7 +139,7 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
       if (!known || cp.index > known.index) newest.set(cp.chain_id, cp)
     }
     if (forged > 0) log.error({ topic, count: forged, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'checkpoint topic holds checkpoints this key did not sign: ignored')
-    return newest
+    return { newest, logStart: BigInt(contents.logStart) }
   }
 
   async function flushPending(): Promise<void> {
@@ -228,8 +232,9 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
       if (state !== 'new') throw new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', 'checkpoint signer already started', { details: { path: logPath } })
       state = 'running'
       const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
+      let created = false
       try {
-        await ensureCheckpointTopic(kafka, topic)
+        created = (await ensureCheckpointTopic(kafka, topic)).created
         await p.connect()
       } catch (cause) {
         state = 'new'
@@ -248,7 +253,20 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
           log.error({ path: logPath, count: ofDatabase.length - fromFile.length, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'checkpoint log holds checkpoints this key did not sign: ignored')
         }
         for (const cp of fromFile) remember(cp)
-        const fromTopic = await readTopicNewest()
+        const { newest: fromTopic, logStart } = await readTopic()
+        // The file is fsync'd before the topic is written, and the topic is
+        // made before the first checkpoint: a topic that had to be made now,
+        // or lost its first records, was deleted or trimmed. Republishing the
+        // file there would let a file rolled back alongside it become the
+        // only history, so the signer refuses rather than sign over it.
+        if (fromFile.length > 0 && (created || logStart > 0n)) {
+          const what = created ? 'did not exist (deleted?) although the checkpoint log holds checkpoints' : `lost its first ${logStart} records (deleted?)`
+          log.error({ topic, path: logPath, created, log_start: logStart.toString(), alert: 'READTRAIL_INTEGRITY_ALERT' }, `checkpoint topic ${what}`)
+          throw new CheckpointError('CHECKPOINT_COPY_LOST', `checkpoint topic ${topic} ${what}; refusing to sign until an operator has investigated (docs/errors.md)`, {
+            retriable: false,
+            details: { topic, path: logPath, created, log_start: logStart.toString() },
+          })
+        }
         for (const [chainId, cp] of fromTopic) {
           const inFile = latest.get(chainId)
           if (!inFile || cp.index > inFile.index) {

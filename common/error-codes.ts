@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   OUTBOX_LOCKED: 'The outbox directory is owned by another live process (the message names its pid); each process needs its own outbox directory.',
   OUTBOX_CORRUPT: 'An outbox segment holds a record whose checksum or framing is wrong before its end; the segment is set aside, never replayed or deleted, and the events in it are reported as unrecorded.',
   CHAIN_UNTRUSTED: 'The chain writer found stored rows after a chain\'s newest signed checkpoint that the Kafka log does not vouch for (no message at their offset, a different message, an offset beyond the partition\'s end, or a checkpointed row missing or changed); it stopped and signed nothing over them.',
+  CHECKPOINT_COPY_LOST: 'The Kafka copy of the checkpoints lost checkpoints the file holds (the topic was deleted and recreated, or records were deleted from it); the chain writer refuses to sign over a history an attacker may have wound back.',
   OWNER_UNTRUSTED: 'The process answering on the embedded store\'s owner socket could not prove it is the readtrail owner (its challenge signature or its pid did not check out); nothing it said was used.',
   EVIDENCE_KEY_UNTRUSTED: 'An evidence bundle was checked only against the public key it carries itself; without a trusted key (--public-key or READTRAIL_CHECKPOINT_PUBLIC_KEY) it proves nothing.',
   VERIFY_STATE_UNTRUSTED: 'The verify state file is not signed by the verifier key, or its signature does not match: it was edited or forged, and no answer stands on it.',

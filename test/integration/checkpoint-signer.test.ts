@@ -102,16 +102,16 @@ describe('checkpoint signer (real Kafka)', () => {
   }
 
   it('reports a missing topic as missing and reads an empty one quickly', async () => {
-    expect(await readCheckpointTopic(kafka, `rt-test-absent-${Date.now()}.checkpoints`)).toEqual({ missing: true, entries: [], unreadable: [] })
+    expect(await readCheckpointTopic(kafka, `rt-test-absent-${Date.now()}.checkpoints`)).toEqual({ missing: true, entries: [], unreadable: [], logStart: '0' })
     const topic = await freshCheckpointTopic()
     const started = Date.now()
-    expect(await readCheckpointTopic(kafka, topic)).toEqual({ missing: false, entries: [], unreadable: [] })
+    expect(await readCheckpointTopic(kafka, topic)).toEqual({ missing: false, entries: [], unreadable: [], logStart: '0' })
     expect(Date.now() - started).toBeLessThan(5_000)
   })
 
   it('accepts its own topic again, and refuses an existing topic that would let checkpoints expire', async () => {
     const topic = await freshCheckpointTopic()
-    await expect(ensureCheckpointTopic(kafka, topic)).resolves.toBeUndefined()
+    await expect(ensureCheckpointTopic(kafka, topic)).resolves.toEqual({ created: false })
     const expiring = `rt-test-expiring-${randomBytes(4).toString('hex')}.checkpoints`
     const admin = kafka.admin()
     await admin.connect()
@@ -237,10 +237,13 @@ describe('checkpoint signer (real Kafka)', () => {
     const logger = createLogger({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line) as { level: number; msg: string }) })
 
     // Writer X starts first, before any checkpoint of access/2 exists.
-    const x = signer(topic, join(dir, 'moved', 'x.jsonl'))
+    // No timer rounds (interval of an hour): a timer round racing signNow()
+    // could sign a head first and leave signNow() nothing to sign.
+    const quiet = { intervalMs: 3_600_000 }
+    const x = signer(topic, join(dir, 'moved', 'x.jsonl'), quiet)
     await x.start()
     // Writer Y owns access/2 for a while and checkpoints it twice.
-    const y = signer(topic, join(dir, 'moved', 'y.jsonl'))
+    const y = signer(topic, join(dir, 'moved', 'y.jsonl'), quiet)
     await y.start()
     y.noteHead(head('access/2', 10))
     await y.signNow()
@@ -256,7 +259,7 @@ describe('checkpoint signer (real Kafka)', () => {
     await x.stop()
 
     // A signer whose file lost everything (restored from an old backup) continues from Kafka and says so.
-    const z = signer(topic, join(dir, 'moved', 'z.jsonl'), { logger })
+    const z = signer(topic, join(dir, 'moved', 'z.jsonl'), { ...quiet, logger })
     await z.start()
     expect(records.some((r) => r.level === 50 && r.msg.includes('checkpoint file is behind its Kafka copy'))).toBe(true)
     z.noteHead(head('access/2', 30))

@@ -299,4 +299,33 @@ describe('the chain writer resumes only from what was signed', () => {
     const cps = await checkpoints(s)
     expect(cps.at(-1)).toMatchObject({ index: real.index + 1, seq: 35 })
   })
+
+  it.each([
+    ['deleted (and recreated empty by the restart)', 'delete'],
+    ['trimmed with the delete-records admin API', 'trim'],
+  ] as const)('6. a checkpoint topic %s makes the restarted writer refuse to sign (CHECKPOINT_COPY_LOST)', async (_, attack) => {
+    const s = await setup()
+    await produce(s, 20)
+    await ingestAll(s)
+    await produce(s, 10)
+    await ingestAll(s)
+    const signedBefore = await checkpoints(s)
+    expect(signedBefore.length).toBeGreaterThanOrEqual(2)
+    const admin = s.kafka.admin()
+    await admin.connect()
+    if (attack === 'delete') await admin.deleteTopics({ topics: [s.deployment.checkpointTopic] })
+    else {
+      // kafkajs needs the topic's metadata loaded to find the partition leader.
+      await admin.fetchTopicMetadata({ topics: [s.deployment.checkpointTopic] })
+      await admin.deleteTopicRecords({ topic: s.deployment.checkpointTopic, partitions: [{ partition: 0, offset: '1' }] })
+    }
+    await admin.disconnect()
+
+    const err = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId }).then(
+      () => null,
+      (e: unknown) => e,
+    )
+    expect(err).toMatchObject({ code: 'CHECKPOINT_COPY_LOST', details: { topic: s.deployment.checkpointTopic } })
+    expect(await checkpoints(s)).toEqual(signedBefore)
+  })
 })

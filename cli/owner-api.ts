@@ -298,8 +298,12 @@ function send(socketPath: string, requestBody: Buffer, timeoutMs: number): Promi
       (res) => {
         const limit = res.headers[HEADER.kind] === 'rows' ? MAX_ROWS_ANSWER_BYTES : MAX_JSON_ANSWER_BYTES
         const declared = Number(res.headers['content-length'])
-        const tooLarge = () => new ReadtrailError('OWNER_UNTRUSTED', `the answer on ${socketPath} is larger than an owner answer may be (${limit} bytes); it was not used`, { details: { socket: socketPath } })
-        if (!Number.isSafeInteger(declared) || declared < 0 || declared > limit) {
+        // The owner always states the length of what it signed; an answer without one, or longer than allowed, is not read.
+        const tooLarge = () =>
+          new ReadtrailError('OWNER_UNTRUSTED', `the answer on ${socketPath} states no length, or one beyond an owner answer's ${limit} bytes, or runs past it; it was not used`, {
+            details: { socket: socketPath },
+          })
+        if (res.headers['content-length'] === undefined || !Number.isSafeInteger(declared) || declared < 0 || declared > limit) {
           req.destroy()
           return reject(tooLarge())
         }

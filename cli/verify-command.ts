@@ -2,16 +2,15 @@ import type { KeyObject } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
-import { generateKeyFiles, loadPublicKey, loadSigningKey } from '../checkpoints/keys.js'
+import { loadPublicKey } from '../checkpoints/keys.js'
 import { createKafka } from '../common/kafka.js'
 import { isReadtrailError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/logger.js'
 import { loadCheckpoints } from '../integrity/checkpoint-sources.js'
-import { VerificationError } from '../integrity/errors.js'
 import type { Facts } from '../integrity/facts.js'
 import { formatReport, type VerificationReport } from '../integrity/report.js'
 import { verifyLog, type VerifyOptions } from '../integrity/verify.js'
-import { nextVerifyState, readVerifyState, writeVerifyState, type VerifierSigningKey, type VerifyState } from '../integrity/verify-state.js'
+import { loadOrCreateVerifierKey, nextVerifyState, readVerifyState, writeVerifyState, type VerifyState } from '../integrity/verify-state.js'
 import { collectFacts } from '../integrity/verify-store.js'
 import type { AppConfig } from './config.js'
 import { withStore } from './runtime.js'
@@ -118,31 +117,6 @@ function existingPublicKey(config: AppConfig): { publicKey: KeyObject; keyId: st
   return loadPublicKey(config.verifier.publicKeyPath)
 }
 
-/**
- * The key verify signs its state with. Made on first use, like an SSH host
- * key, when neither half exists; a public key without its private half is
- * refused (someone removed the key that signed the state: replacing it
- * silently would make a forged state look legitimate), as is a pair whose
- * halves do not belong together.
- */
-export function loadOrCreateVerifierKey(config: AppConfig, logger: Logger): VerifierSigningKey {
-  const { keyPath, publicKeyPath } = config.verifier
-  if (!existsSync(keyPath)) {
-    if (existsSync(publicKeyPath)) {
-      throw new VerificationError('VERIFY_STATE_UNTRUSTED', `the verifier public key ${publicKeyPath} exists but its private key ${keyPath} does not; restore it, or remove both and run a full verify to start a new trust anchor`, {
-        details: { path: keyPath },
-      })
-    }
-    const made = generateKeyFiles(keyPath)
-    logger.warn({ private_key: made.privatePath, public_key: made.publicPath, key_id: made.keyId }, 'no verifier key yet: made one to sign the verify state (keep a copy of the .pub where the data directory\'s owner cannot write)')
-  }
-  const key = loadSigningKey(keyPath)
-  if (existsSync(publicKeyPath) && loadPublicKey(publicKeyPath).keyId !== key.keyId) {
-    throw new VerificationError('VERIFY_STATE_UNTRUSTED', `the verifier key ${keyPath} does not belong to the public key ${publicKeyPath}: states it signs would not verify`, { details: { path: publicKeyPath } })
-  }
-  return key
-}
-
 // checkpointHigh and kafkaLog are being added to VerifyOptions; until they
 // land they are passed through this widened type, and ignored if unknown.
 type TrustOptions = {
@@ -152,7 +126,7 @@ type TrustOptions = {
 
 /** One verification: reads the checkpoints, runs the steps where the store is, records and signs the outcome. */
 export async function verifyOnce(config: AppConfig, args: VerifyCommandArgs, logger: Logger): Promise<VerificationReport> {
-  const key = loadOrCreateVerifierKey(config, logger)
+  const key = loadOrCreateVerifierKey(config.verifier, logger)
   const kafka = args.checkpoints === 'both' ? createKafka(config.kafka, logger) : null
   const checkpoints =
     args.checkpoints === 'none'

@@ -1,7 +1,9 @@
 import { sign, verify, type KeyObject } from 'node:crypto'
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { z } from 'zod'
+import { generateKeyFiles, loadPublicKey, loadSigningKey } from '../checkpoints/keys.js'
+import type { Logger } from '../common/logger.js'
 import { VerificationError } from './errors.js'
 import type { FindingKind, VerificationReport } from './report.js'
 
@@ -165,6 +167,35 @@ export interface VerifierPublicKey {
 }
 export interface VerifierSigningKey extends VerifierPublicKey {
   privateKey: KeyObject
+}
+
+/**
+ * The key verify signs its state with. Made on first use, like an SSH host
+ * key, when neither half exists (logged as a warning); a public key without
+ * its private half is refused (the key that signed the state was removed:
+ * replacing it silently would let a forged state pass for a new start), as
+ * is a pair whose halves do not belong together.
+ */
+export function loadOrCreateVerifierKey(paths: { keyPath: string; publicKeyPath: string }, logger?: Logger): VerifierSigningKey {
+  const { keyPath, publicKeyPath } = paths
+  if (!existsSync(keyPath)) {
+    if (existsSync(publicKeyPath)) {
+      throw new VerificationError(
+        'VERIFY_STATE_UNTRUSTED',
+        `the verifier public key ${publicKeyPath} exists but its private key ${keyPath} does not; restore it, or remove both and run a full verify to start a new trust anchor`,
+        { details: { path: keyPath } },
+      )
+    }
+    const made = generateKeyFiles(keyPath)
+    logger?.warn({ private_key: made.privatePath, public_key: made.publicPath, key_id: made.keyId }, "no verifier key yet: made one to sign the verify state (keep a copy of the .pub where the data directory's owner cannot write)")
+  }
+  const key = loadSigningKey(keyPath)
+  if (existsSync(publicKeyPath) && loadPublicKey(publicKeyPath).keyId !== key.keyId) {
+    throw new VerificationError('VERIFY_STATE_UNTRUSTED', `the verifier key ${keyPath} does not belong to the public key ${publicKeyPath}: states it signs would not verify`, {
+      details: { path: publicKeyPath },
+    })
+  }
+  return key
 }
 
 export function signVerifyState(state: VerifyState, key: VerifierSigningKey): SignedVerifyState {

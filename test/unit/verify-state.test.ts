@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { generateKeyFiles, loadSigningKey } from '../../checkpoints/keys.js'
 import { VerificationError } from '../../integrity/errors.js'
 import type { Finding, VerificationReport } from '../../integrity/report.js'
-import { nextVerifyState, readVerifyState, writeVerifyState, type VerifyState } from '../../integrity/verify-state.js'
+import { loadOrCreateVerifierKey, nextVerifyState, readVerifyState, writeVerifyState, type VerifyState } from '../../integrity/verify-state.js'
 import { thrownBy } from '../helpers/thrown.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'readtrail-verify-state-'))
@@ -166,5 +166,21 @@ describe('nextVerifyState: only a run that covered a failed check clears it', ()
     expect(up.chains[A]?.checkpoint_high).toEqual({ index: 6, seq: 120 })
     const down = nextVerifyState(up, withHigh({ [A]: { index: 2, seq: 40 } }), {})
     expect(down.chains[A]?.checkpoint_high).toEqual({ index: 6, seq: 120 })
+  })
+})
+
+describe('loadOrCreateVerifierKey', () => {
+  it('makes the key pair on first use (0600), then loads the same one', () => {
+    const paths = { keyPath: join(dir, 'home', 'verifier.key'), publicKeyPath: join(dir, 'home', 'verifier.key.pub') }
+    const made = loadOrCreateVerifierKey(paths)
+    expect(statSync(paths.keyPath).mode & 0o777).toBe(0o600)
+    expect(loadOrCreateVerifierKey(paths).keyId).toBe(made.keyId)
+  })
+
+  it('refuses a public key whose private half is gone, and halves that do not belong together', () => {
+    const lonely = { keyPath: join(dir, 'gone.key'), publicKeyPath: join(dir, 'verifier.key.pub') }
+    expect(thrownBy(VerificationError, () => loadOrCreateVerifierKey(lonely)).code).toBe('VERIFY_STATE_UNTRUSTED')
+    const mixed = { keyPath: join(dir, 'other.key'), publicKeyPath: join(dir, 'verifier.key.pub') }
+    expect(thrownBy(VerificationError, () => loadOrCreateVerifierKey(mixed)).message).toMatch(/does not belong/)
   })
 })

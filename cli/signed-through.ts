@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto'
 import { open } from 'node:fs/promises'
 import { isValidSignature } from '../checkpoints/checkpoint.js'
 import { parseCheckpointText } from '../checkpoints/checkpoint-log.js'
+import { CheckpointError } from '../checkpoints/errors.js'
 
 export interface SignedThroughRequest {
   /** The checkpoint log (checkpoints.jsonl). */
@@ -34,9 +35,9 @@ export async function readSignedThrough(request: SignedThroughRequest): Promise<
   let handle
   try {
     handle = await open(request.logPath, 'r')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return out
-    throw err
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return out
+    throw unavailable(request.logPath, cause)
   }
   try {
     const size = (await handle.stat()).size
@@ -65,8 +66,14 @@ export async function readSignedThrough(request: SignedThroughRequest): Promise<
       }
       end = start
     }
+  } catch (cause) {
+    throw unavailable(request.logPath, cause)
   } finally {
     await handle.close()
   }
   return out
+}
+
+function unavailable(path: string, cause: unknown): CheckpointError {
+  return new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', `checkpoint log ${path}: cannot read which rows are signed: ${(cause as Error).message}`, { cause, retriable: true, details: { path } })
 }

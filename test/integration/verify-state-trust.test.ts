@@ -147,6 +147,23 @@ describe('the verify state is trusted only under the verifier signature', () => 
   })
 })
 
+describe('the verifier key', () => {
+  it('`keys generate --verifier` makes it (0600) where verify looks for it, once; a lone public key is refused', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'readtrail-verifier-key-'))
+    afterAll(() => rmSync(home, { recursive: true, force: true }))
+    const made = await runCli(['keys', 'generate', '--verifier'], { READTRAIL_HOME: home })
+    expect(made.code, explain(made)).toBe(0)
+    expect(made.stdout).toContain(join(home, 'keys', 'verifier.key.pub'))
+    expect(statSync(join(home, 'keys', 'verifier.key')).mode & 0o777).toBe(0o600)
+    const again = await runCli(['keys', 'generate', '--verifier'], { READTRAIL_HOME: home })
+    expect([again.code, again.stderr.includes('CHECKPOINT_KEY_INVALID')]).toEqual([2, true])
+    // The private half removed: verify will not quietly start a new trust anchor.
+    rmSync(join(home, 'keys', 'verifier.key'))
+    const verify = await runCli(['verify', '--no-checkpoints', '--data-dir', join(home, 'nowhere')], { READTRAIL_HOME: home })
+    expect([verify.code, verify.stderr.includes('VERIFY_STATE_UNTRUSTED')], explain(verify)).toEqual([2, true])
+  })
+})
+
 describe('verified means signed', () => {
   it('an answer over rows after the newest checkpoint is unsigned, exit 5, in every format', async () => {
     const s = await setUp()

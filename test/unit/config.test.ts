@@ -1,4 +1,6 @@
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { ENVIRONMENT, loadAppConfig } from '../../cli/config.js'
 import { parseConfig } from '../../common/config.js'
 import { ConfigError } from '../../common/errors.js'
 import { ChainWriterConfig } from '../../consumers/config.js'
@@ -86,5 +88,21 @@ describe('AuditProducerConfig sessionHashKey', () => {
     const config = parseConfig(AuditProducerConfig, { service: 'svc', sessionHashKey: key }, 'audit producer')
     key.fill(0)
     expect(config.sessionHashKey).toEqual(Buffer.alloc(32, 7))
+  })
+})
+
+describe('loadAppConfig: the verifier key', () => {
+  it('defaults under READTRAIL_HOME/keys, public half beside it; each half can be moved on its own', () => {
+    const config = loadAppConfig({ READTRAIL_HOME: '/srv/rt' })
+    expect(config.verifier).toEqual({ keyPath: join('/srv/rt', 'keys', 'verifier.key'), publicKeyPath: join('/srv/rt', 'keys', 'verifier.key.pub') })
+    expect(config.verifyStatePath).toBe(join('/srv/rt', 'verify-state.json'))
+    // The public key readers trust can live where the store's owner cannot write.
+    const moved = loadAppConfig({ READTRAIL_HOME: '/srv/rt', READTRAIL_VERIFY_KEY: '/vault/v.key', READTRAIL_VERIFY_PUBLIC_KEY: '/etc/readtrail/v.pub' })
+    expect(moved.verifier).toEqual({ keyPath: '/vault/v.key', publicKeyPath: '/etc/readtrail/v.pub' })
+    expect(Object.isFrozen(moved.verifier)).toBe(true)
+  })
+
+  it('names both variables in the environment list', () => {
+    expect(Object.keys(ENVIRONMENT)).toEqual(expect.arrayContaining(['READTRAIL_VERIFY_KEY', 'READTRAIL_VERIFY_PUBLIC_KEY']))
   })
 })

@@ -117,13 +117,6 @@ function existingPublicKey(config: AppConfig): { publicKey: KeyObject; keyId: st
   return loadPublicKey(config.verifier.publicKeyPath)
 }
 
-// checkpointHigh and kafkaLog are being added to VerifyOptions; until they
-// land they are passed through this widened type, and ignored if unknown.
-type TrustOptions = {
-  checkpointHigh?: Record<string, { index: number; seq: number }>
-  kafkaLog?: { kafka: ReturnType<typeof createKafka>; topic: string; groupId: string }
-}
-
 /** One verification: reads the checkpoints, runs the steps where the store is, records and signs the outcome. */
 export async function verifyOnce(config: AppConfig, args: VerifyCommandArgs, logger: Logger): Promise<VerificationReport> {
   const key = loadOrCreateVerifierKey(config.verifier, logger)
@@ -153,13 +146,14 @@ export async function verifyOnce(config: AppConfig, args: VerifyCommandArgs, log
   const checkpointHigh = Object.fromEntries(
     Object.entries(previous?.chains ?? {}).flatMap(([id, c]) => (c.checkpoint_high ? [[id, c.checkpoint_high] as const] : [])),
   )
-  const options: VerifyOptions & TrustOptions = {
+  const options: VerifyOptions = {
     mode: args.mode,
     views: args.views,
     workers: args.workers,
     producerGraceMs: args.producerGraceMs,
     checkpoints,
     since,
+    // The highest checkpoints ever seen, from the signed state: both copies wound back below them is a finding.
     checkpointHigh,
     ...(kafka ? { kafkaLog: { kafka, topic: config.topic, groupId: config.groupId } } : {}),
   }

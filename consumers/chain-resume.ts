@@ -44,6 +44,9 @@ export interface ResumePoint {
   checkpointedRowProblem: string | null
 }
 
+/** The partition's high watermark, asked for after the stored rows were read. */
+export type PartitionEnd = () => Promise<bigint>
+
 export interface ResumeLimits {
   /**
    * Most unsigned rows held in memory for re-derivation; more means either a
@@ -78,7 +81,7 @@ export async function readResumePoint(
   store: Store,
   chainId: string,
   checkpoint: ChainCheckpoint | null,
-  partitionEnd: bigint,
+  partitionEnd: PartitionEnd,
   limits: ResumeLimits = {},
 ): Promise<ResumePoint> {
   const head: ChainHead = checkpoint ? { chainId, seq: checkpoint.seq, hash: checkpoint.hash, lastOffset: checkpoint.lastOffset } : emptyChain(chainId)
@@ -90,7 +93,7 @@ export async function readResumePoint(
  * The stored rows after a trusted head (a checkpoint, or a head the writer
  * itself derived from one and Kafka), shape-checked; see readResumePoint.
  */
-export async function readRowsAfter(store: Store, head: ChainHead, partitionEnd: bigint, limits: ResumeLimits = {}): Promise<UnsignedRow[]> {
+export async function readRowsAfter(store: Store, head: ChainHead, partitionEnd: PartitionEnd, limits: ResumeLimits = {}): Promise<UnsignedRow[]> {
   const chainId = head.chainId
   const maxRows = limits.maxUnsignedRows ?? 2_000_000
   const t = store.table('access_log')
@@ -103,6 +106,9 @@ export async function readRowsAfter(store: Store, head: ChainHead, partitionEnd:
      LIMIT {limit:UInt64}`,
     { chain_id: chainId, from_seq: head.seq, limit: maxRows + 1 },
   )
+  // Asked only now, after the rows were read: every row this writer's
+  // partition legitimately holds was stored from a message below it.
+  const end = rows.length === 0 ? 0n : await partitionEnd()
   if (rows.length > maxRows) {
     throw untrusted(chainId, head.seq + 1, `more than ${maxRows} stored rows after the newest checkpoint (seq ${head.seq}): no signer leaves that many unsigned`, { rows: rows.length })
   }
@@ -124,10 +130,10 @@ export async function readRowsAfter(store: Store, head: ChainHead, partitionEnd:
     if (row.offset <= lastOffset) {
       throw untrusted(chainId, row.seq, `its kafka_offset ${row.offset} does not rise above the row before it (${lastOffset})`, { kafka_offset: row.offset.toString() })
     }
-    if (row.offset >= partitionEnd) {
-      throw untrusted(chainId, row.seq, `its kafka_offset ${row.offset} lies beyond the partition's end (${partitionEnd}): no message can vouch for it`, {
+    if (row.offset >= end) {
+      throw untrusted(chainId, row.seq, `its kafka_offset ${row.offset} lies beyond the partition's end (${end}): no message can vouch for it`, {
         kafka_offset: row.offset.toString(),
-        partition_end: partitionEnd.toString(),
+        partition_end: end.toString(),
       })
     }
     if (!row.contentHash.equals(row.hash)) throw untrusted(chainId, row.seq, 'its stored columns no longer hash to its stored hash: the row was edited')

@@ -9,7 +9,7 @@ import { repairViewTail } from '../store/repair-views.js'
 import type { Store } from '../store/store.js'
 import { RowBinaryWriter } from '../store/row-binary.js'
 import { chainIdOf, linkEntries, type ChainEntry, type ChainHead } from './chain.js'
-import { readResumePoint, readRowsAfter, type ChainTrust, type ResumeLimits, type UnsignedRow } from './chain-resume.js'
+import { readResumePoint, readRowsAfter, type ChainTrust, type PartitionEnd, type ResumeLimits, type UnsignedRow } from './chain-resume.js'
 import type { ChainWriterConfig } from './config.js'
 import { deadLetterTopicOf } from './topics.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
@@ -120,7 +120,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
    * `resumedAt` is the group's committed offset (messages below it were
    * handled by an earlier writer).
    */
-  async function takeUp(chainId: string, partitionEnd: bigint, resumedAt: bigint): Promise<ChainState> {
+  async function takeUp(chainId: string, partitionEnd: PartitionEnd, resumedAt: bigint): Promise<ChainState> {
     const cp = await deps.trust.checkpointOf(chainId)
     const point = await readResumePoint(store, chainId, cp, partitionEnd, deps.resume)
     if (point.checkpointedRowProblem) {
@@ -141,25 +141,33 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
    * whenever traffic resumes. The consumer is rewound to the signed head
    * where the group's committed offset is past it.
    */
-  async function takeUpAssigned(c: Consumer, assignment: Record<string, number[] | undefined>): Promise<void> {
+  async function takeUpAssigned(c: Consumer, assignment: Record<string, number[] | undefined>, joined: number): Promise<void> {
     const partitions = assignment[config.topic] ?? []
-    if (partitions.length === 0 || !admin) return
+    const a = admin
+    if (partitions.length === 0 || !a) return
+    // A later join (or stop) makes this one's take-ups moot: the partitions may be another writer's now.
+    const current = () => joined === generation && !stopping && c === consumer
     try {
-      const [ends, [committed]] = await Promise.all([admin.fetchTopicOffsets(config.topic), admin.fetchOffsets({ groupId: config.groupId, topics: [config.topic] })])
+      const [ends, [committed]] = await Promise.all([a.fetchTopicOffsets(config.topic), a.fetchOffsets({ groupId: config.groupId, topics: [config.topic] })])
       for (const partition of partitions) {
         const chainId = chainIdOf(config.topic, partition)
-        const end = ends.find((e) => e.partition === partition)
+        // A batch that arrived first has taken the chain up (and rewinds it) itself.
+        if (!current() || chains.has(chainId)) continue
+        const low = ends.find((e) => e.partition === partition)?.low ?? '0'
         const offset = committed?.partitions.find((x) => x.partition === partition)?.offset
-        const resumedAt = offset !== undefined && offset !== '-1' ? BigInt(offset) : BigInt(end?.low ?? '0')
-        const pending = takeUp(chainId, BigInt(end?.high ?? '0'), resumedAt)
+        const resumedAt = offset !== undefined && offset !== '-1' ? BigInt(offset) : BigInt(low)
+        const endOf = async () => BigInt((await a.fetchTopicOffsets(config.topic)).find((e) => e.partition === partition)?.high ?? '0')
+        const pending = takeUp(chainId, endOf, resumedAt)
         chains.set(chainId, pending)
         const chain = await pending
+        if (!current()) return
         const from = (chain.head.lastOffset ?? -1n) + 1n
         if (resumedAt > from) c.seek({ topic: config.topic, partition, offset: from.toString() })
         chain.rewound = true
         if (chain.unsigned.length > 0) log.info({ chain_id: chainId, from_offset: from.toString(), unsigned_rows: chain.unsigned.length }, 're-reading Kafka from the signed head to vouch for the rows stored after it')
       }
     } catch (err) {
+      if (!current()) return
       if (isReadtrailError(err) && err.code === 'CHAIN_UNTRUSTED') return failUntrusted(err, c)
       // The next batch of each chain takes it up again.
       chains.clear()
@@ -223,7 +231,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
    * landed anyway are re-derived from their messages first.
    */
   async function storeOneByOne(topic: string, partition: number, chain: ChainState, entries: ChainEntry[], sources: KafkaMessage[], partitionEnd: bigint): Promise<void> {
-    const landed = await readRowsAfter(store, chain.head, partitionEnd, deps.resume)
+    const landed = await readRowsAfter(store, chain.head, async () => partitionEnd, deps.resume)
     const byOffset = new Map(sources.map((m) => [BigInt(m.offset), m]))
     for (const row of landed) {
       const message = byOffset.get(row.offset)
@@ -289,7 +297,8 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     const chainId = chainIdOf(batch.topic, batch.partition)
     let taking = chains.get(chainId)
     if (!taking) {
-      taking = takeUp(chainId, BigInt(batch.highWatermark), BigInt(batch.messages[0]!.offset))
+      const end = BigInt(batch.highWatermark)
+      taking = takeUp(chainId, async () => end, BigInt(batch.messages[0]!.offset))
       chains.set(chainId, taking)
     }
     let chain: ChainState
@@ -431,6 +440,8 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   }
 
   let stopping = false
+  /** Joins so far: take-ups started for an earlier join are abandoned. */
+  let generation = 0
   let rejoinTimer: NodeJS.Timeout | undefined
   let rejoinAttempts = 0
 
@@ -447,9 +458,10 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       // A rebalance may have moved partitions here from a writer that kept
       // going: each chain is taken up again from its newest checkpoint.
       chains.clear()
+      generation += 1
       deps.onRebalance?.()
       log.info({ assignment: e.payload.memberAssignment }, 'joined consumer group')
-      void takeUpAssigned(c, e.payload.memberAssignment)
+      void takeUpAssigned(c, e.payload.memberAssignment, generation)
     })
     c.on(c.events.CRASH, (e) => {
       log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed')

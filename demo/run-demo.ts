@@ -11,7 +11,7 @@ import { waitForCatchUp } from '../consumers/lag.js'
 import { deadLetterTopicOf, ensureTopics } from '../consumers/topics.js'
 import { formatReport } from '../integrity/report.js'
 import { verifyStore } from '../integrity/verify-store.js'
-import { nextVerifyState, writeVerifyState, type VerifyState } from '../integrity/verify-state.js'
+import { loadOrCreateVerifierKey, nextVerifyState, writeVerifyState, type VerifyState } from '../integrity/verify-state.js'
 import { breachScope } from '../queries/breach-scope.js'
 import { bulkExtraction } from '../queries/bulk-extraction.js'
 import { loadCheckpoints } from '../integrity/checkpoint-sources.js'
@@ -155,7 +155,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     let verified = true
     let verifyState: VerifyState | null = null
     for (const mode of ['in-db', 'independent'] as const) {
-      const report = await verifyStore(store, { mode, checkpoints, workers: 2 })
+      const report = await verifyStore(store, { mode, checkpoints, workers: 2, kafkaLog: { kafka, topic, groupId } })
       verified &&= report.ok
       verifyState = nextVerifyState(verifyState, report, {})
       out('')
@@ -163,7 +163,9 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     }
     // Kept beside the demo's store, not in READTRAIL_HOME: it vouches for this store only.
     const statePath = join(config.store.dataDir, 'verify-state.json')
-    writeVerifyState(statePath, verifyState!)
+    // Signed with the demo's own verifier key, made fresh beside its checkpoint key.
+    const verifierKey = join(config.store.dataDir, 'keys', 'verifier.key')
+    writeVerifyState(statePath, verifyState!, loadOrCreateVerifierKey({ keyPath: verifierKey, publicKeyPath: `${verifierKey}.pub` }, logger))
 
     // The incident team's questions, each answer stating what it stands on.
     const breach = { principals: 'clerk.marta', ips: '203.0.113.66', from: new Date(day / 1000), to: new Date(day / 1000 + 86_400_000) }

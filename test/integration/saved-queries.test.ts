@@ -301,11 +301,27 @@ describe('top-readers', () => {
 describe('provenance', () => {
   const marta = () => recordsTouched(fx.events, { principal: P.marta }).sources
   function stateOf(chains: Record<string, { verified_through: number; ok?: boolean }>): VerifyState {
+    const at = '2026-04-02T13:00:00.000Z'
     const entries = Object.entries(chains).map(([id, c]) => [
       id,
-      { anchor: null, verified_through: c.verified_through, last_run: { ok: c.ok ?? true, first_seq: 1, last_seq: c.verified_through, at: '2026-04-02T13:00:00.000Z', mode: 'in-db', incremental: false } },
+      {
+        anchor: null,
+        verified_through: c.verified_through,
+        verified_at: at,
+        checkpoint_high: { index: 1, seq: 1_000_000 },
+        last_run: {
+          ok: c.ok ?? true,
+          first_seq: 1,
+          last_seq: c.verified_through,
+          at,
+          mode: 'in-db',
+          incremental: false,
+          covered: { rows_from: 0, checkpoints: 'both' as const, views: true, rollups: true, producers: true, kafka: true },
+        },
+        failures: c.ok === false ? [{ check: 'rows' as const, from_seq: 1, kinds: ['hash_mismatch'], found_at: at }] : [],
+      },
     ])
-    return { format: 'readtrail-verify-state-v1', database: fx.store.database, updated_at: '2026-04-02T13:00:01.000Z', chains: Object.fromEntries(entries), producers: {} }
+    return { format: 'readtrail-verify-state-v2', database: fx.store.database, updated_at: '2026-04-02T13:00:01.000Z', last_full_at: at, chains: Object.fromEntries(entries), producers: {} }
   }
   const covering = (over: Record<string, { verified_through: number; ok?: boolean }> = {}) =>
     stateOf(Object.fromEntries(CHAINS.map((c) => [c, over[c] ?? { verified_through: fx.events.filter((e) => e.chain_id === c).length }])))

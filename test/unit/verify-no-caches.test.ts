@@ -14,6 +14,8 @@ describe('verifyInDb trusts no ClickHouse cache', () => {
     const store = {
       database: 'db',
       table: (name: string) => `db.${name}`,
+      // The definitions check builds its expected schema in a scratch database.
+      client: { command: async () => ({}) },
       queryRows: async (query: string, _params?: Record<string, unknown>, settings?: Record<string, unknown>) => {
         calls.push({ query, settings })
         // One chain, so the per-chain queries run too.

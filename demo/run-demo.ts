@@ -165,6 +165,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     const statePath = join(config.store.dataDir, 'verify-state.json')
     // Signed with the demo's own verifier key, made fresh beside its checkpoint key.
     const verifierKey = join(config.store.dataDir, 'keys', 'verifier.key')
+    generateKeyFiles(verifierKey)
     writeVerifyState(statePath, verifyState!, loadOrCreateVerifierKey({ keyPath: verifierKey, publicKeyPath: `${verifierKey}.pub` }, logger))
 
     // The incident team's questions, each answer stating what it stands on.

@@ -129,3 +129,33 @@ export async function buildSignedLog(plan: SignedLogPlan): Promise<SignedLog> {
     },
   }
 }
+
+/**
+ * Signs the newest row of every chain a store holds, as `readtrail consume`
+ * would have at its last checkpoint, into a fresh file and topic, and returns
+ * the checkpoints as verify reads them: for tests of stores written without a
+ * writer, whose rows are otherwise unsigned (and so never verified).
+ */
+export async function signStoredHeads(store: Store): Promise<NonNullable<VerifyOptions['checkpoints']>> {
+  const dir = mkdtempSync(join(tmpdir(), 'readtrail-heads-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  const keyPath = join(dir, 'keys', 'checkpoint.key')
+  generateKeyFiles(keyPath)
+  const kafka = testKafka()
+  const topic = `rt-test-${randomUUID().slice(0, 8)}.checkpoints`
+  afterAll(async () => {
+    const admin = kafka.admin()
+    await admin.connect()
+    await admin.deleteTopics({ topics: [topic] }).catch(() => {})
+    await admin.disconnect()
+  })
+  const logPath = join(dir, 'checkpoints.jsonl')
+  const signer = createCheckpointSigner({ database: store.database, key: loadSigningKey(keyPath), logPath, kafka, topic, intervalMs: 3_600_000, logger: testLogger })
+  await signer.start()
+  const heads = await store.queryRows<{ chain: string; s: string; h: string; o: string }>(
+    `SELECT chain_id AS chain, toString(max(seq)) AS s, hex(argMax(hash, seq)) AS h, toString(argMax(kafka_offset, seq)) AS o FROM ${store.table('access_log')} GROUP BY chain_id`,
+  )
+  for (const head of heads) signer.noteHead({ chainId: head.chain, seq: Number(head.s), hash: Buffer.from(head.h, 'hex'), lastOffset: BigInt(head.o) })
+  await signer.stop()
+  return loadCheckpoints({ database: store.database, publicKeyPath: `${keyPath}.pub`, logPath, topic: { kafka, name: topic } })
+}

@@ -32,6 +32,7 @@ import {
   writeEvents,
   type QueryFixture,
 } from '../helpers/query-fixture.js'
+import { signStoredHeads } from '../helpers/signed-log.js'
 import { openTestStore } from '../helpers/store.js'
 import { thrown } from '../helpers/thrown.js'
 import { isoToMicros } from '../helpers/workload.js'
@@ -358,7 +359,9 @@ describe('provenance', () => {
     // A database of its own: this test tampers with it.
     const store = await openTestStore()
     await writeEvents(store, fx.events)
-    const clean = await verifyStore(store)
+    // Only signed rows are ever verified: sign every chain's head as the writer would have.
+    const checkpoints = await signStoredHeads(store)
+    const clean = await verifyStore(store, { checkpoints })
     expect(clean.findings).toEqual([])
     expect(clean.ok).toBe(true)
     const state = nextVerifyState(null, clean, {})
@@ -381,7 +384,7 @@ describe('provenance', () => {
       query_params: { chain: victim.chain_id, seq: victim.seq },
       clickhouse_settings: { mutations_sync: '2' },
     })
-    const damaged = await verifyStore(store)
+    const damaged = await verifyStore(store, { checkpoints })
     expect(damaged.ok).toBe(false)
     // The row, its copies in the views and rollups, and the hole it leaves in its producer's sequence.
     expect(new Set(damaged.findings.filter((f) => f.kind !== 'producer_gap').map((f) => f.chain_id))).toEqual(new Set([victim.chain_id]))

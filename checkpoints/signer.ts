@@ -323,9 +323,14 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
       // Queued behind signing rounds: a round in flight may be about to raise the chain's newest checkpoint.
       const next = round.then(async () => {
         if (!resolved.has(chainId)) {
+          // One read of the topic resolves every chain it names, so taking up
+          // several partitions after a join reads it once, not once per chain.
           const newest = await readTopicNewest()
-          const cp = newest.get(chainId)
-          if (cp && remember(cp)) log.info({ chain_id: chainId, index: cp.index, seq: cp.seq }, 'continuing a chain another writer checkpointed')
+          for (const [id, cp] of newest) {
+            if (resolved.has(id)) continue
+            if (remember(cp)) log.info({ chain_id: id, index: cp.index, seq: cp.seq }, 'continuing a chain another writer checkpointed')
+            resolved.add(id)
+          }
           resolved.add(chainId)
         }
         return latest.get(chainId) ?? null

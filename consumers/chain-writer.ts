@@ -452,6 +452,9 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       sessionTimeout: config.sessionTimeoutMs,
       heartbeatInterval: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
       maxBytes: config.maxBytesPerPartition * 4,
+      // A rewind to the signed head (on join) waits for the fetch in flight:
+      // kafkajs's 5 s long poll made every restart cost 5 s on an idle topic.
+      maxWaitTimeInMs: 1000,
       allowAutoTopicCreation: false,
     })
     c.on(c.events.GROUP_JOIN, (e) => {

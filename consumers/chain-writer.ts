@@ -11,6 +11,8 @@ import { RowBinaryWriter } from '../store/row-binary.js'
 import { chainIdOf, linkEntries, type ChainEntry, type ChainHead } from './chain.js'
 import { readResumePoint, readRowsAfter, type ChainTrust, type PartitionEnd, type ResumeLimits, type UnsignedRow } from './chain-resume.js'
 import type { ChainWriterConfig } from './config.js'
+import { findOwnDeadLetters, type DeadLetterWanted } from './dead-letter-lookup.js'
+import { DEAD_LETTER_HEADERS, deadLetterClaimOf, deadLetterSource, signDeadLetter, type DeadLetterSigningKey } from './dead-letter-signature.js'
 import { deadLetterTopicOf } from './topics.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
 import { IngestError } from './errors.js'
@@ -70,6 +72,24 @@ export interface ChainWriterDeps {
   onFatal?: (err: unknown) => void
   /** Bounds of the re-derivation on resume. */
   resume?: ResumeLimits
+  /**
+   * The checkpoint key (consumers/ingest.ts wires it): every dead letter is
+   * signed with it, so verify can tell the writer's dead letters from ones
+   * anyone with produce rights on the dead-letter topic wrote, and the
+   * writer itself can find its own when it re-derives a chain. Without it
+   * (writers run alone in tests) dead letters are unsigned and prove nothing.
+   */
+  deadLetterKey?: DeadLetterSigningKey
+}
+
+/** An event between two stored rows with no row of its own, and where it was met. */
+interface SkippedEvent {
+  message: KafkaMessage
+  eventId: string
+  /** The seq vouched for when it was met. */
+  headSeq: number
+  /** The stored row after it. */
+  nextSeq: number
 }
 
 /** What the writer holds per chain it writes: the trusted head and the stored rows after it still to be vouched for. */
@@ -201,19 +221,30 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   }
   const rowWriter = new RowBinaryWriter()
 
+  /**
+   * Every dead letter is acknowledged by all in-sync replicas before anything
+   * after its source is stored: a message between two stored rows therefore
+   * always has its dead letter in the topic (see vouchForSkipped).
+   */
   async function sendDeadLetters(topic: string, partition: number, dead: { message: KafkaMessage; error: unknown }[]): Promise<void> {
     await dlq!.send({
       topic: deadLetterTopic,
       acks: -1,
-      messages: dead.map(({ message, error }) => ({
-        key: message.key,
-        value: message.value,
-        headers: {
-          'readtrail-error-code': isReadtrailError(error) ? error.code : 'MESSAGE_MALFORMED',
-          'readtrail-error': describeError(error).slice(0, 4000),
-          'readtrail-source': `${topic}/${partition}@${message.offset}`,
-        },
-      })),
+      messages: dead.map(({ message, error }) => {
+        const code = isReadtrailError(error) ? error.code : 'MESSAGE_MALFORMED'
+        const source = deadLetterSource(topic, partition, message.offset)
+        const key = deps.deadLetterKey
+        return {
+          key: message.key,
+          value: message.value,
+          headers: {
+            [DEAD_LETTER_HEADERS.code]: code,
+            [DEAD_LETTER_HEADERS.error]: describeError(error).slice(0, 4000),
+            [DEAD_LETTER_HEADERS.source]: source,
+            ...(key ? signDeadLetter(deadLetterClaimOf(store.database, source, message, code), key) : {}),
+          },
+        }
+      }),
     })
     stats.deadLettered += dead.length
     for (const { message, error } of dead) {
@@ -324,6 +355,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     const entries: ChainEntry[] = []
     const sources: KafkaMessage[] = []
     const dead: { message: KafkaMessage; error: unknown }[] = []
+    const skipped: SkippedEvent[] = []
     let restoring = 0
     for (const message of batch.messages) {
       const offset = BigInt(message.offset)
@@ -345,14 +377,10 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
           continue
         }
         // A message between two stored rows that has none of its own: it was
-        // dead-lettered, or it is a replayed duplicate, or its row was deleted.
-        // Verify tells these apart; the writer cannot append in the middle.
-        if (message.headers?.[REPLAY_HEADER] === undefined && decodesAsEvent(message)) {
-          log.error(
-            { chain_id: chainId, kafka_offset: message.offset, next_stored_seq: pending.seq, alert: 'READTRAIL_INTEGRITY_ALERT' },
-            'an event between two stored rows has no row of its own (dead-lettered by ClickHouse, or its row deleted): run readtrail verify',
-          )
-        }
+        // dead-lettered, or it is a replayed duplicate, or its row was
+        // deleted. One that is not an event can never have had a row.
+        const event = eventIdOf(message)
+        if (event !== null) skipped.push({ message, eventId: event, headSeq: chain.head.seq, nextSeq: pending.seq })
         continue
       }
       const earlier = offset < chain.resumedAt
@@ -368,6 +396,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         if (!earlier) dead.push({ message, error })
       }
     }
+    if (skipped.length > 0) await vouchForSkipped(batch.topic, batch.partition, chainId, skipped)
     if (chain.next < chain.unsigned.length && entries.length > 0) {
       throw new IngestError('CHAIN_UNTRUSTED', `chain ${chainId}: stored rows remain to be re-derived while new events arrived`, { details: { chain_id: chainId } })
     }
@@ -419,14 +448,72 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     await heartbeat()
   }
 
-  function decodesAsEvent(message: KafkaMessage): boolean {
+  /** The event id of a message that decodes and validates as an event; null for any other. */
+  function eventIdOf(message: KafkaMessage): string | null {
     try {
-      if (!message.value) return false
-      assertAccessEvent(codec.decode(message.value).event)
-      return true
+      if (!message.value) return null
+      const event = codec.decode(message.value).event
+      assertAccessEvent(event)
+      return event.event_id
     } catch {
-      return false
+      return null
     }
+  }
+
+  /**
+   * Events between two stored rows that have no row of their own. Only two
+   * things make that legitimate, and both leave proof the writer can check
+   * cheaply (this runs only when such an event turns up, never per message):
+   * - a replayed duplicate (REPLAY_HEADER) of an event the chain already
+   *   holds at or before the rows vouched for so far: the store is asked;
+   * - an event ClickHouse refused (ROW_REJECTED): its dead letter, signed
+   *   with the checkpoint key, was acknowledged before any row after it was
+   *   stored (storeOneByOne sends it before the next insert), so it is in
+   *   the dead-letter topic unless that topic lost it.
+   * Anything else is a row deleted from the unsigned tail with the rows after
+   * it re-chained: CHAIN_UNTRUSTED, so nothing is signed over the hole.
+   * Without a key (writers run alone in tests) the dead letters prove
+   * nothing, and an unexplained event only raises the alert; verify reports it.
+   */
+  async function vouchForSkipped(topic: string, partition: number, chainId: string, skipped: SkippedEvent[]): Promise<void> {
+    const unexplained: SkippedEvent[] = []
+    for (const s of skipped) {
+      if (s.message.headers?.[REPLAY_HEADER] !== undefined && (await holdsEvent(chainId, s.eventId, s.headSeq))) continue
+      unexplained.push(s)
+    }
+    if (unexplained.length === 0) return
+    const key = deps.deadLetterKey
+    if (!key) {
+      for (const s of unexplained) {
+        log.error(
+          { chain_id: chainId, kafka_offset: s.message.offset, next_stored_seq: s.nextSeq, alert: 'READTRAIL_INTEGRITY_ALERT' },
+          'an event between two stored rows has no row of its own (dead-lettered by ClickHouse, or its row deleted): run readtrail verify',
+        )
+      }
+      return
+    }
+    const wanted: DeadLetterWanted[] = unexplained.map((s) => ({ topic, partition, message: s.message }))
+    const { found, complete } = await findOwnDeadLetters(kafka, deadLetterTopic, wanted, { keyId: key.keyId, database: store.database })
+    const missing = unexplained.find((s) => !found.has(deadLetterSource(topic, partition, s.message.offset)))
+    if (missing) {
+      const bound = complete ? '' : ' (the dead-letter topic was read only up to its bound)'
+      throw new IngestError(
+        'CHAIN_UNTRUSTED',
+        `chain ${chainId} seq ${missing.nextSeq}: the event at offset ${missing.message.offset} before it has no row, and no dead letter signed by this writer's key and no stored original explains why${bound}: its row was deleted and the rows after it re-chained`,
+        { details: { chain_id: chainId, seq: missing.nextSeq, kafka_offset: missing.message.offset } },
+      )
+    }
+    log.info({ chain_id: chainId, events: unexplained.length }, 'events between stored rows were dead-lettered by this writer (signed dead letters found)')
+  }
+
+  /** Whether the chain holds the event at or before `maxSeq` (the replayed duplicate's original precedes it). */
+  async function holdsEvent(chainId: string, eventId: string, maxSeq: number): Promise<boolean> {
+    // The alias must not be `event_id`: WHERE would compare the String alias, not the UUID column.
+    const rows = await store.queryRows<{ n: number }>(
+      `SELECT count() AS n FROM ${store.table('access_log')} WHERE chain_id = {chain_id:String} AND event_id = {id:UUID} AND seq <= {max_seq:UInt64}`,
+      { chain_id: chainId, id: eventId, max_seq: maxSeq },
+    )
+    return Number(rows[0]?.n ?? 0) > 0
   }
 
   /** A chain Kafka does not vouch for: stop consuming, commit nothing, sign nothing more, tell the caller once. */

@@ -104,6 +104,8 @@ export function createIngest(options: IngestOptions): Ingest {
     // take-up re-reads the topic, and the signer continues from there.
     onRebalance: () => chainsWritten.forEach((chainId) => signer.forgetChain(chainId)),
     onFatal: reportFailure,
+    // Dead letters are signed with the checkpoint key: verify already trusts it, and only a dead letter it signed may explain an offset gap.
+    deadLetterKey: options.checkpoints.key,
     ...(options.resume ? { resume: options.resume } : {}),
   })
   let state: 'new' | 'started' | 'stopped' = 'new'

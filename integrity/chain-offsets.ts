@@ -39,6 +39,32 @@ export interface ChainOffsets {
 }
 
 /**
+ * Where `offset` falls in a chain, from its offsets alone: the seq of the
+ * row that stores it (`stored`), or of the first row after it (head + 1 past
+ * the head; the first checked seq before the checked range). Between two
+ * breaks every seq holds the previous seq's offset + 1, which is what makes
+ * this exact wherever the chain itself is intact; where it is not, other
+ * findings are there already and this only places a dead-letter finding
+ * near them.
+ */
+export function locateOffset(c: ChainOffsets, offset: bigint): { seq: number; stored: boolean } {
+  const n = c.breaks.length
+  const segments: { fromSeq: number; fromOff: bigint; toSeq: number; toOff: bigint }[] = []
+  for (let k = 0; k <= n; k++) {
+    const toSeq = k < n ? c.breaks[k]!.prev_seq : c.head_seq
+    const toOff = BigInt(k < n ? c.breaks[k]!.prev_offset : c.head_offset)
+    const fromSeq = k === 0 ? c.first_seq : c.breaks[k - 1]!.seq
+    const fromOff = k === 0 ? toOff - BigInt(toSeq - fromSeq) : BigInt(c.breaks[k - 1]!.offset)
+    segments.push({ fromSeq, fromOff, toSeq, toOff })
+  }
+  for (const s of segments) {
+    if (offset < s.fromOff) return { seq: s.fromSeq, stored: false }
+    if (offset <= s.toOff) return { seq: Math.min(s.toSeq, s.fromSeq + Number(offset - s.fromOff)), stored: true }
+  }
+  return { seq: c.head_seq + 1, stored: false }
+}
+
+/**
  * In ClickHouse: per seq the lowest offset, then one window over the seqs,
  * returning only the breaks. Reads two UInt64 columns in primary-key order;
  * at 10M rows the breaks, not the rows, come back.

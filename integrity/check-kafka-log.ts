@@ -4,8 +4,9 @@ import { deadLetterTopicOf } from '../consumers/topics.js'
 import { createCodec, type Codec } from '../schemas/codec.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
 import { loadSchemaRegistry } from '../schemas/registry.js'
-import type { ChainOffsets } from './chain-offsets.js'
-import { readDeadLetterSources, readMessages, readPartitionStates, type KafkaLog, type MessageRange, type PartitionState } from './kafka-log-facts.js'
+import { isClaimAbout, type DeadLetterClaim } from '../consumers/dead-letter-signature.js'
+import { locateOffset, type ChainOffsets } from './chain-offsets.js'
+import { readDeadLetters, readMessages, readPartitionStates, type KafkaLog, type MessageRange, type PartitionState } from './kafka-log-facts.js'
 import type { Finding } from './report.js'
 
 export interface KafkaLogBounds {
@@ -18,6 +19,15 @@ export interface KafkaLogBounds {
 }
 
 export const KAFKA_LOG_BOUNDS: Readonly<KafkaLogBounds> = Object.freeze({ timeoutMs: 30_000, maxGapMessages: 100_000, maxDeadLetters: 1_000_000 })
+
+/**
+ * What a dead letter must be signed with to explain anything: the checkpoint
+ * key (by its id; the letter carries the public key) and this database.
+ */
+export interface DeadLetterTrust {
+  keyId: string
+  database: string
+}
 
 /** Asks the store which of these event ids each chain holds (the verifier's second round). */
 export type FindEvents = (find: Record<string, string[]>) => Promise<Record<string, string[]>>
@@ -41,9 +51,11 @@ const count = (g: { from: bigint; to: bigint }) => g.to - g.from + 1n
  * id must name an existing partition of the access topic, offsets must rise
  * with seq and stay below the partition's end, and every offset a chain
  * skipped, between rows or between its head and the group's committed
- * offset, must be explained by the Kafka log itself: a dead letter naming
- * that source offset, or a replayed message (REPLAY_HEADER) whose event the
- * chain already stores (the writer drops those without a dead letter).
+ * offset, must be explained by the Kafka log itself: a dead letter signed
+ * by the checkpoint key for exactly the message at that offset, or a
+ * replayed message (REPLAY_HEADER) whose event the chain already stores (the
+ * writer drops those without a dead letter). Dead letters that do not verify
+ * are findings of their own.
  *
  * Everything read from Kafka is attacker-controlled too: every read is
  * bounded in time and in messages, and what could not be read is said.
@@ -52,6 +64,7 @@ export async function checkKafkaLog(
   log: KafkaLog,
   offsets: readonly ChainOffsets[],
   findEvents: FindEvents,
+  trust: DeadLetterTrust | null,
   bounds: KafkaLogBounds = KAFKA_LOG_BOUNDS,
 ): Promise<{ findings: Finding[]; warnings: string[] }> {
   const findings: Finding[] = []
@@ -129,47 +142,130 @@ export async function checkKafkaLog(
     }
     gaps.push({ chain_id: chainId, partition: state.partition, from: 0n, to: state.committed - 1n, kind: 'head_mismatch', seq: 1, where: `the chain holds no row, but the group committed offset ${state.committed}` })
   }
-  if (gaps.length > 0) await judgeGaps(log, states, gaps, findEvents, bounds, findings, warnings)
+  const signed = await judgeDeadLetters(log, offsets, gaps, trust, bounds, findings, warnings)
+  if (gaps.length > 0) await judgeGaps(log, states, gaps, signed, findEvents, bounds, findings, warnings)
   return { findings, warnings }
 }
 
-/** Each gap offset: dead-lettered, a replayed duplicate (pending the store's answer), or unexplained. */
+/** Most forged dead letters kept to report (distinct source offsets); the rest are counted in a warning. */
+const MAX_FORGED_REPORTED = 10_000
+/** Signed dead letters kept per gap offset (the writer sends one; more are copies). */
+const MAX_CLAIMS_PER_OFFSET = 4
+
+/**
+ * Reads every dead letter naming the access topic and checks its signature.
+ * Every dead letter that does not verify under the checkpoint key is a
+ * `dead_letter_forged` finding wherever it points (an unsigned one may
+ * predate signing, which its detail says): anyone with produce rights on the
+ * dead-letter topic can write one, so it proves nothing and its presence is
+ * worth an operator's look. A signed dead letter is kept only if it names an
+ * offset inside a gap, the one place it explains something; one naming a
+ * stored row is the writer's record of an earlier refusal (a crash made the
+ * retry store it) and hides nothing. Returns the signed claims by
+ * `<partition>@<offset>`.
+ */
+async function judgeDeadLetters(
+  log: KafkaLog,
+  offsets: readonly ChainOffsets[],
+  gaps: readonly Gap[],
+  trust: DeadLetterTrust | null,
+  bounds: KafkaLogBounds,
+  findings: Finding[],
+  warnings: string[],
+): Promise<Map<string, DeadLetterClaim[]>> {
+  const signed = new Map<string, DeadLetterClaim[]>()
+  const deadLetterTopic = deadLetterTopicOf({ topic: log.topic })
+  if (!trust) {
+    warnings.push(`dead letters NOT checked (no checkpoint key to check their signatures with): no offset gap is explained by a dead letter`)
+    return signed
+  }
+  const inGap = gapLookup(gaps)
+  const forged = new Map<string, { partition: number; offset: bigint; at: string; count: number; detail: string }>()
+  let unreported = 0
+  const read = await readDeadLetters(log.kafka, deadLetterTopic, log.topic, trust, { timeoutMs: bounds.timeoutMs, maxMessages: bounds.maxDeadLetters }, (letter) => {
+    const key = `${letter.partition}@${letter.offset}`
+    if (letter.verdict.ok) {
+      if (!inGap(letter.partition, letter.offset)) return
+      const list = signed.get(key) ?? []
+      if (list.length < MAX_CLAIMS_PER_OFFSET) list.push(letter.verdict.claim)
+      signed.set(key, list)
+      return
+    }
+    const known = forged.get(key)
+    if (known) known.count += 1
+    else if (forged.size < MAX_FORGED_REPORTED) forged.set(key, { partition: letter.partition, offset: letter.offset, at: letter.at, count: 1, detail: letter.verdict.detail })
+    else unreported += 1
+  })
+  if (read.missing && gaps.length > 0) warnings.push(`the dead-letter topic ${deadLetterTopic} does not exist: no offset gap can be explained by a dead letter`)
+  if (!read.complete) warnings.push(`the dead-letter topic ${deadLetterTopic} holds more than ${bounds.maxDeadLetters} messages; only the first ${bounds.maxDeadLetters} were read`)
+  if (unreported > 0) warnings.push(`${unreported} more dead letters that do not verify, for offsets beyond the first ${MAX_FORGED_REPORTED}, were not listed`)
+  const byChain = new Map(offsets.map((c) => [c.chain_id, c]))
+  for (const f of forged.values()) {
+    const chainId = `${log.topic}/${f.partition}`
+    const chain = byChain.get(chainId)
+    const place = chain ? locateOffset(chain, f.offset) : { seq: 1, stored: false }
+    const copies = f.count > 1 ? ` (and ${f.count - 1} more naming it)` : ''
+    findings.push({
+      chain_id: chainId,
+      seq: place.seq,
+      kind: 'dead_letter_forged',
+      detail: `the dead letter at ${deadLetterTopic} ${f.at}${copies} names offset ${f.offset}${place.stored ? ', which has a stored row,' : ''} as its source, but ${f.detail}: it explains nothing`,
+    })
+  }
+  return signed
+}
+
+/** Whether (partition, offset) lies in one of the gaps; gaps are few (bounded by the verifier's break limit). */
+function gapLookup(gaps: readonly Gap[]): (partition: number, offset: bigint) => boolean {
+  const byPartition = new Map<number, Gap[]>()
+  for (const g of gaps) byPartition.set(g.partition, [...(byPartition.get(g.partition) ?? []), g])
+  return (partition, offset) => (byPartition.get(partition) ?? []).some((g) => offset >= g.from && offset <= g.to)
+}
+
+/**
+ * Each gap offset: explained by a dead letter signed by the checkpoint key
+ * for exactly the message at that offset (compared while Kafka still holds
+ * it), by a replayed duplicate (pending the store's answer), or unexplained.
+ */
 async function judgeGaps(
   log: KafkaLog,
   states: readonly PartitionState[],
   gaps: readonly Gap[],
+  signed: ReadonlyMap<string, readonly DeadLetterClaim[]>,
   findEvents: FindEvents,
   bounds: KafkaLogBounds,
   findings: Finding[],
   warnings: string[],
 ): Promise<void> {
-  const deadLetterTopic = deadLetterTopicOf({ topic: log.topic })
-  const dead = await readDeadLetterSources(log.kafka, deadLetterTopic, log.topic, { timeoutMs: bounds.timeoutMs, maxMessages: bounds.maxDeadLetters })
-  if (dead.missing) warnings.push(`the dead-letter topic ${deadLetterTopic} does not exist: no offset gap can be explained by a dead letter`)
-  if (!dead.complete) warnings.push(`the dead-letter topic ${deadLetterTopic} holds more than ${bounds.maxDeadLetters} messages; gaps were held against the first ${bounds.maxDeadLetters} only`)
   const stateOf = new Map(states.map((s) => [s.partition, s]))
+  const low = (p: number) => stateOf.get(p)?.low ?? 0n
 
-  /** Per gap, the offsets no dead letter names, when there are few enough to read. */
-  const toRead: { gap: Gap; offsets: bigint[] }[] = []
+  const toRead: Gap[] = []
   let budget = BigInt(bounds.maxGapMessages)
   for (const gap of gaps) {
     const size = count(gap)
-    if (size > budget) {
-      findings.push(finding(gap, `${size} offsets skipped ${gap.where}: too many to read (over ${budget} left of the verifier's bound), so none is explained`))
+    if (size <= budget) {
+      budget -= size
+      toRead.push(gap)
       continue
     }
-    const offsets: bigint[] = []
-    for (let o = gap.from; o <= gap.to; o++) if (!dead.sources.has(`${log.topic}/${gap.partition}@${o}`)) offsets.push(o)
-    budget -= BigInt(offsets.length)
-    if (offsets.length > 0) toRead.push({ gap, offsets })
+    let claimed = 0n
+    for (const key of signed.keys()) {
+      const [p, o] = key.split('@')
+      if (Number(p) === gap.partition && BigInt(o!) >= gap.from && BigInt(o!) <= gap.to) claimed += 1n
+    }
+    if (claimed === size) {
+      warnings.push(`chain ${gap.chain_id}: ${size} offsets skipped ${gap.where} are all named by signed dead letters, too many to compare with Kafka (over ${budget} left of the verifier's bound)`)
+      continue
+    }
+    findings.push(finding(gap, `${size} offsets skipped ${gap.where}: too many to read (over ${budget} left of the verifier's bound), so none is explained`))
   }
   if (toRead.length === 0) return
 
-  const low = (p: number) => stateOf.get(p)?.low ?? 0n
   const ranges: MessageRange[] = []
-  for (const { gap, offsets } of toRead) {
-    const readable = offsets.filter((o) => o >= low(gap.partition))
-    for (const run of runsOf(readable)) ranges.push({ partition: gap.partition, ...run })
+  for (const gap of toRead) {
+    const from = gap.from > low(gap.partition) ? gap.from : low(gap.partition)
+    if (from <= gap.to) ranges.push({ partition: gap.partition, from, to: gap.to })
   }
   const messages = new Map<string, KafkaMessage>()
   const complete = await readMessages(log.kafka, log.topic, ranges, { timeoutMs: bounds.timeoutMs, maxMessages: bounds.maxGapMessages }, (partition, message) => {
@@ -178,18 +274,52 @@ async function judgeGaps(
   if (!complete) warnings.push(`more gap messages than ${bounds.maxGapMessages}: the rest were not read`)
 
   const codec = createCodec(loadSchemaRegistry())
+  const pending: { gap: Gap; offsets: bigint[] }[] = []
   const replayed = new Map<string, string>()
   const find: Record<string, string[]> = {}
-  for (const { gap, offsets } of toRead) {
-    for (const o of offsets) {
-      const id = replayedEventId(codec, messages.get(`${gap.partition}@${o}`))
-      if (id === null) continue
-      replayed.set(`${gap.partition}@${o}`, id)
-      ;(find[gap.chain_id] ??= []).push(id)
+  let notCompared = 0
+  let refusedEvents = 0
+  for (const gap of toRead) {
+    const open: bigint[] = []
+    for (let o = gap.from; o <= gap.to; o++) {
+      const key = `${gap.partition}@${o}`
+      const message = messages.get(key)
+      const claims = signed.get(key)
+      if (claims) {
+        if (!message) {
+          // Gone from Kafka (or beyond the read bound): the signature alone binds the letter to this source.
+          if (o >= low(gap.partition)) notCompared += 1
+          continue
+        }
+        const claim = claims.find((c) => isClaimAbout(c, message))
+        if (claim) {
+          if (claim.code === 'ROW_REJECTED' && replayedEventId(codec, message, false) !== null) refusedEvents += 1
+          continue
+        }
+        findings.push({
+          chain_id: gap.chain_id,
+          seq: gap.seq,
+          kind: 'dead_letter_forged',
+          detail: `a dead letter signed by the checkpoint key names offset ${o} as its source, but was made for another message than the one Kafka holds there: it explains nothing`,
+        })
+      }
+      const id = replayedEventId(codec, message, true)
+      if (id !== null) {
+        replayed.set(key, id)
+        ;(find[gap.chain_id] ??= []).push(id)
+      }
+      open.push(o)
     }
+    if (open.length > 0) pending.push({ gap, offsets: open })
+  }
+  if (notCompared > 0) warnings.push(`${notCompared} gap offsets explained by signed dead letters were not compared with their messages (not read within the verifier's bounds)`)
+  if (refusedEvents > 0) {
+    warnings.push(
+      `${refusedEvents} gap offsets hold valid events that ClickHouse refused (signed ROW_REJECTED dead letters): the writer vouches that it was refused, only ClickHouse says why`,
+    )
   }
   const found = Object.keys(find).length > 0 ? await findEvents(find) : {}
-  for (const { gap, offsets } of toRead) {
+  for (const { gap, offsets } of pending) {
     const stored = new Set(found[gap.chain_id] ?? [])
     const unexplained = offsets.filter((o) => {
       const id = replayed.get(`${gap.partition}@${o}`)
@@ -198,14 +328,14 @@ async function judgeGaps(
     if (unexplained.length === 0) continue
     const gone = unexplained.filter((o) => o < low(gap.partition))
     if (gone.length === unexplained.length) {
-      warnings.push(`chain ${gap.chain_id}: ${gone.length} offsets skipped ${gap.where} are no longer in Kafka (log start ${low(gap.partition)}) and no dead letter names them: they cannot be checked`)
+      warnings.push(`chain ${gap.chain_id}: ${gone.length} offsets skipped ${gap.where} are no longer in Kafka (log start ${low(gap.partition)}) and no signed dead letter names them: they cannot be checked`)
       continue
     }
     const first = unexplained.find((o) => o >= low(gap.partition))!
     findings.push(
       finding(
         gap,
-        `${count(gap)} offsets skipped ${gap.where}; ${unexplained.length} of them (first ${first}) are named by no dead letter and are no replayed duplicate of a stored event: ${gap.kind === 'head_mismatch' ? 'rows the writer stored and committed are gone' : 'their rows are gone'}`,
+        `${count(gap)} offsets skipped ${gap.where}; ${unexplained.length} of them (first ${first}) are named by no dead letter signed by the checkpoint key and are no replayed duplicate of a stored event: ${gap.kind === 'head_mismatch' ? 'rows the writer stored and committed are gone' : 'their rows are gone'}`,
       ),
     )
   }
@@ -215,9 +345,13 @@ function finding(gap: Gap, detail: string): Finding {
   return { chain_id: gap.chain_id, seq: gap.seq, kind: gap.kind, detail }
 }
 
-/** The event id of a message the writer would have dropped as a replayed duplicate; null for any other message. */
-function replayedEventId(codec: Codec, message: KafkaMessage | undefined): string | null {
-  if (!message?.value || message.headers?.[REPLAY_HEADER] === undefined) return null
+/**
+ * The event id of a message that decodes and validates as an event; with
+ * `replayedOnly`, only of one the writer would have dropped as a replayed
+ * duplicate (REPLAY_HEADER). null for any other message.
+ */
+function replayedEventId(codec: Codec, message: KafkaMessage | undefined, replayedOnly: boolean): string | null {
+  if (!message?.value || (replayedOnly && message.headers?.[REPLAY_HEADER] === undefined)) return null
   try {
     const event = codec.decode(message.value).event
     assertAccessEvent(event)

@@ -73,6 +73,15 @@ export type FindingKind =
   | 'offset_invalid'
   /** Offsets skipped between two rows of a chain that no dead letter names as its source: a stored message's row is gone. */
   | 'offset_gap'
+  /**
+   * A dead letter naming an offset of this chain does not verify under the
+   * checkpoint key (unsigned, signed by another key, its signature not
+   * holding for its source, error code and message), or was signed for
+   * another message than Kafka holds at that offset: anyone who can produce
+   * to the dead-letter topic can write one, and it explains no gap. At the
+   * row stored at that offset, or the first row after it.
+   */
+  | 'dead_letter_forged'
   /** The chain's head disagrees with the consumer group's committed offset: rows the writer stored and committed are missing, or rows were added that it never committed. */
   | 'head_mismatch'
   /** A query-serving table or the view that feeds it has another engine, definition or column list than readtrail creates: its answers cannot be trusted. */

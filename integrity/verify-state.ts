@@ -47,6 +47,7 @@ const CHECK_OF: Record<FindingKind, VerifyCheck> = {
   producer_duplicate: 'producers',
   offset_invalid: 'kafka',
   offset_gap: 'kafka',
+  dead_letter_forged: 'kafka',
   head_mismatch: 'kafka',
 }
 

@@ -34,7 +34,8 @@ export interface VerifyOptions {
    * chain must be `<topic>/<existing partition>`, its offsets must rise and
    * stay below the partition's end, and every offset it skipped (between
    * rows, and from its head to the group's committed offset) must be a dead
-   * letter or a replayed duplicate. null: the report warns that chain ids
+   * letter signed by the checkpoint key (`checkpoints.sources.key_id`) or a
+   * replayed duplicate. null: the report warns that chain ids
    * and offsets were NOT checked.
    * @default null
    */
@@ -109,8 +110,9 @@ const RANK: Record<FindingKind, number> = {
   checkpoint_topic_weakened: 22,
   offset_invalid: 23,
   offset_gap: 24,
-  head_mismatch: 25,
-  query_table_altered: 26,
+  dead_letter_forged: 25,
+  head_mismatch: 26,
+  query_table_altered: 27,
 }
 
 /**
@@ -227,7 +229,10 @@ const STEPS: readonly Step[] = [
       // The second round: replayed messages in a gap are explained only by
       // their event being stored already, which only the store can say.
       const findEvents = async (find: Record<string, string[]>) => (await collect({ ...ctx.request!, find_events: find })).found_events ?? {}
-      const checked = await checkKafkaLog(kafkaLog, offsets, findEvents, { ...KAFKA_LOG_BOUNDS, ...ctx.options.kafkaBounds })
+      // Dead letters count only when signed by the key the checkpoints are checked with.
+      const keyId = ctx.options.checkpoints?.sources.key_id ?? null
+      const trust = keyId ? { keyId, database: ctx.database } : null
+      const checked = await checkKafkaLog(kafkaLog, offsets, findEvents, trust, { ...KAFKA_LOG_BOUNDS, ...ctx.options.kafkaBounds })
       ctx.findings.push(...checked.findings)
       ctx.warnings.push(...checked.warnings)
     },

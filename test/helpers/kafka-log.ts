@@ -7,6 +7,7 @@ import { checkpointTopicOf } from '../../checkpoints/checkpoint-topic.js'
 import { generateKeyFiles, loadSigningKey, type SigningKey } from '../../checkpoints/keys.js'
 import { createCheckpointSigner } from '../../checkpoints/signer.js'
 import { chainIdOf, emptyChain, linkEntries, type ChainHead } from '../../consumers/chain.js'
+import { deadLetterClaimOf, deadLetterSource, signDeadLetter } from '../../consumers/dead-letter-signature.js'
 import { deadLetterTopicOf } from '../../consumers/topics.js'
 import { loadCheckpoints } from '../../integrity/checkpoint-sources.js'
 import type { VerificationReport } from '../../integrity/report.js'
@@ -51,8 +52,13 @@ export interface KafkaSignedLog {
   ingest(partition: number, count: number, every: number): Promise<KafkaRow[]>
   /** Produces messages the writer would not store (returns their offsets); commits the group past them. */
   produceSkipped(partition: number, messages: { value: Buffer; headers?: IHeaders }[]): Promise<bigint[]>
-  /** The dead letter the writer sends for the message at `offset` (consumers/chain-writer.ts sendDeadLetters). */
-  deadLetter(partition: number, offset: bigint): Promise<void>
+  /**
+   * The dead letter the writer sends for the message at `offset` (consumers/chain-writer.ts
+   * sendDeadLetters), signed with the checkpoint key unless `signed` is false.
+   */
+  deadLetter(partition: number, offset: bigint, options?: { signed?: boolean }): Promise<void>
+  /** The checkpoint key (what the writer signs dead letters with). */
+  key: SigningKey
   /** Sets the group's committed offset of a partition (the writer must not be running). */
   commitAt(partition: number, offset: bigint): Promise<void>
   /** Verifies like `readtrail verify` with the Kafka log checked. */
@@ -91,12 +97,15 @@ export async function buildKafkaLog(plan: { partitions: number }): Promise<Kafka
   await producer.connect()
   afterAll(() => producer.disconnect())
   const rows = new Map<string, KafkaRow[]>()
+  /** Every message produced here, for the dead letters that copy them. */
+  const produced = new Map<string, { key: Buffer | null; value: Buffer }>()
   const heads = new Map<string, ChainHead>()
   const chainOf = (partition: number) => chainIdOf(topic, partition)
 
   async function produce(partition: number, messages: { value: Buffer; key?: string; headers?: IHeaders }[]): Promise<bigint[]> {
     const [meta] = await producer.send({ topic, acks: -1, messages: messages.map((m) => ({ ...m, partition })) })
     const base = BigInt(meta!.baseOffset!)
+    messages.forEach((m, i) => produced.set(`${partition}@${base + BigInt(i)}`, { key: m.key === undefined ? null : Buffer.from(m.key), value: m.value }))
     return messages.map((_, i) => base + BigInt(i))
   }
 
@@ -159,13 +168,18 @@ export async function buildKafkaLog(plan: { partitions: number }): Promise<Kafka
       await commitAt(partition, offsets[offsets.length - 1]! + 1n)
       return offsets
     },
-    async deadLetter(partition, offset) {
+    async deadLetter(partition, offset, options = {}) {
+      const source = deadLetterSource(topic, partition, offset)
+      const message = produced.get(`${partition}@${offset}`) ?? { key: null, value: Buffer.from('not avro') }
+      const code = 'MESSAGE_MALFORMED'
+      const signature = options.signed === false ? {} : signDeadLetter(deadLetterClaimOf(store.database, source, message, code), key)
       await producer.send({
         topic: deadLetterTopicOf({ topic }),
         acks: -1,
-        messages: [{ value: Buffer.from('not avro'), headers: { 'readtrail-error-code': 'MESSAGE_MALFORMED', 'readtrail-error': 'test', 'readtrail-source': `${topic}/${partition}@${offset}` } }],
+        messages: [{ key: message.key, value: message.value, headers: { 'readtrail-error-code': code, 'readtrail-error': 'test', 'readtrail-source': source, ...signature } }],
       })
     },
+    key,
     commitAt,
     async verify(mode, options = {}) {
       const checkpoints = await loadCheckpoints({ database: store.database, publicKeyPath: `${keyPath}.pub`, logPath, topic: { kafka, name: checkpointTopic } })

@@ -9,6 +9,7 @@ import { createCliLogger } from './runtime.js'
 import { DEFAULT_FULL_EVERY_MS, verifyCommand } from './verify-command.js'
 import { keysCommand } from './keys-command.js'
 import { evidenceCommand } from './evidence-dispatch.js'
+import { repairCommand } from './repair-command.js'
 import { parseDuration } from '../common/duration.js'
 import { availableParallelism } from 'node:os'
 
@@ -40,6 +41,16 @@ usage:
       --grace 2m                         producer holes younger than this are "in flight", not missing (default 2m)
       --skip-views  --no-kafka-checkpoints  --no-checkpoints   skip a check (the report says so)
       --public-key FILE  --checkpoint-log FILE
+  readtrail repair [--dry-run] [--chain ID] [--quarantine-unsigned] [--republish-checkpoints] [--json]
+                                         after CHAIN_UNTRUSTED, CHECKPOINT_COPY_LOST or deleted signed rows (stop consume
+                                         first): restore signed rows missing from the store, only where the Kafka messages
+                                         rebuild rows that hash up to the newest signed checkpoint; exit 0 nothing (left) to
+                                         repair, 1 something could not be proved (nothing unproved is changed), 3 --dry-run
+                                         found repairs to make, 2 error
+      --quarantine-unsigned              also move unsigned rows Kafka does not vouch for into quarantined_rows
+      --republish-checkpoints            also refill the checkpoint topic from the file (refused if the file is behind
+                                         the signed verify state)
+      --max-candidates N                 ingested_at values tried per gap (default 2000000)
   readtrail keys generate [--out FILE]   make the checkpoint signing key (0600) and print its public key
   readtrail keys generate --verifier     make the key verify signs its state with (else the first verify makes it)
   readtrail evidence export --event ID [--out FILE]   write an offline-verifiable evidence bundle for one event
@@ -70,6 +81,11 @@ const OPTIONS = {
   'public-key': { type: 'string' },
   'checkpoint-log': { type: 'string' },
   out: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  chain: { type: 'string' },
+  'quarantine-unsigned': { type: 'boolean' },
+  'republish-checkpoints': { type: 'boolean' },
+  'max-candidates': { type: 'string' },
   event: { type: 'string' },
   list: { type: 'boolean' },
   param: { type: 'string', multiple: true, short: 'p' },
@@ -137,6 +153,22 @@ async function main(argv: string[]): Promise<number> {
           fullEveryMs: values['full-every'] === undefined ? DEFAULT_FULL_EVERY_MS : parseDuration(values['full-every'], '--full-every', { minMs: 1000, maxMs: 30 * 86_400_000 }),
           producerGraceMs: values.grace === undefined ? 120_000 : parseDuration(values.grace, '--grace', { minMs: 0, maxMs: 7 * 86_400_000 }),
           checkpoints: values['no-checkpoints'] ? 'none' : values['no-kafka-checkpoints'] ? 'file' : 'both',
+        },
+        logger,
+      )
+    }
+    case 'repair': {
+      const maxCandidates = values['max-candidates'] === undefined ? 2_000_000 : Number(values['max-candidates'])
+      if (!Number.isSafeInteger(maxCandidates) || maxCandidates < 1) throw new ReadtrailError('USAGE', `--max-candidates ${JSON.stringify(values['max-candidates'])}: expected a positive integer`)
+      return repairCommand(
+        loadAppConfig(process.env, overrides),
+        {
+          dryRun: values['dry-run'] ?? false,
+          chain: values.chain,
+          quarantineUnsigned: values['quarantine-unsigned'] ?? false,
+          republishCheckpoints: values['republish-checkpoints'] ?? false,
+          maxCandidates,
+          json: values.json ?? false,
         },
         logger,
       )

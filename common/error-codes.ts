@@ -44,6 +44,14 @@ export const ERROR_CODES = {
   OWNER_UNTRUSTED: 'The process answering on the embedded store\'s owner socket could not prove it is the readtrail owner (its challenge signature or its pid did not check out); nothing it said was used.',
   EVIDENCE_KEY_UNTRUSTED: 'An evidence bundle was checked only against the public key it carries itself; without a trusted key (--public-key or READTRAIL_CHECKPOINT_PUBLIC_KEY) it proves nothing.',
   VERIFY_STATE_UNTRUSTED: 'The verify state file is not signed by the verifier key, or its signature does not match: it was edited or forged, and no answer stands on it.',
+  REPAIR_WRITER_RUNNING: 'readtrail repair found the chain writer running (it owns the embedded store, or its consumer group has members): repair changes what the writer resumes from, so it refuses to run beside it.',
+  REPAIR_CHAIN_BROKEN: 'A signed row is missing, but the stored rows between it and the newest checkpoint do not chain up to that checkpoint (a row edited, rewritten or stored twice, or a gap above it that could not be proved): nothing anchors a rebuild, so nothing was inserted.',
+  REPAIR_MESSAGES_MISSING: 'The Kafka messages between the rows around a gap no longer hold enough valid events to rebuild the missing signed rows (trimmed from Kafka, dead-lettered, or never there); nothing was inserted.',
+  REPAIR_GAP_UNPROVED: 'Rows rebuilt from the Kafka messages around a gap do not hash to what the next stored row or the checkpoint commits to, under any ingested_at the search tried: the messages or a neighbouring row changed; nothing was inserted.',
+  REPAIR_GAP_AMBIGUOUS: 'More valid Kafka messages lie around a gap than rows are missing, and the ways to choose among them exceed the bound; nothing was inserted.',
+  REPAIR_SEARCH_EXHAUSTED: 'The search for the missing rows\' ingested_at tried the configured maximum of candidates (--max-candidates) without a proof; nothing was inserted.',
+  REPAIR_CHECKPOINT_LOG_INVALID: 'readtrail repair --republish-checkpoints refused: a line of the checkpoint file is unreadable, not signed by the checkpoint key, or breaks its chain of checkpoints.',
+  REPAIR_CHECKPOINTS_ROLLED_BACK: 'readtrail repair --republish-checkpoints refused: the checkpoint file is behind the highest checkpoint the signed verify state (or what is left of the Kafka copy) recorded for a chain, which is what a rolled-back history looks like.',
   USAGE: 'The command line was not understood.',
 } as const satisfies Record<string, string>
 

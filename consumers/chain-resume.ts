@@ -151,7 +151,7 @@ async function checkCheckpointedRow(store: Store, chainId: string, cp: ChainChec
      WHERE chain_id = {chain_id:String} AND seq = {seq:UInt64} LIMIT 3`,
     { chain_id: chainId, seq: cp.seq },
   )
-  if (rows.length === 0) return `the row at seq ${cp.seq} that the newest checkpoint vouches for is missing from the store`
+  if (rows.length === 0) return `the row at seq ${cp.seq} that the newest checkpoint vouches for is missing from the store (stop consume and run readtrail repair, which restores it from Kafka if its messages prove it)`
   const signed = cp.hash.toString('hex').toUpperCase()
   if (!rows.some((r) => r.row_hash === signed && BigInt(r.row_offset) === cp.lastOffset)) {
     return `the row at seq ${cp.seq} differs from what the newest checkpoint vouches for (hash ${signed.slice(0, 16)}…, offset ${cp.lastOffset})`

@@ -361,14 +361,3 @@ function replayedEventId(codec: Codec, message: KafkaMessage | undefined, replay
     return null
   }
 }
-
-/** Sorted offsets as contiguous runs. */
-function runsOf(offsets: readonly bigint[]): { from: bigint; to: bigint }[] {
-  const runs: { from: bigint; to: bigint }[] = []
-  for (const o of offsets) {
-    const last = runs[runs.length - 1]
-    if (last && o === last.to + 1n) last.to = o
-    else runs.push({ from: o, to: o })
-  }
-  return runs
-}

@@ -10,6 +10,7 @@ import { DEAD_LETTER_HEADERS, deadLetterClaimOf, deadLetterSource, signDeadLette
 import type { Ingest } from '../../consumers/ingest.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { deadLetterTopicOf } from '../../consumers/topics.js'
+import { REPLAY_HEADER } from '../../schemas/message-headers.js'
 import { loadCheckpoints } from '../../integrity/checkpoint-sources.js'
 import { readMessages, readWatermarks } from '../../integrity/kafka-log-facts.js'
 import type { Finding, VerificationReport } from '../../integrity/report.js'
@@ -63,12 +64,12 @@ async function newLog(): Promise<Log> {
 }
 
 /** Sends events (or raw values) to partition 0; returns their offsets. */
-async function send(log: Log, items: (AccessEvent | Buffer | null)[]): Promise<bigint[]> {
+async function send(log: Log, items: (AccessEvent | Buffer | null)[], headers?: IHeaders): Promise<bigint[]> {
   const producer = log.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
   await producer.connect()
   try {
     const messages = items.map((item) => ({ key: Buffer.from(`k${log.sent.length}`), value: item === null || Buffer.isBuffer(item) ? item : codec.encode(item) }))
-    const [meta] = await producer.send({ topic: log.topic, acks: -1, messages: messages.map((m) => ({ ...m, partition: 0 })) })
+    const [meta] = await producer.send({ topic: log.topic, acks: -1, messages: messages.map((m) => ({ ...m, partition: 0, ...(headers ? { headers } : {}) })) })
     const base = BigInt(meta!.baseOffset!)
     items.forEach((item, i) => (log.sent[Number(base) + i] = { key: messages[i]!.key, value: messages[i]!.value, event: item === null || Buffer.isBuffer(item) ? null : item }))
     return items.map((_, i) => base + BigInt(i))
@@ -296,5 +297,35 @@ describe('red team, dead letters: an offset gap is explained only by a dead lett
     await produceDeadLetter(log, { key: log.sent[4]!.key, value: log.sent[4]!.value, headers: plainHeaders(log, 4n, 'MESSAGE_MALFORMED') })
     const reports = await expectFound(log, [[log.chainId, 5, 'dead_letter_forged']])
     for (const r of reports) expect(r.findings[0]!.detail).toContain('which has a stored row')
+  })
+
+  it('no false alarm: a replayed duplicate of a stored event between two unsigned rows is explained by its original; consume resumes', async () => {
+    const log = await newLog()
+    const first = events(10)
+    await send(log, first)
+    await consumeSigned(log)
+    await send(log, events(3))
+    await send(log, [first[4]!], { [REPLAY_HEADER]: '1' })
+    await send(log, events(3))
+    await consumeKilled(log)
+    const ingest = await log.deployment.ingest({ store: log.store, topic: log.topic, groupId: log.groupId })
+    await send(log, events(1))
+    await waitForCatchUp(log.kafka, log.groupId, log.topic, { timeoutMs: 60_000 })
+    await ingest.stop()
+    expect(ingest.stats().writer).toMatchObject({ rederived: 6, stored: 1 })
+    for (const report of await verifyBoth(log)) expect(report.findings, report.mode).toEqual([])
+  })
+
+  it('a replayed event that was no duplicate, its row deleted from the unsigned tail and the rest re-chained: CHAIN_UNTRUSTED, and offset_gap', async () => {
+    const log = await newLog()
+    await send(log, events(10))
+    await consumeSigned(log)
+    await send(log, events(3))
+    const [replayed] = await send(log, [makeEvent()], { [REPLAY_HEADER]: '1' })
+    await send(log, events(3))
+    await consumeKilled(log)
+    expect(await deleteAndRechain(log, 14)).toBe(replayed)
+    expect(await restartFails(log)).toMatchObject({ code: 'CHAIN_UNTRUSTED', details: { chain_id: log.chainId, seq: 14, kafka_offset: replayed!.toString() } })
+    await expectFound(log, [[log.chainId, 14, 'offset_gap']])
   })
 })

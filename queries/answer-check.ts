@@ -1,11 +1,15 @@
 import { NO_CACHES } from '../integrity/no-caches.js'
-import { PRINCIPAL_DAYS_COLUMNS, PRINCIPAL_HOURS_COLUMNS, PRINCIPAL_VIEW_COLUMNS, principalDaysSelect, principalHoursSelect, RECORD_VIEW_COLUMNS, viewSelect } from '../store/ddl.js'
+import { PRINCIPAL_VIEW_COLUMNS, RECORD_VIEW_COLUMNS, viewSelect } from '../store/ddl.js'
 import type { Store } from '../store/store.js'
 
 /**
  * Whether the query-serving rows an answer was computed from are exactly
  * what access_log, the hash-chained table verify proves, implies for the
- * answer's key range. Plain JSON: it travels over the owner socket.
+ * answer's key range. Only answers read from the materialised views need
+ * this (who touched a record or a data subject, breach leads by IP or
+ * session): answers read from access_log and its projections (store/ddl.ts
+ * ACCESS_LOG_PROJECTIONS) come from the chained table itself. Plain JSON:
+ * it travels over the owner socket.
  */
 export interface Consistency {
   ok: boolean
@@ -81,64 +85,6 @@ export function viewRowsCheck(store: Store, view: ServingView, range: KeyRange, 
         HAVING expected != found
       )
       GROUP BY chain_id, seq
-    )`,
-  }
-}
-
-type RollupColumn = { readonly name: string; readonly type: string }
-
-/**
- * A rollup as its columns say: key columns are plain, every other column
- * is SimpleAggregateFunction(fn, …) and combines with fn. Read from the
- * schema, so a column added to a rollup is compared without a change here.
- */
-function rollupShape(columns: readonly RollupColumn[]): { key: string[]; aggregates: [string, string][] } {
-  const key: string[] = []
-  const aggregates: [string, string][] = []
-  for (const c of columns) {
-    const fn = /^SimpleAggregateFunction\((sum|min|max),/.exec(c.type)?.[1]
-    if (fn) aggregates.push([c.name, fn])
-    else key.push(c.name)
-  }
-  return { key, aggregates }
-}
-
-const ROLLUPS = {
-  principal_hours: { shape: rollupShape(PRINCIPAL_HOURS_COLUMNS), select: principalHoursSelect },
-  principal_days: { shape: rollupShape(PRINCIPAL_DAYS_COLUMNS), select: principalDaysSelect },
-} as const
-
-export type Rollup = keyof typeof ROLLUPS
-
-/**
- * A rollup's rows in a range, combined per key, against the rollup's own
- * SELECT over the access_log rows of that range. `rollupWhere` and `logWhere`
- * must describe the same events (whole hours or days on both sides). Sums
- * are compared as UInt128 so forged partials cannot wrap around to the right
- * total; times as integer microseconds. A key only one side has is a
- * mismatch even when the other side's figures would read as zeros.
- */
-export function rollupRowsCheck(store: Store, rollup: Rollup, range: { rollupWhere: string; logWhere: string; what: string }): AnswerCheck {
-  const { shape, select } = ROLLUPS[rollup]
-  const key = shape.key.join(', ')
-  const value = (name: string, fn: string) => (fn === 'sum' ? `toUInt128(${name})` : name.endsWith('_at') ? `toUInt64(toUnixTimestamp64Micro(${name}))` : `toUInt64(${name})`)
-  const side = (from: string, fromLog: number) => `SELECT ${key}, ${shape.aggregates.map(([name, fn]) => `${value(name, fn)} AS v_${name}`).join(', ')}, toUInt8(${fromLog}) AS from_log FROM ${from}`
-  const figures = (prefix: string, cond: string) => [`countIf(${cond}) AS ${prefix}_n`, ...shape.aggregates.map(([name, fn]) => `${fn}If(v_${name}, ${cond}) AS ${prefix}_${name}`)].join(', ')
-  const differs = shape.aggregates.map(([name]) => `log_${name} != rollup_${name}`).join(' OR ')
-  const keyText = `arrayStringConcat([${shape.key.map((k) => `toString(${k})`).join(', ')}], ' ')`
-  return {
-    what: `${rollup} rows of ${range.what}`,
-    sql: `
-    SELECT count() AS keys, countIf(rollup_n = 0) AS missing, countIf(log_n = 0) AS extra, arraySlice(arraySort(groupArray(key_text)), 1, 3) AS sample
-    FROM (
-      SELECT ${key}, ${keyText} AS key_text, ${figures('log', 'from_log = 1')}, ${figures('rollup', 'from_log = 0')}
-      FROM (
-        ${side(`(${select(store.table('access_log'), `WHERE ${range.logWhere}`)})`, 1)}
-        UNION ALL
-        ${side(`${store.table(rollup)} WHERE ${range.rollupWhere}`, 0)}
-      )
-      GROUP BY ${key}
-      HAVING log_n = 0 OR rollup_n = 0 OR ${differs}
     )`,
   }
 }

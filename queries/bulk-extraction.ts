@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { rollupRowsCheck, rowsWhere, viewRowsCheck } from './answer-check.js'
+import { FIRST_PART_SQL } from '../store/ddl.js'
 import { defineQuery } from './saved-query.js'
 import { bindWindow, closedWindow, FROM_SQL, fromBeforeTo, IN_WINDOW, positive, TO_SQL, whole, windowSources } from './params.js'
 
@@ -20,7 +20,7 @@ export interface BulkExtractionRow {
   last_access: string
 }
 
-// Whole rollup hours that overlap the window.
+// Whole hours that overlap the window.
 const IN_HOURS = `hour >= toStartOfHour(${FROM_SQL}) AND hour < ${TO_SQL}`
 
 // Every rollup hour step 1 reads: from the baseline's first to the hour holding the window's end.
@@ -38,33 +38,30 @@ const Params = z
   .superRefine(fromBeforeTo)
 
 /**
- * Step 1, from the hourly rollup (keyed hour, principal, chain; read FINAL so
- * unmerged or forged split rows count as their sum, and cheap because parts
- * of a time-ordered log overlap only at the newest hour): the principal-hours
- * that could hold the pattern. A minute over the threshold implies its hour
- * is over it, and an hour over a bound implies one of its C chain rows holds
- * at least bound / C, so only those rows' hours are summed. Rollup hours at
- * the window's edges are whole: a superset.
+ * Step 1, from access_log's p_hours projection (the per-hour shape, kept
+ * inside access_log's own parts, so the figures are the chained rows' own),
+ * read once: each principal's rows per hour over the baseline days and the
+ * window, its baseline (mean rows per active hour before the window) and
+ * the hours of the window over the threshold or over `factor` times that
+ * baseline. A minute over the threshold implies its hour is over it, and
+ * hours at the window's edges are whole: a superset of what step 2 keeps.
+ * Grouped per principal and hour, coarser than the projection's key, so
+ * ClickHouse combines its pre-aggregated rows instead of the events.
  */
-const FLAGGED_HOURS = (rollup: string) => `
-    WITH
-      (SELECT greatest(uniqExact(chain_id), 1) FROM ${rollup} WHERE ${IN_HOURS}) AS chains,
-      baseline AS (
-        SELECT principal_id, sum(rows_read) / uniqExact(hour) AS per_hour FROM ${rollup} FINAL
-        WHERE hour >= toStartOfHour({from:DateTime64(6, 'UTC')}) - toIntervalDay({baseline_days:UInt32}) AND hour < toStartOfHour({from:DateTime64(6, 'UTC')})
-        GROUP BY principal_id),
-      hot AS (
-        SELECT DISTINCT r.principal_id AS principal_id, r.hour AS hour
-        FROM ${rollup} AS r FINAL LEFT JOIN baseline AS b ON b.principal_id = r.principal_id
-        WHERE ${IN_HOURS.replaceAll('hour', 'r.hour')}
-          AND r.rows_read * chains >= if(b.per_hour > 0, least(toFloat64({threshold:UInt64}), {factor:Float64} * b.per_hour), toFloat64({threshold:UInt64})))
-    SELECT w.principal_id AS principal_id, toUnixTimestamp(w.hour) AS hour_s, b.per_hour AS base
+const FLAGGED_HOURS = (log: string) => `
+    SELECT principal_id, wh.1 AS hour_s, base
     FROM (
-      SELECT principal_id, hour, sum(rows_read) AS hour_rows FROM ${rollup} FINAL
-      WHERE ${IN_HOURS} AND (principal_id, hour) IN (SELECT principal_id, hour FROM hot)
-      GROUP BY principal_id, hour) AS w
-    LEFT JOIN baseline AS b ON b.principal_id = w.principal_id
-    WHERE w.hour_rows >= {threshold:UInt64} OR (b.per_hour > 0 AND w.hour_rows >= {factor:Float64} * b.per_hour)`
+      SELECT principal_id,
+             ifNull(sumIf(rows_read, hour < toStartOfHour(${FROM_SQL})) / nullIf(countIf(hour < toStartOfHour(${FROM_SQL})), 0), 0) AS base,
+             groupArrayIf((toUnixTimestamp(hour), rows_read), ${IN_HOURS}) AS window_hours
+      FROM (
+        SELECT toStartOfHour(occurred_at, 'UTC') AS hour, principal_id, sumIf(row_count, ${FIRST_PART_SQL}) AS rows_read
+        FROM ${log}
+        WHERE toStartOfHour(occurred_at, 'UTC') >= ${HOURS_FROM} AND toStartOfHour(occurred_at, 'UTC') < ${HOURS_TO}
+        GROUP BY hour, principal_id)
+      GROUP BY principal_id)
+    ARRAY JOIN window_hours AS wh
+    WHERE wh.2 >= {threshold:UInt64} OR (base > 0 AND wh.2 >= {factor:Float64} * base)`
 
 /**
  * The scraper pattern: a principal reading more rows in one minute than
@@ -72,7 +69,7 @@ const FLAGGED_HOURS = (rollup: string) => `
  * hour over the `baseline_days` before the window.
  *
  * Step 2 reads the shortlisted principals' shortlisted hours minute by
- * minute from access_by_principal, inside the exact window, and keeps each
+ * minute from access_log (its p_principal projection), inside the exact window, and keeps each
  * principal's own hours that meet the threshold or its baseline bound there:
  * the peak minute and hour are those hours' (a minute over the threshold
  * always lies in one). Totals are the principal's reads in the window.
@@ -90,7 +87,7 @@ export const bulkExtraction = defineQuery<typeof Params, BulkExtractionRow>({
   },
   columns: ['principal_id', 'reason', 'peak_minute', 'peak_rows_per_minute', 'peak_hour_rows', 'baseline_rows_per_hour', 'ratio', 'reads', 'rows_read', 'first_access', 'last_access'],
   prepare: {
-    sql: (store) => FLAGGED_HOURS(store.table('principal_hours')),
+    sql: (store) => FLAGGED_HOURS(store.table('access_log')),
     // Distinct principals and hours, not pairs: a loose threshold can flag
     // every principal-hour, and 170k bound pairs cost ClickHouse a minute to
     // take in. Their cross product is a superset that only adds hours to look at.
@@ -111,7 +108,7 @@ export const bulkExtraction = defineQuery<typeof Params, BulkExtractionRow>({
         FROM (SELECT arrayJoin(arrayZip({flagged_principals:Array(String)}, {flagged_bases:Array(Float64)})) AS t)),
       minutes AS (
         SELECT principal_id, toStartOfMinute(occurred_at) AS minute, sumIf(row_count, part_index = 0) AS minute_rows
-        FROM ${store.table('access_by_principal')}
+        FROM ${store.table('access_log')}
         WHERE principal_id IN {flagged_principals:Array(String)} AND ${IN_WINDOW}
           AND toUnixTimestamp(toStartOfHour(occurred_at)) IN {flagged_hours:Array(UInt32)}
         GROUP BY principal_id, minute),
@@ -130,7 +127,7 @@ export const bulkExtraction = defineQuery<typeof Params, BulkExtractionRow>({
         GROUP BY m.principal_id),
       totals AS (
         SELECT principal_id, countIf(part_index = 0) AS n_reads, sumIf(row_count, part_index = 0) AS n_rows, min(occurred_at) AS first_at, max(occurred_at) AS last_at
-        FROM ${store.table('access_by_principal')}
+        FROM ${store.table('access_log')}
         WHERE principal_id IN {flagged_principals:Array(String)} AND ${IN_WINDOW}
         GROUP BY principal_id)
     SELECT p.principal_id AS principal_id,
@@ -146,11 +143,7 @@ export const bulkExtraction = defineQuery<typeof Params, BulkExtractionRow>({
     WHERE reason != ''
     ORDER BY peak_rows_per_minute DESC, principal_id`,
   sourcesSql: (store) => windowSources(store.table('access_log')),
-  // The rollup hours step 1 read (baseline days and window, in whole hours),
-  // and the flagged principals' rows step 2 read.
-  checks: (store) => [
-    rollupRowsCheck(store, 'principal_hours', { rollupWhere: `hour >= ${HOURS_FROM} AND hour < ${HOURS_TO}`, logWhere: `occurred_at >= ${HOURS_FROM} AND occurred_at < ${HOURS_TO}`, what: 'the baseline days and the window' }),
-    viewRowsCheck(store, 'access_by_principal', rowsWhere(`principal_id IN {flagged_principals:Array(String)} AND ${IN_WINDOW}`), 'the flagged principals in the window'),
-  ],
+  // Both steps read access_log itself (its projections): nothing derived to re-check.
+  checks: () => [],
   bind: (p) => ({ ...bindWindow(p), threshold: p.threshold, factor: p.factor, baseline_days: p.baseline_days }),
 })

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
 import { bindWindow, closedWindow, DATABASE_TABLE_FILTER, databaseName, FROM_SQL, fromBeforeTo, TO_SQL, tableName, whole } from './params.js'
-import { principalTableTotals, spanCheck, spanSources } from './principal-days.js'
+import { principalTableTotals, spanSources } from './principal-days.js'
 
 export interface FirstTimeRow {
   principal_id: string
@@ -46,6 +46,7 @@ export const firstTimeAccess = defineQuery<typeof Params, FirstTimeRow>({
   // It stands on the window and on the absence of reads in the look-back.
   sourcesSql: (store) => spanSources(store, LOOKBACK_START, TO_SQL, DATABASE_TABLE_FILTER),
   // Both spans' rollup days at once: the look-back's and the window's.
-  checks: (store) => [spanCheck(store, LOOKBACK_START, TO_SQL, DATABASE_TABLE_FILTER)],
+  // Answered from access_log (its p_days projection and edge-day events): nothing derived to re-check.
+  checks: () => [],
   bind: (p) => ({ ...bindWindow(p), lookback_days: p.lookback_days, database: p.database ?? '', table: p.table ?? '' }),
 })

@@ -51,6 +51,10 @@ SELECT ${ingestSelect} FROM ${db}.access_log_ingest`,
     // within each chain: a min/max index lets window-wide queries (off-hours,
     // top readers, …) read the window's granules of access_log, not all.
     `ALTER TABLE ${db}.access_log ADD INDEX IF NOT EXISTS occurred_at_minmax occurred_at TYPE minmax GRANULARITY 1`,
+    // Who-touched-record's check reads the access_log rows holding one record
+    // id: granules without it are skipped.
+    `ALTER TABLE ${db}.access_log ADD INDEX IF NOT EXISTS record_ids_bf record_ids TYPE bloom_filter(0.01) GRANULARITY 1`,
+    ...ACCESS_LOG_PROJECTIONS.map((p) => `ALTER TABLE ${db}.access_log ADD PROJECTION IF NOT EXISTS ${p.name} (${p.select})`),
     // Skip indexes for breach-scope by IP or session: rows of one attacker
     // cluster under one principal in this table's order, so most granules drop.
     `ALTER TABLE ${db}.access_by_principal ADD INDEX IF NOT EXISTS client_ip_bf client_ip TYPE bloom_filter(0.01) GRANULARITY 1`,
@@ -153,6 +157,34 @@ function viewDdl(db: string, table: string, names: readonly string[], orderBy: s
     `CREATE TABLE IF NOT EXISTS ${db}.${table} (\n${columns}\n)\nENGINE = MergeTree\nORDER BY ${orderBy}`,
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${table}_mv TO ${db}.${table} AS\nSELECT ${select}\nFROM ${db}.access_log`,
   ]
+}
+
+/**
+ * Projections of access_log: copies of its own rows in the shapes the saved
+ * queries read (one principal's events; per day and per hour aggregates),
+ * kept by ClickHouse inside access_log's parts. The engine writes them from
+ * the rows of the same insert and rebuilds them on every mutation, so SQL
+ * on the store cannot make them say anything access_log does not: a query
+ * answered from access_log is answered from the hash-chained table itself,
+ * at the cost of a view or rollup, and needs no re-check at query time.
+ * ClickHouse uses a projection only where it computes exactly the
+ * expressions a query asks for; a dropped or redefined projection makes the
+ * query read the rows themselves (slower, never different), and verify's
+ * definitions check reports it.
+ *
+ * Built from the same column lists as the views' and rollups' SELECTs, so a
+ * query written with principalDaysSelect / principalHoursSelect matches.
+ */
+export const ACCESS_LOG_PROJECTIONS = Object.freeze([
+  { name: 'p_principal', select: `SELECT ${PRINCIPAL_VIEW_COLUMNS.join(', ')} ORDER BY principal_id, occurred_at` },
+  { name: 'p_days', select: aggregateProjection(PRINCIPAL_DAYS_COLUMNS) },
+  { name: 'p_hours', select: aggregateProjection(PRINCIPAL_HOURS_COLUMNS) },
+] as const)
+
+function aggregateProjection(columns: readonly { name: string; type: string; expr: string }[]): string {
+  const key = columns.filter((c) => !c.type.startsWith('SimpleAggregateFunction')).map((c) => c.expr)
+  const aggregates = columns.filter((c) => c.type.startsWith('SimpleAggregateFunction')).map((c) => c.expr)
+  return `SELECT ${[...key, ...aggregates].join(', ')} GROUP BY ${key.join(', ')}`
 }
 
 /** Database names come from validated config ([A-Za-z0-9_]), never from input. */

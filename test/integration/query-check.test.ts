@@ -5,11 +5,15 @@ import type { Store } from '../../store/store.js'
 import { ALL_FROM, ALL_TO, IP, openQueryFixture, P, RECORD, SESSION, SUBJECT_CONTEXT, type QueryFixture } from '../helpers/query-fixture.js'
 
 /**
- * Saved queries re-check, at query time, the query-serving rows they answered
- * from against access_log for the answer's key range. The attacks are an
- * insider's: SQL on the store that leaves access_log (and so its chain and
- * checkpoints) untouched and changes only a view target table or a rollup,
- * which incremental and --skip-views verify runs never look at.
+ * Saved queries answer from access_log itself where its projections serve
+ * them (one principal's reads, per-day and per-hour figures), and re-check
+ * at query time the materialised-view rows they answered from otherwise
+ * (who touched a record or a subject, breach leads by IP or session)
+ * against access_log for the answer's key range. The attacks are an
+ * insider's: SQL on the store that leaves access_log's rows (and so its
+ * chain and checkpoints) untouched and changes only a view target table, a
+ * rollup or a projection, which incremental and --skip-views verify runs
+ * never look at.
  */
 const mutate = (store: Store, sql: string) => store.client.command({ query: sql, clickhouse_settings: { mutations_sync: '2' } })
 const quote = (s: string) => `'${s.replaceAll("\\", '\\\\').replaceAll("'", "\\'")}'`
@@ -64,26 +68,28 @@ function expectFailed(answer: QueryAnswer<Record<string, unknown>>, table: strin
 describe('query-time check: a reader removed from the query-serving tables only', () => {
   let fx: QueryFixture
 
-  it('access_by_principal: the principal\'s answers fail, an empty one included; other principals still check clean', async () => {
+  it('access_by_principal: breach answers from the view fail, an empty one included; answers from access_log keep the reader', async () => {
     fx = await openQueryFixture()
     const before = await run(fx.store, 'records-touched-by-principal', { principal: P.marta, limit: 0 })
     expect(before.rows.length).toBeGreaterThan(0)
     expect(before.consistency).toEqual({ ok: true, problems: [] })
+    const timeline = await run(fx.store, 'principal-timeline', { principal: P.marta })
 
     await mutate(fx.store, `ALTER TABLE ${fx.store.table('access_by_principal')} DELETE WHERE principal_id = ${quote(P.marta)}`)
-    const gone = await run(fx.store, 'records-touched-by-principal', { principal: P.marta, limit: 0 })
-    // "No matching events" from the altered table: the absence is checked too.
-    expect(gone.rows).toEqual([])
-    expect(gone.sources).toEqual([])
+    // Answered from access_log (its p_principal projection): the view's loss does not reach them.
+    const kept = await run(fx.store, 'records-touched-by-principal', { principal: P.marta, limit: 0 })
+    expect(kept.rows).toEqual(before.rows)
+    expect(kept.consistency).toEqual({ ok: true, problems: [] })
+    expect((await run(fx.store, 'principal-timeline', { principal: P.marta })).rows).toEqual(timeline.rows)
+    // "No matching events" from the altered view: the absence is checked too.
+    const gone = await run(fx.store, 'breach-scope', { principals: P.marta, from: ALL_FROM, to: ALL_TO })
     expectFailed(gone, 'access_by_principal')
-    expectFailed(await run(fx.store, 'principal-timeline', { principal: P.marta }), 'access_by_principal')
-    expectFailed(await run(fx.store, 'breach-scope', { principals: P.marta, from: ALL_FROM, to: ALL_TO }), 'access_by_principal')
     expectFailed(await run(fx.store, 'breach-records', { ips: IP.martaNight, from: ALL_FROM, to: ALL_TO }), 'access_by_principal')
     expectFailed(await run(fx.store, 'breach-timeline', { principals: `${P.vendor},${P.marta}`, from: ALL_FROM, to: ALL_TO }), 'access_by_principal')
     // The check covers the answer's key range, not the whole table.
-    expect((await run(fx.store, 'records-touched-by-principal', { principal: P.anna })).consistency).toEqual({ ok: true, problems: [] })
+    expect((await run(fx.store, 'breach-scope', { principals: P.anna, from: ALL_FROM, to: ALL_TO })).consistency).toEqual({ ok: true, problems: [] })
     // A window that holds none of her reads: nothing to miss.
-    expect((await run(fx.store, 'records-touched-by-principal', { principal: P.marta, to: '2026-03-23T00:00:00Z' })).consistency?.ok).toBe(true)
+    expect((await run(fx.store, 'breach-scope', { principals: P.marta, from: '2026-03-20T00:00:00Z', to: ALL_FROM })).consistency?.ok).toBe(true)
   })
 
   it('record_access: one reader of one record removed fails who-touched-record and the subject access report', async () => {
@@ -108,34 +114,61 @@ describe('query-time check: a reader removed from the query-serving tables only'
     expectFailed(empty, 'record_access')
   })
 
-  it('principal_days: the daily rollup without a reader fails top-readers, first-time-access and reads-without-purpose', async () => {
+  it('principal_days and principal_hours: a reader removed from the rollups changes no answer, which come from access_log', async () => {
     fx = await openQueryFixture()
+    const cases: [string, Record<string, unknown>][] = [
+      ['top-readers', { from: ALL_FROM, to: ALL_TO, limit: 50 }],
+      ['first-time-access', { from: '2026-03-30', to: '2026-04-01', lookback_days: 7 }],
+      ['reads-without-purpose', { tables: 'practice.patients', from: ALL_FROM, to: ALL_TO }],
+      ['bulk-extraction', { from: '2026-03-31', to: '2026-04-01' }],
+    ]
+    const before = await Promise.all(cases.map(([name, params]) => run(fx.store, name, params)))
+    expect(before[0]!.rows.map((r) => r['principal_id'])).toContain(P.vendor)
+    expect(before[3]!.rows.map((r) => r['principal_id'])).toContain(P.marta)
     await mutate(fx.store, `ALTER TABLE ${fx.store.table('principal_days')} DELETE WHERE principal_id = ${quote(P.vendor)}`)
-    const top = await run(fx.store, 'top-readers', { from: ALL_FROM, to: ALL_TO, limit: 50 })
-    expect(top.rows.map((r) => r['principal_id'])).not.toContain(P.vendor)
-    expectFailed(top, 'principal_days')
-    expectFailed(await run(fx.store, 'first-time-access', { from: '2026-03-30', to: '2026-04-01', lookback_days: 7 }), 'principal_days')
-    expectFailed(await run(fx.store, 'reads-without-purpose', { tables: 'practice.patients', from: ALL_FROM, to: ALL_TO }), 'principal_days')
-    // Days the rollup still holds correctly: clean.
-    expect((await run(fx.store, 'top-readers', { from: ALL_FROM, to: '2026-03-24' })).consistency?.ok).toBe(true)
+    await mutate(fx.store, `ALTER TABLE ${fx.store.table('principal_hours')} DELETE WHERE principal_id = ${quote(P.marta)}`)
+    for (const [i, [name, params]] of cases.entries()) {
+      const after = await run(fx.store, name, params)
+      expect(after.rows, name).toEqual(before[i]!.rows)
+      expect(after.consistency, name).toEqual({ ok: true, problems: [] })
+    }
   })
 
-  it('principal_hours: the hourly rollup without the burst fails bulk-extraction, whose answer lost the scraper', async () => {
+  it('projections: dropping, clearing or redefining one of access_log changes no answer', async () => {
     fx = await openQueryFixture()
-    const params = { from: '2026-03-31', to: '2026-04-01' }
-    const before = await run(fx.store, 'bulk-extraction', params)
-    expect(before.rows.map((r) => r['principal_id'])).toContain(P.marta)
-    await mutate(fx.store, `ALTER TABLE ${fx.store.table('principal_hours')} DELETE WHERE principal_id = ${quote(P.marta)}`)
-    const after = await run(fx.store, 'bulk-extraction', params)
-    expect(after.rows.map((r) => r['principal_id'])).not.toContain(P.marta)
-    expectFailed(after, 'principal_hours')
+    const log = fx.store.table('access_log')
+    const cases: [string, Record<string, unknown>][] = [
+      ['records-touched-by-principal', { principal: P.marta, limit: 0 }],
+      ['top-readers', { from: ALL_FROM, to: ALL_TO, limit: 50 }],
+      ['bulk-extraction', { from: '2026-03-31', to: '2026-04-01' }],
+    ]
+    const before = await Promise.all(cases.map(([name, params]) => run(fx.store, name, params)))
+    // An insider's try at a projection that answers differently: the engine
+    // computes every projection from the rows themselves, and uses one only
+    // where it holds exactly the expressions a query asks for.
+    await mutate(fx.store, `ALTER TABLE ${log} CLEAR PROJECTION p_days`)
+    await mutate(fx.store, `ALTER TABLE ${log} DROP PROJECTION p_principal`)
+    await mutate(fx.store, `ALTER TABLE ${log} ADD PROJECTION p_principal (SELECT principal_id, occurred_at, db_name, table_name, columns, record_ids, seq, chain_id ORDER BY principal_id)`)
+    await mutate(fx.store, `ALTER TABLE ${log} MATERIALIZE PROJECTION p_principal`)
+    await mutate(fx.store, `ALTER TABLE ${log} DROP PROJECTION p_hours`)
+    await mutate(fx.store, `ALTER TABLE ${log} ADD PROJECTION p_hours (SELECT toStartOfHour(occurred_at, 'UTC'), principal_id, chain_id, countIf(part_index = 0), sumIf(row_count, part_index = 1), min(seq), max(seq) GROUP BY toStartOfHour(occurred_at, 'UTC'), principal_id, chain_id)`)
+    await mutate(fx.store, `ALTER TABLE ${log} MATERIALIZE PROJECTION p_hours`)
+    for (const [i, [name, params]] of cases.entries()) {
+      const after = await run(fx.store, name, params)
+      expect(after.rows, name).toEqual(before[i]!.rows)
+      expect(after.consistency, name).toEqual({ ok: true, problems: [] })
+    }
   })
 
   it('a forged view row, and an edited one, are not in access_log and fail the answer', async () => {
     fx = await openQueryFixture()
     const view = fx.store.table('access_by_principal')
     await fx.store.client.command({ query: `INSERT INTO ${view} SELECT * REPLACE ('clerk.framed' AS principal_id) FROM (SELECT * FROM ${view} WHERE principal_id = ${quote(P.anna)} LIMIT 3)` })
-    expectFailed(await run(fx.store, 'records-touched-by-principal', { principal: 'clerk.framed' }), 'access_by_principal', '3 not in access_log')
+    expectFailed(await run(fx.store, 'breach-scope', { principals: 'clerk.framed', from: ALL_FROM, to: ALL_TO }), 'access_by_principal', '3 not in access_log')
+    // access_log has no such reader: the answers it serves say so.
+    const framed = await run(fx.store, 'records-touched-by-principal', { principal: 'clerk.framed' })
+    expect(framed.rows).toEqual([])
+    expect(framed.consistency).toEqual({ ok: true, problems: [] })
 
     await mutate(fx.store, `ALTER TABLE ${fx.store.table('record_access')} UPDATE columns = ['id'] WHERE record_id = ${quote(RECORD.popularPatient)}`)
     expectFailed(await run(fx.store, 'who-touched-record', { table: 'patients', record: RECORD.popularPatient }), 'record_access', 'differing')

@@ -101,4 +101,12 @@ describe('verify checks the query-serving tables\' definitions in every run', ()
     await ddl(log.store, `CREATE TABLE ${t('principal_hours')} AS ${t('principal_hours_was')} ENGINE = AggregatingMergeTree ORDER BY (principal_id, hour, chain_id)`)
     await expectAltered(log, state, [['(principal_hours)', /^principal_hours: its definition differs: readtrail creates .*ORDER BY \(hour, principal_id, chain_id\).*, found .*ORDER BY \(principal_id, hour, chain_id\)/]])
   })
+
+  it('a projection of access_log dropped, or redefined under its name', async () => {
+    const { log, state } = await signedLog()
+    await ddl(log.store, `ALTER TABLE ${log.store.table('access_log')} DROP PROJECTION p_hours`)
+    await expectAltered(log, state, [['(access_log)', /^access_log: its definition differs: readtrail creates .*PROJECTION p_hours/]])
+    await ddl(log.store, `ALTER TABLE ${log.store.table('access_log')} ADD PROJECTION p_hours (SELECT principal_id, count() GROUP BY principal_id)`)
+    await expectAltered(log, state, [['(access_log)', /^access_log: its definition differs: .*PROJECTION p_hours \(SELECT principal_id, count\(\) GROUP BY principal_id\)/]])
+  })
 })

@@ -353,6 +353,11 @@ export function openBenchStore(): BenchStore {
   }
 }
 
+/** Drops a bench database; a failure only leaves it for the store's removal. */
+export async function dropDatabase(client: BenchStore['store']['client'], database: string): Promise<void> {
+  await client.command({ query: `DROP DATABASE IF EXISTS \`${database}\` SYNC` }).catch(() => {})
+}
+
 /**
  * Chains `rows` realistic events over `chains` chains round-robin, `batch`
  * rows at a time, inserting each batch through access_log_ingest as the chain

@@ -34,6 +34,7 @@ import {
   createBenchTopic,
   deleteBenchTopics,
   describeCpu,
+  dropDatabase,
   machineLine,
   numberOption,
   openBenchStore,
@@ -176,10 +177,6 @@ async function consumeAll(kafka: Kafka, bench: BenchStore, topic: string, settin
     await writer.stop()
     await dropDatabase(fresh.client, fresh.database)
   }
-}
-
-async function dropDatabase(client: BenchStore['store']['client'], database: string): Promise<void> {
-  await client.command({ query: `DROP DATABASE IF EXISTS \`${database}\` SYNC` }).catch(() => {})
 }
 
 interface EndToEndResult {

@@ -14,7 +14,8 @@ export interface RollupKeys {
 const HOUR_SQL = PRINCIPAL_HOURS_COLUMNS.find((c) => c.name === 'hour')!.expr
 const DAY_SQL = PRINCIPAL_DAYS_COLUMNS.find((c) => c.name === 'day')!.expr
 
-function mutate(store: Store, query: string, params: Record<string, unknown>): Promise<unknown> {
+/** An ALTER … UPDATE/DELETE with bound parameters, waited for on every replica. */
+export function mutate(store: Store, query: string, params: Record<string, unknown>): Promise<unknown> {
   // Synchronous: the next step (an insert, a rebuild from access_log) must see the mutation done.
   return store.client.command({ query, query_params: params, clickhouse_settings: { mutations_sync: '2' } })
 }

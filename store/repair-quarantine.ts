@@ -1,5 +1,6 @@
 import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from './access-log-columns.js'
 import { quoteIdent } from './ddl.js'
+import { mutate } from './repair-derived.js'
 import type { Store } from './store.js'
 
 /** The table `readtrail repair --quarantine-unsigned` keeps removed rows in. */
@@ -55,10 +56,6 @@ export async function quarantineChainTail(store: Store, chainId: string, fromSeq
      WHERE chain_id = {chain_id:String} AND quarantined_at = fromUnixTimestamp64Micro({at:Int64}, 'UTC') ORDER BY seq, kafka_offset`,
     { chain_id: chainId, at: quarantinedAtMicros },
   )
-  await store.client.command({
-    query: `ALTER TABLE ${store.table('access_log')} DELETE WHERE chain_id = {chain_id:String} AND seq >= {from_seq:UInt64}`,
-    query_params: { chain_id: chainId, from_seq: fromSeq },
-    clickhouse_settings: { mutations_sync: '2' },
-  })
+  await mutate(store, `ALTER TABLE ${store.table('access_log')} DELETE WHERE chain_id = {chain_id:String} AND seq >= {from_seq:UInt64}`, { chain_id: chainId, from_seq: fromSeq })
   return copied
 }

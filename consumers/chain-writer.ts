@@ -396,7 +396,18 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         if (!earlier) dead.push({ message, error })
       }
     }
-    if (skipped.length > 0) await vouchForSkipped(batch.topic, batch.partition, chainId, skipped)
+    if (skipped.length > 0) {
+      try {
+        await vouchForSkipped(batch.topic, batch.partition, chainId, skipped)
+      } catch (err) {
+        // The head already moved past the skipped events in memory: a retry
+        // of this batch would pass them as redelivered. Take the chain up
+        // again from its checkpoint, so they are vouched for on the retry.
+        chains.delete(chainId)
+        throw err
+      }
+      await heartbeat()
+    }
     if (chain.next < chain.unsigned.length && entries.length > 0) {
       throw new IngestError('CHAIN_UNTRUSTED', `chain ${chainId}: stored rows remain to be re-derived while new events arrived`, { details: { chain_id: chainId } })
     }

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { mayHoldRecordKeys } from '../store/ddl.js'
 import { rowsWhere, viewRowsCheck } from './answer-check.js'
 import { defineQuery } from './saved-query.js'
 import { bindWindow, CLIENT_IP_SQL, databaseName, fromBeforeTo, IN_WINDOW, recordId, tableName, window } from './params.js'
@@ -49,7 +50,7 @@ export const whoTouchedRecord = defineQuery<typeof Params, WhoTouchedRow>({
   sourcesSql: (store) => `SELECT chain_id, min(seq) AS first_seq, max(seq) AS last_seq, uniqExact(seq) AS events FROM ${store.table('record_access')} WHERE ${WHERE} GROUP BY chain_id`,
   // Only access_log rows of the table that hold the record id are expanded.
   checks: (store, p) => [
-    viewRowsCheck(store, 'record_access', rowsWhere(WHERE), `record ${JSON.stringify(`${p.table}/${p.record}`)} in the window`, `table_name = {table:String} AND has(record_ids, {record:String}) AND ${IN_WINDOW}`),
+    viewRowsCheck(store, 'record_access', rowsWhere(WHERE), `record ${JSON.stringify(`${p.table}/${p.record}`)} in the window`, `${mayHoldRecordKeys("[concat({table:String}, '/', {record:String})]")} AND table_name = {table:String} AND has(record_ids, {record:String}) AND ${IN_WINDOW}`),
   ],
   bind: (p) => ({ table: p.table, record: p.record, database: p.database ?? '', ...bindWindow(p) }),
 })

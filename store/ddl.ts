@@ -51,9 +51,10 @@ SELECT ${ingestSelect} FROM ${db}.access_log_ingest`,
     // within each chain: a min/max index lets window-wide queries (off-hours,
     // top readers, …) read the window's granules of access_log, not all.
     `ALTER TABLE ${db}.access_log ADD INDEX IF NOT EXISTS occurred_at_minmax occurred_at TYPE minmax GRANULARITY 1`,
-    // Who-touched-record's check reads the access_log rows holding one record
-    // id: granules without it are skipped.
-    `ALTER TABLE ${db}.access_log ADD INDEX IF NOT EXISTS record_ids_bf record_ids TYPE bloom_filter(0.01) GRANULARITY 1`,
+    // The query-time check of a record's answer reads the access_log rows
+    // holding that record of that table: granules without it are skipped.
+    // Keyed by table too, since ids like 100042 recur in every table.
+    `ALTER TABLE ${db}.access_log ADD INDEX IF NOT EXISTS ${RECORD_KEYS_INDEX} ${RECORD_KEYS_SQL} TYPE bloom_filter(0.01) GRANULARITY 1`,
     ...ACCESS_LOG_PROJECTIONS.map((p) => `ALTER TABLE ${db}.access_log ADD PROJECTION IF NOT EXISTS ${p.name} (${p.select})`),
     // Skip indexes for breach-scope by IP or session: rows of one attacker
     // cluster under one principal in this table's order, so most granules drop.
@@ -157,6 +158,19 @@ function viewDdl(db: string, table: string, names: readonly string[], orderBy: s
     `CREATE TABLE IF NOT EXISTS ${db}.${table} (\n${columns}\n)\nENGINE = MergeTree\nORDER BY ${orderBy}`,
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${table}_mv TO ${db}.${table} AS\nSELECT ${select}\nFROM ${db}.access_log`,
   ]
+}
+
+/** Each record id of a row qualified by its table, as access_log's bloom filter index holds them. */
+export const RECORD_KEYS_SQL = "arrayMap(r -> concat(table_name, '/', r), record_ids)"
+export const RECORD_KEYS_INDEX = 'record_keys_bf'
+
+/**
+ * A condition on access_log rows that the record_keys_bf index can skip
+ * granules by: the row may hold one of `keys` (SQL for an Array(String) of
+ * `table/record`). Only a pre-filter: callers keep their exact condition.
+ */
+export function mayHoldRecordKeys(keys: string): string {
+  return `hasAny(${RECORD_KEYS_SQL}, ${keys})`
 }
 
 /**

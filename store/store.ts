@@ -4,7 +4,7 @@ import { createRequire } from 'node:module'
 import type * as ChdbConnectionModule from 'chdb/connection'
 import type { Logger } from '../common/logger.js'
 import type { StoreConfig } from './config.js'
-import { ACCESS_LOG_PROJECTIONS, accessLogDdl, quoteIdent } from './ddl.js'
+import { ACCESS_LOG_PROJECTIONS, accessLogDdl, RECORD_KEYS_INDEX, quoteIdent } from './ddl.js'
 import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from './access-log-columns.js'
 import { StoreError, storeUnavailable } from './errors.js'
 import { claimDataDir } from './owner-lock.js'
@@ -80,7 +80,7 @@ function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string
     client,
     table: (name: string) => `${db}.${quoteIdent(name)}`,
     async ensureSchema() {
-      for (const statement of [...accessLogDdl(database), ...(await projectionBackfill(this))]) {
+      for (const statement of [...accessLogDdl(database), ...(await schemaBackfill(this))]) {
         try {
           await client.command({ query: statement })
         } catch (cause) {
@@ -134,18 +134,29 @@ function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string
 }
 
 /**
- * A store created before access_log had its projections gets them added by
- * the DDL, but only parts written from then on hold them: queries on older
- * parts read the rows themselves (right, slower). One background mutation
- * per projection fills them in; it is queued only while some part lacks one.
+ * A store created before access_log had its projections and record index
+ * gets them added by the DDL, but only parts written from then on hold them:
+ * queries on older parts read the rows themselves (right, slower). One
+ * background mutation each fills them in, queued only while some part lacks
+ * a projection, or when the index is about to be added to a table with rows.
  */
-async function projectionBackfill(store: Store): Promise<string[]> {
+async function schemaBackfill(store: Store): Promise<string[]> {
+  const log = store.table('access_log')
   const known = new Set<string>(ACCESS_LOG_PROJECTIONS.map((p) => p.name))
-  const rows = await store.queryRows<{ missing_name: string }>(
-    `SELECT DISTINCT arrayJoin(arrayFilter(p -> NOT has(projections, p), {names:Array(String)})) AS missing_name
-     FROM system.parts WHERE database = {db:String} AND table = 'access_log' AND active`,
-    { db: store.database, names: [...known] },
-  )
+  const [rows, index] = await Promise.all([
+    store.queryRows<{ missing_name: string }>(
+      `SELECT DISTINCT arrayJoin(arrayFilter(p -> NOT has(projections, p), {names:Array(String)})) AS missing_name
+       FROM system.parts WHERE database = {db:String} AND table = 'access_log' AND active`,
+      { db: store.database, names: [...known] },
+    ),
+    store.queryRows<{ present: number; stored: number }>(
+      `SELECT (SELECT count() FROM system.data_skipping_indices WHERE database = {db:String} AND table = 'access_log' AND name = {index:String}) AS present,
+              (SELECT count() FROM system.parts WHERE database = {db:String} AND table = 'access_log' AND active) AS stored`,
+      { db: store.database, index: RECORD_KEYS_INDEX },
+    ),
+  ])
   // Names go into SQL text: only ours, never what the store answered.
-  return rows.filter((r) => known.has(r.missing_name)).map((r) => `ALTER TABLE ${store.table('access_log')} MATERIALIZE PROJECTION ${r.missing_name}`)
+  const statements = rows.filter((r) => known.has(r.missing_name)).map((r) => `ALTER TABLE ${log} MATERIALIZE PROJECTION ${r.missing_name}`)
+  if (Number(index[0]?.present) === 0 && Number(index[0]?.stored) > 0) statements.push(`ALTER TABLE ${log} MATERIALIZE INDEX ${RECORD_KEYS_INDEX}`)
+  return statements
 }

@@ -1,6 +1,15 @@
 import { z } from 'zod'
 import { ReadtrailError } from '../common/errors.js'
-import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from '../store/access-log-columns.js'
+import {
+  chainListSql,
+  findEventsSql,
+  offsetsBoundedSql,
+  offsetsOpenSql,
+  producerScanSql,
+  producersSinceSql,
+  segmentBoundedSql,
+  segmentOpenSql,
+} from '../integrity/owner-read-sql.js'
 import { quoteIdent } from '../store/ddl.js'
 
 /**
@@ -11,10 +20,10 @@ import { quoteIdent } from '../store/ddl.js'
  * The owner runs only these statements, with their parameters bound and
  * validated, never SQL text it was sent: the socket is a boundary.
  *
- * The texts are those integrity/independent-scan.ts, collect-independent.ts,
- * chain-offsets.ts and producer-since.ts send (compared with whitespace collapsed); a change
- * there that is not made here fails loudly with USAGE "not a read the owner
- * serves", never silently.
+ * The statements are built by integrity/owner-read-sql.ts, the same builders
+ * the integrity code sends, so the two sides cannot drift apart; a request is
+ * matched by its text (whitespace collapsed) and format, and what runs is the
+ * text built here.
  */
 
 export type OwnerReadFormat = 'RowBinary' | 'JSONEachRow'
@@ -29,58 +38,24 @@ interface OwnerRead {
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const chainId = z.string().min(1).max(1024)
 
-const SELECT_COLUMNS = [...ACCESS_LOG_COLUMNS.map((c) => c.name), HASH_COLUMN.name].join(', ')
-
 const OWNER_READS: readonly OwnerRead[] = [
-  {
-    name: 'chain-list',
-    format: 'JSONEachRow',
-    params: z.object({}).strict(),
-    sql: (log) => `SELECT chain_id, max(seq) AS max_seq FROM ${log} GROUP BY chain_id ORDER BY chain_id`,
-  },
-  {
-    name: 'segment-open',
-    format: 'RowBinary',
-    params: z.object({ c: chainId, lo: seq }).strict(),
-    sql: (log) => `SELECT ${SELECT_COLUMNS} FROM ${log} WHERE chain_id = {c:String} AND seq >= {lo:UInt64} ORDER BY seq, hash FORMAT RowBinary`,
-  },
-  {
-    name: 'segment-bounded',
-    format: 'RowBinary',
-    params: z.object({ c: chainId, lo: seq, hi: seq }).strict(),
-    sql: (log) => `SELECT ${SELECT_COLUMNS} FROM ${log} WHERE chain_id = {c:String} AND seq >= {lo:UInt64} AND seq <= {hi:UInt64} ORDER BY seq, hash FORMAT RowBinary`,
-  },
-  {
-    name: 'offsets-open',
-    format: 'RowBinary',
-    params: z.object({ c: chainId, lo: seq }).strict(),
-    sql: (log) => `SELECT seq, kafka_offset FROM ${log} WHERE chain_id = {c:String} AND seq >= {lo:UInt64} ORDER BY seq, kafka_offset FORMAT RowBinary`,
-  },
-  {
-    name: 'offsets-bounded',
-    format: 'RowBinary',
-    params: z.object({ c: chainId, lo: seq, hi: seq }).strict(),
-    sql: (log) => `SELECT seq, kafka_offset FROM ${log} WHERE chain_id = {c:String} AND seq >= {lo:UInt64} AND seq <= {hi:UInt64} ORDER BY seq, kafka_offset FORMAT RowBinary`,
-  },
+  { name: 'chain-list', format: 'JSONEachRow', params: z.object({}).strict(), sql: chainListSql },
+  { name: 'segment-open', format: 'RowBinary', params: z.object({ c: chainId, lo: seq }).strict(), sql: segmentOpenSql },
+  { name: 'segment-bounded', format: 'RowBinary', params: z.object({ c: chainId, lo: seq, hi: seq }).strict(), sql: segmentBoundedSql },
+  { name: 'offsets-open', format: 'RowBinary', params: z.object({ c: chainId, lo: seq }).strict(), sql: offsetsOpenSql },
+  { name: 'offsets-bounded', format: 'RowBinary', params: z.object({ c: chainId, lo: seq, hi: seq }).strict(), sql: offsetsBoundedSql },
   {
     name: 'find-events',
     format: 'JSONEachRow',
     params: z.object({ chain_id: chainId, ids: z.array(z.string().max(64)).max(100_000) }).strict(),
-    sql: (log) => `SELECT toString(event_id) AS id, seq FROM ${log} WHERE chain_id = {chain_id:String} AND event_id IN {ids:Array(UUID)} ORDER BY seq`,
+    sql: findEventsSql,
   },
-  {
-    name: 'producer-scan',
-    format: 'RowBinary',
-    params: z.object({}).strict(),
-    sql: (log) => `SELECT producer_id, producer_seq, chain_id, seq, toUnixTimestamp64Micro(ingested_at) FROM ${log} ORDER BY producer_id, producer_seq FORMAT RowBinary`,
-  },
+  { name: 'producer-scan', format: 'RowBinary', params: z.object({}).strict(), sql: producerScanSql },
   {
     name: 'producers-since',
     format: 'JSONEachRow',
     params: z.object({ ids: z.array(z.string().max(1024)).max(10_000_000), lowest: seq }).strict(),
-    sql: (log) =>
-      `SELECT producer_id, producer_seq, chain_id, seq, toUnixTimestamp64Micro(ingested_at) AS ingested_at_us FROM ${log} ` +
-      'WHERE producer_id IN {ids:Array(String)} AND producer_seq > {lowest:UInt64} ORDER BY producer_id, producer_seq',
+    sql: producersSinceSql,
   },
 ]
 

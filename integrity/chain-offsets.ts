@@ -2,6 +2,7 @@ import type { Store } from '../store/store.js'
 import { VerificationError } from './errors.js'
 import { fetchWindowFacts, streamQuery } from './independent-scan.js'
 import { NO_CACHES } from './no-caches.js'
+import { findEventsSql, offsetsBoundedSql, offsetsOpenSql } from './owner-read-sql.js'
 
 /**
  * The Kafka offsets a chain's rows claim, reduced to where they do not run on
@@ -137,13 +138,11 @@ export async function chainOffsetsStreamed(store: Store, chainId: string, from: 
     seqOffset = offset
   }
   const last = Math.max(from, Number.isSafeInteger(maxSeq) ? maxSeq : from)
+  const log = store.table('access_log')
   for (let lo = from; ; lo += SEQS_PER_SEGMENT) {
     const open = lo + SEQS_PER_SEGMENT > last
     const hi = open ? null : lo + SEQS_PER_SEGMENT - 1
-    const query = `SELECT seq, kafka_offset FROM ${store.table('access_log')}
-WHERE chain_id = {c:String} AND seq >= {lo:UInt64}${open ? '' : ' AND seq <= {hi:UInt64}'}
-ORDER BY seq, kafka_offset
-FORMAT RowBinary`
+    const query = open ? offsetsOpenSql(log) : offsetsBoundedSql(log)
     const loBig = BigInt(lo)
     const hiBig = hi === null ? null : BigInt(hi)
     await streamQuery(store, query, { c: chainId, lo, ...(hi === null ? {} : { hi }) }, `offsets of chain ${chainId} from seq ${lo}`, (chunk) => {
@@ -171,12 +170,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 export async function findStoredEvents(store: Store, mode: 'in-db' | 'independent', chainId: string, ids: readonly string[]): Promise<string[]> {
   const wanted = [...new Set(ids.map((id) => id.toLowerCase()).filter((id) => UUID.test(id)))]
   if (wanted.length === 0) return []
-  // The alias must not be `event_id`: WHERE would compare the String alias, not the UUID column.
-  const rows = await store.queryRows<{ id: string; seq: number }>(
-    `SELECT toString(event_id) AS id, seq FROM ${store.table('access_log')} WHERE chain_id = {chain_id:String} AND event_id IN {ids:Array(UUID)} ORDER BY seq`,
-    { chain_id: chainId, ids: wanted },
-    NO_CACHES,
-  )
+  const rows = await store.queryRows<{ id: string; seq: number }>(findEventsSql(store.table('access_log')), { chain_id: chainId, ids: wanted }, NO_CACHES)
   if (mode === 'in-db') return [...new Set(rows.map((r) => r.id))]
   const found = new Set<string>()
   const want = new Set(wanted)

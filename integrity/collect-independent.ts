@@ -4,6 +4,7 @@ import { NO_CACHES } from './no-caches.js'
 import { chainOffsetsStreamed, findStoredEventsByChain, type ChainOffsets } from './chain-offsets.js'
 import { assembleFacts, foundEventsFacts, mergeRanges, suspectRange, type Facts, type FactsRequest } from './facts.js'
 import { fetchWindowFacts, planSegments, scanProducerBreaks, scanSegments, type SegmentScan } from './independent-scan.js'
+import { chainListSql } from './owner-read-sql.js'
 import { completeThrough } from './producer-gaps.js'
 import { producerBreaksSince, type ProducerFacts } from './producer-since.js'
 import type { ChainScan, CheckpointRow, Suspect } from './row-facts.js'
@@ -28,7 +29,7 @@ const GENESIS = Object.freeze({ seq: 0, hash: '0'.repeat(64) })
 export async function collectIndependent(store: Store, request: FactsRequest): Promise<Facts> {
   if (request.find_events) return foundEventsFacts(await findStoredEventsByChain(store, 'independent', request.find_events))
   const log = store.table('access_log')
-  const listed = await store.queryRows<{ chain_id: string; max_seq: number }>(`SELECT chain_id, max(seq) AS max_seq FROM ${log} GROUP BY chain_id ORDER BY chain_id`, {}, NO_CACHES)
+  const listed = await store.queryRows<{ chain_id: string; max_seq: number }>(chainListSql(log), {}, NO_CACHES)
   const checkpointSeqs = new Map(Object.entries(request.checkpoint_seqs))
   const plan = planSegments(
     listed.map((c) => ({ chain_id: c.chain_id, max_seq: Number(c.max_seq) })),

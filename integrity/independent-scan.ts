@@ -1,9 +1,9 @@
 import { Worker } from 'node:worker_threads'
 import { NO_CACHES } from './no-caches.js'
 import { ConfigError, describeError, isReadtrailError } from '../common/errors.js'
-import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from '../store/access-log-columns.js'
 import type { Store } from '../store/store.js'
 import { VerificationError } from './errors.js'
+import { producerScanSql, segmentBoundedSql, segmentOpenSql } from './owner-read-sql.js'
 import type { CheckpointRow, ProducerBreak, RowFacts, Suspect } from './row-facts.js'
 import { ACCESS_LOG_LAYOUT, COL, RowLayout, RowWalker } from './row-walker.js'
 import { SCAN_WORKER_MARK, type FromScanWorker, type ToScanWorker } from './scan-worker.js'
@@ -64,9 +64,6 @@ export interface ScanOptions {
   queries?: number
 }
 
-
-const SELECT_COLUMNS = [...ACCESS_LOG_COLUMNS.map((c) => c.name), HASH_COLUMN.name].join(', ')
-
 /**
  * Segments a worker may hold at once: one being hashed and the next one
  * already delivered, so it never waits for a query between segments.
@@ -77,10 +74,8 @@ const SEGMENTS_AHEAD = 2
 const MESSAGE_BYTES = 4 * 1024 * 1024
 
 function segmentQuery(store: Store, bounded: boolean): string {
-  return `SELECT ${SELECT_COLUMNS} FROM ${store.table('access_log')}
-WHERE chain_id = {c:String} AND seq >= {lo:UInt64}${bounded ? ' AND seq <= {hi:UInt64}' : ''}
-ORDER BY seq, hash
-FORMAT RowBinary`
+  const log = store.table('access_log')
+  return bounded ? segmentBoundedSql(log) : segmentOpenSql(log)
 }
 
 /**
@@ -407,10 +402,7 @@ export async function scanProducerBreaks(
   )
   await streamQuery(
     store,
-    `SELECT producer_id, producer_seq, chain_id, seq, toUnixTimestamp64Micro(ingested_at)
-FROM ${store.table('access_log')}
-ORDER BY producer_id, producer_seq
-FORMAT RowBinary`,
+    producerScanSql(store.table('access_log')),
     {},
     'producer sequences',
     (chunk) => walker.push(chunk),

@@ -1,5 +1,6 @@
 import type { Store } from '../store/store.js'
 import { NO_CACHES } from './no-caches.js'
+import { producersSinceSql } from './owner-read-sql.js'
 import type { FactsRequest } from './facts.js'
 import { findProducerBreaks } from './producer-gaps.js'
 import type { ProducerBreak } from './row-facts.js'
@@ -22,8 +23,7 @@ export async function producerBreaksSince(store: Store, request: FactsRequest, p
   if (ids.length === 0) return { breaks: [], truncated: false, checked: 0, through: {} }
   const lowest = Math.min(...ids.map((p) => through.get(p) ?? 0))
   const rows = await store.queryRows<{ producer_id: string; producer_seq: number; chain_id: string; seq: number; ingested_at_us: number }>(
-    `SELECT producer_id, producer_seq, chain_id, seq, toUnixTimestamp64Micro(ingested_at) AS ingested_at_us FROM ${store.table('access_log')}
-     WHERE producer_id IN {ids:Array(String)} AND producer_seq > {lowest:UInt64} ORDER BY producer_id, producer_seq`,
+    producersSinceSql(store.table('access_log')),
     { ids, lowest },
     NO_CACHES,
   )

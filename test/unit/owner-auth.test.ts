@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createNonce, digestOf, isNonce, isOwnerAnswerSigned, OWNER_PROOF_DOMAIN, ownerProofMessage, signOwnerAnswer, type OwnerProofFields } from '../../cli/owner-auth.js'
 import { checkPeerHoldsSocket } from '../../cli/owner-peer.js'
 import { normalizeSql, resolveOwnerRead } from '../../cli/owner-reads.js'
+import * as ownerReadSql from '../../integrity/owner-read-sql.js'
 
 const owner = generateKeyPairSync('ed25519')
 const other = generateKeyPairSync('ed25519')
@@ -93,6 +94,26 @@ describe('owner row reads', () => {
     expect(resolveOwnerRead('readtrail', offsets, { c: 'readtrail.access/0', lo: 0, hi: 10 }, 'RowBinary')).toMatchObject({ name: 'offsets-bounded', params: { c: 'readtrail.access/0', lo: 0, hi: 10 } })
     for (const params of [{ c: 'readtrail.access/0', lo: -1, hi: 10 }, { c: 'readtrail.access/0', lo: 0 }, { c: 'x', lo: 0, hi: 1.5 }, { c: '', lo: 0, hi: 1 }]) {
       expect(() => resolveOwnerRead('readtrail', offsets, params, 'RowBinary'), JSON.stringify(params)).toThrow(expect.objectContaining({ code: 'USAGE' }))
+    }
+  })
+
+  it('serves every statement the independent collector sends, by the builder it shares with the collector', () => {
+    const served: [keyof typeof ownerReadSql, string, 'RowBinary' | 'JSONEachRow', Record<string, unknown>][] = [
+      ['chainListSql', 'chain-list', 'JSONEachRow', {}],
+      ['segmentOpenSql', 'segment-open', 'RowBinary', { c: 'readtrail.access/0', lo: 0 }],
+      ['segmentBoundedSql', 'segment-bounded', 'RowBinary', { c: 'readtrail.access/0', lo: 0, hi: 10 }],
+      ['offsetsOpenSql', 'offsets-open', 'RowBinary', { c: 'readtrail.access/0', lo: 0 }],
+      ['offsetsBoundedSql', 'offsets-bounded', 'RowBinary', { c: 'readtrail.access/0', lo: 0, hi: 10 }],
+      ['findEventsSql', 'find-events', 'JSONEachRow', { chain_id: 'readtrail.access/0', ids: [] }],
+      ['producerScanSql', 'producer-scan', 'RowBinary', {}],
+      ['producersSinceSql', 'producers-since', 'JSONEachRow', { ids: ['p'], lowest: 0 }],
+    ]
+    // Every builder is listed: one added for the collector but not served would fail at run time.
+    expect(served.map(([builder]) => builder).sort()).toEqual(Object.keys(ownerReadSql).sort())
+    for (const [builder, name, format, params] of served) {
+      const read = resolveOwnerRead('readtrail', ownerReadSql[builder](log), params, format)
+      expect(read, builder).toMatchObject({ name, format, params })
+      expect(read.sql).toBe(ownerReadSql[builder](log))
     }
   })
 

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { AccessEvent } from '../schemas/access-event.js'
-import { toIngestJson, writeCanonical, type ChainedRow } from '../store/access-log-columns.js'
+import { ACCESS_LOG_COLUMNS, toIngestJson, writeCanonical, type ChainedRow } from '../store/access-log-columns.js'
 import { RowBinaryWriter } from '../store/row-binary.js'
 
 /** The newest stored row of a chain, as read back from ClickHouse. */
@@ -45,32 +45,82 @@ export function linkEntries(head: ChainHead, entries: readonly ChainEntry[], ing
   let lastOffset = head.lastOffset
   for (const entry of entries) {
     seq += 1
-    // Fields are copied one by one on purpose: an object spread of a decoded
-    // event made V8 build slow objects and tripled the cost of encoding them
-    // (bench/README.md). `satisfies` keeps the list complete at compile time.
-    const e = entry.event
-    const row = {
-      event_id: e.event_id, read_id: e.read_id, part_index: e.part_index, part_count: e.part_count, occurred_at: e.occurred_at,
-      principal_id: e.principal_id, principal_type: e.principal_type, on_behalf_of: e.on_behalf_of, session_hash: e.session_hash,
-      client_ip: e.client_ip, service: e.service, environment: e.environment, action: e.action, db_name: e.db_name, table_name: e.table_name,
-      columns: e.columns, record_ids: e.record_ids, record_ids_complete: e.record_ids_complete, row_count: e.row_count,
-      query_fingerprint: e.query_fingerprint, purpose: e.purpose, trace_id: e.trace_id, outcome: e.outcome, producer_id: e.producer_id,
-      producer_seq: e.producer_seq,
-      chain_id: head.chainId,
-      seq,
-      prev_hash: prev,
-      kafka_offset: entry.offset,
-      ingested_at: ingestedAt,
-      schema_version: entry.schemaVersion,
-    } satisfies ChainedRow
-    writer.reset()
-    writeCanonical(writer, row)
-    const hash = createHash('sha256').update(writer.view(0)).digest()
-    lines.push(toIngestJson(row, hash))
-    prev = hash
+    const row = chainedRow(head.chainId, seq, prev, entry, ingestedAt)
+    const rowHash = hashRow(writer, row)
+    lines.push(toIngestJson(row, rowHash))
+    prev = rowHash
     lastOffset = entry.offset
   }
   return { lines, head: { chainId: head.chainId, seq, hash: prev, lastOffset } }
+}
+
+/** The hash of one entry's row at a fixed seq, for any prev_hash and ingested_at. */
+export type RowRehash = (prev: Buffer, ingestedAt: number) => Buffer
+
+/** The columns a rehash rewrites: fixed width, so the rest of the encoding never moves. */
+const REHASHED_COLUMNS: ReadonlySet<string> = new Set(['prev_hash', 'ingested_at'])
+
+/**
+ * For callers that only compare hashes of one entry tried under many
+ * prev_hash and ingested_at values (repair's search for the ingested_at of a
+ * deleted insert): the row is encoded once, and those two columns are
+ * rewritten in place by their own column writers, so the bytes hashed are
+ * the ones linkEntries hashes, at a fraction of the cost of encoding the row
+ * (and building its insert line) for every try.
+ */
+export function rowRehasher(chainId: string, seq: number, entry: ChainEntry): RowRehash {
+  const row = chainedRow(chainId, seq, GENESIS_HASH, entry, 0)
+  const writer = new RowBinaryWriter(1024)
+  const patches: { column: (typeof ACCESS_LOG_COLUMNS)[number]; start: number; end: number }[] = []
+  // writeCanonical's loop, noting where each rewritten column lies.
+  for (const column of ACCESS_LOG_COLUMNS) {
+    const start = writer.length
+    column.write(writer, row)
+    if (REHASHED_COLUMNS.has(column.name)) patches.push({ column, start, end: writer.length })
+  }
+  const bytes = writer.slice(0)
+  const scratch = new RowBinaryWriter(64)
+  return (prev, ingestedAt) => {
+    row.prev_hash = prev
+    row.ingested_at = ingestedAt
+    for (const { column, start, end } of patches) {
+      scratch.reset()
+      column.write(scratch, row)
+      // A width change would shift every later column: hashing then would prove nothing.
+      if (scratch.length !== end - start) throw new Error(`column ${column.name} changed width (${end - start} -> ${scratch.length} bytes): it cannot be rewritten in place`)
+      scratch.view(0).copy(bytes, start)
+    }
+    return hash('sha256', bytes, 'buffer')
+  }
+}
+
+/** The stored row of `entry` at `seq` after the row hashing to `prev`. */
+function chainedRow(chainId: string, seq: number, prev: Buffer, entry: ChainEntry, ingestedAt: number): ChainedRow {
+  // Fields are copied one by one on purpose: an object spread of a decoded
+  // event made V8 build slow objects and tripled the cost of encoding them
+  // (bench/README.md). `satisfies` keeps the list complete at compile time.
+  const e = entry.event
+  return {
+    event_id: e.event_id, read_id: e.read_id, part_index: e.part_index, part_count: e.part_count, occurred_at: e.occurred_at,
+    principal_id: e.principal_id, principal_type: e.principal_type, on_behalf_of: e.on_behalf_of, session_hash: e.session_hash,
+    client_ip: e.client_ip, service: e.service, environment: e.environment, action: e.action, db_name: e.db_name, table_name: e.table_name,
+    columns: e.columns, record_ids: e.record_ids, record_ids_complete: e.record_ids_complete, row_count: e.row_count,
+    query_fingerprint: e.query_fingerprint, purpose: e.purpose, trace_id: e.trace_id, outcome: e.outcome, producer_id: e.producer_id,
+    producer_seq: e.producer_seq,
+    chain_id: chainId,
+    seq,
+    prev_hash: prev,
+    kafka_offset: entry.offset,
+    ingested_at: ingestedAt,
+    schema_version: entry.schemaVersion,
+  } satisfies ChainedRow
+}
+
+/** SHA-256 of the row's canonical encoding; one-shot, as a hash object per row cost more than the hashing. */
+function hashRow(writer: RowBinaryWriter, row: ChainedRow): Buffer {
+  writer.reset()
+  writeCanonical(writer, row)
+  return hash('sha256', writer.view(0), 'buffer')
 }
 
 /** Chain ids name their source: `<topic>/<partition>`. */

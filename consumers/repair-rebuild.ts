@@ -1,5 +1,5 @@
 import { RowBinaryWriter } from '../store/row-binary.js'
-import { linkEntries, type ChainEntry, type ChainedBatch, type ChainHead } from './chain.js'
+import { linkEntries, rowRehasher, type ChainEntry, type ChainedBatch, type ChainHead, type RowRehash } from './chain.js'
 
 /** Where a gap of missing signed rows sits, from what is trusted around it. */
 export interface GapAnchors {
@@ -74,42 +74,77 @@ export function rebuildGap(anchors: GapAnchors, events: readonly ChainEntry[], h
   }
   const writer = new RowBinaryWriter()
   let candidates = 0
-  const attempt = (entries: readonly ChainEntry[], runs: readonly Run[]): ChainedBatch | null => {
+  const count = (): void => {
     if (candidates >= limits.maxCandidates) throw new Exhausted()
     candidates += 1
+  }
+  // Every candidate takes all n entries, so it ends at the last one's offset.
+  const isProof = (entries: readonly ChainEntry[], hash: Buffer): boolean => hash.equals(anchors.rightHash) && (anchors.rightOffset === null || entries[n - 1]!.offset === anchors.rightOffset)
+  /** Hashes rows from..to-1 at ingestedAt onto the row hashing to `prev`. */
+  const hashRows = (rehash: readonly RowRehash[], prev: Buffer, from: number, to: number, ingestedAt: number): Buffer => {
+    for (let i = from; i < to; i++) prev = rehash[i]!(prev, ingestedAt)
+    return prev
+  }
+  const hashOf = (rehash: readonly RowRehash[], runs: readonly Run[]): Buffer => {
+    let prev = anchors.left.hash
+    let at = 0
+    for (const [size, ingestedAt] of runs) {
+      prev = hashRows(rehash, prev, at, at + size, ingestedAt)
+      at += size
+    }
+    return prev
+  }
+  // Only the proved candidate is linked into insert lines: building them for
+  // every candidate cost more than hashing it.
+  const found = (entries: ChainEntry[], runs: readonly Run[]): RebuildOutcome => {
     let head = anchors.left
     const lines: string[] = []
     let at = 0
-    for (const [count, ingestedAt] of runs) {
-      if (count === 0) continue
-      const linked = linkEntries(head, entries.slice(at, at + count), ingestedAt, writer)
+    for (const [size, ingestedAt] of runs) {
+      const linked = linkEntries(head, entries.slice(at, at + size), ingestedAt, writer)
       lines.push(...linked.lines)
       head = linked.head
-      at += count
+      at += size
     }
-    const proved = head.hash.equals(anchors.rightHash) && (anchors.rightOffset === null || head.lastOffset === anchors.rightOffset)
-    return proved ? { lines, head } : null
+    // The proof stands on the rows the writer's own linking gives, not on the search's shortcut.
+    if (!isProof(entries, head.hash)) throw new Error(`repair search: a candidate proved by rowRehasher does not link to the same hash (seqs ${anchors.left.seq + 1}-${head.seq})`)
+    return { proved: true, batch: { lines, head }, entries, ingestedAt: runs.flatMap(([size, t]) => Array<number>(size).fill(t)), candidates }
   }
-  const found = (entries: ChainEntry[], runs: readonly Run[], batch: ChainedBatch): RebuildOutcome => ({
-    proved: true,
-    batch,
-    entries,
-    ingestedAt: runs.flatMap(([count, t]) => Array<number>(count).fill(t)),
-    candidates,
-  })
   const lo = anchors.leftIngestedAt ?? 0
+  const left = anchors.leftIngestedAt
+  const right = anchors.rightIngestedAt
+  const rehashersOf = (entries: readonly ChainEntry[]): RowRehash[] => entries.map((e, i) => rowRehasher(anchors.left.chainId, anchors.left.seq + i + 1, e))
   try {
     for (const entries of choices) {
-      for (const runs of knownRuns(n, anchors.leftIngestedAt, anchors.rightIngestedAt)) {
-        const batch = attempt(entries, runs)
-        if (batch) return found(entries, runs, batch)
+      const rehash = rehashersOf(entries)
+      for (const runs of knownRuns(n, left, right)) {
+        count()
+        if (isProof(entries, hashOf(rehash, runs))) return found(entries, runs)
       }
     }
+    // One unknown insert at t: the whole gap [[n, t]], then for each k the
+    // end of the left row's insert before it [[k, left], [n-k, t]] and the
+    // start of the right row's after it [[n-k, t], [k, right]]. Every row
+    // hashes ingested_at and the row before, so each candidate's rows are
+    // hashed again, except what candidates share: the rows at `left` before
+    // an insert at t (the same for every t), and the first rows at t (the
+    // same for every split of one t).
     for (const entries of choices) {
-      for (const t of searchOrder(lo, anchors.rightIngestedAt, hintMicros)) {
-        for (const runs of unknownRuns(n, anchors.leftIngestedAt, anchors.rightIngestedAt, t)) {
-          const batch = attempt(entries, runs)
-          if (batch) return found(entries, runs, batch)
+      const rehash = rehashersOf(entries)
+      const atLeft: Buffer[] = [anchors.left.hash]
+      if (left !== null) for (let k = 1; k < n; k++) atLeft.push(rehash[k - 1]!(atLeft[k - 1]!, left))
+      const atT: Buffer[] = [anchors.left.hash]
+      for (const t of searchOrder(lo, right, hintMicros)) {
+        for (let k = 1; k <= n; k++) atT[k] = rehash[k - 1]!(atT[k - 1]!, t)
+        count()
+        if (isProof(entries, atT[n]!)) return found(entries, [[n, t]])
+        for (let k = 1; k < n; k++) {
+          if (left !== null) {
+            count()
+            if (isProof(entries, hashRows(rehash, atLeft[k]!, k, n, t))) return found(entries, [[k, left], [n - k, t]])
+          }
+          count()
+          if (isProof(entries, hashRows(rehash, atT[n - k]!, n - k, n, right))) return found(entries, [[n - k, t], [k, right]])
         }
       }
     }
@@ -171,20 +206,6 @@ export function knownRuns(n: number, left: number | null, right: number): Run[][
   if (left !== null) out.push([[n, left]])
   out.push([[n, right]])
   if (left !== null) for (let k = n - 1; k >= 1; k--) out.push([[k, left], [n - k, right]])
-  return out
-}
-
-/**
- * One unknown insert at `t`: the whole gap, or the gap's end with the end of
- * the left row's insert before it, or its start with the start of the right
- * row's insert after it.
- */
-function unknownRuns(n: number, left: number | null, right: number, t: number): Run[][] {
-  const out: Run[][] = [[[n, t]]]
-  for (let k = 1; k < n; k++) {
-    if (left !== null) out.push([[k, left], [n - k, t]])
-    out.push([[n - k, t], [k, right]])
-  }
   return out
 }
 

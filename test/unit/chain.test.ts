@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { emptyChain, GENESIS_HASH, linkEntries, type ChainEntry, type ChainHead } from '../../consumers/chain.js'
+import { emptyChain, GENESIS_HASH, linkEntries, rowRehasher, type ChainEntry, type ChainHead } from '../../consumers/chain.js'
 import { AccessEvent } from '../../schemas/access-event.js'
 import { ACCESS_LOG_COLUMNS, writeCanonical, type ChainedRow } from '../../store/access-log-columns.js'
 import { RowBinaryWriter } from '../../store/row-binary.js'
@@ -118,6 +118,21 @@ describe('linkEntries', () => {
     const result = linkEntries(head, [], INGESTED_AT)
     expect(result.lines).toEqual([])
     expect(result.head).toEqual(head)
+  })
+})
+
+describe('rowRehasher', () => {
+  it('hashes the bytes linkEntries hashes, for any prev_hash and ingested_at, at any seq', () => {
+    const input = entries(4, (i, e) => (i === 2 ? { ...e, on_behalf_of: null, session_hash: null, client_ip: null, trace_id: null } : e))
+    const mid = linkEntries(emptyChain(CHAIN_ID), entries(7), INGESTED_AT).head
+    const rehash = input.map((e, i) => rowRehasher(CHAIN_ID, mid.seq + i + 1, e))
+    for (const [prev, at] of [[mid.hash, INGESTED_AT], [Buffer.alloc(32, 0xff), 0], [GENESIS_HASH, 2 ** 52 + 7], [mid.hash, 1]] as const) {
+      const head: ChainHead = { ...mid, hash: prev }
+      const expected = linkEntries(head, input, at).lines.map(hashOf)
+      let h: Buffer = prev
+      const got = rehash.map((r) => (h = r(h, at)).toString('hex'))
+      expect(got).toEqual(expected)
+    }
   })
 })
 

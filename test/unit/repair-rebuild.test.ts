@@ -57,6 +57,21 @@ describe('rebuildGap', () => {
     expect(out.candidates).toBeLessThan(10_000)
   })
 
+  it('searches a whole insert of ten rows 2 ms from the hint candidate by candidate, as many as before the search was made hash-only', () => {
+    const ten = entries(26)
+    const t = store(ten, [[8, 3_000_000], [10, 3_050_000], [8, 3_100_000]])
+    const started = performance.now()
+    const out = rebuildGap(gap(t, 9, 18), ten.slice(8, 18), 3_048_000)
+    const ms = performance.now() - started
+    // 11 tries with the neighbours' values, 19 splits per microsecond below the insert's, then its first.
+    expect(out).toMatchObject({ proved: true, candidates: 11 + 19 * 2_000 + 1, ingestedAt: Array<number>(10).fill(3_050_000) })
+    if (out.proved) {
+      expect(out.batch.head.hash).toEqual(t.heads[17]!.hash)
+      expect(out.batch.lines).toEqual(linkEntries(t.heads[7]!, ten.slice(8, 18), 3_050_000).lines)
+    }
+    console.log(`whole insert of 10 rows: ${out.candidates} candidates in ${ms.toFixed(0)} ms (${((ms * 1000) / out.candidates).toFixed(1)} µs each)`)
+  })
+
   it('finds a whole insert plus the end of the one before', () => {
     expect(rebuildGap(gap(s, 4, 8), all.slice(3, 8), 1_249_990)).toMatchObject({ proved: true, ingestedAt: [1_000_000, 1_250_000, 1_250_000, 1_250_000, 1_250_000] })
   })

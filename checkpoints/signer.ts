@@ -45,7 +45,11 @@ export interface CheckpointSignerStats {
 }
 
 export interface CheckpointSigner {
-  /** Ensures the topic, opens the file, resumes every chain's checkpoint sequence, starts the timer. */
+  /**
+   * Opens the file, checks the topic still holds what the file holds
+   * (CHECKPOINT_COPY_LOST otherwise), creates the topic only for a file with
+   * no checkpoints, resumes every chain's checkpoint sequence, starts the timer.
+   */
   start(): Promise<void>
   /** Called by the chain writer after every insert ClickHouse acknowledged. */
   noteHead(head: ChainHeadNote): void
@@ -68,6 +72,51 @@ export interface CheckpointSigner {
   /** Stops the timer, signs a final time, closes the file and the producer. */
   stop(): Promise<void>
   stats(): CheckpointSignerStats
+}
+
+/** What the checkpoint topic held when read, this key's checkpoints only. */
+interface TopicCopy {
+  missing: boolean
+  /** Newest checkpoint per chain. */
+  newest: Map<string, SignedCheckpoint>
+  logStart: bigint
+}
+
+/** Why the topic cannot vouch for the checkpoint file. */
+interface LostCopy {
+  reason: 'missing' | 'trimmed' | 'behind'
+  /** Completes "checkpoint topic <name> …". */
+  what: string
+  /** Per chain the topic lags: `<chain>: file #i, topic #j`. */
+  chains: string[]
+}
+
+/**
+ * Whether the topic lost checkpoints the file holds. The topic is append-only
+ * and kept forever, and a checkpoint reaches it only after the file holds it,
+ * so once the topic was read it can lag the file only by what a crash between
+ * fsync and publish left: per chain at most the one checkpoint that directly
+ * follows (by its signed `prev`) the topic's newest. Any other lag means the
+ * topic was deleted or trimmed; republishing the file then would let a file
+ * wound back alongside it become the only history, so the file's content is
+ * judged here, never whether this start happened to create the topic (a
+ * refused start would otherwise leave an empty topic the next start accepts).
+ */
+function findLostCopy(fileNewest: ReadonlyMap<string, SignedCheckpoint>, topic: TopicCopy): LostCopy | null {
+  // Trimmed records are gone whatever the file holds: even a signer with an empty file must not start over on what is left.
+  if (topic.logStart > 0n) return { reason: 'trimmed', what: `lost its first ${topic.logStart} records (delete-records, or retention changed)`, chains: [] }
+  if (fileNewest.size === 0) return null
+  if (topic.missing) return { reason: 'missing', what: 'does not exist (deleted?) although the checkpoint log holds checkpoints', chains: [] }
+  const chains: string[] = []
+  for (const [chainId, inFile] of fileNewest) {
+    const inTopic = topic.newest.get(chainId)
+    const topicIndex = inTopic?.index ?? 0
+    if (topicIndex >= inFile.index) continue
+    const crashTail = inTopic !== undefined && inFile.index === topicIndex + 1 && inFile.prev === checkpointDigest(inTopic)
+    if (!crashTail) chains.push(`${chainId}: file #${inFile.index}, topic #${topicIndex}`)
+  }
+  if (chains.length === 0) return null
+  return { reason: 'behind', what: `lacks checkpoints the checkpoint log holds (deleted and recreated, or emptied?): ${chains.slice(0, 5).join('; ')}${chains.length > 5 ? ` (and ${chains.length - 5} more)` : ''}`, chains }
 }
 
 interface NotedHead {
@@ -124,7 +173,7 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
     return (await readTopic()).newest
   }
 
-  async function readTopic(): Promise<{ newest: Map<string, SignedCheckpoint>; logStart: bigint }> {
+  async function readTopic(): Promise<TopicCopy> {
     const contents = await readCheckpointTopic(kafka, topic)
     if (contents.unreadable.length > 0) log.error({ topic, unreadable: contents.unreadable.slice(0, 10), count: contents.unreadable.length }, 'checkpoint topic holds messages that are not checkpoints')
     const newest = new Map<string, SignedCheckpoint>()
@@ -139,7 +188,18 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
       if (!known || cp.index > known.index) newest.set(cp.chain_id, cp)
     }
     if (forged > 0) log.error({ topic, count: forged, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'checkpoint topic holds checkpoints this key did not sign: ignored')
-    return { newest, logStart: BigInt(contents.logStart) }
+    return { missing: contents.missing, newest, logStart: BigInt(contents.logStart) }
+  }
+
+  /** Stops the start: the topic cannot vouch that the file was not wound back. */
+  function refuseLostCopy(lost: LostCopy | null): void {
+    if (!lost) return
+    log.error({ topic, path: logPath, reason: lost.reason, chains: lost.chains.slice(0, 10), alert: 'READTRAIL_INTEGRITY_ALERT' }, `checkpoint topic ${lost.what}`)
+    throw new CheckpointError(
+      'CHECKPOINT_COPY_LOST',
+      `checkpoint topic ${topic} ${lost.what}; refusing to sign until an operator has investigated and run readtrail repair --republish-checkpoints (docs/errors.md)`,
+      { retriable: false, details: { topic, path: logPath, reason: lost.reason, chains: lost.chains.slice(0, 50) } },
+    )
   }
 
   async function flushPending(): Promise<void> {
@@ -150,7 +210,7 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
       pending = pending.slice(batch.length)
       published += batch.length
     } catch (err) {
-      // The file already holds them durably; the next round (or the next start) publishes them.
+      // The file already holds them durably; the next round publishes them (the next start only one per chain).
       log.warn({ err, topic, pending: pending.length }, 'could not publish checkpoints to Kafka; will retry')
     }
   }
@@ -231,18 +291,6 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
     async start() {
       if (state !== 'new') throw new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', 'checkpoint signer already started', { details: { path: logPath } })
       state = 'running'
-      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
-      let created = false
-      try {
-        created = (await ensureCheckpointTopic(kafka, topic)).created
-        await p.connect()
-      } catch (cause) {
-        state = 'new'
-        await p.disconnect().catch(() => {})
-        if (cause instanceof CheckpointError) throw cause
-        throw new CheckpointError('CHECKPOINT_TOPIC_UNAVAILABLE', `checkpoint topic ${topic}: cannot connect a producer: ${describeError(cause)}`, { cause, retriable: true, details: { topic } })
-      }
-      producer = p
       try {
         file = await openCheckpointLog(logPath, log)
         const contents = await readCheckpointLog(logPath)
@@ -253,40 +301,49 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
           log.error({ path: logPath, count: ofDatabase.length - fromFile.length, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'checkpoint log holds checkpoints this key did not sign: ignored')
         }
         for (const cp of fromFile) remember(cp)
-        const { newest: fromTopic, logStart } = await readTopic()
-        // The file is fsync'd before the topic is written, and the topic is
-        // made before the first checkpoint: a topic that had to be made now,
-        // or lost its first records, was deleted or trimmed. Republishing the
-        // file there would let a file rolled back alongside it become the
-        // only history, so the signer refuses rather than sign over it.
-        if (fromFile.length > 0 && (created || logStart > 0n)) {
-          const what = created ? 'did not exist (deleted?) although the checkpoint log holds checkpoints' : `lost its first ${logStart} records (deleted?)`
-          log.error({ topic, path: logPath, created, log_start: logStart.toString(), alert: 'READTRAIL_INTEGRITY_ALERT' }, `checkpoint topic ${what}`)
-          throw new CheckpointError('CHECKPOINT_COPY_LOST', `checkpoint topic ${topic} ${what}; refusing to sign until an operator has investigated (docs/errors.md)`, {
-            retriable: false,
-            details: { topic, path: logPath, created, log_start: logStart.toString() },
-          })
-        }
-        for (const [chainId, cp] of fromTopic) {
+        const fileNewest = new Map(latest)
+        // Decided on what the topic holds before anything here touches it: a
+        // start that created the topic (or published to it) and then refused
+        // would leave a state the next start could not tell from a healthy one.
+        const fromTopic = await readTopic()
+        refuseLostCopy(findLostCopy(fileNewest, fromTopic))
+        // A topic deleted between the read and here comes back empty: the
+        // decision above was made on a copy that no longer exists.
+        const { created } = await ensureCheckpointTopic(kafka, topic)
+        if (created && fileNewest.size > 0) refuseLostCopy({ reason: 'missing', what: 'was deleted while the signer started', chains: [] })
+        for (const [chainId, cp] of fromTopic.newest) {
           const inFile = latest.get(chainId)
           if (!inFile || cp.index > inFile.index) {
             // A file rolled back (restored from backup, edited) loses checkpoints Kafka kept; repeating their indexes would fork the checkpoint chain.
             log.error({ path: logPath, topic, chain_id: chainId, file_index: inFile?.index ?? 0, topic_index: cp.index }, 'checkpoint file is behind its Kafka copy; continuing from the Kafka copy')
             latest.set(chainId, cp)
+          } else if (cp.index === inFile.index && cp.sig !== inFile.sig) {
+            // Two signers gave the chain the same index (this one crashed before publishing while another took the chain over): the next checkpoint follows the copy every writer reads.
+            log.error({ path: logPath, topic, chain_id: chainId, index: cp.index, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'checkpoint file and its Kafka copy hold different checkpoints with the same index; continuing from the Kafka copy')
+            latest.set(chainId, cp)
           }
+        }
+        const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
+        producer = p
+        try {
+          await p.connect()
+        } catch (cause) {
+          throw new CheckpointError('CHECKPOINT_TOPIC_UNAVAILABLE', `checkpoint topic ${topic}: cannot connect a producer: ${describeError(cause)}`, { cause, retriable: true, details: { topic } })
         }
         // `resolved` stays empty on purpose: a chain's partition may belong to
         // another writer now and come here later, so each chain's first head
         // re-reads the topic rather than trust what was read here.
-        // Fsync'd but never published: a crash came between the two.
-        pending = fromFile.filter((cp) => cp.index > (fromTopic.get(cp.chain_id)?.index ?? 0))
+        // Fsync'd but never published: a crash came between the two (at most
+        // one checkpoint per chain, each following the topic's newest, or
+        // findLostCopy() would have refused).
+        pending = fromFile.filter((cp) => cp.index > (fromTopic.newest.get(cp.chain_id)?.index ?? 0))
         if (pending.length > 0) {
           log.warn({ count: pending.length }, 'republishing checkpoints the file holds but the topic lacks')
           await flushPending()
         }
       } catch (err) {
         await file?.close().catch(() => {})
-        await producer.disconnect().catch(() => {})
+        await producer?.disconnect().catch(() => {})
         file = undefined
         producer = undefined
         latest.clear()
@@ -357,7 +414,9 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
       file = undefined
       await producer?.disconnect().catch(() => {})
       producer = undefined
-      if (pending.length > 0) log.warn({ pending: pending.length }, 'checkpoints not yet on Kafka; the next start republishes them from the file')
+      if (pending.length > 0) {
+        log.warn({ pending: pending.length }, 'checkpoints not yet on Kafka; the next start republishes one per chain that follows the topic\'s newest, and refuses more (CHECKPOINT_COPY_LOST) until readtrail repair --republish-checkpoints')
+      }
       log.info({ signed, published, pending_publish: pending.length }, 'checkpoint signer stopped')
       if (failure !== undefined) throw failure
     },

@@ -231,6 +231,66 @@ describe('checkpoint signer (real Kafka)', () => {
     expect((await topicCheckpoints(topic)).map(formatCheckpointLine)).toEqual(ours.map(formatCheckpointLine))
   })
 
+  it('refuses (CHECKPOINT_COPY_LOST) a topic lagging the file by more than one crash, or missing a chain the file holds, and leaves a missing topic missing', async () => {
+    const topic = await freshCheckpointTopic()
+    const logPath = join(dir, 'lagging', 'checkpoints.jsonl')
+    const first = signer(topic, logPath, { intervalMs: 3_600_000 })
+    await first.start()
+    first.noteHead(head('access/0', 5))
+    const [published] = await first.signNow()
+    await first.stop()
+
+    // Two checkpoints the topic never saw: more than one crash between fsync and publish leaves.
+    const second = signCheckpoint({ ...published!, index: 2, seq: 7, prev: checkpointDigest(published!) }, key.privateKey)
+    const third = signCheckpoint({ ...second, index: 3, seq: 9, prev: checkpointDigest(second) }, key.privateKey)
+    const log = await openCheckpointLog(logPath)
+    await log.append([second, third])
+    await log.close()
+    for (let attempt = 1; attempt <= 2; attempt += 1) {
+      await expect(signer(topic, logPath).start(), `start #${attempt}`).rejects.toMatchObject({ code: 'CHECKPOINT_COPY_LOST', details: { reason: 'behind', chains: ['access/0: file #3, topic #1'] } })
+    }
+    expect(await topicCheckpoints(topic)).toEqual([published])
+
+    // A chain whose every checkpoint the topic lacks: nothing in the topic proves the file's history.
+    const otherPath = join(dir, 'lagging', 'other.jsonl')
+    const other = await openCheckpointLog(otherPath)
+    await other.append([signCheckpoint({ ...published!, chain_id: 'access/9' }, key.privateKey)])
+    await other.close()
+    await expect(signer(topic, otherPath).start()).rejects.toMatchObject({ code: 'CHECKPOINT_COPY_LOST', details: { chains: ['access/9: file #1, topic #0'] } })
+
+    // A deleted topic: refused starts do not make it again.
+    const gone = checkpointTopicOf(await freshTopic(kafka, 1))
+    for (let attempt = 1; attempt <= 2; attempt += 1) {
+      await expect(signer(gone, otherPath).start(), `start #${attempt}`).rejects.toMatchObject({ code: 'CHECKPOINT_COPY_LOST', details: { reason: 'missing' } })
+    }
+    expect(await readCheckpointTopic(kafka, gone)).toMatchObject({ missing: true })
+  })
+
+  it('follows the topic when it holds another checkpoint with the index of the file\'s newest (a crash before publishing while another writer took the chain)', async () => {
+    const topic = await freshCheckpointTopic()
+    const quiet = { intervalMs: 3_600_000 }
+    const y = signer(topic, join(dir, 'tie', 'y.jsonl'), quiet)
+    await y.start()
+    y.noteHead(head('access/3', 10))
+    const [one] = await y.signNow()
+    y.noteHead(head('access/3', 20))
+    const [theirs] = await y.signNow()
+    await y.stop()
+    // X signed #2 over the same #1 but crashed before publishing it.
+    const xPath = join(dir, 'tie', 'x.jsonl')
+    const ours = signCheckpoint({ ...theirs!, seq: 19, hash: randomBytes(32).toString('hex'), kafka_offset: '18' }, key.privateKey)
+    const log = await openCheckpointLog(xPath)
+    await log.append([one!, ours])
+    await log.close()
+    const x = signer(topic, xPath, quiet)
+    await x.start()
+    x.noteHead(head('access/3', 30))
+    const [next] = await x.signNow()
+    expect(next).toMatchObject({ index: 3, prev: checkpointDigest(theirs!) })
+    await x.stop()
+    expectLinked(await topicCheckpoints(topic))
+  })
+
   it('continues from the topic when the file is behind it, and picks up a chain another writer checkpointed', async () => {
     const topic = await freshCheckpointTopic()
     const records: { level: number; msg: string }[] = []

@@ -1,7 +1,10 @@
 import { generateKeyPairSync } from 'node:crypto'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Partitioners, type Kafka } from 'kafkajs'
 import { describe, expect, it } from 'vitest'
-import { formatCheckpointLine, keyId, signCheckpoint } from '../../checkpoints/checkpoint.js'
+import { checkpointDigest, formatCheckpointLine, keyId, signCheckpoint } from '../../checkpoints/checkpoint.js'
+import { ensureCheckpointTopic, readCheckpointTopic } from '../../checkpoints/checkpoint-topic.js'
+import { loadPublicKey } from '../../checkpoints/keys.js'
 import { readCheckpointLog } from '../../checkpoints/checkpoint-log.js'
 import type { SignedCheckpoint } from '../../checkpoints/checkpoint.js'
 import { chainIdOf, linkEntries, type ChainHead } from '../../consumers/chain.js'
@@ -11,6 +14,7 @@ import { ChainWriterConfig } from '../../consumers/config.js'
 import type { Ingest } from '../../consumers/ingest.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { loadCheckpoints } from '../../integrity/checkpoint-sources.js'
+import { republishCheckpoints } from '../../integrity/repair-checkpoints.js'
 import { verifyStore } from '../../integrity/verify-store.js'
 import type { AccessEvent } from '../../schemas/access-event.js'
 import { createCodec } from '../../schemas/codec.js'
@@ -300,32 +304,129 @@ describe('the chain writer resumes only from what was signed', () => {
     expect(cps.at(-1)).toMatchObject({ index: real.index + 1, seq: 35 })
   })
 
+  /** Starts ingest as `readtrail consume` does; the error it refused with, or null (then stopped). */
+  async function consumeOnce(s: Setup): Promise<unknown> {
+    return s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId }).then(
+      async (ingest) => {
+        await ingest.stop()
+        return null
+      },
+      (e: unknown) => e,
+    )
+  }
+
+  async function withAdmin<T>(s: Setup, use: (admin: ReturnType<Kafka['admin']>) => Promise<T>): Promise<T> {
+    const admin = s.kafka.admin()
+    await admin.connect()
+    try {
+      return await use(admin)
+    } finally {
+      await admin.disconnect()
+    }
+  }
+
+  async function deleteCheckpointTopic(s: Setup): Promise<void> {
+    await withAdmin(s, async (admin) => {
+      await admin.deleteTopics({ topics: [s.deployment.checkpointTopic] })
+      for (let i = 0; (await admin.listTopics()).includes(s.deployment.checkpointTopic); i += 1) {
+        if (i > 150) throw new Error(`${s.deployment.checkpointTopic} was not deleted`)
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    })
+  }
+
+  async function trimCheckpointTopic(s: Setup, before: string): Promise<void> {
+    await withAdmin(s, async (admin) => {
+      // kafkajs needs the topic's metadata loaded to find the partition leader.
+      await admin.fetchTopicMetadata({ topics: [s.deployment.checkpointTopic] })
+      await admin.deleteTopicRecords({ topic: s.deployment.checkpointTopic, partitions: [{ partition: 0, offset: before }] })
+    })
+  }
+
+  /** The attacks on the Kafka copy, each carried out between two clean runs of consume. */
+  const attacks = {
+    delete: (s: Setup) => deleteCheckpointTopic(s),
+    trim: (s: Setup) => trimCheckpointTopic(s, '1'),
+    'trim-all': (s: Setup) => trimCheckpointTopic(s, '-1'),
+    'recreate-empty': async (s: Setup) => {
+      await deleteCheckpointTopic(s)
+      // Created as the signer would (kept forever), so nothing but its content tells.
+      await ensureCheckpointTopic(s.kafka, s.deployment.checkpointTopic)
+    },
+    'trim-then-delete': async (s: Setup) => {
+      await trimCheckpointTopic(s, '1')
+      await deleteCheckpointTopic(s)
+    },
+    'roll-back-file-and-delete': async (s: Setup) => {
+      const lines = readFileSync(s.deployment.logPath, 'utf8').split('\n').filter(Boolean)
+      writeFileSync(s.deployment.logPath, `${lines[0]}\n`)
+      await deleteCheckpointTopic(s)
+    },
+  } as const
+
   it.each([
-    ['deleted (and recreated empty by the restart)', 'delete'],
+    ['deleted', 'delete'],
     ['trimmed with the delete-records admin API', 'trim'],
-  ] as const)('6. a checkpoint topic %s makes the restarted writer refuse to sign (CHECKPOINT_COPY_LOST)', async (_, attack) => {
+    ['emptied with the delete-records admin API', 'trim-all'],
+    ['deleted and created again empty', 'recreate-empty'],
+    ['trimmed, then deleted', 'trim-then-delete'],
+    ['deleted after the file was wound back', 'roll-back-file-and-delete'],
+  ] as const)('6. a checkpoint topic %s makes every restart refuse to sign (CHECKPOINT_COPY_LOST) until repair republishes the file', async (_, attack) => {
     const s = await setup()
     await produce(s, 20)
     await ingestAll(s)
     await produce(s, 10)
     await ingestAll(s)
+    expect((await checkpoints(s)).length).toBeGreaterThanOrEqual(2)
+    await attacks[attack](s)
     const signedBefore = await checkpoints(s)
-    expect(signedBefore.length).toBeGreaterThanOrEqual(2)
-    const admin = s.kafka.admin()
-    await admin.connect()
-    if (attack === 'delete') await admin.deleteTopics({ topics: [s.deployment.checkpointTopic] })
-    else {
-      // kafkajs needs the topic's metadata loaded to find the partition leader.
-      await admin.fetchTopicMetadata({ topics: [s.deployment.checkpointTopic] })
-      await admin.deleteTopicRecords({ topic: s.deployment.checkpointTopic, partitions: [{ partition: 0, offset: '1' }] })
-    }
-    await admin.disconnect()
+    await produce(s, 5)
 
-    const err = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId }).then(
-      () => null,
-      (e: unknown) => e,
-    )
-    expect(err).toMatchObject({ code: 'CHECKPOINT_COPY_LOST', details: { topic: s.deployment.checkpointTopic } })
-    expect(await checkpoints(s)).toEqual(signedBefore)
+    // Regression: a refused start created the topic empty, and the second start republished the file over it.
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      const err = await consumeOnce(s)
+      expect(err, `start #${attempt}`).toMatchObject({ code: 'CHECKPOINT_COPY_LOST', details: { topic: s.deployment.checkpointTopic } })
+      expect(await checkpoints(s)).toEqual(signedBefore)
+    }
+    // A refused start leaves a deleted topic deleted: no empty copy for the next start to accept.
+    if (attack === 'delete' || attack === 'trim-then-delete' || attack === 'roll-back-file-and-delete') {
+      expect(await withAdmin(s, (admin) => admin.listTopics())).not.toContain(s.deployment.checkpointTopic)
+    }
+
+    // The operator's way out (its own rollback checks are repair.test.ts's).
+    const key = loadPublicKey(s.deployment.publicKeyPath)
+    const items = await republishCheckpoints({ kafka: s.kafka, topic: s.deployment.checkpointTopic, logPath: s.deployment.logPath, database: s.store.database, key, verifyState: null, dryRun: false, logger: testLogger })
+    expect(items).toMatchObject([{ action: 'republish', outcome: 'republished' }])
+    await ingestAll(s)
+    const after = await checkpoints(s)
+    expect(after.slice(0, signedBefore.length)).toEqual(signedBefore)
+    expect(after.at(-1)).toMatchObject({ index: signedBefore.at(-1)!.index + 1, seq: s.sent.length })
+  })
+
+  it('a deleted checkpoint file is the file behind its Kafka copy: consume continues from the topic', async () => {
+    const s = await setup()
+    await produce(s, 20)
+    await ingestAll(s)
+    const before = (await readCheckpointTopic(s.kafka, s.deployment.checkpointTopic)).entries.map((e) => e.checkpoint)
+    expect(before.length).toBeGreaterThanOrEqual(1)
+    rmSync(s.deployment.logPath)
+    await produce(s, 5)
+    await ingestAll(s)
+    const after = await checkpoints(s)
+    expect(after[0]).toMatchObject({ index: before.at(-1)!.index + 1, prev: checkpointDigest(before.at(-1)!) })
+    expect(after.at(-1)).toMatchObject({ seq: 25 })
+  })
+
+  it('the checkpoint file deleted and the topic trimmed: consume refuses (a trimmed topic is never a fresh start)', async () => {
+    const s = await setup()
+    await produce(s, 20)
+    await ingestAll(s)
+    await produce(s, 10)
+    await ingestAll(s)
+    rmSync(s.deployment.logPath)
+    await trimCheckpointTopic(s, '1')
+    for (let attempt = 1; attempt <= 2; attempt += 1) {
+      expect(await consumeOnce(s), `start #${attempt}`).toMatchObject({ code: 'CHECKPOINT_COPY_LOST', details: { reason: 'trimmed' } })
+    }
   })
 })

@@ -1,20 +1,26 @@
-import { closeSync, existsSync, fchmodSync, fsyncSync, lstatSync, openSync, unlinkSync, writeSync } from 'node:fs'
-import { readFile, stat } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
 import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
 import { loadPublicKey } from '../checkpoints/keys.js'
 import { ReadtrailError } from '../common/errors.js'
-import { EVIDENCE_LIMITS, parseEvidenceText, serializeEvidenceBundle, type EvidenceBundle } from '../evidence/bundle.js'
-import { EvidenceError } from '../evidence/errors.js'
+import { parseEvidenceText, serializeEvidenceBundle, type EvidenceBundle } from '../evidence/bundle.js'
 import { exportEvidence, type ExportEvidenceOptions } from '../evidence/export-bundle.js'
+import { readBundleFile } from '../evidence/read-bundle-file.js'
 import { microsToIso, verifyEvidence, type EvidenceVerdict } from '../evidence/verify-bundle.js'
 import type { Store } from '../store/store.js'
+import { openOutputFile } from './safe-output.js'
 
 export interface EvidenceExportArgs {
   eventId: string | undefined
-  /** Where to write the bundle; never overwritten. @default `evidence-<eventId>.json` */
+  /** Where to write the bundle (mode 0600); never overwritten unless `force`. @default `evidence-<eventId>.json` */
   out?: string | undefined
-  /** Signed checkpoints to choose from (the checkpoint log's contents). */
-  checkpoints: readonly SignedCheckpoint[]
+  /** Replace an existing file at `out` (atomically; a symlink there is replaced, never followed). @default false */
+  force?: boolean
+  /**
+   * Signed checkpoints to choose from (the checkpoint log's contents), or
+   * how to load them: called once the output file is open, so a bad --out
+   * fails before the checkpoint copies are read.
+   */
+  checkpoints: readonly SignedCheckpoint[] | (() => Promise<readonly SignedCheckpoint[]>)
   /** SPKI PEM of the checkpoint key. */
   publicKeyPem: string
   /** Clock for the bundle's exported_at. @default () => new Date() */
@@ -52,14 +58,24 @@ export async function evidenceExportCommand(
   if (!eventId) throw new ReadtrailError('USAGE', 'missing event id; usage: readtrail evidence export --event ID [--out FILE]')
   // The id becomes part of the default file name: only a UUID may.
   if (!UUID.test(eventId)) throw new ReadtrailError('USAGE', `event id ${JSON.stringify(eventId)} is not a UUID`, { details: { event_id: eventId } })
+  // Opened before the (possibly long) export: an existing file, a planted
+  // symlink or a read-only directory fails first. 0600: the bundle names the
+  // event's principal and records, and carries the later rows in full.
   const out = args.out ?? `evidence-${eventId.toLowerCase()}.json`
-  // Checked before the (possibly long) export, and again atomically when the file is created.
-  refuseExisting(out)
-  const options: ExportEvidenceOptions = { eventId, checkpoints: args.checkpoints, publicKeyPem: args.publicKeyPem, ...(args.now ? { now: args.now } : {}) }
-  // A store held here, or a function that asks the process owning it.
-  const bundle = typeof source === 'function' ? await source(options) : await exportEvidence(source, options)
-  const text = serializeEvidenceBundle(bundle)
-  writeNewFile(out, text)
+  const output = openOutputFile(out, { force: args.force ?? false })
+  let text: string
+  let bundle: EvidenceBundle
+  try {
+    const checkpoints = typeof args.checkpoints === 'function' ? await args.checkpoints() : args.checkpoints
+    const options: ExportEvidenceOptions = { eventId, checkpoints, publicKeyPem: args.publicKeyPem, ...(args.now ? { now: args.now } : {}) }
+    // A store held here, or a function that asks the process owning it.
+    bundle = typeof source === 'function' ? await source(options) : await exportEvidence(source, options)
+    text = serializeEvidenceBundle(bundle)
+    output.commit(text)
+  } catch (err) {
+    output.abandon()
+    throw err
+  }
   stdout.write(`${formatExportSummary(bundle, out, Buffer.byteLength(text))}\n`)
   return 0
 }
@@ -130,61 +146,4 @@ export function formatVerdict(v: EvidenceVerdict, file: string): string {
   if (v.proved.length > 0) lines.push('', 'proved:', ...v.proved.map((p) => `  - ${p}`))
   lines.push('', 'not proved:', ...v.not_proved.map((p) => `  - ${p}`))
   return lines.join('\n')
-}
-
-async function readBundleFile(path: string): Promise<string> {
-  try {
-    // A hostile file could be larger than Node can hold as one string; refuse it before reading.
-    const size = (await stat(path)).size
-    if (size > EVIDENCE_LIMITS.fileBytes) {
-      throw new EvidenceError('EVIDENCE_INVALID', `${path} is ${size} bytes, more than an evidence bundle may be (${EVIDENCE_LIMITS.fileBytes})`, {
-        details: { issues: [{ key: '(root)', problem: `file larger than ${EVIDENCE_LIMITS.fileBytes} bytes` }] },
-      })
-    }
-    return await readFile(path, 'utf8')
-  } catch (cause) {
-    if (cause instanceof EvidenceError) throw cause
-    throw new ReadtrailError('USAGE', `cannot read ${path}: ${(cause as Error).message}`, { cause, details: { path } })
-  }
-}
-
-function refuseExisting(path: string): void {
-  try {
-    lstatSync(path)
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw new ReadtrailError('USAGE', `cannot use ${path} for the bundle: ${(cause as Error).message}`, { cause, details: { path } })
-  }
-  throw exists(path)
-}
-
-function exists(path: string, cause?: unknown): ReadtrailError {
-  return new ReadtrailError('USAGE', `${path} already exists; refusing to overwrite it (choose another --out)`, { cause, details: { path } })
-}
-
-/** 'wx': a file that appeared since the check is still never overwritten; a failed write leaves no partial bundle behind. */
-function writeNewFile(path: string, text: string): void {
-  let fd: number
-  try {
-    fd = openSync(path, 'wx', 0o644)
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') throw exists(path, cause)
-    throw new ReadtrailError('USAGE', `cannot create ${path}: ${(cause as Error).message}`, { cause, details: { path } })
-  }
-  try {
-    // The umask may have narrowed the mode; a bundle is meant to be handed on.
-    fchmodSync(fd, 0o644)
-    const bytes = Buffer.from(text, 'utf8')
-    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at)
-    fsyncSync(fd)
-  } catch (err) {
-    closeSync(fd)
-    try {
-      unlinkSync(path)
-    } catch {
-      // The write error says more than this one.
-    }
-    throw err
-  }
-  closeSync(fd)
 }

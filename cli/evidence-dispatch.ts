@@ -18,6 +18,8 @@ export interface EvidenceArgs {
   eventId: string | undefined
   out: string | undefined
   json: boolean
+  /** export: replace an existing --out file (atomically, never through a symlink). @default false */
+  force?: boolean
   /** verify: the operator's public key file (--public-key), to pin the signer. */
   publicKeyPath: string | undefined
 }
@@ -30,13 +32,15 @@ export interface EvidenceArgs {
 export async function evidenceCommand(config: AppConfig, args: EvidenceArgs, logger: Logger): Promise<number> {
   switch (args.sub) {
     case 'export': {
-      const checkpoints = await loadCheckpoints({
-        database: config.store.database,
-        publicKeyPath: config.checkpoints.publicKeyPath,
-        logPath: config.checkpoints.logPath,
-        topic: { kafka: createKafka(config.kafka, logger), name: config.checkpoints.topic },
-      })
-      const trusted = [...checkpoints.analysis.trusted.values()].flat()
+      const trustedCheckpoints = async () => {
+        const checkpoints = await loadCheckpoints({
+          database: config.store.database,
+          publicKeyPath: config.checkpoints.publicKeyPath,
+          logPath: config.checkpoints.logPath,
+          topic: { kafka: createKafka(config.kafka, logger), name: config.checkpoints.topic },
+        })
+        return [...checkpoints.analysis.trusted.values()].flat()
+      }
       const publicKeyPem = readFileSync(config.checkpoints.publicKeyPath, 'utf8')
       const viaStore = (options: ExportEvidenceOptions) =>
         withStore<EvidenceBundle>(config, 'readtrail evidence export', logger, (store) => exportEvidence(store, options), {
@@ -45,7 +49,7 @@ export async function evidenceCommand(config: AppConfig, args: EvidenceArgs, log
           checkpoints: [...options.checkpoints],
           publicKeyPem: options.publicKeyPem,
         })
-      return evidenceExportCommand(viaStore, { eventId: args.eventId, out: args.out, checkpoints: trusted, publicKeyPem })
+      return evidenceExportCommand(viaStore, { eventId: args.eventId, out: args.out, force: args.force ?? false, checkpoints: trustedCheckpoints, publicKeyPem })
     }
     case 'verify': {
       // A key configured on purpose (READTRAIL_CHECKPOINT_PUBLIC_KEY) must load; the default `<signing key>.pub` counts where it exists.

@@ -1,11 +1,10 @@
-import { existsSync, statSync, writeFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
 import type { Logger } from '../common/logger.js'
 import { ReadtrailError } from '../common/errors.js'
 import type { QueryAnswer } from '../queries/saved-query.js'
 import { BUCKET_MS, chooseBucket, parseUtc, renderBreachReport, renderPrincipalReport, windowOf, worstStatus, type Bucket } from '../reports/index.js'
 import { answerSavedQuery, exitCodeOf } from './answer-query.js'
 import { parseParamFlags } from './param-flags.js'
+import { openOutputFile } from './safe-output.js'
 import type { AppConfig } from './config.js'
 
 export const REPORT_KINDS = ['breach-scope', 'principal'] as const
@@ -17,6 +16,8 @@ export interface ReportCommandArgs {
   kind: string | undefined
   params: string[]
   out: string | undefined
+  /** Replace an existing file at `out` (atomically; a symlink there is replaced, never followed). @default false */
+  force?: boolean
 }
 
 type Answer = QueryAnswer<Record<string, unknown>>
@@ -40,19 +41,24 @@ export async function reportCommand(config: AppConfig, args: ReportCommandArgs, 
     throw new ReadtrailError('USAGE', `--param bucket must be one of ${Object.keys(BUCKET_MS).join(', ')}, got ${JSON.stringify(bucket)}`)
   }
   const generatedAt = new Date()
-  const out = resolve(args.out ?? `readtrail-${kind}-${generatedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}.html`)
-  // Fail before querying: a report over a large breach takes a while to compute.
-  if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory()) {
-    throw new ReadtrailError('USAGE', `--out ${JSON.stringify(args.out)}: directory ${dirname(out)} does not exist`)
-  }
-  if (existsSync(out) && statSync(out).isDirectory()) throw new ReadtrailError('USAGE', `--out ${JSON.stringify(args.out)} is a directory; name the file`)
+  const name = args.out ?? `readtrail-${kind}-${generatedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}.html`
+  // Opened before querying: a report over a large breach takes a while to
+  // compute, and a path that cannot be written (read-only, missing, already
+  // there, a planted symlink) must fail first. 0600: the file names the
+  // records read in an incident, which are personal data.
+  const output = openOutputFile(name, { force: args.force ?? false })
+  const out = output.path
   const log = logger.child({ component: 'report', kind })
-  // One query at a time: each answer opens the embedded store in turn, and libchdb holds one session per process.
-  const ask: Ask = (name, raw) => answerSavedQuery(config, name, raw, log)
-  const report = kind === 'breach-scope' ? await breachReport(ask, params, bucket as Bucket | undefined) : await principalReport(ask, params, bucket as Bucket | undefined)
-  const html = report.render({ generatedAt, database: config.store.database })
-  // 0600 (on creation): the file names the records read in an incident, which are personal data.
-  writeFileSync(out, html, { mode: 0o600 })
+  let report: PreparedReport
+  try {
+    // One query at a time: each answer opens the embedded store in turn, and libchdb holds one session per process.
+    const ask: Ask = (queryName, raw) => answerSavedQuery(config, queryName, raw, log)
+    report = kind === 'breach-scope' ? await breachReport(ask, params, bucket as Bucket | undefined) : await principalReport(ask, params, bucket as Bucket | undefined)
+    output.commit(report.render({ generatedAt, database: config.store.database }))
+  } catch (err) {
+    output.abandon()
+    throw err
+  }
   const status = worstStatus(report.answers.map((a) => a.provenance.status))
   log.info({ out, status, answers: report.answers.map((a) => ({ query: a.query, rows: a.rows.length, truncated: a.truncated, status: a.provenance.status })) }, 'report written')
   process.stdout.write(`${out}\n`)

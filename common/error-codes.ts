@@ -52,6 +52,10 @@ export const ERROR_CODES = {
   REPAIR_SEARCH_EXHAUSTED: 'The search for the missing rows\' ingested_at tried the configured maximum of candidates (--max-candidates) without a proof; nothing was inserted.',
   REPAIR_CHECKPOINT_LOG_INVALID: 'readtrail repair --republish-checkpoints refused: a line of the checkpoint file is unreadable, not signed by the checkpoint key, or breaks its chain of checkpoints.',
   REPAIR_CHECKPOINTS_ROLLED_BACK: 'readtrail repair --republish-checkpoints refused: the checkpoint file is behind the highest checkpoint the signed verify state (or what is left of the Kafka copy) recorded for a chain, which is what a rolled-back history looks like.',
+  OUTPUT_EXISTS: 'An output path (report --out, evidence export --out) already names a file, directory or symlink; readtrail never overwrites it nor writes through a link, and checked before any query ran.',
+  OUTPUT_UNWRITABLE: 'An output file could not be created or written (read-only file system, missing directory, no permission; the errno is in details.errno); checked before any query ran, and no partial file was left.',
+  OWNER_BUSY: 'The process owning the embedded store is already answering as many requests (or holding as many request bytes) as it allows; nothing was done, and the asker may try again shortly.',
+  OWNER_REQUEST_TOO_LARGE: 'A request to the store\'s owner is larger than the owner accepts in one request; it was not sent.',
   USAGE: 'The command line was not understood.',
 } as const satisfies Record<string, string>
 

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, realpathSync, rmSync } from 'node:fs'
-import { createServer, request, type IncomingMessage } from 'node:http'
+import { createHash, type KeyObject } from 'node:crypto'
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
 import { join } from 'node:path'
-import type { KeyObject } from 'node:crypto'
 import { describeError, isReadtrailError, ReadtrailError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
 import { isProcessAlive } from '../common/process.js'
@@ -18,6 +18,7 @@ import { SubjectKeyEntries } from '../queries/subject-keys.js'
 import { readOwnerRecord } from '../store/owner-lock.js'
 import type { Store } from '../store/store.js'
 import { createNonce, digestOf, isNonce, isOwnerAnswerSigned, signOwnerAnswer, type OwnerProofFields } from './owner-auth.js'
+import { createOwnerAdmission, OWNER_LIMITS, type OwnerAdmission } from './owner-admission.js'
 import { checkPeerHoldsSocket } from './owner-peer.js'
 import { resolveOwnerRead, type OwnerReadFormat } from './owner-reads.js'
 
@@ -64,8 +65,6 @@ export type OwnerRequest =
    */
   | { op: 'query-tables' }
 
-/** Longest request body: checkpoint lists travel in requests, so allow some, never unbounded. */
-const MAX_REQUEST_BYTES = 64 * 1024 * 1024
 /** Longest answer an asker reads: JSON answers are bounded facts and rows; raw rows are one segment, or the producer scan. */
 const MAX_JSON_ANSWER_BYTES = 256 * 1024 * 1024
 const MAX_ROWS_ANSWER_BYTES = 1024 * 1024 * 1024
@@ -132,54 +131,82 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
     return async () => {}
   }
   rmSync(path, { force: true })
+  const admission = createOwnerAdmission(OWNER_LIMITS)
+  /** Signs and sends one answer, bound to the asker's nonce and the exact request bytes (by their digest). */
+  const reply = (res: ServerResponse, nonce: unknown, requestDigest: Buffer, status: number, answer: Answer, close = false) => {
+    const body = answer.kind === 'rows' ? answer.bytes : Buffer.from(JSON.stringify(status === 200 ? { result: answer.value } : answer.value), 'utf8')
+    const fields: OwnerProofFields = {
+      nonce: isNonce(nonce) ? nonce : '',
+      socketPath: path,
+      pid: process.pid,
+      database: store.database,
+      status,
+      kind: answer.kind,
+      requestDigest,
+      responseDigest: digestOf(body),
+    }
+    res
+      .writeHead(status, {
+        'content-type': answer.kind === 'rows' ? 'application/octet-stream' : 'application/json',
+        'content-length': body.length,
+        [HEADER.pid]: String(process.pid),
+        [HEADER.database]: encodeURIComponent(store.database),
+        [HEADER.kind]: answer.kind,
+        [HEADER.sig]: signOwnerAnswer(privateKey, fields),
+        ...(close ? { connection: 'close' } : {}),
+      })
+      .end(body)
+  }
   const server = createServer((req, res) => {
+    // Bounded before a byte of the body is read: its stated length decides
+    // whether it fits, and the body may not run past it. readtrail's askers
+    // always state one within the bound (checked before sending).
+    const declared = declaredLength(req)
+    if (declared === undefined || declared > OWNER_LIMITS.maxRequestBytes) {
+      res.writeHead(declared === undefined ? 411 : 413, { connection: 'close' }).end()
+      return
+    }
+    const release = admission.admit(declared)
+    if (!release) {
+      answerBusy(req, res, admission, reply)
+      return
+    }
+    res.once('close', release)
     const chunks: Buffer[] = []
     let size = 0
     req.on('data', (c: Buffer) => {
       size += c.length
-      if (size > MAX_REQUEST_BYTES) req.destroy()
+      if (size > declared) req.destroy()
       else chunks.push(c)
+    })
+    req.on('close', () => {
+      // Ended before the whole body: nothing will be answered, free the slot now.
+      if (!req.complete) release()
     })
     req.on('end', () => {
       void (async () => {
         const raw = Buffer.concat(chunks, size)
+        chunks.length = 0
         let nonce: unknown
         let status = 200
-        let reply: Answer
+        let answered: Answer
         try {
           const parsed = JSON.parse(raw.toString('utf8')) as { nonce?: unknown; ask?: OwnerRequest }
           nonce = parsed.nonce
           if (!isNonce(nonce)) throw new ReadtrailError('USAGE', 'owner requests carry a fresh 32-byte hex nonce')
-          reply = await answer(store, parsed.ask as OwnerRequest)
+          answered = await answer(store, parsed.ask as OwnerRequest)
         } catch (err) {
           status = 400
           const error = isReadtrailError(err) ? err.toJSON() : { code: 'USAGE', message: describeError(err) }
-          reply = { kind: 'json', value: { error } }
+          answered = { kind: 'json', value: { error } }
         }
-        const body = reply.kind === 'rows' ? reply.bytes : Buffer.from(JSON.stringify(status === 200 ? { result: reply.value } : reply.value), 'utf8')
-        const fields: OwnerProofFields = {
-          nonce: isNonce(nonce) ? nonce : '',
-          socketPath: path,
-          pid: process.pid,
-          database: store.database,
-          status,
-          kind: reply.kind,
-          requestDigest: digestOf(raw),
-          responseDigest: digestOf(body),
-        }
-        res
-          .writeHead(status, {
-            'content-type': reply.kind === 'rows' ? 'application/octet-stream' : 'application/json',
-            'content-length': body.length,
-            [HEADER.pid]: String(process.pid),
-            [HEADER.database]: encodeURIComponent(store.database),
-            [HEADER.kind]: reply.kind,
-            [HEADER.sig]: signOwnerAnswer(privateKey, fields),
-          })
-          .end(body)
+        reply(res, nonce, digestOf(raw), status, answered)
       })()
     })
   })
+  server.maxConnections = OWNER_LIMITS.maxConnections
+  server.headersTimeout = OWNER_LIMITS.headersTimeoutMs
+  server.requestTimeout = OWNER_LIMITS.requestTimeoutMs
   // Created with mode 0600 from the start (umask), not chmod'ed after: no
   // window in which another user could connect.
   const umask = process.umask(0o177)
@@ -196,6 +223,46 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
       rmSync(path, { force: true })
     })
 }
+
+/** The request's stated body length; undefined when absent or not a plain non-negative integer. */
+function declaredLength(req: IncomingMessage): number | undefined {
+  const text = req.headers['content-length']
+  if (text === undefined || !/^[0-9]{1,12}$/.test(text)) return undefined
+  return Number(text)
+}
+
+/**
+ * OWNER_BUSY, proved like any answer: the asker checks the signature over
+ * its nonce and its request's digest before it believes even a refusal.
+ * The body is streamed through SHA-256, never held: only its first bytes
+ * are kept, where readtrail's askers put the nonce (`{"nonce":"…"`). The
+ * connection is closed after it, so a flood cannot keep it.
+ */
+function answerBusy(
+  req: IncomingMessage,
+  res: ServerResponse,
+  admission: OwnerAdmission,
+  reply: (res: ServerResponse, nonce: unknown, requestDigest: Buffer, status: number, answer: Answer, close: boolean) => void,
+): void {
+  const digest = createHash('sha256')
+  let head = Buffer.alloc(0)
+  req.on('data', (c: Buffer) => {
+    digest.update(c)
+    if (head.length < NONCE_PREFIX_BYTES) head = Buffer.concat([head, c.subarray(0, NONCE_PREFIX_BYTES - head.length)])
+  })
+  req.on('end', () => {
+    const nonce = /^\{"nonce":"([0-9a-f]{64})"/.exec(head.toString('latin1'))?.[1]
+    const load = admission.load()
+    const error = new ReadtrailError('OWNER_BUSY', `the store's owner is answering ${load.inFlight} requests (at most ${OWNER_LIMITS.maxInFlight}) holding ${load.bufferedBytes} request bytes (at most ${OWNER_LIMITS.maxBufferedBytes}); try again shortly`, {
+      retriable: true,
+      details: { in_flight: load.inFlight, max_in_flight: OWNER_LIMITS.maxInFlight, buffered_bytes: load.bufferedBytes, max_buffered_bytes: OWNER_LIMITS.maxBufferedBytes },
+    })
+    reply(res, nonce, digest.digest(), 503, { kind: 'json', value: { error: error.toJSON() } }, true)
+  })
+}
+
+/** `{"nonce":"` and 64 hex digits and the closing quote. */
+const NONCE_PREFIX_BYTES = 75
 
 /** Where the owner is and what proves it. */
 export interface OwnerTarget {
@@ -229,6 +296,36 @@ const untrusted = (message: string, details: Record<string, unknown>) => new Rea
 function askOwner(target: OwnerTarget, ask: OwnerRequest): Promise<ProvedAnswer> | undefined {
   const socketPath = ownerSocketPath(target.dataDir)
   if (!existsSync(socketPath)) return undefined
+  // Serialised once for every attempt; each carries a fresh nonce in front.
+  const askJson = JSON.stringify(ask)
+  const requestBytes = Buffer.byteLength(askJson, 'utf8') + NONCE_ENVELOPE_BYTES
+  if (requestBytes > OWNER_LIMITS.maxRequestBytes) {
+    return Promise.reject(
+      new ReadtrailError('OWNER_REQUEST_TOO_LARGE', `the ${ask.op} request is ${requestBytes} bytes; the store's owner accepts at most ${OWNER_LIMITS.maxRequestBytes}`, {
+        details: { op: ask.op, bytes: requestBytes, max_bytes: OWNER_LIMITS.maxRequestBytes },
+      }),
+    )
+  }
+  return (async () => {
+    // A busy owner (OWNER_BUSY, status 503, proved like any answer) has done
+    // nothing: wait for a slot, a fresh nonce each time, for a bounded while.
+    const deadline = Date.now() + BUSY_WAIT_MS
+    for (let delay = 50; ; delay = Math.min(delay * 2, 2000)) {
+      const proved = await askOwnerOnce(target, askJson, socketPath)
+      if (proved.status !== 503 || Date.now() + delay > deadline) return proved
+      await new Promise((resolve) => setTimeout(resolve, delay + Math.floor(Math.random() * delay)))
+    }
+  })()
+}
+
+/** `{"nonce":"<64 hex>","ask":` and the closing brace. */
+const NONCE_ENVELOPE_BYTES = 83
+
+/** How long an asker waits for a busy owner before reporting OWNER_BUSY. */
+const BUSY_WAIT_MS = 30_000
+
+/** One request and the steps that prove its answer (see askOwner). */
+function askOwnerOnce(target: OwnerTarget, askJson: string, socketPath: string): Promise<ProvedAnswer> {
   return (async () => {
     // Step: the owner record. Gone since the store said it was locked: the owner stopped.
     const record = readOwnerRecord(target.dataDir)
@@ -238,7 +335,8 @@ function askOwner(target: OwnerTarget, ask: OwnerRequest): Promise<ProvedAnswer>
     const trusted = loadPublicKey(target.publicKeyPath)
     // Step: ask, with a nonce the answer must be bound to.
     const nonce = createNonce()
-    const requestBody = Buffer.from(JSON.stringify({ nonce, ask }), 'utf8')
+    // The nonce first: a busy owner finds it there without holding the body (answerBusy).
+    const requestBody = Buffer.from(`{"nonce":${JSON.stringify(nonce)},"ask":${askJson}}`, 'utf8')
     const { res, body } = await send(socketPath, requestBody, target.timeoutMs ?? 1_800_000)
     // Step: the signature. Checked before anything in the answer is read.
     const pidText = header(res, HEADER.pid)
@@ -345,12 +443,13 @@ export async function readOwnerRows(target: OwnerTarget, query: string, params: 
 
 /** A proved JSON answer: its result, or its coded error rethrown as it was. */
 function jsonResult<T>(answer: ProvedAnswer): T {
-  let reply: { result?: T; error?: { code: ReadtrailError['code']; message: string; details?: Record<string, unknown> } }
+  let reply: { result?: T; error?: { code: ReadtrailError['code']; message: string; retriable?: unknown; details?: Record<string, unknown> } }
   try {
     reply = JSON.parse(answer.body.toString('utf8')) as typeof reply
   } catch (cause) {
     throw new ReadtrailError('STORE_UNAVAILABLE', 'unreadable reply from the owning readtrail process', { cause, retriable: true })
   }
-  if (reply.error) throw new ReadtrailError(reply.error.code, reply.error.message, { details: reply.error.details })
+  // The answer is signed, so its retriable flag is the owner's own (OWNER_BUSY, STORE_UNAVAILABLE).
+  if (reply.error) throw new ReadtrailError(reply.error.code, reply.error.message, { retriable: reply.error.retriable === true, details: reply.error.details })
   return reply.result as T
 }

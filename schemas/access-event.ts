@@ -11,12 +11,38 @@ export const PRINCIPAL_TYPES = ['user', 'service', 'system'] as const
 export const ACTIONS = ['read', 'export', 'search'] as const
 export const OUTCOMES = ['success', 'denied', 'error'] as const
 
+/**
+ * The largest encoded message (single-object header included) any producer
+ * may write: the ceiling of the SDK's `maxMessageBytes` option. The chain
+ * writer refuses a larger message before reading a byte of it.
+ */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+/**
+ * String limits count UTF-16 units (JavaScript's `length`); the decoder
+ * bounds the same fields in UTF-8 bytes at three bytes per unit
+ * (schemas/decode-bounds.ts), so nothing valid here is refused there.
+ */
 export const LIMITS = Object.freeze({
   name: 256,
   columns: 1024,
   recordId: 512,
   fingerprint: 16_384,
   text: 1024,
+  /** The longest IPv6 text (IPv4 tail, leading zeros) is 45 characters. */
+  ip: 64,
+  /**
+   * Record ids in one event. The SDK counts at least 3 bytes per id when it
+   * splits a read (producers/build-events.ts) and never writes a message
+   * above MAX_MESSAGE_BYTES, so none of its events names more.
+   */
+  recordIdsPerEvent: Math.floor(MAX_MESSAGE_BYTES / 3),
+  /**
+   * Record ids in one read: the ceiling of the hooks' maxRowsPerRead. A read
+   * splits into at most one part per record id, so this bounds part_count.
+   */
+  recordIdsPerRead: 100_000_000,
+  parts: 100_000_000,
 })
 
 /** avsc encodes longs as doubles and refuses 2^53 - 1; stay below. */
@@ -26,14 +52,17 @@ const name = z.string().min(1).max(LIMITS.name)
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lowercase UUID')
 // Zone ids (fe80::1%eth0) are refused: ClickHouse's IPv6 type cannot store
 // them, and one such row would make it refuse a whole batch.
-export const ipAddress = z.string().refine((v) => isIP(v) !== 0 && !v.includes('%'), 'must be an IPv4 or IPv6 address (no zone id)')
+export const ipAddress = z
+  .string()
+  .max(LIMITS.ip)
+  .refine((v) => isIP(v) !== 0 && !v.includes('%'), 'must be an IPv4 or IPv6 address (no zone id)')
 
 export const AccessEvent = z
   .object({
     event_id: uuid,
     read_id: uuid,
-    part_index: z.number().int().min(0),
-    part_count: z.number().int().min(1),
+    part_index: z.number().int().min(0).max(LIMITS.parts - 1),
+    part_count: z.number().int().min(1).max(LIMITS.parts),
     occurred_at: z.number().int().min(0).max(MAX_LONG),
     principal_id: name,
     principal_type: z.enum(PRINCIPAL_TYPES),
@@ -46,7 +75,7 @@ export const AccessEvent = z
     db_name: name,
     table_name: name,
     columns: z.array(name).min(1).max(LIMITS.columns),
-    record_ids: z.array(z.string().max(LIMITS.recordId)),
+    record_ids: z.array(z.string().max(LIMITS.recordId)).max(LIMITS.recordIdsPerEvent),
     record_ids_complete: z.boolean(),
     row_count: z.number().int().min(0).max(MAX_LONG),
     query_fingerprint: z.string().max(LIMITS.fingerprint),

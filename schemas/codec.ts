@@ -1,3 +1,6 @@
+import { MAX_MESSAGE_BYTES } from './access-event.js'
+import { createBodyScanner, type BodyScanner } from './body-scanner.js'
+import { ACCESS_EVENT_BOUNDS } from './decode-bounds.js'
 import { SchemaError } from './errors.js'
 import { fingerprintBytes } from './fingerprint.js'
 import type { SchemaRegistry, SchemaVersion } from './registry.js'
@@ -13,15 +16,27 @@ export interface DecodedMessage {
   readonly writer: SchemaVersion
 }
 
+export interface CodecOptions {
+  /** Largest message decode reads; a larger one is MESSAGE_MALFORMED unread. @default MAX_MESSAGE_BYTES (16 MiB) */
+  maxMessageBytes?: number
+}
+
 export interface Codec {
   encode(event: unknown): Buffer
-  /** Throws SchemaError (SCHEMA_FINGERPRINT_UNKNOWN or MESSAGE_MALFORMED). */
+  /**
+   * Throws SchemaError (SCHEMA_FINGERPRINT_UNKNOWN or MESSAGE_MALFORMED).
+   * Costs time and memory proportional to the message, whatever it declares.
+   */
   decode(message: Buffer): DecodedMessage
 }
 
-export function createCodec(registry: SchemaRegistry): Codec {
+export function createCodec(registry: SchemaRegistry, options: CodecOptions = {}): Codec {
   const header = Buffer.concat([Buffer.from([MARKER_0, MARKER_1]), fingerprintBytes(registry.current.fingerprint)])
   const type = registry.current.type
+  const maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES
+  // Every writer schema's scan is compiled here, once: a schema the scan
+  // cannot bound fails at start-up, not on the first message written with it.
+  const scanners = new Map<bigint, BodyScanner>(registry.versions.map((v) => [v.fingerprint, createBodyScanner(v.type, ACCESS_EVENT_BOUNDS)]))
   return Object.freeze({
     encode(event: unknown): Buffer {
       try {
@@ -32,23 +47,35 @@ export function createCodec(registry: SchemaRegistry): Codec {
     },
     decode(message: Buffer): DecodedMessage {
       // The message is attacker-controlled: check framing before trusting any byte.
+      if (message.length > maxMessageBytes) {
+        throw new SchemaError('MESSAGE_MALFORMED', `a message of ${message.length} bytes is larger than the ${maxMessageBytes} an access event may take`, {
+          details: { bytes: message.length, limit: maxMessageBytes },
+        })
+      }
       if (message.length < HEADER_LENGTH || message[0] !== MARKER_0 || message[1] !== MARKER_1) {
         throw new SchemaError('MESSAGE_MALFORMED', 'not Avro single-object encoding (missing C3 01 marker)')
       }
       const fp = message.readBigUInt64LE(2)
       const writer = registry.byFingerprint(fp)
-      if (!writer) {
+      const scanner = scanners.get(fp)
+      if (!writer || !scanner) {
         throw new SchemaError(
           'SCHEMA_FINGERPRINT_UNKNOWN',
           `writer schema fingerprint ${fp.toString(16).padStart(16, '0')} is not a released access-event version`,
           { details: { fingerprint: fp.toString(16) } },
         )
       }
+      const body = message.subarray(HEADER_LENGTH)
+      // avsc trusts declared counts (it allocates and loops over them before
+      // noticing the body ended): nothing reaches it until every count and
+      // length has been checked against the bytes left and the field's bound.
       try {
-        const event: unknown = type.fromBuffer(message.subarray(HEADER_LENGTH), registry.resolverFor(writer))
+        scanner.scan(body)
+        const event: unknown = type.fromBuffer(body, registry.resolverFor(writer))
         return { event, writer }
       } catch (cause) {
-        throw new SchemaError('MESSAGE_MALFORMED', `body does not decode with schema v${writer.version}: ${(cause as Error).message}`, { cause })
+        const details = cause instanceof SchemaError ? cause.details : undefined
+        throw new SchemaError('MESSAGE_MALFORMED', `body does not decode with schema v${writer.version}: ${(cause as Error).message}`, { cause, details })
       }
     },
   })

@@ -31,9 +31,11 @@ export const ReadInput = z
     resource: z.object({ database: name, table: name }).strict(),
     columns: z.array(name).min(1).max(LIMITS.columns),
     /** Primary keys of every row the read returned. */
-    recordIds: z.array(
-      z.union([z.string(), z.number(), z.bigint()]).refine((id) => String(id).length <= LIMITS.recordId, `at most ${LIMITS.recordId} characters`),
-    ),
+    recordIds: z
+      .array(
+        z.union([z.string(), z.number(), z.bigint()]).refine((id) => String(id).length <= LIMITS.recordId, `at most ${LIMITS.recordId} characters`),
+      )
+      .max(LIMITS.recordIdsPerRead),
     /** Rows returned; defaults to recordIds.length. */
     rowCount: z.number().int().min(0).max(MAX_LONG).optional(),
     recordIdsComplete: z.boolean().default(true),

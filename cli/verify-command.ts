@@ -4,13 +4,14 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
 import { loadPublicKey } from '../checkpoints/keys.js'
 import { createKafka } from '../common/kafka.js'
-import { isReadtrailError } from '../common/errors.js'
+import { userInfo } from 'node:os'
+import { isReadtrailError, ReadtrailError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/logger.js'
 import { loadCheckpoints } from '../integrity/checkpoint-sources.js'
 import type { Facts } from '../integrity/facts.js'
 import { formatReport, type VerificationReport } from '../integrity/report.js'
 import { verifyLog, type VerifyOptions } from '../integrity/verify.js'
-import { loadOrCreateVerifierKey, nextVerifyState, readVerifyState, writeVerifyState, type VerifyState } from '../integrity/verify-state.js'
+import { loadOrCreateVerifierKey, nextVerifyState, parseAcknowledgeTarget, readVerifyState, writeVerifyState, type VerifyState } from '../integrity/verify-state.js'
 import { collectFacts } from '../integrity/verify-store.js'
 import type { AppConfig } from './config.js'
 import { withStore } from './runtime.js'
@@ -33,6 +34,17 @@ export interface VerifyCommandArgs {
   producerGraceMs: number
   /** Which copies of the checkpoints to read: both, the file only, or none (chain-only, said in the report). */
   checkpoints: 'both' | 'file' | 'none'
+  /**
+   * `--acknowledge producer:<id>:<seq>` or `<chain id>:<seq>` (repeatable):
+   * record in the signed verify state that the hole verify reports there
+   * was investigated. Needs `acknowledgeReason`; refused with `--every`.
+   * @default []
+   */
+  acknowledge?: readonly string[]
+  /** Who acknowledges (`--by`). @default the OS user name */
+  acknowledgeBy?: string
+  /** Why (`--reason`): what the investigation found. */
+  acknowledgeReason?: string
 }
 
 /** Default period of the full runs `--every` interleaves with its incremental ones. */
@@ -48,6 +60,7 @@ export const DEFAULT_FULL_EVERY_MS = 86_400_000
  * and rows deleted there are found only by a full run.
  */
 export async function verifyCommand(config: AppConfig, args: VerifyCommandArgs, logger: Logger): Promise<number> {
+  if ((args.acknowledge ?? []).length > 0 && args.everyMs !== null) throw new ReadtrailError('USAGE', '--acknowledge records one decision in one run; it does not go with --every')
   if (args.everyMs === null) {
     const report = await verifyOnce(config, args, logger)
     process.stdout.write(`${args.json ? JSON.stringify(report, null, 2) : formatReport(report)}\n`)
@@ -117,8 +130,30 @@ function existingPublicKey(config: AppConfig): { publicKey: KeyObject; keyId: st
   return loadPublicKey(config.verifier.publicKeyPath)
 }
 
-/** One verification: reads the checkpoints, runs the steps where the store is, records and signs the outcome. */
+/**
+ * The acknowledgements a run is asked to record, checked before anything
+ * runs: each target well formed, a reason given, who acknowledges named.
+ */
+export function acknowledgeRequests(args: Pick<VerifyCommandArgs, 'acknowledge' | 'acknowledgeBy' | 'acknowledgeReason'>): NonNullable<VerifyOptions['acknowledge']> {
+  const targets = (args.acknowledge ?? []).map(parseAcknowledgeTarget)
+  if (targets.length === 0) return []
+  const reason = args.acknowledgeReason?.trim() ?? ''
+  if (reason.length === 0 || reason.length > 2000) throw new ReadtrailError('USAGE', '--acknowledge needs --reason "<what the investigation found>" (up to 2000 characters)')
+  const by = (args.acknowledgeBy ?? userInfo().username).trim()
+  if (by.length === 0 || by.length > 200) throw new ReadtrailError('USAGE', '--by: name who acknowledges (up to 200 characters)')
+  return targets.map((target) => ({ target, by, reason }))
+}
+
+/**
+ * One verification: reads the checkpoints, runs the steps where the store
+ * is, records and signs the outcome. With `--acknowledge`, the holes named
+ * are recorded as acknowledged in the signed state (the run refuses with
+ * USAGE, writing nothing, if it does not report such a hole): later runs
+ * list them as acknowledged, not as findings, for as long as the hole stays
+ * exactly as it was.
+ */
 export async function verifyOnce(config: AppConfig, args: VerifyCommandArgs, logger: Logger): Promise<VerificationReport> {
+  const acknowledge = acknowledgeRequests(args)
   const key = loadOrCreateVerifierKey(config.verifier, logger)
   const kafka = args.checkpoints === 'both' ? createKafka(config.kafka, logger) : null
   const checkpoints =
@@ -155,11 +190,21 @@ export async function verifyOnce(config: AppConfig, args: VerifyCommandArgs, log
     since,
     // The highest checkpoints ever seen, from the signed state: both copies wound back below them is a finding.
     checkpointHigh,
+    // Only a trusted (signed) state's acknowledgements count; a replaced state's are lost, and its holes are findings again.
+    acknowledgements: previous?.acknowledgements ?? [],
+    acknowledge,
     ...(kafka ? { kafkaLog: { kafka, topic: config.topic, groupId: config.groupId } } : {}),
   }
   const outcome = await verifyLog(collect, config.store.database, options)
   if (args.sinceCheckpoint && !since) outcome.report.warnings.push(`no verify state at ${config.verifyStatePath} yet: this run checked every row`)
   if (replaced) outcome.report.warnings.push(`the verify state at ${config.verifyStatePath} was not trusted (${replaced}); this run replaced it with a freshly signed one, and earlier failures it recorded are lost`)
-  writeVerifyState(config.verifyStatePath, nextVerifyState(previous, outcome.report, outcome.producerThrough, { kafka: kafka !== null }), key)
+  writeVerifyState(
+    config.verifyStatePath,
+    nextVerifyState(previous, outcome.report, outcome.producerThrough, { kafka: kafka !== null, acknowledgements: outcome.acknowledgements }),
+    key,
+  )
+  for (const a of outcome.acknowledgements.slice(previous?.acknowledgements?.length ?? 0)) {
+    logger.warn({ acknowledged: a }, 'hole acknowledged in the signed verify state')
+  }
   return outcome.report
 }

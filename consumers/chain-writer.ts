@@ -1,4 +1,4 @@
-import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs'
+import { type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs'
 import { describeError, isReadtrailError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
 import { nowMicros } from '../common/time.js'
@@ -12,8 +12,9 @@ import { chainIdOf, linkEntries, type ChainEntry, type ChainHead } from './chain
 import { readResumePoint, readRowsAfter, type ChainTrust, type PartitionEnd, type ResumeLimits, type UnsignedRow } from './chain-resume.js'
 import type { ChainWriterConfig } from './config.js'
 import { findOwnDeadLetters, type DeadLetterWanted } from './dead-letter-lookup.js'
-import { DEAD_LETTER_HEADERS, deadLetterClaimOf, deadLetterSource, signDeadLetter, type DeadLetterSigningKey } from './dead-letter-signature.js'
-import { deadLetterTopicOf } from './topics.js'
+import { batchDeadLetters, buildDeadLetter, type DeadLetterInput, type DeadLetterRecord, type DeadLetterTopicLimits } from './dead-letter-record.js'
+import { deadLetterProducerOf, deadLetterSource, type DeadLetterProducer, type DeadLetterSigningKey } from './dead-letter-signature.js'
+import { deadLetterTopicOf, readDeadLetterTopicLimits } from './topics.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
 import { IngestError } from './errors.js'
 import { assertAccessEvent } from './validate-event.js'
@@ -80,6 +81,22 @@ export interface ChainWriterDeps {
    * (writers run alone in tests) dead letters are unsigned and prove nothing.
    */
   deadLetterKey?: DeadLetterSigningKey
+}
+
+/** A message the writer will not store, why, and the producer it claims to come from. */
+interface DeadMessage {
+  message: KafkaMessage
+  error: unknown
+  producer: DeadLetterProducer | null
+}
+
+/** Whether Kafka refused a produce request as too large (kafkajs may wrap the broker's error). */
+function isTooLarge(err: unknown, depth = 0): boolean {
+  if (err === null || typeof err !== 'object' || depth > 4) return false
+  const e = err as { type?: unknown; errors?: unknown; cause?: unknown; originalError?: unknown }
+  if (e.type === 'MESSAGE_TOO_LARGE' || e.type === 'RECORD_LIST_TOO_LARGE') return true
+  if (Array.isArray(e.errors) && e.errors.some((x) => isTooLarge(x, depth + 1))) return true
+  return isTooLarge(e.cause, depth + 1) || isTooLarge(e.originalError, depth + 1)
 }
 
 /** An event between two stored rows with no row of its own, and where it was met. */
@@ -224,35 +241,66 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   /**
    * Every dead letter is acknowledged by all in-sync replicas before anything
    * after its source is stored: a message between two stored rows therefore
-   * always has its dead letter in the topic (see vouchForSkipped).
+   * always has its dead letter in the topic (see vouchForSkipped). A bad
+   * message costs its partition a SHA-256 and one send, whatever its size:
+   * letters go to an explicit partition (no key is hashed), a long key is
+   * replaced by its hash, a value too large for the dead-letter topic is
+   * left out (its hash and size kept, still signed), and sends are split so
+   * no record batch exceeds the topic's limit. Should the broker refuse a
+   * letter as too large all the same (its limit lowered since the writer
+   * read it), the letter is sent again without its value rather than
+   * failing the batch, which would rejoin the group over the same message
+   * forever.
    */
-  async function sendDeadLetters(topic: string, partition: number, dead: { message: KafkaMessage; error: unknown }[]): Promise<void> {
-    await dlq!.send({
-      topic: deadLetterTopic,
-      acks: -1,
-      messages: dead.map(({ message, error }) => {
-        const code = isReadtrailError(error) ? error.code : 'MESSAGE_MALFORMED'
-        const source = deadLetterSource(topic, partition, message.offset)
-        const key = deps.deadLetterKey
-        return {
-          key: message.key,
-          value: message.value,
-          headers: {
-            [DEAD_LETTER_HEADERS.code]: code,
-            [DEAD_LETTER_HEADERS.error]: describeError(error).slice(0, 4000),
-            [DEAD_LETTER_HEADERS.source]: source,
-            ...(key ? signDeadLetter(deadLetterClaimOf(store.database, source, message, code), key) : {}),
-          },
-        }
-      }),
+  async function sendDeadLetters(topic: string, partition: number, dead: DeadMessage[]): Promise<void> {
+    const limits = await deadLetterLimits()
+    const inputs = new Map<DeadLetterRecord, DeadLetterInput>()
+    const records = dead.map(({ message, error, producer }) => {
+      const input = deadLetterInput(topic, partition, message, error, producer)
+      const record = buildDeadLetter(input, store.database, deps.deadLetterKey, limits)
+      inputs.set(record, input)
+      return record
     })
+    for (const chunk of batchDeadLetters(records, limits.maxMessageBytes)) {
+      try {
+        await sendLetters(chunk)
+      } catch (err) {
+        if (!isTooLarge(err)) throw err
+        log.warn({ topic, partition, letters: chunk.length, dead_letter_topic: deadLetterTopic }, 'the dead-letter topic refused letters as too large: sending them without their values')
+        // A limit of 0 leaves every value out; a letter that still does not fit fails the batch as before.
+        for (const r of chunk) await sendLetters([r.truncated ? r : buildDeadLetter(inputs.get(r)!, store.database, deps.deadLetterKey, { ...limits, maxMessageBytes: 0 })])
+      }
+    }
     stats.deadLettered += dead.length
-    for (const { message, error } of dead) {
+    for (const [i, { message, error }] of dead.entries()) {
       const code = isReadtrailError(error) ? error.code : undefined
       // ClickHouse quotes the refused row in its message: keep that out of the logs.
       const reason = code === 'ROW_REJECTED' ? 'refused by ClickHouse (reason in the dead letter)' : describeError(error)
-      log.warn({ topic, partition, offset: message.offset, code, reason }, 'message dead-lettered')
+      log.warn({ topic, partition, offset: message.offset, code, reason, truncated: records[i]!.truncated, key_bytes: message.key?.length ?? 0 }, 'message dead-lettered')
     }
+  }
+
+  function deadLetterInput(topic: string, partition: number, message: KafkaMessage, error: unknown, producer: DeadLetterProducer | null): DeadLetterInput {
+    return { topic, partition, message, code: isReadtrailError(error) ? error.code : 'MESSAGE_MALFORMED', error: describeError(error).slice(0, 4000), producer }
+  }
+
+  async function sendLetters(records: readonly DeadLetterRecord[]): Promise<void> {
+    await dlq!.send({
+      topic: deadLetterTopic,
+      acks: -1,
+      messages: records.map((r) => ({ partition: r.partition, key: r.key, value: r.value, headers: r.headers })),
+    })
+  }
+
+  /** The dead-letter topic's partitions and size limit, read once (again after a failed read). */
+  let limitsRead: Promise<DeadLetterTopicLimits> | undefined
+  function deadLetterLimits(): Promise<DeadLetterTopicLimits> {
+    limitsRead ??= readDeadLetterTopicLimits(admin!, deadLetterTopic).catch((err: unknown) => {
+      limitsRead = undefined
+      log.warn({ err, dead_letter_topic: deadLetterTopic }, "could not read the dead-letter topic's limits: assuming one partition and the broker's default size")
+      return { partitions: 1, maxMessageBytes: 1_048_588 }
+    })
+    return limitsRead
   }
 
   /**
@@ -284,7 +332,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       } catch (err) {
         if (!isDataError(err)) throw err
         const reason = new IngestError('ROW_REJECTED', `ClickHouse refused the event: ${describeError(err)}`, { cause: err })
-        await sendDeadLetters(topic, partition, [{ message: sources[i]!, error: reason }])
+        await sendDeadLetters(topic, partition, [{ message: sources[i]!, error: reason, producer: deadLetterProducerOf(entry.event) }])
       }
     }
   }
@@ -354,7 +402,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     const seqBefore = chain.head.seq
     const entries: ChainEntry[] = []
     const sources: KafkaMessage[] = []
-    const dead: { message: KafkaMessage; error: unknown }[] = []
+    const dead: DeadMessage[] = []
     const skipped: SkippedEvent[] = []
     let restoring = 0
     for (const message of batch.messages) {
@@ -384,16 +432,19 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         continue
       }
       const earlier = offset < chain.resumedAt
+      let decoded: ReturnType<typeof codec.decode> | undefined
       try {
         if (!message.value) throw new Error('message has no value')
-        const decoded = codec.decode(message.value)
+        decoded = codec.decode(message.value)
         assertAccessEvent(decoded.event)
         entries.push({ event: decoded.event, offset, schemaVersion: versionByFingerprint.get(decoded.writer.fingerprint) ?? 0 })
         sources.push(message)
         if (earlier) restoring += 1
       } catch (error) {
-        // An earlier writer dead-lettered it already.
-        if (!earlier) dead.push({ message, error })
+        // An earlier writer dead-lettered it already. A message that decoded
+        // but did not validate still says which producer and seq it claims:
+        // the letter names them, so verify can account for the hole.
+        if (!earlier) dead.push({ message, error, producer: deadLetterProducerOf(decoded?.event) })
       }
     }
     if (skipped.length > 0) {
@@ -622,7 +673,9 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
 
   return {
     async start() {
-      dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
+      // Every letter names its partition; a partitioner that never hashes
+      // keeps it so should one not (kafkajs's murmur2 is quadratic in the key).
+      dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: () => ({ message }) => message.partition ?? 0 })
       admin = kafka.admin()
       consumer = newConsumer()
       await dlq.connect()

@@ -1,5 +1,6 @@
-import type { Kafka } from 'kafkajs'
+import type { Admin, Kafka } from 'kafkajs'
 import { ReadtrailError } from '../common/errors.js'
+import type { DeadLetterTopicLimits } from './dead-letter-record.js'
 
 export interface TopicPlan {
   /** Replicas per partition; 1 on a single broker, 3 in production. @default 1 */
@@ -11,28 +12,78 @@ export interface TopicPlan {
   deadLetterTopic?: string
 }
 
+/** max.message.bytes of the event topic readtrail creates. @default 4 MiB */
+export const EVENT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+/**
+ * How much larger the dead-letter topic's max.message.bytes is than the
+ * event topic's: a message just under the event topic's limit must still
+ * fit with the dead-letter headers (error text up to 4000 characters,
+ * source, signature, hashes). @default 1 MiB
+ */
+export const DEAD_LETTER_HEADROOM_BYTES = 1024 * 1024
+
+/** What the broker allows when a topic says nothing (message.max.bytes' default). */
+const BROKER_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+
 export function deadLetterTopicOf(plan: TopicPlan): string {
   return plan.deadLetterTopic ?? `${plan.topic}.dlq`
+}
+
+/** kafkajs ConfigResourceTypes.TOPIC (not a named export under ESM). */
+const TOPIC_RESOURCE = 2
+
+/** A topic's max.message.bytes as the broker reports it; null when it cannot say. */
+export async function readMaxMessageBytes(admin: Admin, topic: string): Promise<number | null> {
+  const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: ['max.message.bytes'] }] })
+  const value = Number(described.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue)
+  return Number.isSafeInteger(value) && value > 0 ? value : null
+}
+
+/**
+ * The dead-letter topic's partition count and max.message.bytes, as the
+ * chain writer sizes and places its letters by them. A limit the broker
+ * does not report is taken as the broker's default: letters that may not
+ * fit it are shortened rather than refused.
+ */
+export async function readDeadLetterTopicLimits(admin: Admin, topic: string): Promise<DeadLetterTopicLimits> {
+  const [meta, max] = await Promise.all([admin.fetchTopicMetadata({ topics: [topic] }), readMaxMessageBytes(admin, topic).catch(() => null)])
+  const partitions = meta.topics[0]?.partitions.length ?? 1
+  return { partitions: Math.max(1, partitions), maxMessageBytes: max ?? BROKER_DEFAULT_MAX_MESSAGE_BYTES }
 }
 
 /**
  * Creates the event topic and its dead-letter topic if missing (idempotent).
  * Partitions are the unit of ordering and of chaining, so they are explicit
- * rather than left to the broker's auto-create defaults.
+ * rather than left to the broker's auto-create defaults. The dead-letter
+ * topic accepts DEAD_LETTER_HEADROOM_BYTES more than the event topic (as it
+ * is, when it exists already), so a copy of any message the event topic
+ * took fits with its headers. An existing dead-letter topic is left as it
+ * is (kafkajs can only replace a topic's whole configuration); the writer
+ * reads its limit and shortens the letters that would not fit.
  */
 export async function ensureTopics(kafka: Kafka, plan: TopicPlan): Promise<void> {
   const admin = kafka.admin()
   try {
     await admin.connect()
     const existing = new Set(await admin.listTopics())
-    const wanted = [
-      { topic: plan.topic, numPartitions: plan.partitions ?? 3 },
-      { topic: deadLetterTopicOf(plan), numPartitions: 1 },
-    ].filter((t) => !existing.has(t.topic))
+    const replicationFactor = plan.replicationFactor ?? 1
+    const wanted: { topic: string; numPartitions: number; maxMessageBytes: number }[] = []
+    if (!existing.has(plan.topic)) wanted.push({ topic: plan.topic, numPartitions: plan.partitions ?? 3, maxMessageBytes: EVENT_MAX_MESSAGE_BYTES })
+    const dlq = deadLetterTopicOf(plan)
+    if (!existing.has(dlq)) {
+      const eventMax = existing.has(plan.topic) ? ((await readMaxMessageBytes(admin, plan.topic).catch(() => null)) ?? EVENT_MAX_MESSAGE_BYTES) : EVENT_MAX_MESSAGE_BYTES
+      wanted.push({ topic: dlq, numPartitions: 1, maxMessageBytes: eventMax + DEAD_LETTER_HEADROOM_BYTES })
+    }
     if (wanted.length > 0) {
       await admin.createTopics({
         waitForLeaders: true,
-        topics: wanted.map((t) => ({ ...t, replicationFactor: plan.replicationFactor ?? 1, configEntries: [{ name: 'max.message.bytes', value: String(4 * 1024 * 1024) }] })),
+        topics: wanted.map((t) => ({
+          topic: t.topic,
+          numPartitions: t.numPartitions,
+          replicationFactor,
+          configEntries: [{ name: 'max.message.bytes', value: String(t.maxMessageBytes) }],
+        })),
       })
     }
   } catch (cause) {

@@ -7,6 +7,7 @@ import { loadSchemaRegistry } from '../schemas/registry.js'
 import { isClaimAbout, type DeadLetterClaim } from '../consumers/dead-letter-signature.js'
 import { locateOffset, type ChainOffsets } from './chain-offsets.js'
 import { readDeadLetters, readMessages, readPartitionStates, type KafkaLog, type MessageRange, type PartitionState } from './kafka-log-facts.js'
+import type { DeadLetteredEvent } from './producer-gaps.js'
 import type { Finding } from './report.js'
 
 export interface KafkaLogBounds {
@@ -16,6 +17,18 @@ export interface KafkaLogBounds {
   maxGapMessages: number
   /** Most dead letters read. @default 1000000 */
   maxDeadLetters: number
+}
+
+/** What holding the chains against Kafka found, and the refused events that account for producer holes. */
+export interface KafkaLogCheck {
+  findings: Finding[]
+  warnings: string[]
+  /**
+   * Events the writer refused, by the producer and seq their signed dead
+   * letters name (only letters that verified, name no stored offset, and
+   * match the message Kafka holds at their source where it was compared).
+   */
+  deadLettered: DeadLetteredEvent[]
 }
 
 export const KAFKA_LOG_BOUNDS: Readonly<KafkaLogBounds> = Object.freeze({ timeoutMs: 30_000, maxGapMessages: 100_000, maxDeadLetters: 1_000_000 })
@@ -66,13 +79,13 @@ export async function checkKafkaLog(
   findEvents: FindEvents,
   trust: DeadLetterTrust | null,
   bounds: KafkaLogBounds = KAFKA_LOG_BOUNDS,
-): Promise<{ findings: Finding[]; warnings: string[] }> {
+): Promise<KafkaLogCheck> {
   const findings: Finding[] = []
   const warnings: string[] = []
   const states = await readPartitionStates(log, bounds.timeoutMs)
   if (states === null) {
     for (const c of offsets) findings.push({ chain_id: c.chain_id, seq: c.first_seq, kind: 'unknown_chain', detail: `the access topic ${log.topic} does not exist: no partition of it can be this chain` })
-    return { findings, warnings }
+    return { findings, warnings, deadLettered: [] }
   }
   const byChain = new Map(states.map((s) => [`${log.topic}/${s.partition}`, s]))
   const gaps: Gap[] = []
@@ -142,15 +155,18 @@ export async function checkKafkaLog(
     }
     gaps.push({ chain_id: chainId, partition: state.partition, from: 0n, to: state.committed - 1n, kind: 'head_mismatch', seq: 1, where: `the chain holds no row, but the group committed offset ${state.committed}` })
   }
-  const signed = await judgeDeadLetters(log, offsets, gaps, trust, bounds, findings, warnings)
-  if (gaps.length > 0) await judgeGaps(log, states, gaps, signed, findEvents, bounds, findings, warnings)
-  return { findings, warnings }
+  const { signed, producers } = await judgeDeadLetters(log, offsets, gaps, trust, bounds, findings, warnings)
+  const mismatched = gaps.length > 0 ? await judgeGaps(log, states, gaps, signed, findEvents, bounds, findings, warnings) : new Set<string>()
+  const deadLettered = producers.filter((p) => !mismatched.has(p.key)).map((p) => p.event)
+  return { findings, warnings, deadLettered }
 }
 
 /** Most forged dead letters kept to report (distinct source offsets); the rest are counted in a warning. */
 const MAX_FORGED_REPORTED = 10_000
 /** Signed dead letters kept per gap offset (the writer sends one; more are copies). */
 const MAX_CLAIMS_PER_OFFSET = 4
+/** Producer claims of signed dead letters kept to account for producer holes; the rest are counted in a warning. */
+const MAX_PRODUCER_CLAIMS = 100_000
 
 /**
  * Reads every dead letter naming the access topic and checks its signature.
@@ -162,7 +178,8 @@ const MAX_CLAIMS_PER_OFFSET = 4
  * offset inside a gap, the one place it explains something; one naming a
  * stored row is the writer's record of an earlier refusal (a crash made the
  * retry store it) and hides nothing. Returns the signed claims by
- * `<partition>@<offset>`.
+ * `<partition>@<offset>`, and the producer and seq each signed letter names
+ * that does not point at a stored row: what accounts for a producer's hole.
  */
 async function judgeDeadLetters(
   log: KafkaLog,
@@ -172,19 +189,34 @@ async function judgeDeadLetters(
   bounds: KafkaLogBounds,
   findings: Finding[],
   warnings: string[],
-): Promise<Map<string, DeadLetterClaim[]>> {
+): Promise<{ signed: Map<string, DeadLetterClaim[]>; producers: { key: string; event: DeadLetteredEvent }[] }> {
   const signed = new Map<string, DeadLetterClaim[]>()
+  const producers: { key: string; event: DeadLetteredEvent }[] = []
   const deadLetterTopic = deadLetterTopicOf({ topic: log.topic })
   if (!trust) {
     warnings.push(`dead letters NOT checked (no checkpoint key to check their signatures with): no offset gap is explained by a dead letter`)
-    return signed
+    return { signed, producers }
   }
+  const byChain = new Map(offsets.map((c) => [c.chain_id, c]))
+  let producerClaimsDropped = 0
   const inGap = gapLookup(gaps)
   const forged = new Map<string, { partition: number; offset: bigint; at: string; count: number; detail: string }>()
   let unreported = 0
   const read = await readDeadLetters(log.kafka, deadLetterTopic, log.topic, trust, { timeoutMs: bounds.timeoutMs, maxMessages: bounds.maxDeadLetters }, (letter) => {
     const key = `${letter.partition}@${letter.offset}`
     if (letter.verdict.ok) {
+      const producer = letter.verdict.claim.producer
+      if (producer) {
+        const chainId = `${log.topic}/${letter.partition}`
+        const chain = byChain.get(chainId)
+        const place = chain ? locateOffset(chain, letter.offset) : { seq: 1, stored: false }
+        // A letter naming a stored row was an earlier refusal a retry stored: it accounts for nothing.
+        if (!place.stored) {
+          if (producers.length < MAX_PRODUCER_CLAIMS) {
+            producers.push({ key, event: { ...producer, source: letter.verdict.claim.source, code: letter.verdict.claim.code, chain_id: chainId, seq: place.seq } })
+          } else producerClaimsDropped += 1
+        }
+      }
       if (!inGap(letter.partition, letter.offset)) return
       const list = signed.get(key) ?? []
       if (list.length < MAX_CLAIMS_PER_OFFSET) list.push(letter.verdict.claim)
@@ -199,7 +231,7 @@ async function judgeDeadLetters(
   if (read.missing && gaps.length > 0) warnings.push(`the dead-letter topic ${deadLetterTopic} does not exist: no offset gap can be explained by a dead letter`)
   if (!read.complete) warnings.push(`the dead-letter topic ${deadLetterTopic} holds more than ${bounds.maxDeadLetters} messages; only the first ${bounds.maxDeadLetters} were read`)
   if (unreported > 0) warnings.push(`${unreported} more dead letters that do not verify, for offsets beyond the first ${MAX_FORGED_REPORTED}, were not listed`)
-  const byChain = new Map(offsets.map((c) => [c.chain_id, c]))
+  if (producerClaimsDropped > 0) warnings.push(`${producerClaimsDropped} signed dead letters beyond the first ${MAX_PRODUCER_CLAIMS} naming a producer were not used to account for producer holes`)
   for (const f of forged.values()) {
     const chainId = `${log.topic}/${f.partition}`
     const chain = byChain.get(chainId)
@@ -212,7 +244,7 @@ async function judgeDeadLetters(
       detail: `the dead letter at ${deadLetterTopic} ${f.at}${copies} names offset ${f.offset}${place.stored ? ', which has a stored row,' : ''} as its source, but ${f.detail}: it explains nothing`,
     })
   }
-  return signed
+  return { signed, producers }
 }
 
 /** Whether (partition, offset) lies in one of the gaps; gaps are few (bounded by the verifier's break limit). */
@@ -226,6 +258,8 @@ function gapLookup(gaps: readonly Gap[]): (partition: number, offset: bigint) =>
  * Each gap offset: explained by a dead letter signed by the checkpoint key
  * for exactly the message at that offset (compared while Kafka still holds
  * it), by a replayed duplicate (pending the store's answer), or unexplained.
+ * Returns the `<partition>@<offset>` keys whose signed letters were made for
+ * another message than Kafka holds there (they account for nothing).
  */
 async function judgeGaps(
   log: KafkaLog,
@@ -236,7 +270,8 @@ async function judgeGaps(
   bounds: KafkaLogBounds,
   findings: Finding[],
   warnings: string[],
-): Promise<void> {
+): Promise<Set<string>> {
+  const mismatched = new Set<string>()
   const stateOf = new Map(states.map((s) => [s.partition, s]))
   const low = (p: number) => stateOf.get(p)?.low ?? 0n
 
@@ -260,7 +295,7 @@ async function judgeGaps(
     }
     findings.push(finding(gap, `${size} offsets skipped ${gap.where}: too many to read (over ${budget} left of the verifier's bound), so none is explained`))
   }
-  if (toRead.length === 0) return
+  if (toRead.length === 0) return mismatched
 
   const ranges: MessageRange[] = []
   for (const gap of toRead) {
@@ -296,6 +331,7 @@ async function judgeGaps(
           if (claim.code === 'ROW_REJECTED' && replayedEventId(codec, message, false) !== null) refusedEvents += 1
           continue
         }
+        mismatched.add(key)
         findings.push({
           chain_id: gap.chain_id,
           seq: gap.seq,
@@ -339,10 +375,12 @@ async function judgeGaps(
       ),
     )
   }
+  return mismatched
 }
 
 function finding(gap: Gap, detail: string): Finding {
-  return { chain_id: gap.chain_id, seq: gap.seq, kind: gap.kind, detail }
+  // The offsets make an acknowledgement of an offset_gap cover exactly this gap.
+  return { chain_id: gap.chain_id, seq: gap.seq, kind: gap.kind, detail, ...(gap.kind === 'offset_gap' ? { offsets: { from: gap.from.toString(), to: gap.to.toString() } } : {}) }
 }
 
 /**

@@ -42,6 +42,16 @@ export type FindingKind =
   /** A producer sequence number is stored twice. */
   | 'producer_duplicate'
   /**
+   * A producer's hole whose every missing seq is named by a dead letter
+   * signed by the checkpoint key: the message reached Kafka and the writer
+   * refused it (undecodable, invalid, or refused by ClickHouse). Accounted
+   * for, not lost: at the row stored at its source offset, or the first
+   * after it, with the sources in `dead_letters`. It damages no stored row,
+   * so it fails no answer (queries/provenance.ts); an operator acknowledges
+   * it after investigating (`verify --acknowledge producer:<id>:<seq>`).
+   */
+  | 'dead_lettered'
+  /**
    * A materialised-view table the saved queries read (access_by_principal,
    * record_access) does not hold exactly the rows access_log implies at this
    * seq. The detail names the table and whether rows are missing, extra, or both.
@@ -94,6 +104,15 @@ export interface Finding {
   detail: string
   /** For producer findings: the producer and the missing or repeated producer_seq range. */
   producer?: { producer_id: string; from_seq: number; to_seq: number }
+  /** For offset_gap: the offsets skipped, inclusive (strings: Kafka offsets are bigint). */
+  offsets?: { from: string; to: string }
+  /** For dead_lettered (and producer_gap holes partly dead-lettered): the signed dead letters naming missing seqs, first 10. */
+  dead_letters?: { producer_seq: number; source: string; code: string }[]
+}
+
+/** A finding an acknowledgement covers: reported, not counted as damage. */
+export interface AcknowledgedFinding extends Finding {
+  acknowledged: { by: string; at: string; reason: string }
 }
 
 export interface ChainSummary {
@@ -149,6 +168,11 @@ export interface VerificationReport {
   checkpoints: CheckpointSummary
   producers: { checked: number; in_flight: InFlightGap[] }
   findings: Finding[]
+  /**
+   * Findings an operator acknowledged (the signed verify state records who,
+   * when and why): still listed, never counted in `ok`.
+   */
+  acknowledged?: AcknowledgedFinding[]
   /** True when more findings exist than were listed. */
   findings_truncated: boolean
   /** What was not checked and why; never silently. */
@@ -197,6 +221,11 @@ export function formatReport(report: VerificationReport): string {
   if (report.findings.length > 0) {
     lines.push(`${report.findings.length}${report.findings_truncated ? '+' : ''} findings:`)
     for (const f of report.findings) lines.push(`  ${f.chain_id} seq ${f.seq}: ${f.kind} — ${f.detail}`)
+  }
+  const acked = report.acknowledged ?? []
+  if (acked.length > 0) {
+    lines.push(`${acked.length} acknowledged (not counted as damage):`)
+    for (const f of acked) lines.push(`  ${f.chain_id} seq ${f.seq}: ${f.kind} — acknowledged by ${f.acknowledged.by} at ${f.acknowledged.at}: ${f.acknowledged.reason}`)
   }
   return lines.join('\n')
 }

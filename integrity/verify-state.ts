@@ -5,7 +5,8 @@ import { z } from 'zod'
 import { generateKeyFiles, loadPublicKey, loadSigningKey } from '../checkpoints/keys.js'
 import type { Logger } from '../common/logger.js'
 import { VerificationError } from './errors.js'
-import type { FindingKind, VerificationReport } from './report.js'
+import { ReadtrailError } from '../common/errors.js'
+import type { AcknowledgedFinding, Finding, FindingKind, VerificationReport } from './report.js'
 
 const hex32 = z.string().regex(/^[0-9a-f]{64}$/)
 
@@ -15,8 +16,24 @@ const hex32 = z.string().regex(/^[0-9a-f]{64}$/)
  * clear it: a `--skip-views` or incremental pass must not launder damage it
  * never looked at.
  */
-export const VerifyCheck = z.enum(['rows', 'checkpoints', 'views', 'rollups', 'producers', 'kafka'])
+export const VerifyCheck = z.enum(['rows', 'checkpoints', 'views', 'rollups', 'producers', 'kafka', 'dead_lettered'])
 export type VerifyCheck = z.infer<typeof VerifyCheck>
+
+/**
+ * Checks whose open failures damage no stored row, so they neither fail
+ * answers (queries/provenance.ts) nor take a chain's verified range away: a
+ * dead-lettered producer hole is an event the writer refused, with its
+ * signed dead letter, not a row that was there and is gone. The chain
+ * checks (rows, checkpoints, Kafka offsets) prove every stored row and every
+ * skipped offset independently of it. It stays open, and in every report,
+ * until a covering run no longer finds it or an operator acknowledges it.
+ */
+const ANSWER_NEUTRAL: ReadonlySet<VerifyCheck> = new Set(['dead_lettered'])
+
+/** Whether an open failure can make an answer wrong (and so fails it). */
+export function affectsAnswers(failure: Pick<OpenFailure, 'check'>): boolean {
+  return !ANSWER_NEUTRAL.has(failure.check)
+}
 
 // Every finding kind belongs to exactly one check; a Record (not a default)
 // makes a new kind fail to compile until someone decides who may clear it.
@@ -45,6 +62,7 @@ const CHECK_OF: Record<FindingKind, VerifyCheck> = {
   rollup_mismatch: 'rollups',
   producer_gap: 'producers',
   producer_duplicate: 'producers',
+  dead_lettered: 'dead_lettered',
   offset_invalid: 'kafka',
   offset_gap: 'kafka',
   dead_letter_forged: 'kafka',
@@ -110,6 +128,32 @@ const ChainState = z
   .strict()
 export type ChainState = z.infer<typeof ChainState>
 
+const ProducerHole = z.object({ producer_id: z.string().min(1).max(256), from_seq: z.number().int().min(1), to_seq: z.number().int().min(1) }).strict()
+const OffsetRange = z.object({ from: z.string().regex(/^\d{1,20}$/), to: z.string().regex(/^\d{1,20}$/) }).strict()
+
+/**
+ * An operator's acknowledgement of one hole after investigating it (see
+ * Acknowledgement in report.ts): a producer hole by producer and exact seq
+ * range, or an offset_gap by chain, seq and exact offsets.
+ */
+export const Acknowledgement = z
+  .object({
+    kind: z.enum(['producer_gap', 'dead_lettered', 'offset_gap']),
+    chain_id: z.string().min(1).max(512),
+    seq: z.number().int().min(0),
+    producer: ProducerHole.optional(),
+    offsets: OffsetRange.optional(),
+    by: z.string().min(1).max(200),
+    at: z.string(),
+    reason: z.string().min(1).max(2000),
+  })
+  .strict()
+  .refine((a) => (a.kind === 'offset_gap' ? a.offsets !== undefined : a.producer !== undefined), 'a producer acknowledgement names its hole, an offset_gap one its offsets')
+export type Acknowledgement = z.infer<typeof Acknowledgement>
+
+/** Most acknowledgements the state keeps. */
+export const MAX_ACKNOWLEDGEMENTS = 10_000
+
 /**
  * What verification remembers between runs, outside ClickHouse: per chain
  * the anchor where an incremental run starts, how far rows are verified and
@@ -125,6 +169,8 @@ export const VerifyState = z
     last_full_at: z.string().nullable(),
     chains: z.record(z.string(), ChainState),
     producers: z.record(z.string(), z.number().int().min(0)),
+    /** Holes an operator acknowledged; signed with the rest, so only the verifier key's holder can add one. */
+    acknowledgements: z.array(Acknowledgement).max(MAX_ACKNOWLEDGEMENTS).optional(),
   })
   .strict()
 export type VerifyState = z.infer<typeof VerifyState>
@@ -279,6 +325,7 @@ function covers(run: RunCoverage, failure: OpenFailure): boolean {
     case 'rollups':
       return run.rollups
     case 'producers':
+    case 'dead_lettered':
       return run.producers
     case 'kafka':
       return span && run.kafka
@@ -300,7 +347,12 @@ export function isPseudoChain(chainId: string): boolean {
  * is verified through nothing after a full run, its old range after an
  * incremental one. checkpoint_high only ever rises.
  */
-export function nextVerifyState(previous: VerifyState | null, report: VerificationReport, producerThrough: Record<string, number>, options: { kafka?: boolean } = {}): VerifyState {
+export function nextVerifyState(
+  previous: VerifyState | null,
+  report: VerificationReport,
+  producerThrough: Record<string, number>,
+  options: { kafka?: boolean; acknowledgements?: readonly Acknowledgement[] } = {},
+): VerifyState {
   const at = report.started_at
   const summaries = new Map(report.chains.map((c) => [c.chain_id, c]))
   const found = new Map<string, OpenFailure[]>()
@@ -332,10 +384,10 @@ export function nextVerifyState(previous: VerifyState | null, report: Verificati
     const kept = (before?.failures ?? []).filter((f) => !covers(covered, f))
     next.set(id, { before, failures: mergeFailures(kept, found.get(id) ?? []), covered })
   }
-  const globalFailure = [...next].some(([id, n]) => isPseudoChain(id) && n.failures.length > 0)
+  const globalFailure = [...next].some(([id, n]) => isPseudoChain(id) && n.failures.some(affectsAnswers))
   for (const [id, { before, failures, covered }] of next) {
     const c = summaries.get(id)
-    const clean = failures.length === 0 && !globalFailure
+    const clean = !failures.some(affectsAnswers) && !globalFailure
     let verifiedThrough = before?.verified_through ?? 0
     let verifiedAt = before?.verified_at ?? null
     let anchor = before?.anchor ?? null
@@ -363,7 +415,83 @@ export function nextVerifyState(previous: VerifyState | null, report: Verificati
     last_full_at: report.incremental ? (previous?.last_full_at ?? null) : at,
     chains,
     producers: { ...(previous?.producers ?? {}), ...producerThrough },
+    ...acknowledgementsField(options.acknowledgements ?? previous?.acknowledgements ?? []),
   }
+}
+
+function acknowledgementsField(list: readonly Acknowledgement[]): Pick<VerifyState, 'acknowledgements'> {
+  // Absent when empty: a state without acknowledgements signs as it did before they existed.
+  return list.length === 0 ? {} : { acknowledgements: list.slice(-MAX_ACKNOWLEDGEMENTS) }
+}
+
+/** What an operator asks to acknowledge: `producer:<producer id>:<seq>` or `<chain id>:<seq>`. */
+export type AcknowledgeTarget = { producer_id: string; seq: number } | { chain_id: string; seq: number }
+
+/** Parses `--acknowledge`; USAGE for anything else. */
+export function parseAcknowledgeTarget(text: string): AcknowledgeTarget {
+  const cut = text.lastIndexOf(':')
+  const head = cut > 0 ? text.slice(0, cut) : ''
+  const seqText = text.slice(cut + 1)
+  const seq = Number(seqText)
+  if (cut <= 0 || !/^\d{1,15}$/.test(seqText) || !Number.isSafeInteger(seq) || head === 'producer') {
+    throw new ReadtrailError('USAGE', `--acknowledge ${JSON.stringify(text)}: expected producer:<producer id>:<seq> or <chain id>:<seq>`)
+  }
+  if (head.startsWith('producer:')) return { producer_id: head.slice('producer:'.length), seq }
+  return { chain_id: head, seq }
+}
+
+/** Whether `ack` covers exactly this finding: the same hole, never a later or wider one. */
+export function acknowledgementCovers(ack: Acknowledgement, f: Finding): boolean {
+  if (ack.kind === 'offset_gap') {
+    return f.kind === 'offset_gap' && f.chain_id === ack.chain_id && f.seq === ack.seq && f.offsets?.from === ack.offsets?.from && f.offsets?.to === ack.offsets?.to
+  }
+  // A hole first seen as producer_gap may be dead_lettered once its letters are read (or the reverse): still the same hole.
+  const p = f.producer
+  return (
+    (f.kind === 'producer_gap' || f.kind === 'dead_lettered') &&
+    p !== undefined &&
+    ack.producer !== undefined &&
+    p.producer_id === ack.producer.producer_id &&
+    p.from_seq === ack.producer.from_seq &&
+    p.to_seq === ack.producer.to_seq
+  )
+}
+
+/** The finding a target names: the producer hole holding its seq, or the offset_gap at the chain's seq; undefined when none. */
+export function findingFor(target: AcknowledgeTarget, findings: readonly Finding[]): Finding | undefined {
+  if ('producer_id' in target) {
+    return findings.find(
+      (f) =>
+        (f.kind === 'producer_gap' || f.kind === 'dead_lettered') && f.producer?.producer_id === target.producer_id && f.producer.from_seq <= target.seq && target.seq <= f.producer.to_seq,
+    )
+  }
+  return findings.find((f) => f.kind === 'offset_gap' && f.chain_id === target.chain_id && f.seq === target.seq)
+}
+
+/** The acknowledgement of `f` (a finding findingFor returned). */
+export function acknowledge(f: Finding, who: { by: string; reason: string }, at: string): Acknowledgement {
+  return Acknowledgement.parse({
+    kind: f.kind,
+    chain_id: f.chain_id,
+    seq: f.seq,
+    ...(f.producer ? { producer: f.producer } : {}),
+    ...(f.offsets ? { offsets: f.offsets } : {}),
+    by: who.by,
+    at,
+    reason: who.reason,
+  })
+}
+
+/** Splits findings into those no acknowledgement covers and those one does. */
+export function applyAcknowledgements(findings: readonly Finding[], acks: readonly Acknowledgement[]): { open: Finding[]; acknowledged: AcknowledgedFinding[] } {
+  const open: Finding[] = []
+  const acknowledged: AcknowledgedFinding[] = []
+  for (const f of findings) {
+    const ack = acks.find((a) => acknowledgementCovers(a, f))
+    if (ack) acknowledged.push({ ...f, acknowledged: { by: ack.by, at: ack.at, reason: ack.reason } })
+    else open.push(f)
+  }
+  return { open, acknowledged }
 }
 
 /** One entry per check: the lowest seq, every kind, the earliest time found. */

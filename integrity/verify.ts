@@ -6,9 +6,10 @@ import { classifyWindow } from './classify-window.js'
 import { VerificationError } from './errors.js'
 import type { Facts, FactsRequest } from './facts.js'
 import type { KafkaLog } from './kafka-log-facts.js'
-import { judgeProducerBreaks } from './producer-gaps.js'
-import type { ChainSummary, CheckpointSummary, Finding, FindingKind, InFlightGap, VerificationReport } from './report.js'
-import type { VerifyState } from './verify-state.js'
+import { indexDeadLettered, judgeProducerBreaks, type DeadLetteredEvent } from './producer-gaps.js'
+import type { AcknowledgedFinding, ChainSummary, CheckpointSummary, Finding, FindingKind, InFlightGap, VerificationReport } from './report.js'
+import { acknowledge, applyAcknowledgements, findingFor, type Acknowledgement, type AcknowledgeTarget, type VerifyState } from './verify-state.js'
+import { ReadtrailError } from '../common/errors.js'
 
 export interface VerifyOptions {
   /** `in-db` re-hashes in ClickHouse; `independent` streams rows out and re-hashes them here. @default 'in-db' */
@@ -50,6 +51,18 @@ export interface VerifyOptions {
    * @default null
    */
   checkpointHigh?: Record<string, { index: number; seq: number }> | null
+  /**
+   * Holes an operator acknowledged (from the signed verify state): a finding
+   * one covers exactly is listed in report.acknowledged, not in findings.
+   * @default []
+   */
+  acknowledgements?: readonly Acknowledgement[]
+  /**
+   * Holes to acknowledge in this run (`verify --acknowledge`): each must
+   * name a producer_gap, dead_lettered or offset_gap finding this run makes,
+   * else USAGE; the acknowledgement records that finding's exact hole.
+   */
+  acknowledge?: readonly { target: AcknowledgeTarget; by: string; reason: string }[]
   now?: () => number
 }
 
@@ -57,12 +70,14 @@ export interface VerifyOutcome {
   report: VerificationReport
   /** Per producer, how far its sequence is complete (for the next incremental run). */
   producerThrough: Record<string, number>
+  /** The acknowledgements to record: the earlier ones and this run's new ones. */
+  acknowledgements: Acknowledgement[]
 }
 
 /** Gets the facts from wherever the store is: this process, or the process that owns it. */
 export type CollectFacts = (request: FactsRequest) => Promise<Facts>
 
-type Optional = 'checkpoints' | 'since' | 'kafkaLog' | 'kafkaBounds' | 'checkpointHigh'
+type Optional = 'checkpoints' | 'since' | 'kafkaLog' | 'kafkaBounds' | 'checkpointHigh' | 'acknowledgements' | 'acknowledge'
 
 interface Context {
   options: Required<Omit<VerifyOptions, Optional>> & Pick<VerifyOptions, Optional>
@@ -75,6 +90,10 @@ interface Context {
   /** Per chain, the highest valid checkpoint (report.checkpoint_high). */
   high: Record<string, { index: number; seq: number }>
   inFlight: InFlightGap[]
+  /** Producer seqs the writer refused, from the signed dead letters (check-kafka-log). */
+  deadLettered: DeadLetteredEvent[]
+  acknowledgements: Acknowledgement[]
+  acknowledged: AcknowledgedFinding[]
   warnings: string[]
   truncated: boolean
 }
@@ -113,6 +132,7 @@ const RANK: Record<FindingKind, number> = {
   dead_letter_forged: 25,
   head_mismatch: 26,
   query_table_altered: 27,
+  dead_lettered: 28,
 }
 
 /**
@@ -235,6 +255,7 @@ const STEPS: readonly Step[] = [
       const checked = await checkKafkaLog(kafkaLog, offsets, findEvents, trust, { ...KAFKA_LOG_BOUNDS, ...ctx.options.kafkaBounds })
       ctx.findings.push(...checked.findings)
       ctx.warnings.push(...checked.warnings)
+      ctx.deadLettered = checked.deadLettered
     },
   },
   {
@@ -283,10 +304,27 @@ const STEPS: readonly Step[] = [
   {
     name: 'check-producers',
     run(ctx) {
-      const judged = judgeProducerBreaks(ctx.facts!.producer_breaks, { nowMs: ctx.options.now(), graceMs: ctx.options.producerGraceMs })
+      const judged = judgeProducerBreaks(ctx.facts!.producer_breaks, { nowMs: ctx.options.now(), graceMs: ctx.options.producerGraceMs, deadLettered: indexDeadLettered(ctx.deadLettered) })
       ctx.findings.push(...judged.findings)
       ctx.inFlight = judged.inFlight
       if (ctx.facts!.producer_breaks_truncated) ctx.truncated = true
+    },
+  },
+  {
+    name: 'apply-acknowledgements',
+    run(ctx) {
+      const at = new Date(ctx.options.now()).toISOString()
+      for (const wanted of ctx.options.acknowledge ?? []) {
+        const f = findingFor(wanted.target, ctx.findings)
+        if (!f) {
+          const what = 'producer_id' in wanted.target ? `no producer hole of ${wanted.target.producer_id} holds seq ${wanted.target.seq}` : `no offset_gap is reported at ${wanted.target.chain_id} seq ${wanted.target.seq}`
+          throw new ReadtrailError('USAGE', `--acknowledge: this run finds nothing to acknowledge there (${what}); only a producer_gap, dead_lettered or offset_gap verify reports can be acknowledged`)
+        }
+        ctx.acknowledgements.push(acknowledge(f, wanted, at))
+      }
+      const split = applyAcknowledgements(ctx.findings, ctx.acknowledgements)
+      ctx.findings = split.open
+      ctx.acknowledged = split.acknowledged
     },
   },
   {
@@ -316,6 +354,8 @@ export async function verifyLog(collect: CollectFacts, database: string, options
       kafkaLog: options.kafkaLog ?? null,
       kafkaBounds: options.kafkaBounds,
       checkpointHigh: options.checkpointHigh ?? null,
+      acknowledgements: options.acknowledgements,
+      acknowledge: options.acknowledge,
       now: options.now ?? Date.now,
     },
     database,
@@ -324,6 +364,9 @@ export async function verifyLog(collect: CollectFacts, database: string, options
     chains: [],
     high: {},
     inFlight: [],
+    deadLettered: [],
+    acknowledgements: [...(options.acknowledgements ?? [])],
+    acknowledged: [],
     warnings: [...(options.checkpoints?.analysis.warnings ?? [])],
     truncated: false,
   }
@@ -361,6 +404,7 @@ export async function verifyLog(collect: CollectFacts, database: string, options
     },
     producers: { checked: facts.producers_checked, in_flight: ctx.inFlight },
     findings: ctx.findings,
+    ...(ctx.acknowledged.length > 0 ? { acknowledged: ctx.acknowledged } : {}),
     findings_truncated: ctx.truncated,
     warnings: ctx.warnings,
     checkpoint_high: ctx.high,
@@ -369,5 +413,5 @@ export async function verifyLog(collect: CollectFacts, database: string, options
     started_at: started.toISOString(),
     duration_ms: Math.round(performance.now() - t0),
   }
-  return { report, producerThrough: facts.producer_through }
+  return { report, producerThrough: facts.producer_through, acknowledgements: ctx.acknowledgements }
 }

@@ -1,4 +1,4 @@
-import { isPseudoChain, type VerifyState } from '../integrity/verify-state.js'
+import { affectsAnswers, isPseudoChain, type VerifyState } from '../integrity/verify-state.js'
 
 /** The rows of one chain an answer was computed from. */
 export interface ChainSource {
@@ -76,10 +76,21 @@ const DAY_MS = 86_400_000
  * chain range reaching into an open failure's span is failed; rows after the
  * newest signature are unsigned; rows up to verified_through are verified;
  * the rest is unverified. The worst chain decides.
+ *
+ * Only failures that can make an answer wrong count (affectsAnswers): a
+ * dead-lettered producer hole is an event the writer refused, with a signed
+ * dead letter, while every stored row and every skipped offset is proved by
+ * the chain checks on their own. No stored row an answer was computed from
+ * is in doubt because of it, and the hole sits at an arbitrary row (where
+ * that producer's next event happened to be stored) that says nothing about
+ * which answers the refused event would have matched. Failing every answer
+ * over that chain, forever, would let one hostile message blind every
+ * saved query; the hole stays a finding in every verify report instead,
+ * until an operator acknowledges it.
  */
 export function assessProvenance(sources: readonly ChainSource[], state: VerifyState | null, options: ProvenanceOptions = {}): Provenance {
   const now = options.now ?? Date.now()
-  const globalFailure = state ? Object.entries(state.chains).some(([id, c]) => isPseudoChain(id) && c.failures.length > 0) : false
+  const globalFailure = state ? Object.entries(state.chains).some(([id, c]) => isPseudoChain(id) && c.failures.some(affectsAnswers)) : false
   const chains = sources.map((s): ChainProvenance => {
     const known = state?.chains[s.chain_id]
     const signed = options.signedThrough ? (options.signedThrough[s.chain_id] ?? 0) : (known?.checkpoint_high?.seq ?? null)
@@ -93,7 +104,7 @@ export function assessProvenance(sources: readonly ChainSource[], state: VerifyS
       last_verify_mode: known?.last_run?.mode ?? null,
     }
     // An open failure from seq F: the damage may be in any rows from F on.
-    const failed = globalFailure || (known?.failures ?? []).some((f) => s.last_seq >= f.from_seq)
+    const failed = globalFailure || (known?.failures ?? []).some((f) => affectsAnswers(f) && s.last_seq >= f.from_seq)
     if (failed) return { ...base, status: 'failed' }
     if (signed !== null && s.last_seq > signed) return { ...base, status: 'unsigned' }
     if (known && s.last_seq <= known.verified_through) return { ...base, status: 'verified' }
@@ -107,7 +118,7 @@ export function assessProvenance(sources: readonly ChainSource[], state: VerifyS
       ? 'verified'
       : !state
         ? 'unverified'
-        : Object.values(state.chains).some((c) => c.failures.length > 0)
+        : Object.values(state.chains).some((c) => c.failures.some(affectsAnswers))
           ? 'failed'
           : 'verified'
   const status = chains.reduce<ProvenanceStatus>((worst, c) => (PROVENANCE_RANK[c.status] > PROVENANCE_RANK[worst] ? c.status : worst), start)

@@ -5,14 +5,14 @@ import { parseConfig } from '../common/config.js'
 import { createKafka } from '../common/kafka.js'
 import { createLogger, type Logger } from '../common/logger.js'
 import { namedIssues } from '../common/zod-issues.js'
-import { isReadtrailError } from '../common/errors.js'
+import { ConfigError, isReadtrailError } from '../common/errors.js'
 import type { AccessEvent } from '../schemas/access-event.js'
 import { createCodec } from '../schemas/codec.js'
 import { InputError } from '../schemas/errors.js'
 import { ReadInput, type ParsedReadInput } from '../schemas/read-input.js'
 import { loadSchemaRegistry, type SchemaRegistry } from '../schemas/registry.js'
 import { buildEvents } from './build-events.js'
-import { AuditProducerConfig, type AuditProducerConfigInput } from './config.js'
+import { AuditProducerConfig, weakSessionKeyReason, type AuditProducerConfigInput } from './config.js'
 import type { Delivery, Durability, DeliveryStats } from './delivery.js'
 import { startDeliveryThread } from './delivery-thread.js'
 import { openDelivery } from './open-delivery.js'
@@ -82,8 +82,11 @@ interface Pending {
  * awaits the acknowledgement.
  */
 export async function createAuditProducer(configInput: AuditProducerConfigInput, options: AuditProducerOptions = {}): Promise<AuditProducer> {
-  const config = parseConfig(AuditProducerConfig, configInput, 'audit producer')
+  const config = parseProducerConfig(configInput)
   const logger = (options.logger ?? createLogger()).child({ component: 'audit-producer' })
+  const weakKey = weakSessionKeyReason(config.sessionHashKey)
+  // The key itself is never logged (and REDACT_PATHS would hide it), only why it looks wrong.
+  if (weakKey) logger.warn({ reason: weakKey }, `sessionHashKey looks like a placeholder: ${weakKey}; session hashes made with a guessable key can be linked back to session ids — use ${config.sessionHashKey!.length} random bytes`)
   const registry = options.registry ?? loadSchemaRegistry()
   const codec = createCodec(registry)
   const producerId = config.producerId ?? `${config.service.slice(0, 160)}:${hostname().slice(0, 64)}:${process.pid}:${randomUUID().slice(0, 8)}`
@@ -204,7 +207,12 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
     config,
     recordRead(raw: ReadInput): Promise<RecordedRead> {
       if (closed) return Promise.reject(new ProducerError('PRODUCER_CLOSED', 'recordRead after close()'))
-      const parsed = ReadInput.safeParse(raw)
+      let parsed: ReturnType<typeof ReadInput.safeParse>
+      try {
+        parsed = ReadInput.safeParse(raw)
+      } catch (cause) {
+        return Promise.reject(readInputThrew(cause))
+      }
       if (!parsed.success) {
         return Promise.reject(new InputError(namedIssues(parsed.error, '(read)').map((i) => ({ field: i.key, problem: i.problem }))))
       }
@@ -212,7 +220,8 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       try {
         encoded = encodeRead(parsed.data)
       } catch (err) {
-        return Promise.reject(err as Error)
+        // buildEvents reads values the caller still holds (a Date); whatever they throw is the input's fault.
+        return Promise.reject(isReadtrailError(err) ? err : readInputThrew(err))
       }
       const { readId, eventIds, producerSeqs } = encoded
       return new Promise<RecordedRead>((resolve, reject) =>
@@ -242,4 +251,29 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       await delivery.close()
     },
   })
+}
+
+/**
+ * The options parsed as every configuration is, and coded even when reading
+ * them throws (a getter, a Proxy trap): an application's bad options object
+ * must fail as CONFIG_INVALID, like any other bad option.
+ */
+function parseProducerConfig(input: AuditProducerConfigInput): Readonly<AuditProducerConfig> {
+  try {
+    return parseConfig(AuditProducerConfig, input, 'audit producer')
+  } catch (cause) {
+    if (isReadtrailError(cause)) throw cause
+    const problem = 'reading the options threw (a getter or a Proxy trap); pass plain data'
+    throw new ConfigError(`invalid audit producer configuration:\n  - (root): ${problem}`, { cause, details: { issues: [{ key: '(root)', problem }] } })
+  }
+}
+
+/**
+ * A read whose own properties throw when read (a getter, a Proxy trap, a
+ * Date subclass): INPUT_INVALID like any other bad read, so callers branch on
+ * the code. The thrown message stays in `cause` only: it is the
+ * application's text and may carry what the audit log must not leak.
+ */
+function readInputThrew(cause: unknown): InputError {
+  return new InputError([{ field: '(read)', problem: 'reading the read threw (a getter, a Proxy trap or a Date method); pass plain data' }], { cause })
 }

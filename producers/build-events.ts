@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto'
-import { LIMITS, type AccessEvent } from '../schemas/access-event.js'
+import { LIMITS, MAX_LONG, type AccessEvent } from '../schemas/access-event.js'
+import { InputError } from '../schemas/errors.js'
 import type { ParsedReadInput } from '../schemas/read-input.js'
 import { nowMicros } from '../common/time.js'
 import { uuidv7 } from '../common/uuid.js'
@@ -28,7 +29,7 @@ export interface EventContext {
  */
 export function buildEvents(input: ParsedReadInput, ctx: EventContext, firstSeq = 1): AccessEvent[] {
   const recordIds = input.recordIds.map(String)
-  const occurredAt = input.occurredAt === undefined ? nowMicros() : input.occurredAt instanceof Date ? input.occurredAt.getTime() * 1000 : input.occurredAt
+  const occurredAt = input.occurredAt === undefined ? nowMicros() : input.occurredAt instanceof Date ? dateMicros(input.occurredAt) : input.occurredAt
   const readId = uuidv7()
   const sessionHash = input.sessionId === undefined ? null : hashSession(input.sessionId, ctx.sessionHashKey)
   // A fingerprint has no literals left, so cutting a very long one loses
@@ -74,6 +75,23 @@ export function buildEvents(input: ParsedReadInput, ctx: EventContext, firstSeq 
   }
   const parts = splitRecordIds(recordIds, budget)
   return parts.map((ids, index) => event(ids, index, parts.length))
+}
+
+/**
+ * The Date's own time value, read from its internal slot: a Date subclass
+ * (or an object whose prototype was swapped) can override getTime to pass
+ * validation with one value and hand the event another, or throw. Checked
+ * again here for the same reason.
+ */
+function dateMicros(date: Date): number {
+  let ms: number
+  try {
+    ms = Date.prototype.getTime.call(date)
+  } catch (cause) {
+    throw new InputError([{ field: 'occurredAt', problem: 'is not a real Date' }], { cause })
+  }
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms * 1000 > MAX_LONG) throw new InputError([{ field: 'occurredAt', problem: 'must be a valid date after 1970' }])
+  return ms * 1000
 }
 
 /** More than the Avro encoding of the event can take, without encoding it. */

@@ -77,3 +77,26 @@ export const AuditProducerConfig = z
 
 export type AuditProducerConfig = z.output<typeof AuditProducerConfig>
 export type AuditProducerConfigInput = z.input<typeof AuditProducerConfig>
+
+/**
+ * Fewer distinct byte values than this in a sessionHashKey reads as a
+ * placeholder (all zeros, `'x'.repeat(32)`, a short pattern repeated): a
+ * random 32-byte key has about 30, a random hex or base64 text key 16 or
+ * more. Anyone who guesses such a key can hash candidate session ids and
+ * link a session hash back to its session.
+ */
+const MIN_DISTINCT_KEY_BYTES = 8
+
+/**
+ * Why a sessionHashKey looks unfit, or undefined. A warning, not a refusal:
+ * length is the only rule the schema enforces (and tests and benches use
+ * fixed keys on purpose), but a production deployment with a constant key
+ * should hear about it at start-up, once.
+ */
+export function weakSessionKeyReason(key: Buffer | undefined): string | undefined {
+  if (key === undefined) return undefined
+  const distinct = new Set(key).size
+  if (key.every((b) => b === 0)) return 'it is all zero bytes'
+  if (distinct < MIN_DISTINCT_KEY_BYTES) return `it has only ${distinct} distinct byte value${distinct === 1 ? '' : 's'} (a random key of ${key.length} bytes has many more)`
+  return undefined
+}

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   VERIFY_FAILED: 'Verification could not run to completion (the store failed mid-way); this is not a finding about the data.',
   CHECKPOINT_KEY_MISSING: 'No checkpoint signing key (or public key) at the configured path: the chain writer refuses to run unsigned, verify refuses to run without the key that checks signatures.',
   CHECKPOINT_KEY_INVALID: 'A checkpoint key file exists but is not a readable Ed25519 key of the expected kind (private PKCS#8 PEM for signing, public SPKI PEM for verifying), or its permissions let others read it.',
+  DIRECTORY_NOT_PRIVATE: 'A directory readtrail keeps its state in (the embedded store, the checkpoint log, keys, the verify state, an outbox) already exists and group or others can read, write or enter it; readtrail refuses to use it until it is made private, and the message names the chmod that does it.',
   CHECKPOINT_LOG_UNAVAILABLE: 'The append-only checkpoint log could not be opened, written or fsync\'d; the chain writer stops rather than continue without durable checkpoints.',
   CHECKPOINT_TOPIC_UNAVAILABLE: 'The Kafka copy of the checkpoints could not be written or read.',
   VERIFY_STATE_INVALID: 'The incremental-verification state file is unreadable or belongs to another database; run a full verify to rebuild it.',

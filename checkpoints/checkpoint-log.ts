@@ -1,6 +1,8 @@
-import { open, readFile, mkdir, type FileHandle } from 'node:fs/promises'
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { isReadtrailError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
+import { ensurePrivateDirectory, PRIVATE_FILE_MODE } from '../common/private-dir.js'
 import { namedIssues } from '../common/zod-issues.js'
 import { formatCheckpointLine, SignedCheckpoint } from './checkpoint.js'
 import { CheckpointError } from './errors.js'
@@ -36,14 +38,25 @@ function unavailable(path: string, what: string, cause: unknown): CheckpointErro
  * without its newline is a write a crash tore: it was never fsync'd, so the
  * signer never went on to publish it, and it is cut off here rather than
  * left to glue itself onto the next line.
+ *
+ * Its directory is created 0700 and the file 0600, and an existing directory
+ * others can reach is refused (DIRECTORY_NOT_PRIVATE): whoever can write
+ * there can replace the file a verifier trusts.
  */
 export async function openCheckpointLog(path: string, logger?: Logger): Promise<CheckpointLog> {
   const log = logger?.child({ component: 'checkpoint-log' })
   let handle: FileHandle
   try {
-    await mkdir(dirname(path), { recursive: true })
+    // A path naming a directory is a wrong setting: say so, rather than ask for a chmod of its parent.
+    if ((await stat(path).catch(() => undefined))?.isDirectory()) throw new Error('not a regular file')
+    ensurePrivateDirectory({ dir: dirname(path), holds: 'the checkpoint log' })
+  } catch (cause) {
+    if (isReadtrailError(cause)) throw cause
+    throw unavailable(path, 'cannot open', cause)
+  }
+  try {
     try {
-      handle = await open(path, 'ax+', 0o644)
+      handle = await open(path, 'ax+', PRIVATE_FILE_MODE)
       // The new file's name lives in the directory: without this a crash could lose the file with every checkpoint fsync'd into it.
       await fsyncDirectory(dirname(path))
       log?.info({ path }, 'checkpoint log created')

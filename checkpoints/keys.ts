@@ -1,6 +1,8 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { isReadtrailError } from '../common/errors.js'
+import { ensurePrivateDirectory, PRIVATE_FILE_MODE } from '../common/private-dir.js'
 import { keyId } from './checkpoint.js'
 import { CheckpointError } from './errors.js'
 
@@ -33,9 +35,11 @@ const MAX_PEM_CHARS = 16 * 1024
 
 /**
  * Writes a new Ed25519 key pair: the private key (PKCS#8 PEM, 0600) at
- * `privatePath` and the public key (SPKI PEM) at `${privatePath}.pub`.
- * Never overwrites: replacing a signing key silently would orphan every
- * checkpoint signed with the old one.
+ * `privatePath` and the public key (SPKI PEM, 0600 too: it is handed out by
+ * copying) at `${privatePath}.pub`, in a directory created 0700; an existing
+ * directory others can reach is refused (DIRECTORY_NOT_PRIVATE), since whoever
+ * can write there can swap the key. Never overwrites: replacing a signing key
+ * silently would orphan every checkpoint signed with the old one.
  */
 export function generateKeyFiles(privatePath: string): GeneratedKeyFiles {
   const publicPath = `${privatePath}.pub`
@@ -44,15 +48,16 @@ export function generateKeyFiles(privatePath: string): GeneratedKeyFiles {
     publicKeyEncoding: { type: 'spki', format: 'pem' },
   })
   try {
-    mkdirSync(dirname(privatePath), { recursive: true, mode: 0o700 })
+    ensurePrivateDirectory({ dir: dirname(privatePath), holds: 'checkpoint keys' })
   } catch (cause) {
+    if (isReadtrailError(cause)) throw cause
     throw new CheckpointError('CHECKPOINT_KEY_INVALID', `cannot create the directory for ${privatePath}: ${(cause as Error).message}`, { cause, details: { path: privatePath } })
   }
   // Both files are checked before either is written, so a refusal leaves nothing half-made.
   for (const path of [privatePath, publicPath]) refuseExisting(path)
-  writeNewFile(privatePath, privateKey, 0o600)
+  writeNewFile(privatePath, privateKey, PRIVATE_FILE_MODE)
   try {
-    writeNewFile(publicPath, publicKey, 0o644)
+    writeNewFile(publicPath, publicKey, PRIVATE_FILE_MODE)
   } catch (err) {
     // A private key without its public half cannot be handed to verifiers; remove it so the command can simply be rerun.
     try {

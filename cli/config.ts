@@ -1,6 +1,7 @@
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { z } from 'zod'
 import { parseConfig } from '../common/config.js'
+import type { StateDirectory } from '../common/private-dir.js'
 import { defaultBrokers, KafkaConnection } from '../common/kafka.js'
 import { StoreConfig } from '../store/config.js'
 import { SubjectKeysText } from '../queries/subject-keys.js'
@@ -122,4 +123,21 @@ export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides
     },
     'readtrail',
   )
+}
+
+/**
+ * The directories this configuration keeps local state in: what the store
+ * holds (personal data), the private keys, and the files a verifier trusts
+ * (checkpoint log, verify state). Every command that opens the store checks
+ * them private first (cli/runtime.ts). Public keys are not among them: they
+ * are made to be handed out, and may sit anywhere.
+ */
+export function stateDirectoriesOf(config: Readonly<AppConfig>): StateDirectory[] {
+  return [
+    ...(config.store.url === undefined ? [{ dir: config.store.dataDir, holds: 'the embedded store', setting: 'READTRAIL_DATA_DIR (--data-dir)' }] : []),
+    { dir: dirname(config.checkpoints.logPath), holds: 'the checkpoint log', setting: 'READTRAIL_CHECKPOINT_LOG' },
+    { dir: dirname(config.checkpoints.keyPath), holds: 'the checkpoint signing key', setting: 'READTRAIL_CHECKPOINT_KEY' },
+    { dir: dirname(config.verifyStatePath), holds: 'the verify state', setting: 'READTRAIL_VERIFY_STATE' },
+    { dir: dirname(config.verifier.keyPath), holds: 'the verifier key', setting: 'READTRAIL_VERIFY_KEY' },
+  ]
 }

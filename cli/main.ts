@@ -105,6 +105,10 @@ function parseCommandLine(argv: string[]) {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Everything readtrail creates (store, keys, checkpoint log, verify state,
+  // owner socket, reports) is for its owner alone; the engine's own files get
+  // the same through this umask, since their modes are not ours to pass.
+  process.umask(0o077)
   const { values, positionals } = parseCommandLine(argv)
   const [command, ...rest] = positionals
   if (values.help || !command) {

@@ -4,7 +4,8 @@ import { createLogger, type Logger } from '../common/logger.js'
 import { StoreError } from '../store/errors.js'
 import { openStore, type Store } from '../store/store.js'
 import { isReadtrailError, ReadtrailError } from '../common/errors.js'
-import type { AppConfig } from './config.js'
+import { assertPrivateDirectories } from '../common/private-dir.js'
+import { stateDirectoriesOf, type AppConfig } from './config.js'
 import { callOwner, ownerSocketPath, type OwnerRequest, type OwnerTarget } from './owner-api.js'
 import { collectIndependentThroughOwner } from './owner-facts.js'
 
@@ -17,8 +18,14 @@ export function createCliLogger(): Logger {
  * Opens the store. Writers (`create`) create missing tables; readers only
  * check them, and never create an empty store where they were pointed at a
  * wrong directory or database.
+ *
+ * First, every existing state directory of the configuration must be private
+ * (DIRECTORY_NOT_PRIVATE lists all that are not, in one go). Readers check
+ * too: they cannot make a leaked store private again, but refusing to run on
+ * one is what gets its owner to fix it.
  */
 export async function openAppStore(config: AppConfig, command: string, logger: Logger, mode: { create: boolean } = { create: true }): Promise<Store> {
+  assertPrivateDirectories(stateDirectoriesOf(config))
   if (!mode.create && config.store.url === undefined && !existsSync(config.store.dataDir)) {
     throw new StoreError('STORE_SCHEMA_MISMATCH', `no readtrail store at ${config.store.dataDir} (set --data-dir or READTRAIL_DATA_DIR)`)
   }

@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { StoreError } from './errors.js'
+import { ensurePrivateDirectory, PRIVATE_FILE_MODE } from '../common/private-dir.js'
 import { isProcessAlive } from '../common/process.js'
 
 export interface OwnerRecord {
@@ -17,15 +18,20 @@ const LOCK_FILE = 'readtrail-owner.json'
  * the second process gets an error naming the owner instead. A lock left by a
  * process that died (kill -9) is taken over: the engine's own file lock died
  * with it.
+ *
+ * The directory is created 0700, and an existing one others can reach is
+ * refused (DIRECTORY_NOT_PRIVATE) before it is claimed: the engine's files
+ * hold every stored read, and anyone who can enter the directory can copy
+ * them and open them with their own chDB.
  */
 export function claimDataDir(dataDir: string, command: string): () => void {
-  mkdirSync(dataDir, { recursive: true })
+  ensurePrivateDirectory({ dir: dataDir, holds: 'the embedded store' })
   const path = join(dataDir, LOCK_FILE)
   const record: OwnerRecord = { pid: process.pid, command, started_at: new Date().toISOString() }
   // Created exclusively, so two processes starting together cannot both win.
   for (let attempt = 0; ; attempt++) {
     try {
-      writeFileSync(path, JSON.stringify(record), { flag: 'wx' })
+      writeFileSync(path, JSON.stringify(record), { flag: 'wx', mode: PRIVATE_FILE_MODE })
       break
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw err

@@ -1,6 +1,7 @@
 import { open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
+import { PRIVATE_FILE_MODE } from '../../common/private-dir.js'
 import { syncDirectory } from './sync-directory.js'
 
 export const CURSOR_FILE = 'cursor'
@@ -53,7 +54,7 @@ export async function readCursorFile(dir: string): Promise<CursorRead> {
 export async function writeCursorFile(dir: string, state: CursorState): Promise<void> {
   const temp = join(dir, CURSOR_TEMP_FILE)
   const text = `${JSON.stringify({ version: 1, cursor: state.cursor.toString(), next: state.next.toString() })}\n`
-  const handle = await open(temp, 'w', 0o644)
+  const handle = await open(temp, 'w', PRIVATE_FILE_MODE)
   try {
     await handle.writeFile(text, 'utf8')
     await handle.sync()

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import type { Logger } from '../../common/logger.js'
 import { OutboxError, outboxUnavailable } from './errors.js'
 import { isProcessAlive } from '../../common/process.js'
+import { PRIVATE_FILE_MODE } from '../../common/private-dir.js'
 
 export const LOCK_FILE = 'lock'
 
@@ -45,7 +46,7 @@ export async function acquireOutboxLock(dir: string, logger: Logger): Promise<Ou
   const mine = `${process.pid}\n`
   for (let attempt = 0; ; attempt++) {
     try {
-      const handle = await open(path, 'wx', 0o644)
+      const handle = await open(path, 'wx', PRIVATE_FILE_MODE)
       try {
         await handle.writeFile(mine, 'utf8')
         await handle.close()

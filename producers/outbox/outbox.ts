@@ -1,7 +1,9 @@
-import { mkdir, open, rm, type FileHandle } from 'node:fs/promises'
+import { open, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { parseConfig } from '../../common/config.js'
+import { isReadtrailError } from '../../common/errors.js'
+import { ensurePrivateDirectory, PRIVATE_FILE_MODE } from '../../common/private-dir.js'
 import { createLogger, type Logger } from '../../common/logger.js'
 import { writeCursorFile } from './cursor-file.js'
 import { OutboxError, outboxUnavailable } from './errors.js'
@@ -22,7 +24,12 @@ export const OUTBOX_DEFAULTS = Object.freeze({
 /** Options of openOutbox, validated once and frozen. */
 export const OutboxOptions = z
   .object({
-    /** Directory of this outbox, created if missing. One process per directory: each worker needs its own. */
+    /**
+     * Directory of this outbox, created 0700 if missing (its files are 0600);
+     * an existing one that group or others can reach is refused with
+     * DIRECTORY_NOT_PRIVATE, since the events in it name who read what. One
+     * process per directory: each worker needs its own.
+     */
     dir: z.string().min(1),
     /**
      * Bound on the framed bytes of undelivered records. An append that would
@@ -94,7 +101,8 @@ export interface Outbox {
   /**
    * Everything up to and including `through` was delivered: persists the
    * cursor (write temp file, fsync, rename, fsync dir) and deletes segment
-   * files wholly below the cursor. `through` >= end() is a RangeError: it
+   * files wholly below the cursor, the last one too once no append is
+   * writing (else at close). `through` >= end() is a RangeError: it
    * would mark records not yet written as delivered.
    */
   acknowledge(through: bigint): Promise<void>
@@ -132,8 +140,10 @@ export async function openOutbox(options: z.input<typeof OutboxOptions>, deps: O
   const logger = (deps.logger ?? createLogger()).child({ component: 'outbox', dir })
 
   try {
-    await mkdir(dir, { recursive: true })
+    // Modes passed explicitly: the SDK runs inside someone else's process and leaves its umask alone.
+    ensurePrivateDirectory({ dir, holds: 'an audit outbox' })
   } catch (cause) {
+    if (isReadtrailError(cause)) throw cause
     throw outboxUnavailable(dir, 'cannot create the directory', cause)
   }
   const lock = await acquireOutboxLock(dir, logger)
@@ -148,6 +158,9 @@ export async function openOutbox(options: z.input<typeof OutboxOptions>, deps: O
   const segments = recovered.segments
   let end = recovered.end
   let cursor = skipLost(recovered.cursor)
+  // The cursor the cursor file holds: a segment is deleted only below it, so
+  // the file always remembers positions as used after their records are gone.
+  let durableCursor = recovered.cursor
   const lostMessages = recovered.lostMessages
   if (segments.length > 0 || lostMessages > 0) {
     logger.info({ pending_messages: countPending(), pending_bytes: countPendingBytes(), lost_messages: lostMessages, cursor: cursor.toString(), end: end.toString() }, 'outbox opened with undelivered records')
@@ -216,7 +229,7 @@ export async function openOutbox(options: z.input<typeof OutboxOptions>, deps: O
       await sealed.handle.close().catch((err: unknown) => logger.warn({ err }, 'closing a full outbox segment failed'))
     }
     const path = join(dir, segmentFileName(end))
-    const handle = await open(path, 'wx', 0o644)
+    const handle = await open(path, 'wx', PRIVATE_FILE_MODE)
     try {
       await syncDirectory(dir)
     } catch (err) {
@@ -340,16 +353,36 @@ export async function openOutbox(options: z.input<typeof OutboxOptions>, deps: O
       throw outboxUnavailable(dir, 'cannot persist the cursor', cause)
     }
     cursor = next
-    // The last segment stays even when delivered: appends may be writing to
-    // it, and a new file under the same name must never meet a late unlink.
+    durableCursor = next
+    // The last segment is left to removeDeliveredLast: appends may be writing to it.
     const done = segments.slice(0, -1).filter((segment) => segmentEnd(segment) <= cursor)
-    if (done.length === 0) return
     segments.splice(0, segments.length, ...segments.filter((segment) => !done.includes(segment)))
-    for (const segment of done) {
-      // Not fatal: the cursor is persisted, and the next open deletes
-      // whatever is wholly below it.
-      await rm(segment.path, { force: true }).catch((err: unknown) => logger.warn({ err, segment: segment.path }, 'cannot delete a delivered outbox segment'))
-    }
+    for (const segment of done) await removeSegmentFile(segment)
+    await removeDeliveredLast()
+  }
+
+  /**
+   * Deletes the last segment once every record in it is acknowledged and no
+   * append is queued or being written: a drained outbox must not keep
+   * delivered events readable on disk until the next open. It is detached in
+   * one synchronous step, so a later append starts a new segment, named after
+   * `end`, which is above every position in this one: the unlink below can
+   * never meet that new file. An empty segment (left by a failed write) holds
+   * no event and may share its name with the next one, so it stays.
+   */
+  async function removeDeliveredLast(): Promise<void> {
+    const last = segments.at(-1)
+    if (!last || last.offsets.length === 0 || segmentEnd(last) > durableCursor || commitRunning || queue.length > 0) return
+    segments.pop()
+    const sealed = active?.segment === last ? active : undefined
+    if (sealed) active = undefined
+    await sealed?.handle.close().catch((err: unknown) => logger.warn({ err }, 'closing a delivered outbox segment failed'))
+    await removeSegmentFile(last)
+  }
+
+  async function removeSegmentFile(segment: Segment): Promise<void> {
+    // Not fatal: the cursor is persisted, and the next open deletes whatever is wholly below it.
+    await rm(segment.path, { force: true }).catch((err: unknown) => logger.warn({ err, segment: segment.path }, 'cannot delete a delivered outbox segment'))
   }
 
   return Object.freeze({
@@ -458,6 +491,7 @@ export async function openOutbox(options: z.input<typeof OutboxOptions>, deps: O
       closed = true
       await committing
       await acknowledging
+      await removeDeliveredLast()
       if (active) {
         const { handle } = active
         active = undefined

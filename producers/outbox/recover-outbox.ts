@@ -1,6 +1,7 @@
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../../common/logger.js'
+import { PRIVATE_FILE_MODE } from '../../common/private-dir.js'
 import { CURSOR_FILE, readCursorFile, removeCursorTemp, writeCursorFile, type CursorState } from './cursor-file.js'
 import { OutboxError } from './errors.js'
 import { parseSegmentFileName, scanSegment, segmentEnd, segmentFileName, type Segment } from './segment.js'
@@ -147,7 +148,7 @@ async function setAside(dir: string, name: string, validPrefix: Buffer): Promise
   const keptAs = await uniqueName(dir, `${name}.corrupt`)
   if (validPrefix.length > 0) {
     const recovering = join(dir, `${name}${RECOVERING_SUFFIX}`)
-    const handle = await open(recovering, 'w', 0o644)
+    const handle = await open(recovering, 'w', PRIVATE_FILE_MODE)
     try {
       await handle.writeFile(validPrefix)
       await handle.sync()

@@ -178,9 +178,12 @@ describe('outbox', () => {
     expect(segmentFiles(dir)).toEqual(['00000000000000000004.seg', '00000000000000000007.seg', '00000000000000000010.seg', '00000000000000000011.seg'])
     expect((await outbox.read(outbox.cursor(), 100, 1 << 20)).map((m) => m.value)).toEqual(messages(6, 10).map((m) => m.value))
     await outbox.acknowledge(15n)
-    // The last segment stays until reopen: appends may still be writing to it.
-    expect(segmentFiles(dir)).toEqual(['00000000000000000011.seg'])
-    expect(outbox.stats()).toMatchObject({ pendingMessages: 0, pendingBytes: 0, segments: 1 })
+    // Drained: the last segment goes too, so no delivered event stays on disk.
+    expect(segmentFiles(dir)).toEqual([])
+    expect(outbox.stats()).toMatchObject({ pendingMessages: 0, pendingBytes: 0, segments: 0 })
+    // The next append starts a segment named after the next position.
+    expect(await outbox.append([message(16)])).toEqual({ first: 16n, last: 16n })
+    expect(segmentFiles(dir)).toEqual(['00000000000000000016.seg'])
   })
 
   it('refuses an append that would pass maxBytes, writing nothing, and accepts it again once delivered', async () => {

@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks'
 import avro from 'avsc'
 import { afterAll, describe, expect, it } from 'vitest'
 import { IngestError } from '../../consumers/errors.js'
+import { AuditProducerConfig } from '../../producers/config.js'
 import { assertAccessEvent } from '../../consumers/validate-event.js'
 import { AccessEvent, LIMITS, MAX_MESSAGE_BYTES } from '../../schemas/access-event.js'
 import { createBodyScanner, minEncodedBytes } from '../../schemas/body-scanner.js'
@@ -264,6 +265,11 @@ describe('decoder bounds agree with the validator and the SDK', () => {
     const message = codec.encode(event)
     expect(message.length).toBeLessThanOrEqual(MAX_MESSAGE_BYTES)
     expect((codec.decode(message).event as AccessEvent).record_ids.length).toBe(LIMITS.recordIdsPerEvent)
+  })
+
+  it('no producer may be configured to write a message larger than the decoder reads', () => {
+    expect(AuditProducerConfig.safeParse({ service: 's', maxMessageBytes: MAX_MESSAGE_BYTES }).success).toBe(true)
+    expect(AuditProducerConfig.safeParse({ service: 's', maxMessageBytes: MAX_MESSAGE_BYTES + 1 }).success).toBe(false)
   })
 
   it('the SDK refuses a read naming more records than LIMITS.recordIdsPerRead', () => {

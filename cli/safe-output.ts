@@ -123,7 +123,7 @@ function outputExists(target: string, flag: string, cause: unknown): ReadtrailEr
   } catch {
     // Gone again: the message stays generic.
   }
-  return new ReadtrailError('OUTPUT_EXISTS', `${flag} ${target} is already ${what}; refusing to overwrite it or write through it (choose another path, or --force to replace a file)`, {
+  return new ReadtrailError('OUTPUT_EXISTS', `${flag} ${target} already exists (${what}); refusing to overwrite it or write through it (choose another path, or --force to replace a file)`, {
     cause,
     details: { path: target, kind: what.slice(2) },
   })

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { generateKeyFiles, loadSigningKey } from '../../checkpoints/keys.js'
+import { acknowledgeRequests } from '../../cli/verify-command.js'
 import { ReadtrailError } from '../../common/errors.js'
 import { VerificationError } from '../../integrity/errors.js'
 import { findProducerBreaks, indexDeadLettered, judgeProducerBreaks, type DeadLetteredEvent } from '../../integrity/producer-gaps.js'
@@ -184,5 +185,16 @@ describe('acknowledging a hole', () => {
 
   it('a state without acknowledgements signs as before they existed', () => {
     expect('acknowledgements' in nextVerifyState(null, report([]), {})).toBe(false)
+  })
+})
+
+describe('verify --acknowledge arguments', () => {
+  it('need a reason and a well-formed target; who defaults to the OS user', () => {
+    expect(acknowledgeRequests({})).toEqual([])
+    expect(acknowledgeRequests({ acknowledge: ['producer:p:3'], acknowledgeReason: 'INC-1', acknowledgeBy: 'ops' })).toEqual([{ target: { producer_id: 'p', seq: 3 }, by: 'ops', reason: 'INC-1' }])
+    expect(acknowledgeRequests({ acknowledge: ['orders/0:25'], acknowledgeReason: 'INC-1' })[0]!.by.length).toBeGreaterThan(0)
+    expect(thrownBy(ReadtrailError, () => acknowledgeRequests({ acknowledge: ['producer:p:3'] }))).toMatchObject({ code: 'USAGE' })
+    expect(thrownBy(ReadtrailError, () => acknowledgeRequests({ acknowledge: ['producer:p:3'], acknowledgeReason: '  ' }))).toMatchObject({ code: 'USAGE' })
+    expect(thrownBy(ReadtrailError, () => acknowledgeRequests({ acknowledge: ['nonsense'], acknowledgeReason: 'x' }))).toMatchObject({ code: 'USAGE' })
   })
 })

@@ -19,6 +19,8 @@ import { makeEvent } from '../helpers/events.js'
  */
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20_261_127)
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? 4000)
+/** About 1 s per 4000 runs on the 2-core machine; the margin is for a busy `npm test`. */
+const TIMEOUT_MS = Math.max(10_000, RUNS * 3)
 /** Per message, decode and validate. */
 const TIME_BOUND_MS = 5
 /**
@@ -209,7 +211,7 @@ describe('codec fuzzer', () => {
       }),
       params(RUNS),
     )
-  })
+  }, TIMEOUT_MS)
 
   it('random bodies behind a valid header', () => {
     fc.assert(
@@ -218,7 +220,7 @@ describe('codec fuzzer', () => {
       }),
       params(RUNS / 2),
     )
-  })
+  }, TIMEOUT_MS)
 
   it('random bytes', () => {
     fc.assert(
@@ -227,7 +229,7 @@ describe('codec fuzzer', () => {
       }),
       params(RUNS / 4),
     )
-  })
+  }, TIMEOUT_MS)
 
   it('count bombs of any size in any valid event', () => {
     const event = fc.record({
@@ -241,7 +243,7 @@ describe('codec fuzzer', () => {
       }),
       params(RUNS / 8),
     )
-  })
+  }, TIMEOUT_MS)
 
   it('reached the bounds it exists to test', () => {
     // A fuzzer that never produced a count or length too large for its message proves nothing.

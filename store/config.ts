@@ -9,7 +9,11 @@ export const StoreConfig = z
     password: z.string().default(''),
     /** @default 'readtrail' */
     database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and _ only').default('readtrail'),
-    /** Embedded engine data directory. @default '.readtrail/chdb' */
+    /**
+     * Embedded engine data directory, created 0700; an existing one that group
+     * or others can reach is refused (DIRECTORY_NOT_PRIVATE): its files are the
+     * whole log, readable by anyone who can copy them. @default '.readtrail/chdb'
+     */
     dataDir: z.string().min(1).default('.readtrail/chdb'),
   })
   .strict()

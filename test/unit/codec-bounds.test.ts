@@ -22,11 +22,19 @@ const registry = loadSchemaRegistry()
 const codec = createCodec(registry)
 const writerType = registry.current.type
 
-/** Decodes and returns the refusal, with how long it took. */
+/**
+ * Decodes and returns the refusal, with how long it took: the fastest of
+ * three tries, since a bomb is slow every time and a busy core only once.
+ */
 function refusal(message: Buffer, using = codec): { err: SchemaError; ms: number } {
-  const start = performance.now()
-  const err = thrownBy(SchemaError, () => using.decode(message))
-  return { err, ms: performance.now() - start }
+  let ms = Infinity
+  let err: SchemaError | undefined
+  for (let i = 0; i < 3; i++) {
+    const start = performance.now()
+    err = thrownBy(SchemaError, () => using.decode(message))
+    ms = Math.min(ms, performance.now() - start)
+  }
+  return { err: err!, ms }
 }
 
 const varintOf = (n: number | bigint) => zigzagVarint(BigInt(n))

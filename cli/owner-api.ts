@@ -133,7 +133,7 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
   rmSync(path, { force: true })
   const admission = createOwnerAdmission(OWNER_LIMITS)
   /** Signs and sends one answer, bound to the asker's nonce and the exact request bytes (by their digest). */
-  const reply = (res: ServerResponse, nonce: unknown, requestDigest: Buffer, status: number, answer: Answer, close = false) => {
+  const reply = (res: ServerResponse, nonce: unknown, requestDigest: Buffer, status: number, answer: Answer) => {
     const body = answer.kind === 'rows' ? answer.bytes : Buffer.from(JSON.stringify(status === 200 ? { result: answer.value } : answer.value), 'utf8')
     const fields: OwnerProofFields = {
       nonce: isNonce(nonce) ? nonce : '',
@@ -153,7 +153,6 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
         [HEADER.database]: encodeURIComponent(store.database),
         [HEADER.kind]: answer.kind,
         [HEADER.sig]: signOwnerAnswer(privateKey, fields),
-        ...(close ? { connection: 'close' } : {}),
       })
       .end(body)
   }
@@ -171,7 +170,15 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
       answerBusy(req, res, admission, reply)
       return
     }
-    res.once('close', release)
+    // The slot is held until the work is done, not only while the asker
+    // listens: an asker that hangs up after sending must not free a slot
+    // while the store still works for it, or hanging up would lift the bound.
+    let answering = false
+    let closed = false
+    res.once('close', () => {
+      closed = true
+      if (!answering) release()
+    })
     const chunks: Buffer[] = []
     let size = 0
     req.on('data', (c: Buffer) => {
@@ -179,11 +186,8 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
       if (size > declared) req.destroy()
       else chunks.push(c)
     })
-    req.on('close', () => {
-      // Ended before the whole body: nothing will be answered, free the slot now.
-      if (!req.complete) release()
-    })
     req.on('end', () => {
+      answering = true
       void (async () => {
         const raw = Buffer.concat(chunks, size)
         chunks.length = 0
@@ -200,7 +204,9 @@ export async function serveOwnerApi(store: Store, dataDir: string, logger: Logge
           const error = isReadtrailError(err) ? err.toJSON() : { code: 'USAGE', message: describeError(err) }
           answered = { kind: 'json', value: { error } }
         }
-        reply(res, nonce, digestOf(raw), status, answered)
+        answering = false
+        if (closed) release()
+        else reply(res, nonce, digestOf(raw), status, answered)
       })()
     })
   })
@@ -236,13 +242,15 @@ function declaredLength(req: IncomingMessage): number | undefined {
  * its nonce and its request's digest before it believes even a refusal.
  * The body is streamed through SHA-256, never held: only its first bytes
  * are kept, where readtrail's askers put the nonce (`{"nonce":"…"`). The
- * connection is closed after it, so a flood cannot keep it.
+ * connection stays open as after any answer (closing it straight after the
+ * reply raced the asker's last write into EPIPE); idle ones still time out
+ * and count against maxConnections.
  */
 function answerBusy(
   req: IncomingMessage,
   res: ServerResponse,
   admission: OwnerAdmission,
-  reply: (res: ServerResponse, nonce: unknown, requestDigest: Buffer, status: number, answer: Answer, close: boolean) => void,
+  reply: (res: ServerResponse, nonce: unknown, requestDigest: Buffer, status: number, answer: Answer) => void,
 ): void {
   const digest = createHash('sha256')
   let head = Buffer.alloc(0)
@@ -257,7 +265,7 @@ function answerBusy(
       retriable: true,
       details: { in_flight: load.inFlight, max_in_flight: OWNER_LIMITS.maxInFlight, buffered_bytes: load.bufferedBytes, max_buffered_bytes: OWNER_LIMITS.maxBufferedBytes },
     })
-    reply(res, nonce, digest.digest(), 503, { kind: 'json', value: { error: error.toJSON() } }, true)
+    reply(res, nonce, digest.digest(), 503, { kind: 'json', value: { error: error.toJSON() } })
   })
 }
 

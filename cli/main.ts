@@ -34,6 +34,9 @@ usage:
                                          and producer sequences; exit 0 intact, 1 damaged, 2 error
       --independent                      stream rows out and re-hash them here (trusts nothing ClickHouse computes)
       --since-checkpoint                 only rows after each chain's last verified checkpoint (O(new rows))
+      --acknowledge producer:ID:SEQ | CHAIN:SEQ --reason TEXT [--by NAME]
+                                         record in the signed verify state that the producer hole (or offset_gap)
+                                         this run reports there was investigated; later runs list it as acknowledged
       --every 5m                         keep running, one incremental run per period, pino JSON lines on stdout;
                                          exit 1 with a READTRAIL_INTEGRITY_ALERT line on the first damage
       --full-every 24h                   with --every: a full run whenever this long has passed since the last
@@ -74,6 +77,9 @@ const OPTIONS = {
   'since-checkpoint': { type: 'boolean' },
   every: { type: 'string' },
   'full-every': { type: 'string' },
+  acknowledge: { type: 'string', multiple: true },
+  by: { type: 'string' },
+  reason: { type: 'string' },
   verifier: { type: 'boolean' },
   grace: { type: 'string' },
   'no-kafka-checkpoints': { type: 'boolean' },
@@ -157,6 +163,9 @@ async function main(argv: string[]): Promise<number> {
           fullEveryMs: values['full-every'] === undefined ? DEFAULT_FULL_EVERY_MS : parseDuration(values['full-every'], '--full-every', { minMs: 1000, maxMs: 30 * 86_400_000 }),
           producerGraceMs: values.grace === undefined ? 120_000 : parseDuration(values.grace, '--grace', { minMs: 0, maxMs: 7 * 86_400_000 }),
           checkpoints: values['no-checkpoints'] ? 'none' : values['no-kafka-checkpoints'] ? 'file' : 'both',
+          acknowledge: values.acknowledge ?? [],
+          acknowledgeBy: values.by,
+          acknowledgeReason: values.reason,
         },
         logger,
       )

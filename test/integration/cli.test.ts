@@ -138,6 +138,13 @@ describe('readtrail CLI', () => {
     expect(unreachable.stderr).toMatch(/STORE_UNAVAILABLE/)
   })
 
+  it('verify --acknowledge reaches the verify command: without --reason it is a usage error that records nothing', async () => {
+    const r = await runCli(['verify', '--acknowledge', 'producer:p1:4', ...dir])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('USAGE')
+    expect(r.stderr).toContain('--reason')
+  })
+
   it('read-only commands never create a store: a wrong directory or a dropped table exits 2', async () => {
     const nowhere = join(dataDir, 'typo')
     const r = await runCli(['verify', '--data-dir', nowhere])

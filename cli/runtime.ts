@@ -15,17 +15,23 @@ export function createCliLogger(): Logger {
 }
 
 /**
- * Opens the store. Writers (`create`) create missing tables; readers only
- * check them, and never create an empty store where they were pointed at a
- * wrong directory or database.
- *
- * First, every existing state directory of the configuration must be private
- * (DIRECTORY_NOT_PRIVATE lists all that are not, in one go). Readers check
+ * Throws DIRECTORY_NOT_PRIVATE, listing all of them in one go, unless every
+ * existing state directory of the configuration is private. Readers check
  * too: they cannot make a leaked store private again, but refusing to run on
  * one is what gets its owner to fix it.
  */
-export async function openAppStore(config: AppConfig, command: string, logger: Logger, mode: { create: boolean } = { create: true }): Promise<Store> {
+export function assertStatePrivate(config: AppConfig): void {
   assertPrivateDirectories(stateDirectoriesOf(config))
+}
+
+/**
+ * Opens the store, once the state directories are private
+ * (assertStatePrivate). Writers (`create`) create missing tables; readers
+ * only check them, and never create an empty store where they were pointed
+ * at a wrong directory or database.
+ */
+export async function openAppStore(config: AppConfig, command: string, logger: Logger, mode: { create: boolean } = { create: true }): Promise<Store> {
+  assertStatePrivate(config)
   if (!mode.create && config.store.url === undefined && !existsSync(config.store.dataDir)) {
     throw new StoreError('STORE_SCHEMA_MISMATCH', `no readtrail store at ${config.store.dataDir} (set --data-dir or READTRAIL_DATA_DIR)`)
   }

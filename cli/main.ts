@@ -5,7 +5,7 @@ import { loadAppConfig, ENVIRONMENT } from './config.js'
 import { consumeCommand } from './consume-command.js'
 import { queryCommand } from './query-command.js'
 import { reportCommand } from './report-command.js'
-import { createCliLogger } from './runtime.js'
+import { assertStatePrivate, createCliLogger } from './runtime.js'
 import { DEFAULT_FULL_EVERY_MS, verifyCommand } from './verify-command.js'
 import { keysCommand } from './keys-command.js'
 import { evidenceCommand } from './evidence-dispatch.js'
@@ -25,9 +25,9 @@ usage:
                                          exit 0 answered on verified ranges, 3 some rows not yet verified,
                                          4 some rows in ranges that failed verification, 5 some rows after the
                                          newest signed checkpoint (unsigned), 2 error (also an untrusted verify state)
-  readtrail report breach-scope --param k=v … [--out FILE]
+  readtrail report breach-scope --param k=v … [--out FILE [--force]]
                                          self-contained HTML breach report (principals|ips|sessions, from, to [, bucket])
-  readtrail report principal --param principal=ID [--param from=… --param to=…] [--out FILE]
+  readtrail report principal --param principal=ID [--param from=… --param to=…] [--out FILE [--force]]
                                          self-contained HTML activity report for one account (exit codes as query)
   readtrail verify [--in-db | --independent [--workers N]] [--since-checkpoint] [--every DURATION [--full-every DURATION]] [--json]
                                          re-hash every chain, check it against the signed checkpoints, the query views
@@ -56,7 +56,7 @@ usage:
       --max-candidates N                 ingested_at values tried per gap (default 2000000)
   readtrail keys generate [--out FILE]   make the checkpoint signing key (0600) and print its public key
   readtrail keys generate --verifier     make the key verify signs its state with (else the first verify makes it)
-  readtrail evidence export --event ID [--out FILE]   write an offline-verifiable evidence bundle for one event
+  readtrail evidence export --event ID [--out FILE [--force]]   write an offline-verifiable evidence bundle for one event
   readtrail evidence verify FILE [--public-key FILE] [--json]   check a bundle with no database against a trusted key;
                                          exit 0 proved, 1 not, 3 untrusted key (only the key the bundle carries)
 
@@ -88,6 +88,7 @@ const OPTIONS = {
   'checkpoint-log': { type: 'string' },
   out: { type: 'string' },
   'dry-run': { type: 'boolean' },
+  force: { type: 'boolean' },
   chain: { type: 'string' },
   'quarantine-unsigned': { type: 'boolean' },
   'republish-checkpoints': { type: 'boolean' },
@@ -139,20 +140,27 @@ async function main(argv: string[]): Promise<number> {
     checkpointLog: values['checkpoint-log'],
   }
   switch (command) {
-    case 'consume':
-      return consumeCommand(loadAppConfig(process.env, overrides), logger)
+    case 'consume': {
+      const config = loadAppConfig(process.env, overrides)
+      // Before the signing key is read or anything is created: a leaked home is refused first.
+      assertStatePrivate(config)
+      return consumeCommand(config, logger)
+    }
     case 'query':
       return queryCommand(loadAppConfig(process.env, overrides), { name: rest[0], list: values.list ?? false, params: values.param ?? [], format: values.format }, logger)
     case 'report':
-      return reportCommand(loadAppConfig(process.env, overrides), { kind: rest[0], params: values.param ?? [], out: values.out }, logger)
+      return reportCommand(loadAppConfig(process.env, overrides), { kind: rest[0], params: values.param ?? [], out: values.out, force: values.force ?? false }, logger)
     case 'verify': {
       if (values['in-db'] && values.independent) throw new ReadtrailError('USAGE', '--in-db and --independent exclude each other')
       if (values['no-checkpoints'] && values['no-kafka-checkpoints']) throw new ReadtrailError('USAGE', '--no-checkpoints already skips the Kafka copy')
       if (values['full-every'] !== undefined && values.every === undefined) throw new ReadtrailError('USAGE', '--full-every schedules the full runs of --every; give --every too')
       const workers = values.workers === undefined ? Math.min(4, availableParallelism()) : Number(values.workers)
       if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new ReadtrailError('USAGE', `--workers ${JSON.stringify(values.workers)}: expected an integer from 1 to 64`)
+      const config = loadAppConfig(process.env, overrides)
+      // Before a verifier key is made or read: a leaked home is refused first.
+      assertStatePrivate(config)
       return verifyCommand(
-        loadAppConfig(process.env, overrides),
+        config,
         {
           json: values.json ?? false,
           views: !values['skip-views'],
@@ -192,7 +200,7 @@ async function main(argv: string[]): Promise<number> {
       return keysCommand({ sub: rest[0], verifier, out: values.out ?? (verifier ? config.verifier.keyPath : config.checkpoints.keyPath) })
     }
     case 'evidence':
-      return evidenceCommand(loadAppConfig(process.env, overrides), { sub: rest[0], file: rest[1], eventId: values.event, out: values.out, json: values.json ?? false, publicKeyPath: values['public-key'] }, logger)
+      return evidenceCommand(loadAppConfig(process.env, overrides), { sub: rest[0], file: rest[1], eventId: values.event, out: values.out, force: values.force ?? false, json: values.json ?? false, publicKeyPath: values['public-key'] }, logger)
     case 'demo': {
       const { startLocalKafka } = await import('../demo/local-kafka.js')
       const { runDemo } = await import('../demo/run-demo.js')

@@ -256,20 +256,20 @@ describe('evidence export from a real store', () => {
 })
 
 describe('evidence commands', () => {
-  it('export writes a 0644 file it never overwrites; verify proves it against the trusted key (exit 0), not without one (exit 3), and refuses a tampered copy (exit 1)', async () => {
+  it('export writes a 0600 file it never overwrites; verify proves it against the trusted key (exit 0), not without one (exit 3), and refuses a tampered copy (exit 1)', async () => {
     const s = await seeded()
     const event = s.events[2]!
     const out = join(workDir, `bundle-${event.event_id}.json`)
     const checkpoints = [await s.checkpoint(6)]
     const exportOut = collector()
     expect(await evidenceExportCommand(s.store, { eventId: event.event_id, out, checkpoints, publicKeyPem: KEY.pem }, exportOut.stream)).toBe(0)
-    expect(statSync(out).mode & 0o777).toBe(0o644)
+    expect(statSync(out).mode & 0o777).toBe(0o600)
     expect(exportOut.text()).toContain(`Wrote ${out}`)
     expect(exportOut.text()).toContain(`row seq 3 of chain ${CHAIN}`)
     expect(exportOut.text()).toContain(KEY.keyId)
 
     const again = await rejection(evidenceExportCommand(s.store, { eventId: event.event_id, out, checkpoints, publicKeyPem: KEY.pem }, collector().stream))
-    expect(again.code).toBe('USAGE')
+    expect(again.code).toBe('OUTPUT_EXISTS')
     expect(again.message).toContain('already exists')
 
     const keyPath = join(workDir, `key-${event.event_id}.pub`)

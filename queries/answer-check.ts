@@ -1,15 +1,15 @@
 import { NO_CACHES } from '../integrity/no-caches.js'
-import { PRINCIPAL_VIEW_COLUMNS, RECORD_VIEW_COLUMNS, viewSelect } from '../store/ddl.js'
+import { PRINCIPAL_VIEW_COLUMNS } from '../store/ddl.js'
 import type { Store } from '../store/store.js'
 
 /**
  * Whether the query-serving rows an answer was computed from are exactly
  * what access_log, the hash-chained table verify proves, implies for the
- * answer's key range. Only answers read from the materialised views need
- * this (who touched a record or a data subject, breach leads by IP or
- * session): answers read from access_log and its projections (store/ddl.ts
- * ACCESS_LOG_PROJECTIONS) come from the chained table itself. Plain JSON:
- * it travels over the owner socket.
+ * answer's key range. Only answers read from a materialised view need this
+ * (breach leads by IP or session, from access_by_principal and its bloom
+ * filters): answers read from access_log, its projections (store/ddl.ts
+ * ACCESS_LOG_PROJECTIONS) and its record key indexes come from the chained
+ * table itself. Plain JSON: it travels over the owner socket.
  */
 export interface Consistency {
   ok: boolean
@@ -31,7 +31,7 @@ export interface AnswerCheck {
   readonly params?: Readonly<Record<string, unknown>>
 }
 
-export type ServingView = 'access_by_principal' | 'record_access'
+export type ServingView = 'access_by_principal'
 
 /**
  * The rows of a key range: a SELECT of `columns` from `table` (a table or a
@@ -41,12 +41,7 @@ export type ServingView = 'access_by_principal' | 'record_access'
  */
 export type KeyRange = (table: string, columns: string) => string
 
-/** The rows of `table` matching `where`. */
-export function rowsWhere(where: string): KeyRange {
-  return (table, columns) => `SELECT ${columns} FROM ${table} WHERE ${where}`
-}
-
-const VIEW_COLUMNS: Record<ServingView, readonly string[]> = { access_by_principal: PRINCIPAL_VIEW_COLUMNS, record_access: RECORD_VIEW_COLUMNS }
+const VIEW_COLUMNS: Record<ServingView, readonly string[]> = { access_by_principal: PRINCIPAL_VIEW_COLUMNS }
 
 /**
  * The view rows of a key range against the rows access_log implies for it,
@@ -55,18 +50,12 @@ const VIEW_COLUMNS: Record<ServingView, readonly string[]> = { access_by_princip
  * duplicated, edited or forged row shows as its own key and cannot cancel
  * another out, as it could in a sum of hashes. SHA-256 of the RowBinary row
  * keeps NULL apart from '' and array elements apart from their
- * concatenation.
- *
- * `logFilter` narrows the access_log rows before record ids are expanded
- * (record_access): a condition on access_log's own columns that holds for
- * every row of the range, so ClickHouse skips granules by it.
+ * concatenation. The view copies access_log's columns, one row per event,
+ * so access_log itself is the other side.
  */
-export function viewRowsCheck(store: Store, view: ServingView, range: KeyRange, what: string, logFilter = '1'): AnswerCheck {
+export function viewRowsCheck(store: Store, view: ServingView, range: KeyRange, what: string): AnswerCheck {
   const columns = `chain_id, seq, SHA256(formatRowNoNewline('RowBinary', ${VIEW_COLUMNS[view].join(', ')})) AS row_digest`
-  const log =
-    view === 'access_by_principal'
-      ? store.table('access_log')
-      : `(SELECT ${viewSelect(RECORD_VIEW_COLUMNS)} FROM ${store.table('access_log')} WHERE ${logFilter})`
+  const log = store.table('access_log')
   return {
     what: `${view} rows of ${what}`,
     sql: `

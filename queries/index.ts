@@ -3,7 +3,7 @@
 export { SAVED_QUERIES, getSavedQuery } from './catalog.js'
 export { answerOf, DEFAULT_QUERY_CONTEXT, defineQuery, executeSavedQuery, parseQueryParams, runSavedQuery } from './saved-query.js'
 export type { AnySavedQuery, QueryAnswer, QueryContext, QueryResult, SavedQuery } from './saved-query.js'
-export { rowsWhere, viewRowsCheck } from './answer-check.js'
+export { viewRowsCheck } from './answer-check.js'
 export type { AnswerCheck, Consistency, KeyRange, ServingView } from './answer-check.js'
 export { assessProvenance } from './provenance.js'
 export type { ChainProvenance, ChainSource, Provenance, ProvenanceStatus } from './provenance.js'

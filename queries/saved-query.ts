@@ -1,3 +1,4 @@
+import type { ClickHouseSettings } from '@clickhouse/client'
 import type { z } from 'zod'
 import type { Store } from '../store/store.js'
 import { namedIssues } from '../common/zod-issues.js'
@@ -57,6 +58,12 @@ export interface SavedQuery<P extends z.ZodObject, Row> {
   }
   /** Column order for table and CSV output. */
   readonly columns: readonly (keyof Row & string)[]
+  /**
+   * ClickHouse settings for the answer and its sources, where the planner
+   * needs telling: a lookup through access_log's record key indexes must not
+   * be answered from a projection, which has no skip indexes.
+   */
+  readonly settings?: Readonly<ClickHouseSettings>
   /** Typed rows; reference `Row` so inference keeps it. */
   readonly _row?: Row
 }
@@ -124,8 +131,8 @@ export async function answerRows<P extends z.ZodObject, Row>(store: Store, query
   const base = { ...query.bind(params, context), limit_plus_one: limit === 0 ? 0 : limit + 1 }
   const bound = query.prepare ? { ...base, ...query.prepare.bind(await store.queryRows<Record<string, unknown>>(query.prepare.sql(store, params), base)) } : base
   const [rows, sourceRows] = await Promise.all([
-    store.queryRows<Row>(query.sql(store, params), bound),
-    store.queryRows<{ chain_id: string; first_seq: number | string; last_seq: number | string; events: number | string }>(query.sourcesSql(store, params), bound),
+    store.queryRows<Row>(query.sql(store, params), bound, query.settings),
+    store.queryRows<{ chain_id: string; first_seq: number | string; last_seq: number | string; events: number | string }>(query.sourcesSql(store, params), bound, query.settings),
   ])
   const truncated = limit > 0 && rows.length > limit
   if (truncated) rows.length = limit

@@ -1,8 +1,8 @@
 import { z } from 'zod'
 import { mayHoldRecordKeys } from '../store/ddl.js'
-import { rowsWhere, viewRowsCheck } from './answer-check.js'
+import { RECORD_LOOKUP_SETTINGS } from './record-lookup.js'
 import { defineQuery } from './saved-query.js'
-import { bindWindow, CLIENT_IP_SQL, databaseName, fromBeforeTo, IN_WINDOW, recordId, tableName, window } from './params.js'
+import { bindWindow, CLIENT_IP_SQL, eventSources, databaseName, fromBeforeTo, IN_WINDOW, recordId, tableName, window } from './params.js'
 
 export interface WhoTouchedRow {
   occurred_at: string
@@ -24,10 +24,14 @@ export interface WhoTouchedRow {
 
 const Params = z.object({ table: tableName, record: recordId, database: databaseName.optional(), ...window }).strict().superRefine(fromBeforeTo)
 
-const WHERE = `table_name = {table:String} AND record_id = {record:String}
+/**
+ * The access_log rows holding the record: the record_keys_bf index skips
+ * every granule without `table/record`, the exact condition follows.
+ */
+const WHERE = `${mayHoldRecordKeys("[concat({table:String}, '/', {record:String})]")}
+      AND table_name = {table:String} AND has(record_ids, {record:String})
       AND ({database:String} = '' OR db_name = {database:String}) AND ${IN_WINDOW}`
 
-/** A primary-key lookup in record_access, ordered by (table_name, record_id, occurred_at). */
 export const whoTouchedRecord = defineQuery<typeof Params, WhoTouchedRow>({
   name: 'who-touched-record',
   description: 'Every read of one record: who, when, which columns, from which IP, session and service, with the chain position as evidence.',
@@ -44,13 +48,11 @@ export const whoTouchedRecord = defineQuery<typeof Params, WhoTouchedRow>({
     SELECT occurred_at, principal_id, principal_type, on_behalf_of, db_name AS database, columns,
            ${CLIENT_IP_SQL} AS client_ip, lower(hex(session_hash)) AS session_hash,
            service, action, purpose, outcome, toString(event_id) AS event_id, chain_id, seq
-    FROM ${store.table('record_access')}
+    FROM ${store.table('access_log')}
     WHERE ${WHERE}
     ORDER BY occurred_at, chain_id, seq`,
-  sourcesSql: (store) => `SELECT chain_id, min(seq) AS first_seq, max(seq) AS last_seq, uniqExact(seq) AS events FROM ${store.table('record_access')} WHERE ${WHERE} GROUP BY chain_id`,
-  // Only access_log rows of the table that hold the record id are expanded.
-  checks: (store, p) => [
-    viewRowsCheck(store, 'record_access', rowsWhere(WHERE), `record ${JSON.stringify(`${p.table}/${p.record}`)} in the window`, `${mayHoldRecordKeys("[concat({table:String}, '/', {record:String})]")} AND table_name = {table:String} AND has(record_ids, {record:String}) AND ${IN_WINDOW}`),
-  ],
+  sourcesSql: (store) => eventSources(store.table('access_log'), WHERE),
+  checks: () => [],
+  settings: RECORD_LOOKUP_SETTINGS,
   bind: (p) => ({ table: p.table, record: p.record, database: p.database ?? '', ...bindWindow(p) }),
 })

@@ -55,6 +55,9 @@ SELECT ${ingestSelect} FROM ${db}.access_log_ingest`,
     // holding that record of that table: granules without it are skipped.
     // Keyed by table too, since ids like 100042 recur in every table.
     `ALTER TABLE ${db}.access_log ADD INDEX IF NOT EXISTS ${RECORD_KEYS_INDEX} ${RECORD_KEYS_SQL} TYPE bloom_filter(0.01) GRANULARITY 1`,
+    // The same for each part of a composite key (a data subject is often one
+    // part of it): its own index, so a lookup by whole id does not read it.
+    `ALTER TABLE ${db}.access_log ADD INDEX IF NOT EXISTS ${RECORD_PARTS_INDEX} ${RECORD_PARTS_SQL} TYPE bloom_filter(0.01) GRANULARITY 1`,
     ...ACCESS_LOG_PROJECTIONS.map((p) => `ALTER TABLE ${db}.access_log ADD PROJECTION IF NOT EXISTS ${p.name} (${p.select})`),
     // Skip indexes for breach-scope by IP or session: rows of one attacker
     // cluster under one principal in this table's order, so most granules drop.
@@ -160,17 +163,43 @@ function viewDdl(db: string, table: string, names: readonly string[], orderBy: s
   ]
 }
 
-/** Each record id of a row qualified by its table, as access_log's bloom filter index holds them. */
+/**
+ * Each record id of a row qualified by its table, as access_log's
+ * record_keys_bf index holds them: `applicants/100042`. Keyed by table,
+ * since ids like 100042 recur in every table.
+ */
 export const RECORD_KEYS_SQL = "arrayMap(r -> concat(table_name, '/', r), record_ids)"
 export const RECORD_KEYS_INDEX = 'record_keys_bf'
+
+/**
+ * Each part of each composite record id (recorded as a JSON array of
+ * strings, `["42","7"]`) qualified by its table and 1-based position, as
+ * the record_parts_bf index holds them: `treatments/#1/42`,
+ * `treatments/#2/7`. Ids that are not arrays add nothing.
+ */
+export const RECORD_PARTS_SQL =
+  "arrayFlatten(arrayMap(r -> if(startsWith(r, '['), arrayMap(i -> concat(table_name, '/#', toString(i), '/', JSONExtractString(r, i)), range(1, toUInt64(JSONLength(r)) + 1)), []), record_ids))"
+export const RECORD_PARTS_INDEX = 'record_parts_bf'
+
+/** The skip indexes a store made before them gets materialised for its stored rows (store.ts). */
+export const BACKFILLED_INDEXES = Object.freeze([RECORD_KEYS_INDEX, RECORD_PARTS_INDEX])
 
 /**
  * A condition on access_log rows that the record_keys_bf index can skip
  * granules by: the row may hold one of `keys` (SQL for an Array(String) of
  * `table/record`). Only a pre-filter: callers keep their exact condition.
+ * ClickHouse uses the index only for this exact expression.
  */
 export function mayHoldRecordKeys(keys: string): string {
   return `hasAny(${RECORD_KEYS_SQL}, ${keys})`
+}
+
+/**
+ * The same for composite key parts (record_parts_bf): `keys` is SQL for an
+ * Array(String) of `table/#part/value`. Only a pre-filter.
+ */
+export function mayHoldRecordParts(keys: string): string {
+  return `hasAny(${RECORD_PARTS_SQL}, ${keys})`
 }
 
 /**

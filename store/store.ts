@@ -4,7 +4,7 @@ import { createRequire } from 'node:module'
 import type * as ChdbConnectionModule from 'chdb/connection'
 import type { Logger } from '../common/logger.js'
 import type { StoreConfig } from './config.js'
-import { ACCESS_LOG_PROJECTIONS, accessLogDdl, RECORD_KEYS_INDEX, quoteIdent } from './ddl.js'
+import { ACCESS_LOG_PROJECTIONS, accessLogDdl, BACKFILLED_INDEXES, quoteIdent } from './ddl.js'
 import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from './access-log-columns.js'
 import { StoreError, storeUnavailable } from './errors.js'
 import { claimDataDir } from './owner-lock.js'
@@ -134,11 +134,12 @@ function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string
 }
 
 /**
- * A store created before access_log had its projections and record index
- * gets them added by the DDL, but only parts written from then on hold them:
- * queries on older parts read the rows themselves (right, slower). One
- * background mutation each fills them in, queued only while some part lacks
- * a projection, or when the index is about to be added to a table with rows.
+ * A store created before access_log had its projections and record key
+ * indexes gets them added by the DDL, but only parts written from then on
+ * hold them: queries on older parts read the rows themselves (right,
+ * slower). One background mutation each fills them in, queued only while
+ * some part lacks a projection, or when an index is about to be added to a
+ * table with rows.
  */
 async function schemaBackfill(store: Store): Promise<string[]> {
   const log = store.table('access_log')
@@ -149,14 +150,17 @@ async function schemaBackfill(store: Store): Promise<string[]> {
        FROM system.parts WHERE database = {db:String} AND table = 'access_log' AND active`,
       { db: store.database, names: [...known] },
     ),
-    store.queryRows<{ present: number; stored: number }>(
-      `SELECT (SELECT count() FROM system.data_skipping_indices WHERE database = {db:String} AND table = 'access_log' AND name = {index:String}) AS present,
+    store.queryRows<{ present: string[]; stored: number }>(
+      `SELECT (SELECT groupArray(name) FROM system.data_skipping_indices WHERE database = {db:String} AND table = 'access_log') AS present,
               (SELECT count() FROM system.parts WHERE database = {db:String} AND table = 'access_log' AND active) AS stored`,
-      { db: store.database, index: RECORD_KEYS_INDEX },
+      { db: store.database },
     ),
   ])
   // Names go into SQL text: only ours, never what the store answered.
   const statements = rows.filter((r) => known.has(r.missing_name)).map((r) => `ALTER TABLE ${log} MATERIALIZE PROJECTION ${r.missing_name}`)
-  if (Number(index[0]?.present) === 0 && Number(index[0]?.stored) > 0) statements.push(`ALTER TABLE ${log} MATERIALIZE INDEX ${RECORD_KEYS_INDEX}`)
+  if (Number(index[0]?.stored) > 0) {
+    const present = new Set(index[0]?.present ?? [])
+    for (const name of BACKFILLED_INDEXES) if (!present.has(name)) statements.push(`ALTER TABLE ${log} MATERIALIZE INDEX ${name}`)
+  }
   return statements
 }

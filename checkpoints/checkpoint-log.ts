@@ -30,7 +30,7 @@ const TAIL_CHUNK = 64 * 1024
 const NEWLINE = 0x0a
 
 function unavailable(path: string, what: string, cause: unknown): CheckpointError {
-  return new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', `checkpoint log ${path}: ${what}: ${(cause as Error).message}`, { cause, retriable: true, details: { path } })
+  return new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', `checkpoint log ${path}: ${what}: ${(cause as Error).message}`, { cause, details: { path } })
 }
 
 /**

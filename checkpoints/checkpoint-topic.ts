@@ -30,7 +30,7 @@ export function checkpointTopicOf(accessTopic: string): string {
 }
 
 function unavailable(topic: string, what: string, cause: unknown): CheckpointError {
-  return new CheckpointError('CHECKPOINT_TOPIC_UNAVAILABLE', `checkpoint topic ${topic}: ${what}: ${(cause as Error).message}`, { cause, retriable: true, details: { topic } })
+  return new CheckpointError('CHECKPOINT_TOPIC_UNAVAILABLE', `checkpoint topic ${topic}: ${what}: ${(cause as Error).message}`, { cause, details: { topic } })
 }
 
 /**
@@ -90,9 +90,9 @@ async function assertKeptForever(admin: Admin, topic: string): Promise<void> {
   ].filter(Boolean)
   if (wrong.length > 0) {
     throw new CheckpointError(
-      'CHECKPOINT_TOPIC_UNAVAILABLE',
+      'CHECKPOINT_TOPIC_INVALID',
       `checkpoint topic ${topic} would not keep checkpoints forever (${wrong.join(', ')}); set retention.ms=-1, retention.bytes=-1, cleanup.policy=delete`,
-      { retriable: false, details: { topic, wrong } },
+      { details: { topic, wrong } },
     )
   }
 }
@@ -189,7 +189,7 @@ async function withDeadline<T>(promise: Promise<T>, deadline: number, topic: str
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new CheckpointError('CHECKPOINT_TOPIC_UNAVAILABLE', `checkpoint topic ${topic}: read timed out`, { retriable: true, details: { topic } })),
+      () => reject(new CheckpointError('CHECKPOINT_TOPIC_UNAVAILABLE', `checkpoint topic ${topic}: read timed out`, { details: { topic } })),
       Math.max(0, deadline - Date.now()),
     )
   })

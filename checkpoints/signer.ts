@@ -198,7 +198,7 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
     throw new CheckpointError(
       'CHECKPOINT_COPY_LOST',
       `checkpoint topic ${topic} ${lost.what}; refusing to sign until an operator has investigated and run readtrail repair --republish-checkpoints (docs/errors.md)`,
-      { retriable: false, details: { topic, path: logPath, reason: lost.reason, chains: lost.chains.slice(0, 50) } },
+      { details: { topic, path: logPath, reason: lost.reason, chains: lost.chains.slice(0, 50) } },
     )
   }
 
@@ -328,7 +328,7 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
         try {
           await p.connect()
         } catch (cause) {
-          throw new CheckpointError('CHECKPOINT_TOPIC_UNAVAILABLE', `checkpoint topic ${topic}: cannot connect a producer: ${describeError(cause)}`, { cause, retriable: true, details: { topic } })
+          throw new CheckpointError('CHECKPOINT_TOPIC_UNAVAILABLE', `checkpoint topic ${topic}: cannot connect a producer: ${describeError(cause)}`, { cause, details: { topic } })
         }
         // `resolved` stays empty on purpose: a chain's partition may belong to
         // another writer now and come here later, so each chain's first head

@@ -262,7 +262,6 @@ function answerBusy(
     const nonce = /^\{"nonce":"([0-9a-f]{64})"/.exec(head.toString('latin1'))?.[1]
     const load = admission.load()
     const error = new ReadtrailError('OWNER_BUSY', `the store's owner is answering ${load.inFlight} requests (at most ${OWNER_LIMITS.maxInFlight}) holding ${load.bufferedBytes} request bytes (at most ${OWNER_LIMITS.maxBufferedBytes}); try again shortly`, {
-      retriable: true,
       details: { in_flight: load.inFlight, max_in_flight: OWNER_LIMITS.maxInFlight, buffered_bytes: load.bufferedBytes, max_buffered_bytes: OWNER_LIMITS.maxBufferedBytes },
     })
     reply(res, nonce, digest.digest(), 503, { kind: 'json', value: { error: error.toJSON() } })
@@ -391,7 +390,6 @@ function header(res: IncomingMessage, name: string): string | undefined {
 function unreachable(socketPath: string, cause: Error): ReadtrailError {
   return new ReadtrailError('STORE_UNAVAILABLE', `cannot reach the owning readtrail process at ${socketPath}: ${cause.message}`, {
     cause,
-    retriable: true,
     details: { unreachable: true },
   })
 }
@@ -435,7 +433,7 @@ function send(socketPath: string, requestBody: Buffer, timeoutMs: number): Promi
 /** Sends one request to the owning process and returns its proved result; its coded errors come back as they were. */
 export function callOwner<T>(target: OwnerTarget, ask: OwnerRequest): Promise<T> | undefined {
   return askOwner(target, ask)?.then((answer) => {
-    if (answer.kind !== 'json') throw new ReadtrailError('STORE_UNAVAILABLE', `the owner answered ${ask.op} with raw rows`, { retriable: true })
+    if (answer.kind !== 'json') throw new ReadtrailError('STORE_UNAVAILABLE', `the owner answered ${ask.op} with raw rows`)
     return jsonResult<T>(answer)
   })
 }
@@ -455,9 +453,9 @@ function jsonResult<T>(answer: ProvedAnswer): T {
   try {
     reply = JSON.parse(answer.body.toString('utf8')) as typeof reply
   } catch (cause) {
-    throw new ReadtrailError('STORE_UNAVAILABLE', 'unreadable reply from the owning readtrail process', { cause, retriable: true })
+    throw new ReadtrailError('STORE_UNAVAILABLE', 'unreadable reply from the owning readtrail process', { cause })
   }
   // The answer is signed, so its retriable flag is the owner's own (OWNER_BUSY, STORE_UNAVAILABLE).
-  if (reply.error) throw new ReadtrailError(reply.error.code, reply.error.message, { retriable: reply.error.retriable === true, details: reply.error.details })
+  if (reply.error) throw new ReadtrailError(reply.error.code, reply.error.message, { details: reply.error.details })
   return reply.result as T
 }

@@ -21,7 +21,7 @@ export async function collectIndependentThroughOwner(target: OwnerTarget, reques
     collectIndependent(ownerReadStore(target), request),
     // No socket any more: the owner stopped; never a check silently skipped.
     callOwner<Finding[]>(target, { op: 'query-tables' }) ??
-      Promise.reject(new ReadtrailError('STORE_UNAVAILABLE', 'the store owner no longer serves its socket', { retriable: true, details: { unreachable: true } })),
+      Promise.reject(new ReadtrailError('STORE_UNAVAILABLE', 'the store owner no longer serves its socket', { details: { unreachable: true } })),
   ])
   return { ...facts, view_findings: [...facts.view_findings, ...altered] }
 }

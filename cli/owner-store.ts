@@ -39,8 +39,8 @@ export function ownerReadStore(target: OwnerTarget): Store {
     checkSchema: async () => {},
     async queryRows<T>(query: string, params: Record<string, unknown> = {}): Promise<T[]> {
       const rows = await callOwner<T[]>(target, { op: 'rows', query, params, format: 'JSONEachRow' })
-      if (rows === undefined) throw new ReadtrailError('STORE_UNAVAILABLE', 'the store owner no longer serves its socket', { retriable: true })
-      if (!Array.isArray(rows)) throw new ReadtrailError('STORE_UNAVAILABLE', 'the store owner answered a row read with something other than rows', { retriable: true })
+      if (rows === undefined) throw new ReadtrailError('STORE_UNAVAILABLE', 'the store owner no longer serves its socket')
+      if (!Array.isArray(rows)) throw new ReadtrailError('STORE_UNAVAILABLE', 'the store owner answered a row read with something other than rows')
       return rows
     },
     insertJsonLines: refuse('inserting rows'),

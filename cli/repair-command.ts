@@ -123,7 +123,7 @@ async function assertWriterStopped(kafka: Kafka, groupId: string): Promise<void>
     }
   } catch (err) {
     if (isReadtrailError(err)) throw err
-    throw new RepairError('KAFKA_UNAVAILABLE', `cannot describe the chain writer group ${groupId}: ${(err as Error).message}`, { cause: err, retriable: true })
+    throw new RepairError('KAFKA_UNAVAILABLE', `cannot describe the chain writer group ${groupId}: ${(err as Error).message}`, { cause: err })
   } finally {
     await admin.disconnect().catch(() => {})
   }

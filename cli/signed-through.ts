@@ -75,5 +75,5 @@ export async function readSignedThrough(request: SignedThroughRequest): Promise<
 }
 
 function unavailable(path: string, cause: unknown): CheckpointError {
-  return new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', `checkpoint log ${path}: cannot read which rows are signed: ${(cause as Error).message}`, { cause, retriable: true, details: { path } })
+  return new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', `checkpoint log ${path}: cannot read which rows are signed: ${(cause as Error).message}`, { cause, details: { path } })
 }

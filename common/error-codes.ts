@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   READ_TOO_LARGE: 'A read cannot be recorded as it is: a single record id is larger than a Kafka message, or a hooked query returned more rows of a sensitive table than the hook option maxRowsPerRead (that read is refused and returns no rows).',
   KAFKA_UNAVAILABLE: 'The Kafka broker could not be reached or refused an administrative request.',
   STORE_UNAVAILABLE: 'ClickHouse (server or embedded chDB) could not be reached or failed a request.',
+  STORE_REJECTED: 'ClickHouse refused a request because of the data or SQL sent (its error type is in details.clickhouse_error_type): the same request fails again, so it is not retried.',
   STORE_LOCKED: 'The embedded store is owned by another readtrail process; the message names its pid and command.',
   STORE_SCHEMA_MISMATCH: 'The access_log table in ClickHouse does not have the columns this version of readtrail writes.',
   ROW_REJECTED: 'ClickHouse refused to store an event that passed validation (its reason is in the message); the event was dead-lettered so its partition keeps moving.',
@@ -26,6 +27,7 @@ export const ERROR_CODES = {
   DIRECTORY_NOT_PRIVATE: 'A directory readtrail keeps its state in (the embedded store, the checkpoint log, keys, the verify state, an outbox) already exists and group or others can read, write or enter it; readtrail refuses to use it until it is made private, and the message names the chmod that does it.',
   CHECKPOINT_LOG_UNAVAILABLE: 'The append-only checkpoint log could not be opened, written or fsync\'d; the chain writer stops rather than continue without durable checkpoints.',
   CHECKPOINT_TOPIC_UNAVAILABLE: 'The Kafka copy of the checkpoints could not be written or read.',
+  CHECKPOINT_TOPIC_INVALID: 'The checkpoint topic exists with settings that would let Kafka delete checkpoints (retention or cleanup policy); the message names the settings to change.',
   VERIFY_STATE_INVALID: 'The incremental-verification state file is unreadable or belongs to another database; run a full verify to rebuild it.',
   EVIDENCE_NOT_FOUND: 'No stored event has the id given to evidence export.',
   EVIDENCE_NOT_COVERED: 'No signed checkpoint covers the event yet (it is newer than the newest checkpoint of its chain); try again after the next checkpoint.',
@@ -61,3 +63,25 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, string>
 
 export type ErrorCode = keyof typeof ERROR_CODES
+
+/**
+ * The codes whose operation may succeed if tried again unchanged: a service
+ * away or busy, a lock held, a checkpoint not yet made. Decided here per
+ * code, never at a throw site, so `retriable` means the same everywhere and
+ * survives the trip across a process boundary as the code alone.
+ */
+export const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'PUBLISH_FAILED',
+  'KAFKA_UNAVAILABLE',
+  'STORE_UNAVAILABLE',
+  'STORE_LOCKED',
+  'VERIFY_FAILED',
+  'CHECKPOINT_LOG_UNAVAILABLE',
+  'CHECKPOINT_TOPIC_UNAVAILABLE',
+  'EVIDENCE_NOT_COVERED',
+  'AUDIT_UNAVAILABLE',
+  'OUTBOX_FULL',
+  'OUTBOX_UNAVAILABLE',
+  'OUTBOX_LOCKED',
+  'OWNER_BUSY',
+])

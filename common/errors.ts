@@ -1,9 +1,7 @@
-import type { ErrorCode } from './error-codes.js'
+import { RETRIABLE_CODES, type ErrorCode } from './error-codes.js'
 
 export interface ReadtrailErrorOptions {
   cause?: unknown
-  /** Whether trying the same operation again may succeed; retry loops read only this flag. */
-  retriable?: boolean
   /** Structured details (field names, limits) for logs and JSON output; never personal data. */
   details?: Record<string, unknown>
 }
@@ -11,6 +9,7 @@ export interface ReadtrailErrorOptions {
 /** Base of every error readtrail raises on purpose. */
 export class ReadtrailError extends Error {
   readonly code: ErrorCode
+  /** Whether trying the same operation again may succeed (common/error-codes.ts RETRIABLE_CODES); retry loops read only this flag. */
   readonly retriable: boolean
   readonly details: Record<string, unknown> | undefined
 
@@ -18,7 +17,7 @@ export class ReadtrailError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
     this.code = code
-    this.retriable = options.retriable ?? false
+    this.retriable = RETRIABLE_CODES.has(code)
     this.details = options.details
   }
 

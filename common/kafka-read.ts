@@ -21,7 +21,7 @@ export interface ReadBounds {
 }
 
 export function kafkaUnavailable(what: string, cause?: unknown): ReadtrailError {
-  return new ReadtrailError('KAFKA_UNAVAILABLE', `${what}${cause ? `: ${(cause as Error).message}` : ''}`, { cause, retriable: true })
+  return new ReadtrailError('KAFKA_UNAVAILABLE', `${what}${cause ? `: ${(cause as Error).message}` : ''}`, { cause })
 }
 
 export async function withDeadline<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {

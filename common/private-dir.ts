@@ -73,7 +73,6 @@ function notPrivate(open: readonly OpenDirectory[]): ReadtrailError {
   const settings = open.flatMap((d) => (d.setting ? [d.setting] : []))
   const fix = `run chmod 700 ${open.map((d) => shellWord(d.dir)).join(' ')}${settings.length > 0 ? `, or point ${settings.join(', ')} at a private directory` : ''}`
   return new ReadtrailError('DIRECTORY_NOT_PRIVATE', `group or others can reach ${open.length === 1 ? 'a directory' : 'directories'} readtrail keeps private: ${listed}; ${fix}`, {
-    retriable: false,
     details: { directories: open.map((d) => ({ dir: d.dir, mode: d.mode, holds: d.holds })) },
   })
 }

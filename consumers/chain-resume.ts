@@ -66,7 +66,7 @@ interface TailRow {
 }
 
 function untrusted(chainId: string, seq: number, problem: string, details: Record<string, unknown> = {}): IngestError {
-  return new IngestError('CHAIN_UNTRUSTED', `chain ${chainId} seq ${seq}: ${problem}`, { retriable: false, details: { chain_id: chainId, seq, ...details } })
+  return new IngestError('CHAIN_UNTRUSTED', `chain ${chainId} seq ${seq}: ${problem}`, { details: { chain_id: chainId, seq, ...details } })
 }
 
 /**

@@ -87,7 +87,7 @@ export async function ensureTopics(kafka: Kafka, plan: TopicPlan): Promise<void>
       })
     }
   } catch (cause) {
-    throw new ReadtrailError('KAFKA_UNAVAILABLE', `could not create topics ${plan.topic}: ${(cause as Error).message}`, { cause, retriable: true })
+    throw new ReadtrailError('KAFKA_UNAVAILABLE', `could not create topics ${plan.topic}: ${(cause as Error).message}`, { cause })
   } finally {
     await admin.disconnect().catch(() => {})
   }

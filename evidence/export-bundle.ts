@@ -158,7 +158,7 @@ function coveringCheckpoint(
     throw new EvidenceError(
       'EVIDENCE_NOT_COVERED',
       `no signed checkpoint covers seq ${row.seq} of chain ${JSON.stringify(row.chain_id)} (${last}); export again after the next checkpoint`,
-      { retriable: true, details: { chain_id: row.chain_id, seq: row.seq, newest_checkpoint_seq: newest } },
+      { details: { chain_id: row.chain_id, seq: row.seq, newest_checkpoint_seq: newest } },
     )
   }
   return best

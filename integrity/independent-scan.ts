@@ -90,7 +90,7 @@ export async function streamQuery(store: Store, query: string, params: Record<st
     for await (const chunk of result.stream as AsyncIterable<Buffer>) onBytes(chunk)
   } catch (err) {
     if (isReadtrailError(err)) throw err
-    throw new VerificationError('VERIFY_FAILED', `reading ${what} from ClickHouse failed: ${describeError(err)}`, { cause: err, retriable: true, details: params })
+    throw new VerificationError('VERIFY_FAILED', `reading ${what} from ClickHouse failed: ${describeError(err)}`, { cause: err, details: params })
   }
 }
 
@@ -149,7 +149,7 @@ class ScanWorker {
       if (!waiter) return
       this.waiting.delete(msg.id)
       if (msg.type === 'done') waiter.resolve(msg.scan)
-      else waiter.reject(new VerificationError('VERIFY_FAILED', msg.message, { retriable: msg.retriable, details: msg.details }))
+      else waiter.reject(new VerificationError('VERIFY_FAILED', msg.message, { details: msg.details }))
     })
     this.worker.on('error', (err) => this.fail(new VerificationError('VERIFY_FAILED', `a scan worker crashed: ${describeError(err)}`, { cause: err })))
     this.worker.on('exit', (code) => this.fail(new VerificationError('VERIFY_FAILED', `a scan worker exited (code ${code}) with segments unfinished`)))

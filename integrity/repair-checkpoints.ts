@@ -122,7 +122,7 @@ async function recreateTopic(kafka: Kafka, topic: string, timeoutMs: number): Pr
   try {
     await admin.deleteTopics({ topics: [topic] })
     while ((await admin.listTopics()).includes(topic)) {
-      if (Date.now() > deadline) throw new RepairError('KAFKA_UNAVAILABLE', `the broker did not delete ${topic} within ${timeoutMs} ms`, { retriable: true })
+      if (Date.now() > deadline) throw new RepairError('KAFKA_UNAVAILABLE', `the broker did not delete ${topic} within ${timeoutMs} ms`)
       await new Promise((r) => setTimeout(r, 200))
     }
   } finally {

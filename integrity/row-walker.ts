@@ -483,7 +483,7 @@ export class RowWalker {
     throw new VerificationError(
       'VERIFY_FAILED',
       `ClickHouse's RowBinary stream ends inside a row (${this.pendingBytes} bytes of a row that needs at least ${this.need}), ${this.options.describe()}`,
-      { retriable: true, details: { where: this.options.describe(), bytes: this.pendingBytes } },
+      { details: { where: this.options.describe(), bytes: this.pendingBytes } },
     )
   }
 

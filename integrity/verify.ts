@@ -380,7 +380,6 @@ export async function verifyLog(collect: CollectFacts, database: string, options
       if (isReadtrailError(cause) && cause.code !== 'STORE_UNAVAILABLE') throw cause
       throw new VerificationError('VERIFY_FAILED', `verification step ${step.name} failed: ${describeError(cause)}`, {
         cause,
-        retriable: true,
         details: { step: step.name },
       })
     }

@@ -105,7 +105,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       await delivery.connect()
     } catch (cause) {
       await delivery.close()
-      throw new ProducerError('KAFKA_UNAVAILABLE', `cannot connect to Kafka (${config.kafka.brokers.join(', ')}): ${(cause as Error).message}`, { cause, retriable: true })
+      throw new ProducerError('KAFKA_UNAVAILABLE', `cannot connect to Kafka (${config.kafka.brokers.join(', ')}): ${(cause as Error).message}`, { cause })
     }
   }
 
@@ -161,7 +161,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       } catch (cause) {
         const err = isReadtrailError(cause)
           ? cause
-          : new ProducerError('PUBLISH_FAILED', `broker did not acknowledge ${batch.length} events: ${(cause as Error).message}`, { cause, retriable: true })
+          : new ProducerError('PUBLISH_FAILED', `broker did not acknowledge ${batch.length} events: ${(cause as Error).message}`, { cause })
         logger.error({ err, events: batch.length }, 'events not recorded')
         for (const p of batch) p.settle(err)
       }

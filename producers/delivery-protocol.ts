@@ -73,7 +73,8 @@ export function serializeError(err: unknown): SerializedError {
 
 /** The coded error the delivery thread raised, rebuilt on the caller's thread with the same code and flags. */
 export function deserializeError(e: SerializedError): ReadtrailError {
-  const options = { retriable: e.retriable, details: e.details }
+  // The code alone decides retriable (common/error-codes.ts), on either side.
+  const options = { details: e.details }
   if (e.code?.startsWith('OUTBOX_')) return new OutboxError(e.code as ErrorCode, e.message, options)
   if (e.code !== undefined) return new ProducerError(e.code as ErrorCode, e.message, options)
   return new ProducerError('PUBLISH_FAILED', `${e.name}: ${e.message}`, options)

@@ -199,7 +199,7 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
           return 'acked'
         } catch (cause) {
           if (isNonRetriable(cause)) await renewProducer(cause)
-          throw new ProducerError('PUBLISH_FAILED', `broker did not acknowledge ${messages.length} events: ${describeError(cause)}`, { cause, retriable: true })
+          throw new ProducerError('PUBLISH_FAILED', `broker did not acknowledge ${messages.length} events: ${describeError(cause)}`, { cause })
         }
       }
       if (viaOutbox) {

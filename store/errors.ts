@@ -1,6 +1,6 @@
 import { ReadtrailError, type ReadtrailErrorOptions } from '../common/errors.js'
 
-/** ClickHouse failures. Network and lock failures are retriable; schema ones are not. */
+/** ClickHouse failures: STORE_UNAVAILABLE (retriable), STORE_REJECTED for the data or SQL sent (not). */
 export class StoreError extends ReadtrailError {}
 
 /**
@@ -16,8 +16,7 @@ export function isDataError(err: unknown): boolean {
 
 export function storeUnavailable(what: string, cause: unknown, options: ReadtrailErrorOptions = {}): StoreError {
   const type = (cause as { type?: string } | undefined)?.type
-  return new StoreError('STORE_UNAVAILABLE', `${what}: ${(cause as Error)?.message ?? String(cause)}`, {
-    retriable: !isDataError(cause),
+  return new StoreError(isDataError(cause) ? 'STORE_REJECTED' : 'STORE_UNAVAILABLE', `${what}: ${(cause as Error)?.message ?? String(cause)}`, {
     ...options,
     cause,
     details: { ...(type ? { clickhouse_error_type: type } : {}), ...options.details },

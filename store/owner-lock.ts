@@ -39,14 +39,14 @@ export function claimDataDir(dataDir: string, command: string): () => void {
       const written = statSync(path, { throwIfNoEntry: false })?.mtimeMs
       if (!existing && written !== undefined && Date.now() - written < 5000) {
         // Another process created the record a moment ago and is writing it.
-        throw new StoreError('STORE_LOCKED', `the embedded store ${dataDir} is being claimed by another process right now`, { retriable: true })
+        throw new StoreError('STORE_LOCKED', `the embedded store ${dataDir} is being claimed by another process right now`)
       }
       if (existing && existing.pid !== process.pid && isProcessAlive(existing.pid)) {
         throw new StoreError(
           'STORE_LOCKED',
           `the embedded store ${dataDir} is owned by readtrail process ${existing.pid} (\`${existing.command}\`, started ${existing.started_at}); ` +
             'stop it first, or run against a ClickHouse server (READTRAIL_CLICKHOUSE_URL) to share the store',
-          { retriable: true, details: { ...existing } },
+          { details: { ...existing } },
         )
       }
       // Left by a process that died (its engine lock died with it), or unreadable: take it over.

@@ -10,6 +10,6 @@ export class HookError extends ReadtrailError {}
  */
 export class AuditUnavailableError extends ReadtrailError {
   constructor(message: string, options: ReadtrailErrorOptions = {}) {
-    super('AUDIT_UNAVAILABLE', message, { retriable: true, ...options })
+    super('AUDIT_UNAVAILABLE', message, { ...options })
   }
 }

@@ -38,7 +38,6 @@ export async function acquireOutboxLock(dir: string, logger: Logger): Promise<Ou
   const key = resolve(dir)
   if (heldHere.has(key)) {
     throw new OutboxError('OUTBOX_LOCKED', `outbox ${dir} is already open in this process (pid ${process.pid})`, {
-      retriable: true,
       details: { dir, pid: process.pid },
     })
   }
@@ -66,12 +65,11 @@ export async function acquireOutboxLock(dir: string, logger: Logger): Promise<Ou
       // Gone already: its owner released it between our two looks.
       if (age === undefined) continue
       if (age < CLAIM_GRACE_MS) {
-        throw new OutboxError('OUTBOX_LOCKED', `outbox ${dir} is being claimed by another process right now`, { retriable: true, details: { dir } })
+        throw new OutboxError('OUTBOX_LOCKED', `outbox ${dir} is being claimed by another process right now`, { details: { dir } })
       }
       logger.warn({ dir }, 'outbox lock file holds no pid; taking it over')
     } else if (owner !== process.pid && isProcessAlive(owner)) {
       throw new OutboxError('OUTBOX_LOCKED', `outbox ${dir} is owned by live process ${owner}; each process needs its own outbox directory`, {
-        retriable: true,
         details: { dir, pid: owner },
       })
     } else {
@@ -86,7 +84,6 @@ export async function acquireOutboxLock(dir: string, logger: Logger): Promise<Ou
   const now = await readOwnerPid(path, dir)
   if (now !== process.pid) {
     throw new OutboxError('OUTBOX_LOCKED', `outbox ${dir} was claimed by process ${now ?? '(unknown)'} at the same moment`, {
-      retriable: true,
       details: { dir, pid: now },
     })
   }

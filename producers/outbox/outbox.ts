@@ -208,7 +208,7 @@ export async function openOutbox(options: z.input<typeof OutboxOptions>, deps: O
   }
 
   function makeClosedError(): OutboxError {
-    return new OutboxError('OUTBOX_UNAVAILABLE', `outbox ${dir} is closed`, { retriable: false, details: { dir, closed: true } })
+    return new OutboxError('OUTBOX_UNAVAILABLE', `outbox ${dir} is closed`, { details: { dir, closed: true } })
   }
 
   /** The segment the next `bytes` go into: the current one, or a new one named after `end`. */
@@ -403,7 +403,7 @@ export async function openOutbox(options: z.input<typeof OutboxOptions>, deps: O
           new OutboxError(
             'OUTBOX_FULL',
             `outbox ${dir} is full: ${pending + reservedBytes} bytes undelivered or being written, ${encoded.bytes.length} more would pass maxBytes ${config.maxBytes}`,
-            { retriable: true, details: { dir, pending_bytes: pending, reserved_bytes: reservedBytes, requested_bytes: encoded.bytes.length, max_bytes: config.maxBytes } },
+            { details: { dir, pending_bytes: pending, reserved_bytes: reservedBytes, requested_bytes: encoded.bytes.length, max_bytes: config.maxBytes } },
           ),
         )
       }
@@ -455,7 +455,6 @@ export async function openOutbox(options: z.input<typeof OutboxOptions>, deps: O
           const recordPosition = segment.first + BigInt(k)
           if (frame.status !== 'ok') {
             const err = new OutboxError('OUTBOX_CORRUPT', `outbox record ${recordPosition} in ${segment.path} no longer reads back (${frame.problem}); reopen the outbox to set the segment aside`, {
-              retriable: false,
               details: { dir, segment: segment.path, position: recordPosition.toString() },
             })
             logger.error({ err, code: err.code }, 'outbox record corrupt on read')

@@ -98,7 +98,7 @@ export async function recoverOutbox(dir: string, logger: Logger): Promise<Recove
           'OUTBOX_CORRUPT',
           `outbox segment ${name} is damaged at byte ${damage.offset} (${damage.problem}); ${scan.offsets.length} records before it stay deliverable, ` +
             `${lost > 0n ? lost : 0n} undelivered records after it are lost; the damaged file is kept as ${keptAs}`,
-          { retriable: false, details: { dir, segment: name, offset: damage.offset, kept_as: keptAs } },
+          { details: { dir, segment: name, offset: damage.offset, kept_as: keptAs } },
         )
         logger.error(
           { err, code: err.code, segment: name, offset: damage.offset, problem: damage.problem, lost_messages: Number(lost > 0n ? lost : 0n), kept_as: keptAs },
@@ -132,7 +132,6 @@ async function loadCursor(dir: string, logger: Logger): Promise<CursorState> {
     const keptAs = await uniqueName(dir, `${CURSOR_FILE}.corrupt`)
     await rename(join(dir, CURSOR_FILE), join(dir, keptAs))
     const err = new OutboxError('OUTBOX_CORRUPT', `outbox cursor file is unreadable (${read.problem}); replaying every segment from the oldest; kept as ${keptAs}`, {
-      retriable: false,
       details: { dir, kept_as: keptAs },
     })
     logger.error({ err, code: err.code, problem: read.problem, kept_as: keptAs }, 'outbox cursor file corrupt: replaying from the oldest segment')

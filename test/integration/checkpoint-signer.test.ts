@@ -27,7 +27,7 @@ vi.mock('../../checkpoints/checkpoint-log.js', async (importOriginal) => {
       return {
         append: (cps: readonly SignedCheckpoint[]) =>
           failing.has(path)
-            ? Promise.reject(new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', `checkpoint log ${path}: ENOSPC: no space left on device`, { retriable: true, details: { path } }))
+            ? Promise.reject(new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', `checkpoint log ${path}: ENOSPC: no space left on device`, { details: { path } }))
             : log.append(cps),
         close: () => log.close(),
       }

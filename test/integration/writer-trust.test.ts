@@ -263,7 +263,7 @@ describe('the chain writer resumes only from what was signed', () => {
         await s.store.insertJsonLines(table, lines)
         if (failOnce && lines.length > 0) {
           failOnce = false
-          throw new StoreError('STORE_UNAVAILABLE', 'insert outcome unknown (test)', { retriable: true })
+          throw new StoreError('STORE_UNAVAILABLE', 'insert outcome unknown (test)')
         }
       },
     } as Store

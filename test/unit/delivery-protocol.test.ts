@@ -20,10 +20,10 @@ describe('delivery thread protocol', () => {
   })
 
   it('rebuilds coded errors with their code, flag and class', () => {
-    const full = deserializeError(serializeError(new OutboxError('OUTBOX_FULL', 'outbox is full', { retriable: true, details: { max_bytes: 4096 } })))
+    const full = deserializeError(serializeError(new OutboxError('OUTBOX_FULL', 'outbox is full', { details: { max_bytes: 4096 } })))
     expect(full).toBeInstanceOf(OutboxError)
     expect(full).toMatchObject({ code: 'OUTBOX_FULL', retriable: true, details: { max_bytes: 4096 }, message: 'outbox is full' })
-    expect(deserializeError(serializeError(new ProducerError('PUBLISH_FAILED', 'no ack', { retriable: true })))).toBeInstanceOf(ProducerError)
+    expect(deserializeError(serializeError(new ProducerError('PUBLISH_FAILED', 'no ack')))).toBeInstanceOf(ProducerError)
     const plain = deserializeError(serializeError(new TypeError('boom')))
     expect(plain).toMatchObject({ code: 'PUBLISH_FAILED', message: 'TypeError: boom', retriable: true })
   })

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { ERROR_CODES } from '../../common/error-codes.js'
+import { ERROR_CODES, RETRIABLE_CODES, type ErrorCode } from '../../common/error-codes.js'
+import { ReadtrailError } from '../../common/errors.js'
 
 const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8')
 const headings = [...doc.matchAll(/^## (.+)$/gm)].map((m) => m[1]!.trim())
@@ -29,6 +30,12 @@ describe('docs/errors.md', () => {
     const text = section(code)
     expect(text).toMatch(/^- Retriable: (yes|no)\b/m)
     expect(text).toMatch(/^- Operator: \S/m)
+  })
+
+  it.each(codes)('%s: the documented retriable flag is the one the error carries', (code) => {
+    const documented = /^- Retriable: (yes|no)\b/m.exec(section(code))?.[1]
+    expect(documented).toBe(RETRIABLE_CODES.has(code as ErrorCode) ? 'yes' : 'no')
+    expect(new ReadtrailError(code as ErrorCode, 'x').retriable).toBe(documented === 'yes')
   })
 
   it.each(Object.entries(ERROR_CODES))('%s shows the description from common/error-codes.ts', (code, description) => {

@@ -3,7 +3,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.cache/', '.readtrail/', 'scratch/', 'coverage/'] },
+  { ignores: ['dist/', 'node_modules/', '.cache/', '.readtrail/', 'scratch/', '.scratch/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

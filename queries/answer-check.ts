@@ -1,4 +1,5 @@
 import { NO_CACHES } from '../integrity/no-caches.js'
+import { SAVED_QUERY_SETTINGS } from './query-settings.js'
 import { PRINCIPAL_VIEW_COLUMNS } from '../store/ddl.js'
 import type { Store } from '../store/store.js'
 
@@ -96,7 +97,7 @@ export const RECHECK_DELAY_MS = 250
  * would let a check inherit an earlier verdict on edited granules.
  */
 export async function runAnswerChecks(store: Store, checks: readonly AnswerCheck[], bound: Record<string, unknown>): Promise<Consistency> {
-  const run = (check: AnswerCheck) => store.queryRows<CheckRow>(check.sql, { ...bound, ...check.params }, NO_CACHES).then((rows) => ({ check, row: rows[0] }))
+  const run = (check: AnswerCheck) => store.queryRows<CheckRow>(check.sql, { ...bound, ...check.params }, { ...SAVED_QUERY_SETTINGS, ...NO_CACHES }).then((rows) => ({ check, row: rows[0] }))
   let failing = (await Promise.all(checks.map(run))).filter((r) => differs(r.row))
   if (failing.length > 0) {
     await new Promise((resolve) => setTimeout(resolve, RECHECK_DELAY_MS))

@@ -5,6 +5,7 @@ import { namedIssues } from '../common/zod-issues.js'
 import { QueryError } from './errors.js'
 import { consistencyOf, runAnswerChecks, type AnswerCheck, type Consistency } from './answer-check.js'
 import { assessProvenance, type ChainSource, type Provenance } from './provenance.js'
+import { SAVED_QUERY_SETTINGS } from './query-settings.js'
 import { NO_SUBJECT_KEYS, type SubjectKeys } from './subject-keys.js'
 import type { VerifyState } from '../integrity/verify-state.js'
 
@@ -59,9 +60,8 @@ export interface SavedQuery<P extends z.ZodObject, Row> {
   /** Column order for table and CSV output. */
   readonly columns: readonly (keyof Row & string)[]
   /**
-   * ClickHouse settings for the answer and its sources, where the planner
-   * needs telling: a lookup through access_log's record key indexes must not
-   * be answered from a projection, which has no skip indexes.
+   * ClickHouse settings for the answer and its sources on top of
+   * SAVED_QUERY_SETTINGS, where the planner needs telling (query-settings.ts).
    */
   readonly settings?: Readonly<ClickHouseSettings>
   /** Typed rows; reference `Row` so inference keeps it. */
@@ -129,10 +129,11 @@ export async function answerRows<P extends z.ZodObject, Row>(store: Store, query
   const params = parseQueryParams(query, rawParams)
   const limit = typeof (params as { limit?: unknown }).limit === 'number' ? ((params as { limit: number }).limit) : 0
   const base = { ...query.bind(params, context), limit_plus_one: limit === 0 ? 0 : limit + 1 }
-  const bound = query.prepare ? { ...base, ...query.prepare.bind(await store.queryRows<Record<string, unknown>>(query.prepare.sql(store, params), base)) } : base
+  const settings = { ...SAVED_QUERY_SETTINGS, ...query.settings }
+  const bound = query.prepare ? { ...base, ...query.prepare.bind(await store.queryRows<Record<string, unknown>>(query.prepare.sql(store, params), base, settings)) } : base
   const [rows, sourceRows] = await Promise.all([
-    store.queryRows<Row>(query.sql(store, params), bound, query.settings),
-    store.queryRows<{ chain_id: string; first_seq: number | string; last_seq: number | string; events: number | string }>(query.sourcesSql(store, params), bound, query.settings),
+    store.queryRows<Row>(query.sql(store, params), bound, settings),
+    store.queryRows<{ chain_id: string; first_seq: number | string; last_seq: number | string; events: number | string }>(query.sourcesSql(store, params), bound, settings),
   ])
   const truncated = limit > 0 && rows.length > limit
   if (truncated) rows.length = limit

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { QueryError } from './errors.js'
 import type { Store } from '../store/store.js'
 import { mayHoldRecordKeys, mayHoldRecordParts } from '../store/ddl.js'
-import { RECORD_LOOKUP_SETTINGS } from './record-lookup.js'
+import { RECORD_LOOKUP_SETTINGS } from './query-settings.js'
 import { defineQuery, type QueryContext } from './saved-query.js'
 import { bindWindow, CLIENT_IP_SQL, fromBeforeTo, IN_WINDOW, limit, LIMIT_SQL, recordId, window } from './params.js'
 

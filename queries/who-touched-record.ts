@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { mayHoldRecordKeys } from '../store/ddl.js'
-import { RECORD_LOOKUP_SETTINGS } from './record-lookup.js'
+import { RECORD_LOOKUP_SETTINGS } from './query-settings.js'
 import { defineQuery } from './saved-query.js'
 import { bindWindow, CLIENT_IP_SQL, eventSources, databaseName, fromBeforeTo, IN_WINDOW, recordId, tableName, window } from './params.js'
 

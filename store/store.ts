@@ -4,6 +4,7 @@ import { createRequire } from 'node:module'
 import type * as ChdbConnectionModule from 'chdb/connection'
 import type { Logger } from '../common/logger.js'
 import type { StoreConfig } from './config.js'
+import { withSettingsClause } from './settings-clause.js'
 import { ACCESS_LOG_PROJECTIONS, accessLogDdl, BACKFILLED_INDEXES, quoteIdent } from './ddl.js'
 import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from './access-log-columns.js'
 import { StoreError, storeUnavailable } from './errors.js'
@@ -110,7 +111,9 @@ function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string
     },
     async queryRows<T>(query: string, params: Record<string, unknown> = {}, settings?: ClickHouseSettings): Promise<T[]> {
       try {
-        const rs = await client.query({ query, query_params: params, format: 'JSONEachRow', ...(settings ? { clickhouse_settings: settings } : {}) })
+        const request =
+          settings === undefined ? { query } : kind === 'embedded' ? { query: withSettingsClause(query, settings) } : { query, clickhouse_settings: settings }
+        const rs = await client.query({ ...request, query_params: params, format: 'JSONEachRow' })
         return await rs.json<T>()
       } catch (cause) {
         throw storeUnavailable('query failed', cause)

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   STORE_UNAVAILABLE: 'ClickHouse (server or embedded chDB) could not be reached or failed a request.',
   STORE_REJECTED: 'ClickHouse refused a request because of the data or SQL sent (its error type is in details.clickhouse_error_type): the same request fails again, so it is not retried.',
   STORE_LOCKED: 'The embedded store is owned by another readtrail process; the message names its pid and command.',
+  STORE_ENGINE_MISSING: 'The embedded ClickHouse engine is needed (no server URL is set) but the optional chdb package is not installed; the message names `npm install chdb`.',
   STORE_SCHEMA_MISMATCH: 'The access_log table in ClickHouse does not have the columns this version of readtrail writes.',
   ROW_REJECTED: 'ClickHouse refused to store an event that passed validation (its reason is in the message); the event was dead-lettered so its partition keeps moving.',
   QUERY_UNKNOWN: 'No saved query has that name.',

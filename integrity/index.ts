@@ -1,14 +1,14 @@
-export { verifyLog } from './verify.js'
-export type { CollectFacts, VerifyOptions, VerifyOutcome } from './verify.js'
-export { collectFacts, verifyStore } from './verify-store.js'
+// `readtrail verify` as a library: verify a store (with the checkpoints
+// loaded and analysed first), format the report, and keep the signed verify
+// state that incremental runs and saved queries stand on. How facts are
+// collected and scanned is the verifier's business.
+export { verifyStore } from './verify-store.js'
+export type { VerifyOptions } from './verify.js'
 export { loadCheckpoints } from './checkpoint-sources.js'
 export type { CheckpointSourceOptions } from './checkpoint-sources.js'
 export { analyseCheckpoints } from './check-checkpoints.js'
 export type { CheckpointAnalysis, CheckpointSource, VerifyingKey } from './check-checkpoints.js'
 export { nextVerifyState, readVerifyState, VerifyState, writeVerifyState } from './verify-state.js'
 export { formatReport } from './report.js'
-export type { ChainSummary, CheckpointSummary, Finding, FindingKind, InFlightGap, VerificationReport } from './report.js'
-export type { Facts, FactsRequest } from './facts.js'
-export { fetchWindowFacts, planSegments, scanProducerBreaks, scanSegments } from './independent-scan.js'
-export type { ScanRequest, SegmentScan } from './independent-scan.js'
+export type { AcknowledgedFinding, ChainSummary, CheckpointSummary, Finding, FindingKind, InFlightGap, VerificationReport } from './report.js'
 export { VerificationError } from './errors.js'

@@ -1,11 +1,11 @@
 // Saved queries for the SDK: run any of them with runSavedQuery(store, query,
 // params, { context, verifyState }); `readtrail query` runs the same objects.
-export { SAVED_QUERIES, getSavedQuery } from './catalog.js'
-export { answerOf, DEFAULT_QUERY_CONTEXT, defineQuery, executeSavedQuery, parseQueryParams, runSavedQuery } from './saved-query.js'
+// How an answer is executed, checked against access_log and given its
+// provenance is runSavedQuery's business; only the results' types are public.
+export { getSavedQuery, SAVED_QUERIES } from './catalog.js'
+export { runSavedQuery } from './saved-query.js'
 export type { AnySavedQuery, QueryAnswer, QueryContext, QueryResult, SavedQuery } from './saved-query.js'
-export { viewRowsCheck } from './answer-check.js'
-export type { AnswerCheck, Consistency, KeyRange, ServingView } from './answer-check.js'
-export { assessProvenance } from './provenance.js'
+export type { Consistency } from './answer-check.js'
 export type { ChainProvenance, ChainSource, Provenance, ProvenanceStatus } from './provenance.js'
 export { NO_SUBJECT_KEYS, SubjectKeysText } from './subject-keys.js'
 export type { SubjectKeys } from './subject-keys.js'

@@ -1,10 +1,6 @@
+// The HTML annexes: a breach report and a principal report, each rendered
+// from saved-query answers. The HTML and SVG helpers are the renderers' own.
 export { renderBreachReport } from './breach-report.js'
 export type { BreachReportInput } from './breach-report.js'
 export { renderPrincipalReport } from './principal-report.js'
 export type { PrincipalReportInput } from './principal-report.js'
-export { escapeHtml, html, raw, renderDocument, renderProvenanceBanner, renderTable, SafeHtml, worstStatus } from './html.js'
-export type { BannerAnswer, TableColumn, TableSpec } from './html.js'
-export { BUCKET_MS, chooseBucket, parseUtc, renderTimeline } from './svg-timeline.js'
-export type { Bucket, TimelineOptions } from './svg-timeline.js'
-export type { TimelineRow } from './report-rows.js'
-export { windowOf } from './report-parts.js'

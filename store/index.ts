@@ -1,9 +1,9 @@
-export { StoreConfig } from './config.js'
-export type { StoreConfigInput } from './config.js'
+// Opening the ClickHouse store (a server by URL, or the embedded chDB engine,
+// which must then be installed: `npm install chdb`). The column list, the
+// RowBinary encoder and the hashing SQL are what the chain writer and the
+// verifier share, not an API.
 export { openStore } from './store.js'
 export type { OpenStoreOptions, Store } from './store.js'
-export { ACCESS_LOG_COLUMNS, HASH_COLUMN, HASH_SQL, HASHED_COLUMN_NAMES, toIngestJson, writeCanonical } from './access-log-columns.js'
-export type { ChainedRow } from './access-log-columns.js'
-export { RowBinaryWriter } from './row-binary.js'
+export { StoreConfig } from './config.js'
+export type { StoreConfigInput } from './config.js'
 export { StoreError } from './errors.js'
-export { ipToIPv6Bytes } from './ip.js'

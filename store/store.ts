@@ -67,10 +67,18 @@ export function openStore(config: StoreConfig, options: OpenStoreOptions): Store
 
 /**
  * The embedded engine is loaded only when used: a deployment against a
- * ClickHouse server never maps libchdb into its process.
+ * ClickHouse server never maps libchdb into its process, and an application
+ * that only produces events does not install it (chdb is an optional peer
+ * dependency, 543 MB with its native library).
  */
 function loadChdb(): typeof ChdbConnectionModule {
-  return createRequire(import.meta.url)('chdb/connection') as typeof ChdbConnectionModule
+  const require = createRequire(import.meta.url)
+  try {
+    require.resolve('chdb/connection')
+  } catch (cause) {
+    throw new StoreError('STORE_ENGINE_MISSING', 'the embedded ClickHouse engine (chdb) is not installed: run `npm install chdb`, or set READTRAIL_CLICKHOUSE_URL to use a ClickHouse server', { cause })
+  }
+  return require('chdb/connection') as typeof ChdbConnectionModule
 }
 
 function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string, close: () => Promise<void>): Store {

@@ -28,12 +28,27 @@ export const AuditContext = z
 export type AuditContext = z.output<typeof AuditContext>
 export type AuditContextInput = z.input<typeof AuditContext>
 
-const storage = new AsyncLocalStorage<Readonly<AuditContext>>()
+/**
+ * What is known of an anonymous request (the application's principal
+ * callback returned undefined): where it came from and its trace, no
+ * principal. Its reads are recorded under the service's `system` principal
+ * with this client IP and trace id, so a read through a public endpoint
+ * still points at the address that made it.
+ */
+export const AnonymousAuditContext = AuditContext.omit({ principal: true }).strict()
+export type AnonymousAuditContext = z.output<typeof AnonymousAuditContext>
+
+/** The scope hooked reads run in: a principal's context, or an anonymous request's. */
+export type AuditScope = Readonly<AuditContext> | Readonly<AnonymousAuditContext & { principal?: undefined }>
+
+const storage = new AsyncLocalStorage<AuditScope>()
 
 // Contexts this module validated and froze. Being frozen they cannot have
 // changed since, so an adapter that validated up front (to answer 500 before
 // running the handler) does not pay for a second parse.
 const validated = new WeakSet<object>()
+// Kept apart: an anonymous context must never pass for a principal's.
+const validatedAnonymous = new WeakSet<object>()
 
 /**
  * Validates a context and deep-freezes it, so no code running inside the scope
@@ -59,6 +74,30 @@ export function runWithAuditContext<T>(context: AuditContextInput, fn: () => T):
 }
 
 /**
+ * Validates an anonymous request's context (CONTEXT_INVALID naming every bad
+ * field), freezes it, and runs fn inside it. Like runWithoutAuditContext it
+ * hides any outer principal: a server started inside a context must not lend
+ * that identity to an anonymous caller.
+ */
+export function runAnonymously<T>(context: z.input<typeof AnonymousAuditContext>, fn: () => T): T {
+  return storage.run(parseAnonymousContext(context), fn)
+}
+
+/** Runs fn in a principal's or an anonymous scope (validated here unless it came from a parse function). */
+export function runInAuditScope<T>(scope: AuditScope, fn: () => T): T {
+  return storage.run(scope.principal === undefined ? parseAnonymousContext(scope) : parseAuditContext(scope), fn)
+}
+
+export function parseAnonymousContext(input: z.input<typeof AnonymousAuditContext>): Readonly<AnonymousAuditContext> {
+  if (typeof input === 'object' && input !== null && validatedAnonymous.has(input)) return input as Readonly<AnonymousAuditContext>
+  const result = AnonymousAuditContext.safeParse(input)
+  if (!result.success) throw new AuditContextError(namedIssues(result.error, '(context)'))
+  const context = deepFreeze(result.data)
+  validatedAnonymous.add(context)
+  return context
+}
+
+/**
  * Runs fn with no audit context, even inside an outer one. The adapters use it
  * for anonymous requests: a server started inside a context (a start-up job
  * running as `system`) must not lend that identity to an anonymous caller.
@@ -67,11 +106,18 @@ export function runWithoutAuditContext<T>(fn: () => T): T {
   return storage.exit(fn)
 }
 
-/**
- * The context of the running async scope, or undefined. Called on every hooked
- * query, so it is a bare store lookup: validation happened on entry.
- */
+/** The principal's context of the running async scope, or undefined (none, or an anonymous request). */
 export function currentAuditContext(): Readonly<AuditContext> | undefined {
+  const scope = storage.getStore()
+  return scope?.principal === undefined ? undefined : (scope as Readonly<AuditContext>)
+}
+
+/**
+ * The scope of the running async scope, anonymous requests included, or
+ * undefined. Called on every hooked query, so it is a bare store lookup:
+ * validation happened on entry.
+ */
+export function currentAuditScope(): AuditScope | undefined {
   return storage.getStore()
 }
 

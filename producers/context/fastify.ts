@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { runWithAuditContext, runWithoutAuditContext } from './audit-context.js'
-import { deriveAuditContext, type RequestContextOptions } from './request-context.js'
+import { runInAuditScope } from './audit-context.js'
+import { assertRequestContextOptions, deriveAuditScope, type RequestContextOptions } from './request-context.js'
 
 export type FastifyAuditContextOptions = RequestContextOptions<FastifyRequest>
 
@@ -11,7 +11,9 @@ export interface AuditContextHookTarget {
 
 /**
  * Makes the routes of `fastify` (in its encapsulation context) run inside the
- * request's audit context. A callback error, or an invalid context
+ * request's audit context (an anonymous request keeps its client IP and
+ * trace id). CONFIG_INVALID at once for sessionId without a producer that
+ * has a sessionHashKey. A callback error, or an invalid context
  * (CONTEXT_INVALID), goes to done(err) and so to Fastify's error handler; the
  * route handler does not run.
  *
@@ -23,9 +25,10 @@ export interface AuditContextHookTarget {
  * posts a multi-chunk body to prove it).
  */
 export function registerAuditContext(fastify: AuditContextHookTarget, options: FastifyAuditContextOptions): void {
+  assertRequestContextOptions(options, 'registerAuditContext')
   fastify.addHook('onRequest', (request, _reply, done) => {
-    void deriveAuditContext(request, request.raw, options).then(
-      (context) => (context === undefined ? runWithoutAuditContext(() => done()) : runWithAuditContext(context, () => done())),
+    void deriveAuditScope(request, request.raw, options).then(
+      (scope) => runInAuditScope(scope, () => done()),
       (err: unknown) => done(err instanceof Error ? err : new Error('principal callback failed', { cause: err })),
     )
   })

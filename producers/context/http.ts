@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../../common/logger.js'
 import { isReadtrailError } from '../../common/errors.js'
-import { runWithAuditContext, runWithoutAuditContext } from './audit-context.js'
-import { deriveAuditContext, type RequestContextOptions } from './request-context.js'
+import { runInAuditScope } from './audit-context.js'
+import { assertRequestContextOptions, deriveAuditScope, type RequestContextOptions } from './request-context.js'
 
 export interface HttpAuditContextOptions extends RequestContextOptions<IncomingMessage> {
   /** Where a refused request is logged (error code and field names only). @default no logging */
@@ -18,13 +18,14 @@ export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void | 
  * cannot be attributed would defeat the audit log.
  */
 export function withAuditContext(handler: HttpHandler, options: HttpAuditContextOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  assertRequestContextOptions(options, 'withAuditContext')
   const log = options.logger?.child({ component: 'audit-context' })
   return (req, res) => {
     // The handler runs inside the fulfilment callback, never inside a catch:
     // its own errors surface as they would unwrapped instead of becoming 500s
     // blamed on the context.
-    void deriveAuditContext(req, req, options).then(
-      (context) => (context === undefined ? runWithoutAuditContext(() => handler(req, res)) : runWithAuditContext(context, () => handler(req, res))),
+    void deriveAuditScope(req, req, options).then(
+      (scope) => runInAuditScope(scope, () => handler(req, res)),
       (err: unknown) => {
         // Only the code and the field names: the principal callback's own
         // message may name the user, and the body goes to an untrusted client.

@@ -1,27 +1,59 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { isIP } from 'node:net'
+import { ConfigError } from '../../common/errors.js'
 import { LIMITS } from '../../schemas/access-event.js'
-import { parseAuditContext, type AuditContext, type AuditContextInput } from './audit-context.js'
+import { parseAnonymousContext, parseAuditContext, type AnonymousAuditContext, type AuditContext, type AuditContextInput, type AuditScope } from './audit-context.js'
 
 /** How an adapter finds who is reading; the application supplies it. */
 export interface RequestContextOptions<Req = IncomingMessage> {
   /**
-   * Who is reading: return undefined for an anonymous request (then no context
-   * is set; hooked reads in it are recorded as `system` with a warning by the
-   * hooks). May be async. An error it throws is passed on unchanged, so an
+   * Who is reading: return undefined for an anonymous request (its hooked
+   * reads are then recorded under the service's `system` principal, with the
+   * request's client IP, trace id, purpose and session). May be async. An error it throws is passed on unchanged, so an
    * authentication failure keeps its own status.
    */
   principal: (req: Req) => AuditContextInput['principal'] | undefined | Promise<AuditContextInput['principal'] | undefined>
   /** Why the data is read (a ticket, a workflow); sent as is. */
   purpose?: (req: Req) => string | undefined
-  /** Raw session id; only its keyed hash ever leaves the process. */
+  /**
+   * Raw session id; only its keyed hash ever leaves the process, so it needs
+   * `producer` too, whose `sessionHashKey` hashes it.
+   */
   sessionId?: (req: Req) => string | undefined
+  /**
+   * The producer the request's reads go to. Required with `sessionId`: the
+   * adapter refuses at once (CONFIG_INVALID naming sessionHashKey) a
+   * producer without a key, which would otherwise fail every read.
+   */
+  producer?: SessionHashing
   /**
    * Take the client IP from the first X-Forwarded-For hop instead of the
    * socket (only behind a trusted proxy: anyone else can write that header).
    * @default false
    */
   trustProxy?: boolean
+}
+
+/** The part of an AuditProducer an adapter checks: whether session ids can be hashed. */
+export interface SessionHashing {
+  readonly config: { readonly sessionHashKey?: Buffer | undefined }
+}
+
+/**
+ * Refuses, when the adapter is made, options whose session id no read could
+ * carry: without a key the producer refuses every event with a session id
+ * (raw session ids are never sent), so every read of the application would
+ * fail, or go unrecorded on fail-open tables.
+ * @throws ConfigError (CONFIG_INVALID) naming the key.
+ */
+export function assertRequestContextOptions(options: RequestContextOptions<never>, adapter: string): void {
+  if (options.sessionId === undefined) return
+  if (options.producer === undefined) {
+    throw new ConfigError(`${adapter}: producer: required with sessionId (the AuditProducer whose sessionHashKey hashes it), so a producer without a key fails now rather than every read later`, { details: { issues: [{ key: 'producer', problem: 'required with sessionId' }] } })
+  }
+  if (options.producer.config.sessionHashKey === undefined) {
+    throw new ConfigError(`${adapter}: sessionHashKey: the producer has none, so every read with a sessionId would fail; set sessionHashKey (at least 32 random bytes) in createAuditProducer, or drop sessionId`, { details: { issues: [{ key: 'sessionHashKey', problem: 'required with sessionId' }] } })
+  }
 }
 
 /**
@@ -35,9 +67,19 @@ export async function deriveAuditContext<Req>(
   raw: IncomingMessage,
   options: RequestContextOptions<Req>,
 ): Promise<Readonly<AuditContext> | undefined> {
+  const scope = await deriveAuditScope(req, raw, options)
+  return scope.principal === undefined ? undefined : (scope as Readonly<AuditContext>)
+}
+
+/**
+ * The scope of one request, validated and frozen: a principal's context, or
+ * for an anonymous request what is known of it without one (client IP,
+ * trace id, purpose, session), which the adapters keep too.
+ * @throws AuditContextError (CONTEXT_INVALID) if the callbacks return an invalid context.
+ */
+export async function deriveAuditScope<Req>(req: Req, raw: IncomingMessage, options: RequestContextOptions<Req>): Promise<AuditScope> {
   const principal = await options.principal(req)
-  if (principal === undefined) return undefined
-  const context: AuditContextInput = { principal }
+  const context: Partial<AuditContextInput> = principal === undefined ? {} : { principal }
   const sessionId = options.sessionId?.(req)
   if (sessionId !== undefined) context.sessionId = sessionId
   const purpose = options.purpose?.(req)
@@ -46,7 +88,7 @@ export async function deriveAuditContext<Req>(
   if (clientIp !== undefined) context.clientIp = clientIp
   const traceId = traceIdOf(raw.headers)
   if (traceId !== undefined) context.traceId = traceId
-  return parseAuditContext(context)
+  return context.principal === undefined ? parseAnonymousContext(context as AnonymousAuditContext) : parseAuditContext(context as AuditContextInput)
 }
 
 /**

@@ -5,6 +5,12 @@ import type { AuditHookConfig, SensitiveTable } from './hook-config.js'
 export interface MysqlTable {
   /** The configuration key (`people` or `app.people`): the table name events carry. */
   name: string
+  /**
+   * The database (MySQL's schema) the table lives in, as information_schema
+   * spells it: the db_name its reads carry, whatever the connection's
+   * default database is (`USE` and changeUser move that, not the table).
+   */
+  database: string
   entry: SensitiveTable
   /** Column name, as the catalog spells it and lower-cased → the catalog's spelling. */
   columns: Map<string, string>
@@ -81,7 +87,7 @@ export async function resolveMysqlTables(query: CatalogQuery, config: Readonly<A
     const sensitive = entry.columns ? new Set(entry.columns.map(columnOf)) : undefined
     let inSchema = tables.get(tableSchema)
     if (inSchema === undefined) tables.set(tableSchema, (inSchema = new Map()))
-    inSchema.set(tableName, { name: configured, entry, columns, primaryKey, sensitive })
+    inSchema.set(tableName, { name: configured, database: tableSchema, entry, columns, primaryKey, sensitive })
     firstSchema ??= tableSchema
   }
   // Without a default database every table was configured as database.table;

@@ -2,7 +2,7 @@ import type { Connection, FieldPacket, Pool } from 'mysql2'
 import type { Connection as PromiseConnection, Pool as PromisePool } from 'mysql2/promise'
 import { ConfigError, describeError } from '../../common/errors.js'
 import { createLogger, type Logger } from '../../common/logger.js'
-import { bindToAuditContext, currentAuditContext, runWithoutAuditContext, type AuditContext } from '../context/audit-context.js'
+import { bindToAuditContext, currentAuditScope, runWithoutAuditContext, type AuditScope } from '../context/audit-context.js'
 import { HookError } from './errors.js'
 import { resolveMysqlTables, type CatalogQuery, type MysqlCatalog, type MysqlTable } from './mysql2-catalog.js'
 import type { ReadRecorder } from './read-recorder.js'
@@ -161,18 +161,21 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
    * scope, where it is someone else's or none.
    */
   function watch(cmd: ResultCommand): void {
-    const context = currentAuditContext()
+    const context = currentAuditScope()
     const sql = typeof cmd.sql === 'string' ? cmd.sql : cmd.statement?.query
     if (typeof cmd.onResult === 'function') watchCallback(cmd, context, sql, cmd.onResult)
     else watchEvents(cmd, context, sql)
   }
 
-  function record(reads: TableRead[], sql: string | undefined, context: Readonly<AuditContext> | undefined): Promise<void> | undefined {
-    if (context !== undefined) return recorder.record(reads, sql, catalog.database, context)
+  function record(reads: TableRead[], sql: string | undefined, context: AuditScope | undefined): Promise<void> | undefined {
+    // Lexed as MySQL whatever the producer's sqlDialect: read as PostgreSQL, a
+    // "double-quoted" MySQL string would pass for an identifier and its
+    // personal data would stay in the fingerprint.
+    if (context !== undefined) return recorder.record(reads, sql, catalog.database, context, 'mysql')
     // Given no context the recorder reads the current scope's, which here is
     // the socket's: the caller had none, so none it must find.
-    const run = () => recorder.record(reads, sql, catalog.database)
-    return currentAuditContext() === undefined ? run() : runWithoutAuditContext(run)
+    const run = () => recorder.record(reads, sql, catalog.database, undefined, 'mysql')
+    return currentAuditScope() === undefined ? run() : runWithoutAuditContext(run)
   }
 
   /**
@@ -180,7 +183,7 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
    * caller's callback only once the read is recorded as its tables' policies
    * require; a refused read reaches it as an error, without rows.
    */
-  function watchCallback(cmd: ResultCommand, context: Readonly<AuditContext> | undefined, sql: string | undefined, callback: Callback): void {
+  function watchCallback(cmd: ResultCommand, context: AuditScope | undefined, sql: string | undefined, callback: Callback): void {
     cmd.onResult = function auditedResult(this: unknown, ...args: unknown[]): unknown {
       const [err, rows, fields] = args
       if (err || !Array.isArray(fields) || !Array.isArray(rows)) return callback.apply(this, args)
@@ -240,7 +243,7 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
    * and if the event then fails the stream is cut with AUDIT_UNAVAILABLE.
    * maxRowsPerRead counts the rows of the result set here, across batches.
    */
-  function watchEvents(cmd: ResultCommand, context: Readonly<AuditContext> | undefined, sql: string | undefined): void {
+  function watchEvents(cmd: ResultCommand, context: AuditScope | undefined, sql: string | undefined): void {
     const emit = cmd.emit
     let fields: FieldPacket[] | undefined
     let plan: PlannedTable[] | undefined | null = null
@@ -463,6 +466,7 @@ function takeReads(plan: PlannedTable[]): TableRead[] | undefined {
     const complete = planned.keys !== undefined
     ;(reads ??= []).push({
       table: planned.table.name,
+      database: planned.table.database,
       policy: planned.table.entry.policy,
       columns: planned.columns,
       recordIds: complete ? [...planned.ids] : [],

@@ -1,5 +1,5 @@
 import type { Client, FieldDef, Pool, PoolClient, QueryResult } from 'pg'
-import { bindToAuditContext, currentAuditContext, type AuditContext } from '../context/audit-context.js'
+import { bindToAuditContext, currentAuditScope, type AuditScope } from '../context/audit-context.js'
 import { HookError } from './errors.js'
 import type { SensitiveTable } from './hook-config.js'
 import type { ReadRecorder } from './read-recorder.js'
@@ -41,12 +41,11 @@ interface Cursorish {
  */
 export async function instrumentPg<T extends Pool | Client>(target: T, recorder: ReadRecorder): Promise<T> {
   const catalogQuery = (target.query as QueryFn).bind(target) as (text: string, values?: unknown[]) => Promise<QueryResult>
-  const database = databaseOf(target)
   // Hook before the catalog lookup: a pool creates its first client for that
   // lookup and hands the same client out later, so it must be hooked too.
   // Until the lookup returns, no table is sensitive (only catalog reads run).
   const state = { tables: new Map<number, PgTable>() }
-  const hook = (client: Client | PoolClient) => hookClient(client, state, recorder, database)
+  const hook = (client: Client | PoolClient) => hookClient(client, state, recorder)
   if (isPool(target)) {
     target.on('connect', hook)
     bindConnectToCaller(target)
@@ -73,9 +72,24 @@ function isPool(target: Pool | Client): target is Pool {
   return typeof (target as Pool).totalCount === 'number'
 }
 
-function databaseOf(target: Pool | Client): string {
-  const options = (target as Pool).options as { database?: string } | undefined
-  return (target as Client).database ?? options?.database ?? process.env['PGDATABASE'] ?? 'postgres'
+/**
+ * The database a client's reads are recorded under, unless the hook option
+ * `database` names one: what the server says it is connected to. Client
+ * options can be silent about it (a `connectionString`, a service file,
+ * PGDATABASE, a pooler alias), and a guessed name puts every read under the
+ * wrong database. The question is queued on the client before any caller's
+ * query, and pg answers a client's queries in order, so its callback (run
+ * synchronously as its result completes) has set the name before the first
+ * audited result is seen. Until then, or if it failed, the client's own
+ * connection parameter stands in.
+ */
+function askDatabase(client: Client | PoolClient, query: QueryFn): () => string {
+  let database: string | undefined
+  query('SELECT current_database() AS db', (err: Error | null, result?: QueryResult) => {
+    const db = err ? undefined : (result?.rows[0] as { db?: unknown } | undefined)?.db
+    if (typeof db === 'string' && db !== '') database = db
+  })
+  return () => database ?? (client as Client).database ?? 'unknown'
 }
 
 function qualified(name: string): string {
@@ -112,13 +126,14 @@ async function resolveTables(query: (text: string, values?: unknown[]) => Promis
   return byOid
 }
 
-function hookClient(client: Client | PoolClient, state: { tables: Map<number, PgTable> }, recorder: ReadRecorder, database: string): void {
+function hookClient(client: Client | PoolClient, state: { tables: Map<number, PgTable> }, recorder: ReadRecorder): void {
   const marked = client as unknown as Record<symbol, boolean>
   if (marked[HOOKED]) return
   marked[HOOKED] = true
   const original = (client.query as QueryFn).bind(client)
+  const databaseOf = recorder.config.database === undefined ? askDatabase(client, original) : () => recorder.config.database!
 
-  function audit(result: unknown, sql: string | undefined, context: Readonly<AuditContext> | undefined): Promise<void> | undefined {
+  function audit(result: unknown, sql: string | undefined, context: AuditScope | undefined): Promise<void> | undefined {
     if (Array.isArray(result)) {
       // A multi-statement simple query: one result per statement.
       const waits = result.map((r: QueryResult) => audit(r, sql, context)).filter((p): p is Promise<void> => p !== undefined)
@@ -127,7 +142,7 @@ function hookClient(client: Client | PoolClient, state: { tables: Map<number, Pg
     const r = result as QueryResult | undefined
     if (!r?.fields || r.fields.length === 0 || r.rows.length === 0) return undefined
     const reads = tableReads(r.fields, r.rows as unknown[], state.tables)
-    return reads === undefined ? undefined : recorder.record(reads, sql, database, context)
+    return reads === undefined ? undefined : recorder.record(reads, sql, databaseOf(), context, 'postgres')
   }
 
   function hookCursor(cursor: Cursorish, sql: string | undefined): void {
@@ -135,12 +150,12 @@ function hookClient(client: Client | PoolClient, state: { tables: Map<number, Pg
     // Streams are recorded as rows are consumed: one event per batch the
     // cursor hands out, released to the reader only under the table's policy.
     cursor.read = (n, cb) => {
-      const context = currentAuditContext()
+      const context = currentAuditScope()
       const deliver = (rows: unknown[]): Promise<unknown[]> | unknown[] => {
         const fields = cursor._result?.fields
         if (!fields || rows.length === 0) return rows
         const reads = tableReads(fields, rows, state.tables)
-        const wait = reads === undefined ? undefined : recorder.record(reads, sql, database, context)
+        const wait = reads === undefined ? undefined : recorder.record(reads, sql, databaseOf(), context, 'postgres')
         return wait ? wait.then(() => rows) : rows
       }
       if (!cb) return (read(n) as Promise<unknown[]>).then(deliver)
@@ -161,7 +176,7 @@ function hookClient(client: Client | PoolClient, state: { tables: Map<number, Pg
     const first = args[0] as { submit?: unknown; text?: string; cursor?: Cursorish; read?: unknown } | string | undefined
     const sql = typeof first === 'string' ? first : first?.text
     // Results arrive in the connection's async context: take the caller's now.
-    const context = currentAuditContext()
+    const context = currentAuditScope()
     if (first && typeof first === 'object' && typeof first.submit === 'function') {
       const cursor = first.cursor ?? (typeof first.read === 'function' ? (first as unknown as Cursorish) : undefined)
       if (cursor) hookCursor(cursor, sql ?? (first as { text?: string }).text)
@@ -176,7 +191,7 @@ function hookClient(client: Client | PoolClient, state: { tables: Map<number, Pg
   }
 }
 
-type Audit = (result: unknown, sql: string | undefined, context: Readonly<AuditContext> | undefined) => Promise<void> | undefined
+type Audit = (result: unknown, sql: string | undefined, context: AuditScope | undefined) => Promise<void> | undefined
 
 // The two wrappers below are built here, not inline in the hooked query: a
 // closure created inside it and handed to pg through its rest-parameter
@@ -185,7 +200,7 @@ type Audit = (result: unknown, sql: string | undefined, context: Readonly<AuditC
 // the same closure built in a separate function costs nothing measurable.
 
 /** The caller's callback, called once the read is recorded (fail-closed: durable), or with the refusal. */
-function auditedCallback(cb: Callback, audit: Audit, sql: string | undefined, context: Readonly<AuditContext> | undefined): Callback {
+function auditedCallback(cb: Callback, audit: Audit, sql: string | undefined, context: AuditScope | undefined): Callback {
   return (err, result) => {
     if (err) return cb(err, result)
     let wait: Promise<void> | undefined
@@ -200,7 +215,7 @@ function auditedCallback(cb: Callback, audit: Audit, sql: string | undefined, co
 }
 
 /** The promise form of the same: resolves with the result once the read is recorded. */
-function auditedResult(audit: Audit, sql: string | undefined, context: Readonly<AuditContext> | undefined): (result: unknown) => unknown {
+function auditedResult(audit: Audit, sql: string | undefined, context: AuditScope | undefined): (result: unknown) => unknown {
   return (result) => {
     const wait = audit(result, sql, context)
     return wait ? wait.then(() => result) : result

@@ -2,8 +2,8 @@ import { parseConfig } from '../../common/config.js'
 import { describeError, isReadtrailError } from '../../common/errors.js'
 import { createLogger, type Logger } from '../../common/logger.js'
 import type { AuditProducer } from '../audit-producer.js'
-import { currentAuditContext, type AuditContext } from '../context/audit-context.js'
-import { fingerprintQuery } from '../query-fingerprint.js'
+import { currentAuditScope, type AuditScope } from '../context/audit-context.js'
+import { fingerprintQuery, type SqlDialect } from '../query-fingerprint.js'
 import { LIMITS } from '../../schemas/access-event.js'
 import type { ParsedReadInput } from '../../schemas/read-input.js'
 import { AuditHookConfig, type AuditHookConfigInput, type SensitiveTable } from './hook-config.js'
@@ -15,6 +15,8 @@ export interface ReadRecorderStats {
   recorded: number
   /** Reads made outside any audit context, recorded as `system`. */
   withoutContext: number
+  /** Reads of anonymous requests, recorded as `system` with the request's client IP and trace id. */
+  anonymous: number
   /** Fail-open reads whose event could not be made durable: each was logged with its code. */
   unrecorded: number
   /** Reads refused before the caller saw a row (fail-closed, strict mode, oversize). */
@@ -41,8 +43,11 @@ export interface ReadRecorder {
    * driver delivers results from its socket's callbacks, where the
    * AsyncLocalStorage context is the connection's, not the caller's, so
    * hooks capture it when the query is issued.
+   *
+   * `dialect` is how the driver's SQL is lexed when its literals are removed
+   * (the hooks pass their own); by default the producer's `sqlDialect`.
    */
-  record(reads: readonly TableRead[], sql: string | undefined, database: string, context?: Readonly<AuditContext>): Promise<void> | undefined
+  record(reads: readonly TableRead[], sql: string | undefined, database: string, context?: AuditScope, dialect?: SqlDialect): Promise<void> | undefined
   stats(): Readonly<ReadRecorderStats>
 }
 
@@ -57,18 +62,20 @@ const FINGERPRINT_CACHE_SIZE = 2000
 export function createReadRecorder(producer: AuditProducer, configInput: AuditHookConfigInput, options: ReadRecorderOptions = {}): ReadRecorder {
   const config = parseConfig(AuditHookConfig, configInput, 'audit hook')
   const log = (options.logger ?? createLogger()).child({ component: 'audit-hook' })
-  const stats: ReadRecorderStats = { recorded: 0, withoutContext: 0, unrecorded: 0, refused: 0 }
-  const fingerprints = new Map<string, string>()
+  const stats: ReadRecorderStats = { recorded: 0, withoutContext: 0, anonymous: 0, unrecorded: 0, refused: 0 }
+  // One cache per dialect: the same text lexes differently in each.
+  const fingerprints: Record<SqlDialect, Map<string, string>> = { postgres: new Map(), mysql: new Map() }
   const systemPrincipal = Object.freeze({ id: producer.config.service, type: 'system' as const })
   let lastContextWarning = 0
 
-  function fingerprintOf(sql: string | undefined): string | undefined {
+  function fingerprintOf(sql: string | undefined, dialect: SqlDialect): string | undefined {
     if (sql === undefined) return undefined
-    let fp = fingerprints.get(sql)
+    const cache = fingerprints[dialect]
+    let fp = cache.get(sql)
     if (fp === undefined) {
-      fp = fingerprintQuery(sql, producer.config.sqlDialect)
-      if (fingerprints.size >= FINGERPRINT_CACHE_SIZE) fingerprints.clear()
-      fingerprints.set(sql, fp)
+      fp = fingerprintQuery(sql, dialect)
+      if (cache.size >= FINGERPRINT_CACHE_SIZE) cache.clear()
+      cache.set(sql, fp)
     }
     return fp
   }
@@ -105,7 +112,7 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
   return Object.freeze({
     config,
     table: (name: string) => config.tables[name],
-    record(reads: readonly TableRead[], sql: string | undefined, database: string, context = currentAuditContext()): Promise<void> | undefined {
+    record(reads: readonly TableRead[], sql: string | undefined, database: string, context = currentAuditScope(), dialect: SqlDialect = producer.config.sqlDialect): Promise<void> | undefined {
       if (reads.length === 0) return undefined
       for (const read of reads) {
         if (read.rowCount > config.maxRowsPerRead) {
@@ -123,8 +130,12 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
           lastContextWarning = now
           log.warn({ tables: reads.map((r) => r.table), without_context: stats.withoutContext }, 'read outside any audit context: recorded as principal type system')
         }
+      } else if (context.principal === undefined) {
+        // The application said who: nobody signed in. Strict mode lets it
+        // through; the request's address and trace make it attributable.
+        stats.anonymous += 1
       }
-      const queryFingerprint = fingerprintOf(sql)
+      const queryFingerprint = fingerprintOf(sql, dialect)
       let durable: Promise<unknown>[] | undefined
       const principal = context?.principal ?? systemPrincipal
       for (const read of reads) {
@@ -136,7 +147,7 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
           traceId: context?.traceId,
           action: 'read',
           outcome: 'success',
-          resource: { database: config.database ?? database, table: read.table },
+          resource: { database: config.database ?? read.database ?? database, table: read.table },
           columns: read.columns,
           recordIds: read.recordIds,
           rowCount: read.rowCount,

@@ -7,6 +7,12 @@ import type { AuditPolicy } from './hook-config.js'
 export interface TableRead {
   /** Qualified name as configured (`public.people`, `app.people`). */
   table: string
+  /**
+   * The database the table lives in, when the driver says so per table
+   * (MySQL: a query may join tables of several databases); else the one the
+   * hook passes for the whole result.
+   */
+  database?: string
   policy: AuditPolicy
   /** Sensitive columns of this table present in the result, by their real (not aliased) names. */
   columns: string[]

@@ -1,5 +1,6 @@
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { syncDirectory } from '../common/atomic-file.js'
 import { isReadtrailError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
 import { ensurePrivateDirectory, PRIVATE_FILE_MODE } from '../common/private-dir.js'
@@ -58,7 +59,7 @@ export async function openCheckpointLog(path: string, logger?: Logger): Promise<
     try {
       handle = await open(path, 'ax+', PRIVATE_FILE_MODE)
       // The new file's name lives in the directory: without this a crash could lose the file with every checkpoint fsync'd into it.
-      await fsyncDirectory(dirname(path))
+      await syncDirectory(dirname(path))
       log?.info({ path }, 'checkpoint log created')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
@@ -130,15 +131,6 @@ async function lengthOfCompleteLines(handle: FileHandle, size: number): Promise<
     end = start
   }
   return 0
-}
-
-async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
 }
 
 /**

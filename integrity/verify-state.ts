@@ -1,11 +1,12 @@
 import { sign, verify, type KeyObject } from 'node:crypto'
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { z } from 'zod'
 import { generateKeyFiles, loadPublicKey, loadSigningKey } from '../checkpoints/keys.js'
 import type { Logger } from '../common/logger.js'
 import { VerificationError } from './errors.js'
 import { ReadtrailError } from '../common/errors.js'
+import { replaceFileSync } from '../common/atomic-file.js'
 import type { AcknowledgedFinding, Finding, FindingKind, VerificationReport } from './report.js'
 
 const hex32 = z.string().regex(/^[0-9a-f]{64}$/)
@@ -520,17 +521,9 @@ function highest(...marks: ({ index: number; seq: number } | null | undefined)[]
   return out
 }
 
-/** Signs the state and replaces the file atomically (write, fsync, rename): a crash leaves the old state or the new, never half. */
+/** Signs the state and replaces the file atomically (common/atomic-file.ts): a crash leaves the old state or the new, never half. */
 export function writeVerifyState(path: string, state: VerifyState, key: VerifierSigningKey): void {
   const signed = signVerifyState(state, key)
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-  const tmp = `${path}.${process.pid}.tmp`
-  const fd = openSync(tmp, 'w', 0o600)
-  try {
-    writeSync(fd, `${JSON.stringify(signed, null, 2)}\n`)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  renameSync(tmp, path)
+  replaceFileSync(path, `${JSON.stringify(signed, null, 2)}\n`)
 }

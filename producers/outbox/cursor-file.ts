@@ -1,8 +1,7 @@
-import { open, readFile, rename, rm } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
-import { PRIVATE_FILE_MODE } from '../../common/private-dir.js'
-import { syncDirectory } from './sync-directory.js'
+import { replaceFile } from '../../common/atomic-file.js'
 
 export const CURSOR_FILE = 'cursor'
 const CURSOR_TEMP_FILE = 'cursor.tmp'
@@ -52,17 +51,9 @@ export async function readCursorFile(dir: string): Promise<CursorRead> {
  * torn file; the old one only means some records are delivered twice.
  */
 export async function writeCursorFile(dir: string, state: CursorState): Promise<void> {
-  const temp = join(dir, CURSOR_TEMP_FILE)
   const text = `${JSON.stringify({ version: 1, cursor: state.cursor.toString(), next: state.next.toString() })}\n`
-  const handle = await open(temp, 'w', PRIVATE_FILE_MODE)
-  try {
-    await handle.writeFile(text, 'utf8')
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(temp, join(dir, CURSOR_FILE))
-  await syncDirectory(dir)
+  // A fixed temp name, so recovery can remove one a crash left (removeCursorTemp); the outbox lock keeps writers to one.
+  await replaceFile(join(dir, CURSOR_FILE), text, { tempPath: join(dir, CURSOR_TEMP_FILE) })
 }
 
 /** Removes a temp file a crash left behind mid-write; the cursor file beside it is whole. */

@@ -11,7 +11,7 @@ import { acquireOutboxLock } from './outbox-lock.js'
 import { encodeFrames, FRAME_OVERHEAD_MAX, readFrame } from './record-frame.js'
 import { recoverOutbox } from './recover-outbox.js'
 import { segmentEnd, segmentFileName, type Segment } from './segment.js'
-import { syncDirectory } from './sync-directory.js'
+import { syncDirectory } from '../../common/atomic-file.js'
 
 const MiB = 1024 * 1024
 

@@ -5,7 +5,7 @@ import { PRIVATE_FILE_MODE } from '../../common/private-dir.js'
 import { CURSOR_FILE, readCursorFile, removeCursorTemp, writeCursorFile, type CursorState } from './cursor-file.js'
 import { OutboxError } from './errors.js'
 import { parseSegmentFileName, scanSegment, segmentEnd, segmentFileName, type Segment } from './segment.js'
-import { syncDirectory } from './sync-directory.js'
+import { syncDirectory } from '../../common/atomic-file.js'
 
 /** Positions start at 1, like the first segment's name `00000000000000000001.seg`. */
 export const FIRST_POSITION = 1n

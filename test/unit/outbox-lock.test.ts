@@ -6,6 +6,11 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createLogger } from '../../common/logger.js'
 import { openOutbox } from '../../producers/outbox/index.js'
 
+/** The pid the lock file names (a JSON record; earlier versions wrote the bare pid). */
+function lockPid(dir: string): number {
+  return (JSON.parse(readFileSync(join(dir, 'lock'), 'utf8')) as { pid: number }).pid
+}
+
 function capturingLogger() {
   const records: { level: number; msg: string; [k: string]: unknown }[] = []
   const logger = createLogger({ level: 'debug' }, { write: (line: string) => void records.push(JSON.parse(line) as (typeof records)[number]) })
@@ -37,7 +42,7 @@ describe('outbox lock', () => {
   it('holds the directory with this pid and releases it on close', async () => {
     const dir = fresh()
     const outbox = await openOutbox({ dir }, { logger: quiet })
-    expect(readFileSync(join(dir, 'lock'), 'utf8').trim()).toBe(String(process.pid))
+    expect(lockPid(dir)).toBe(process.pid)
     // A second outbox of this process on the same directory is refused too.
     await expect(openOutbox({ dir }, { logger: quiet })).rejects.toMatchObject({ code: 'OUTBOX_LOCKED', retriable: true })
     await outbox.close()
@@ -56,6 +61,16 @@ describe('outbox lock', () => {
     expect(readFileSync(join(dir, 'lock'), 'utf8').trim()).toBe(String(other.pid))
   })
 
+  it('names the command of a live holder that wrote a record', async () => {
+    const dir = fresh()
+    const other = spawn(process.execPath, ['-e', 'setTimeout(()=>{},60000)'], { stdio: 'ignore' })
+    children.push(other)
+    writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: other.pid, command: 'clinic-portal.js', started_at: 'then' }))
+    const err = await openOutbox({ dir }, { logger: quiet }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'OUTBOX_LOCKED', details: { pid: other.pid, command: 'clinic-portal.js' } })
+    expect((err as Error).message).toContain(`${other.pid} (\`clinic-portal.js\`)`)
+  })
+
   it('takes over a lock left by a process that died, with a warning', async () => {
     const dir = fresh()
     const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' })
@@ -63,7 +78,7 @@ describe('outbox lock', () => {
     writeFileSync(join(dir, 'lock'), `${dead.pid}\n`)
     const { logger, records } = capturingLogger()
     const outbox = await openOutbox({ dir }, { logger })
-    expect(readFileSync(join(dir, 'lock'), 'utf8').trim()).toBe(String(process.pid))
+    expect(lockPid(dir)).toBe(process.pid)
     expect(records.find((r) => r.level === 40)).toMatchObject({ stale_pid: dead.pid })
     await outbox.close()
   })

@@ -1,6 +1,6 @@
 import { Partitioners, type Kafka, type Producer } from 'kafkajs'
 import { describeError } from '../common/errors.js'
-import type { Logger } from '../common/logger.js'
+import { componentLogger, type Logger } from '../common/logger.js'
 import { checkpointDigest, GENESIS_CHECKPOINT, isValidSignature, signCheckpoint, type CheckpointBody, type SignedCheckpoint } from './checkpoint.js'
 import { openCheckpointLog, readCheckpointLog, type CheckpointLog } from './checkpoint-log.js'
 import { ensureCheckpointTopic, publishCheckpoints, readCheckpointTopic } from './checkpoint-topic.js'
@@ -139,7 +139,7 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
   const { database, key, logPath, kafka, topic } = options
   const intervalMs = options.intervalMs ?? 10_000
   const now = options.now ?? (() => new Date())
-  const log = options.logger.child({ component: 'checkpoint-signer' })
+  const log = componentLogger(options.logger, 'checkpoint-signer')
   /** Newest checkpoint known per chain (ours, the file's or the topic's). */
   const latest = new Map<string, SignedCheckpoint>()
   /** Newest head noted per chain, signed on the next round if above `latest`. */
@@ -292,7 +292,8 @@ export function createCheckpointSigner(options: CheckpointSignerOptions): Checkp
       if (state !== 'new') throw new CheckpointError('CHECKPOINT_LOG_UNAVAILABLE', 'checkpoint signer already started', { details: { path: logPath } })
       state = 'running'
       try {
-        file = await openCheckpointLog(logPath, log)
+        // The log binds its own component on the caller's logger (on `log`, the line would carry `component` twice).
+        file = await openCheckpointLog(logPath, options.logger)
         const contents = await readCheckpointLog(logPath)
         if (contents.unreadable.length > 0) log.error({ path: logPath, unreadable: contents.unreadable.slice(0, 10), count: contents.unreadable.length }, 'checkpoint log holds lines that are not checkpoints')
         const ofDatabase = contents.entries.map((e) => e.checkpoint).filter((cp) => cp.database === database)

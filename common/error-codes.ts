@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   PUBLISH_FAILED: 'The Kafka broker did not acknowledge an event; the caller must treat the read as unrecorded.',
   READ_TOO_LARGE: 'A read cannot be recorded as it is: a single record id is larger than a Kafka message, or a hooked query returned more rows of a sensitive table than the hook option maxRowsPerRead (that read is refused and returns no rows).',
   KAFKA_UNAVAILABLE: 'The Kafka broker could not be reached or refused an administrative request.',
+  KAFKA_TOPIC_MISSING: 'The Kafka topic readtrail was asked to use does not exist on the broker; the message names the command that creates it (readtrail consume, or kafka-topics).',
   STORE_UNAVAILABLE: 'ClickHouse (server or embedded chDB) could not be reached or failed a request.',
   STORE_REJECTED: 'ClickHouse refused a request because of the data or SQL sent (its error type is in details.clickhouse_error_type): the same request fails again, so it is not retried.',
   STORE_LOCKED: 'The embedded store is owned by another readtrail process; the message names its pid and command.',
@@ -74,6 +75,7 @@ export type ErrorCode = keyof typeof ERROR_CODES
 export const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'PUBLISH_FAILED',
   'KAFKA_UNAVAILABLE',
+  'KAFKA_TOPIC_MISSING',
   'STORE_UNAVAILABLE',
   'STORE_LOCKED',
   'VERIFY_FAILED',

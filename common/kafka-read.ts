@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs'
 import { ReadtrailError } from './errors.js'
+import { registerSnappyCodec } from './kafka.js'
 
 // Bounded reads of any topic through a throwaway group: what verify holds
 // the chains against, and where the chain writer looks for its own dead
@@ -71,6 +72,8 @@ export async function readMessages(
   bounds: ReadBounds,
   onMessage: (partition: number, message: KafkaMessage) => void,
 ): Promise<boolean> {
+  // Events and dead letters are compressed with whatever codec their producer chose.
+  registerSnappyCodec()
   const byPartition = new Map<number, MessageRange[]>()
   for (const r of ranges) if (r.to >= r.from) byPartition.set(r.partition, [...(byPartition.get(r.partition) ?? []), r])
   if (byPartition.size === 0) return true

@@ -1,6 +1,7 @@
 import { type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs'
 import { describeError, isReadtrailError } from '../common/errors.js'
-import type { Logger } from '../common/logger.js'
+import { registerSnappyCodec } from '../common/kafka.js'
+import { componentLogger, type Logger } from '../common/logger.js'
 import { nowMicros } from '../common/time.js'
 import { createCodec } from '../schemas/codec.js'
 import type { SchemaRegistry } from '../schemas/registry.js'
@@ -43,6 +44,9 @@ export interface ChainWriter {
   stop(): Promise<void>
   stats(): Readonly<ChainWriterStats>
 }
+
+/** Shortest time between two progress lines of a busy writer. @default 10000 */
+export const PROGRESS_INTERVAL_MS = 10_000
 
 export interface ChainWriterDeps {
   config: ChainWriterConfig
@@ -139,7 +143,9 @@ interface ChainState {
  */
 export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   const { config, kafka, store, registry } = deps
-  const log = deps.logger.child({ component: 'chain-writer' })
+  const log = componentLogger(deps.logger, 'chain-writer')
+  // The writer reads whatever codec a producer chose.
+  registerSnappyCodec()
   const codec = createCodec(registry)
   const versionByFingerprint = new Map(registry.versions.map((v) => [v.fingerprint, v.version]))
   const deadLetterTopic = deadLetterTopicOf(config)
@@ -507,7 +513,21 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     await owner.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])
     stats.batches += 1
     rejoinAttempts = 0
+    reportProgress()
     await heartbeat()
+  }
+
+  let progressAt = Date.now()
+  /**
+   * One info line per PROGRESS_INTERVAL_MS while events arrive, none while
+   * the topic is idle: a writer that waits for traffic has nothing to report,
+   * and its log should not grow by a line every few seconds saying so.
+   */
+  function reportProgress(): void {
+    const now = Date.now()
+    if (now - progressAt < PROGRESS_INTERVAL_MS) return
+    progressAt = now
+    log.info({ ...stats }, 'chain writer progress')
   }
 
   /** The event id of a message that decodes and validates as an event; null for any other. */

@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto'
 import type { Kafka, Message } from 'kafkajs'
 import { parseConfig } from '../common/config.js'
 import { createKafka } from '../common/kafka.js'
-import { createLogger, type Logger } from '../common/logger.js'
+import { componentLogger, silentLogger, type Logger } from '../common/logger.js'
 import { namedIssues } from '../common/zod-issues.js'
-import { ConfigError, isReadtrailError } from '../common/errors.js'
+import { ConfigError, describeError, isReadtrailError } from '../common/errors.js'
 import type { AccessEvent } from '../schemas/access-event.js'
 import { createCodec } from '../schemas/codec.js'
 import { InputError } from '../schemas/errors.js'
@@ -57,6 +57,7 @@ export interface AuditProducer {
 }
 
 export interface AuditProducerOptions {
+  /** Where the producer's warnings go (a pino logger). @default silent: an SDK writes nothing to its host's output unless asked */
   logger?: Logger
   /** Share a Kafka client; otherwise one is created from config.kafka. */
   kafka?: Kafka
@@ -83,7 +84,9 @@ interface Pending {
  */
 export async function createAuditProducer(configInput: AuditProducerConfigInput, options: AuditProducerOptions = {}): Promise<AuditProducer> {
   const config = parseProducerConfig(configInput)
-  const logger = (options.logger ?? createLogger()).child({ component: 'audit-producer' })
+  // Each component binds its own name on the application's logger: a child of this child would print `component` twice.
+  const root = options.logger ?? silentLogger()
+  const logger = componentLogger(root, 'audit-producer')
   const weakKey = weakSessionKeyReason(config.sessionHashKey)
   // The key itself is never logged (and REDACT_PATHS would hide it), only why it looks wrong.
   if (weakKey) logger.warn({ reason: weakKey }, `sessionHashKey looks like a placeholder: ${weakKey}; session hashes made with a guessable key can be linked back to session ids — use ${config.sessionHashKey!.length} random bytes`)
@@ -95,9 +98,9 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
     config.deliveryThread === 'worker' && !options.kafka
       ? await startDeliveryThread(
           { kafka: config.kafka, topic: config.topic, ackTimeoutMs: config.ackTimeoutMs, compression: config.compression, maxBatchMessages: config.maxBatchMessages, maxBatchBytes: config.maxBatchBytes, outbox: config.outbox },
-          logger,
+          root,
         )
-      : await openDelivery(config, options.kafka ?? createKafka(config.kafka, logger), logger)
+      : await openDelivery(config, options.kafka ?? createKafka(config.kafka, root), root)
   if (!config.outbox) {
     // Without an outbox an unreachable broker is an error now, not at the
     // first read. With one, the application starts and reads go there.
@@ -105,7 +108,10 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       await delivery.connect()
     } catch (cause) {
       await delivery.close()
-      throw new ProducerError('KAFKA_UNAVAILABLE', `cannot connect to Kafka (${config.kafka.brokers.join(', ')}): ${(cause as Error).message}`, { cause })
+      // A missing topic is named as such (KAFKA_TOPIC_MISSING, with the command that creates it), not as an unreachable broker.
+      const err = isReadtrailError(cause) && cause.code === 'KAFKA_TOPIC_MISSING' ? cause : new ProducerError('KAFKA_UNAVAILABLE', `cannot connect to Kafka (${config.kafka.brokers.join(', ')}): ${(cause as Error).message}`, { cause })
+      logger.error({ err }, 'audit producer cannot start')
+      throw err
     }
   }
 
@@ -114,6 +120,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
   let queue: Pending[] = []
   let timer: NodeJS.Timeout | undefined
   let sending: Promise<void> | undefined
+  let lastFailure: string | undefined
   const eventContext = {
     service: config.service,
     environment: config.environment,
@@ -158,11 +165,15 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       try {
         const durability = await delivery.send(batch.map((p) => p.message))
         for (const p of batch) p.settle(undefined, durability)
+        lastFailure = undefined
       } catch (cause) {
         const err = isReadtrailError(cause)
           ? cause
           : new ProducerError('PUBLISH_FAILED', `broker did not acknowledge ${batch.length} events: ${(cause as Error).message}`, { cause })
-        logger.error({ err, events: batch.length }, 'events not recorded')
+        // Once per distinct error: during an outage every batch fails the same way, and the caller of each read already has its rejection.
+        const reason = describeError(err)
+        logger[reason === lastFailure ? 'debug' : 'error']({ err, events: batch.length }, 'events not recorded')
+        lastFailure = reason
         for (const p of batch) p.settle(err)
       }
     }

@@ -38,6 +38,8 @@ export interface SerializedError {
 export type FromDeliveryThread =
   | { type: 'ready'; stats: DeliveryStats; pending: number }
   | { type: 'failed'; error: SerializedError }
+  /** A pino line of the delivery thread, logged again on the application's logger (never the thread's own stdout). */
+  | { type: 'log'; line: string }
   | { type: 'reply'; id: number; value?: Durability | boolean; error?: SerializedError; stats: DeliveryStats; pending: number }
 
 export function packBatch(messages: readonly Message[]): { batch: PackedBatch; transfer: ArrayBuffer[] } {

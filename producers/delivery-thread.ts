@@ -1,7 +1,30 @@
 import { Worker } from 'node:worker_threads'
-import type { Logger } from '../common/logger.js'
+import pino from 'pino'
+import { componentLogger, type Logger } from '../common/logger.js'
 import type { Delivery, DeliveryStats, Durability } from './delivery.js'
 import { deserializeError, packBatch, type DeliveryThreadConfig, type DeliveryThreadData, type FromDeliveryThread, type ToDeliveryThread } from './delivery-protocol.js'
+
+/**
+ * Logs a line of the delivery thread on the application's logger, at its
+ * level, with its fields (the thread's component among them: `logger` is the
+ * application's own, which binds none of readtrail's).
+ */
+function relog(logger: Logger, line: string): void {
+  let entry: Record<string, unknown>
+  try {
+    entry = JSON.parse(line) as Record<string, unknown>
+  } catch {
+    return
+  }
+  const { level, msg, time: _time, pid: _pid, hostname: _hostname, ...fields } = entry
+  const label = typeof level === 'number' ? pino.levels.labels[level] : undefined
+  if (label === undefined || !(label in pino.levels.values) || label === 'silent') return
+  if ('component' in logger.bindings() && 'component' in fields) {
+    fields['subcomponent'] = fields['component']
+    delete fields['component']
+  }
+  ;(logger[label as pino.Level] as pino.LogFn)(fields, typeof msg === 'string' ? msg : '')
+}
 
 /**
  * Runs the delivery (kafkajs and the outbox) on a worker thread and speaks
@@ -9,6 +32,7 @@ import { deserializeError, packBatch, type DeliveryThreadConfig, type DeliveryTh
  * message post per batch instead of Kafka's per-record framing, CRC and
  * compression and the garbage they leave. Same guarantees as in-thread
  * delivery: `send` resolves only once the batch is acknowledged or fsync'd.
+ * `logger` is the application's own: the thread's lines carry their component.
  */
 export async function startDeliveryThread(config: DeliveryThreadConfig, logger: Logger): Promise<Delivery> {
   const data: DeliveryThreadData = { config, logLevel: logger.level }
@@ -25,6 +49,8 @@ export async function startDeliveryThread(config: DeliveryThreadConfig, logger: 
         stats = msg.stats
         pending = msg.pending
         resolve()
+      } else if (msg.type === 'log') {
+        relog(logger, msg.line)
       } else if (msg.type === 'failed') {
         reject(deserializeError(msg.error))
       } else {
@@ -37,7 +63,7 @@ export async function startDeliveryThread(config: DeliveryThreadConfig, logger: 
       }
     })
     worker.on('error', (err) => {
-      logger.error({ err }, 'delivery thread failed')
+      componentLogger(logger, 'audit-producer').error({ err }, 'delivery thread failed')
       reject(err)
     })
     worker.on('exit', (code) => {

@@ -12,8 +12,9 @@ import { openDelivery } from './open-delivery.js'
  */
 const port = parentPort!
 const { config, logLevel } = workerData as DeliveryThreadData
-const logger = createLogger({ level: logLevel }).child({ component: 'audit-producer', thread: 'delivery' })
 const post = (msg: FromDeliveryThread) => port.postMessage(msg)
+// The lines go to the application's logger on the caller's thread, not to this thread's stdout (redacted here already).
+const logger = createLogger({ level: logLevel }, { write: (line: string) => post({ type: 'log', line }) }).child({ thread: 'delivery' })
 
 let delivery: Delivery
 try {

@@ -1,5 +1,6 @@
 import { type CompressionTypes, type Kafka, type Message, type Producer } from 'kafkajs'
-import { describeError } from '../common/errors.js'
+import { describeError, isReadtrailError } from '../common/errors.js'
+import { isUnknownTopicError, topicMissingError } from '../common/kafka.js'
 import type { Logger } from '../common/logger.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
 import { ProducerError } from './errors.js'
@@ -21,7 +22,7 @@ export interface DeliveryStats {
 }
 
 export interface Delivery {
-  /** Connects to the broker now (otherwise the first send does). */
+  /** Connects to the broker now (otherwise the first send does) and checks the topic exists (KAFKA_TOPIC_MISSING). */
   connect(): Promise<void>
   /** Sends one batch in order; resolves once it is durable (broker ack, or outbox fsync when an outbox is configured). */
   send(messages: Message[]): Promise<Durability>
@@ -35,6 +36,8 @@ export interface Delivery {
 
 export interface DeliveryOptions {
   kafka: Kafka
+  /** Named in errors (a missing topic's create command). */
+  brokers: readonly string[]
   topic: string
   ackTimeoutMs: number
   compression: CompressionTypes
@@ -106,7 +109,35 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
   async function sendToKafka(messages: Message[]): Promise<void> {
     await ensureConnected()
     stickyPartition += 1
-    await producer.send({ topic, acks: -1, timeout: options.ackTimeoutMs, compression: options.compression, messages })
+    try {
+      await producer.send({ topic, acks: -1, timeout: options.ackTimeoutMs, compression: options.compression, messages })
+    } catch (cause) {
+      if (isUnknownTopicError(cause)) throw topicMissingError(topic, options.brokers, cause)
+      throw cause
+    }
+  }
+
+  /** Every read would fail against a topic that does not exist: say so at start, with the command that creates it. */
+  async function assertTopicExists(): Promise<void> {
+    const admin = kafka.admin()
+    try {
+      await admin.connect()
+      if (!(await admin.listTopics()).includes(topic)) throw topicMissingError(topic, options.brokers)
+    } finally {
+      await admin.disconnect().catch(() => {})
+    }
+  }
+
+  /**
+   * Warns once per distinct reason; the same reason again (a replay retried
+   * every few seconds while the broker is away) goes to debug, so a long
+   * outage is one line, not one line per retry.
+   */
+  let lastReason: string | undefined
+  function warnOnce(fields: Record<string, unknown>, reason: string, msg: string): void {
+    const level = reason === lastReason ? 'debug' : 'warn'
+    lastReason = reason
+    log[level]({ ...fields, reason }, msg)
   }
 
   async function toOutbox(messages: Message[]): Promise<{ first: bigint; last: bigint }> {
@@ -148,6 +179,7 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
           continue
         }
         if (viaOutbox) log.info({ replayed: stats.replayed }, 'outbox drained: sending directly again')
+        lastReason = undefined
         viaOutbox = false
         deliveredLate.length = 0
         for (const w of drainWaiters) w()
@@ -171,7 +203,7 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
         await outbox!.acknowledge(stored[stored.length - 1]!.position)
         backoff = REPLAY_BACKOFF_MS.first
       } catch (err) {
-        log.warn({ reason: describeError(err), pending: Number(outbox!.end() - outbox!.cursor()), retry_ms: backoff }, 'outbox replay failed: retrying')
+        warnOnce({ pending: Number(outbox!.end() - outbox!.cursor()), retry_ms: backoff }, describeError(err), 'outbox replay failed: retrying')
         if (isNonRetriable(err)) await renewProducer(err)
         await new Promise<void>((resolve) => {
           wakeReplay = resolve
@@ -189,7 +221,10 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
   }
 
   return {
-    connect: ensureConnected,
+    async connect() {
+      await ensureConnected()
+      await assertTopicExists()
+    },
     async send(messages) {
       if (closed) throw new ProducerError('PRODUCER_CLOSED', 'send after close()')
       if (outbox === undefined) {
@@ -198,6 +233,8 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
           stats.acked += messages.length
           return 'acked'
         } catch (cause) {
+          // KAFKA_TOPIC_MISSING: the caller sees the topic and the command that creates it.
+          if (isReadtrailError(cause)) throw cause
           if (isNonRetriable(cause)) await renewProducer(cause)
           throw new ProducerError('PUBLISH_FAILED', `broker did not acknowledge ${messages.length} events: ${describeError(cause)}`, { cause })
         }
@@ -215,7 +252,7 @@ export async function createDelivery(options: DeliveryOptions): Promise<Delivery
       }
       viaOutbox = true
       if (outcome.kind === 'failed') {
-        log.warn({ reason: describeError(outcome.error), events: messages.length }, 'broker unavailable: events go to the outbox')
+        warnOnce({ events: messages.length }, describeError(outcome.error), 'broker unavailable: events go to the outbox')
         if (isNonRetriable(outcome.error)) await renewProducer(outcome.error)
       } else {
         log.warn({ deadline_ms: options.sendDeadlineMs, events: messages.length }, 'broker slower than the deadline: events go to the outbox')

@@ -7,6 +7,7 @@ import { getSavedQuery } from '../queries/catalog.js'
 import { assessProvenance, type ProvenanceStatus } from '../queries/provenance.js'
 import { answerOf, executeSavedQuery, parseQueryParams, type QueryAnswer, type QueryResult } from '../queries/saved-query.js'
 import type { AppConfig } from './config.js'
+import { assertQueryParams } from './param-check.js'
 import { withStore } from './runtime.js'
 import { readSignedThrough } from './signed-through.js'
 
@@ -19,6 +20,8 @@ import { readSignedThrough } from './signed-through.js'
  */
 export async function answerSavedQuery(config: AppConfig, name: string, rawParams: Record<string, unknown>, logger: Logger): Promise<QueryAnswer<Record<string, unknown>>> {
   const query = getSavedQuery(name)
+  // The CLI's words first (nearest names, formats, examples); the query's own check is the same rule.
+  assertQueryParams(query, rawParams)
   parseQueryParams(query, rawParams)
   // Read before the store: an untrusted or broken state file fails the command, not a half answer.
   const verifyState = verifyStateFor(config, logger)

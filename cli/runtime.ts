@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import pino from 'pino'
 import { createLogger, type Logger } from '../common/logger.js'
 import { StoreError } from '../store/errors.js'
@@ -24,23 +25,57 @@ export function assertStatePrivate(config: AppConfig): void {
   assertPrivateDirectories(stateDirectoriesOf(config))
 }
 
+const WHERE_STORES_ARE = 'point --data-dir, READTRAIL_DATA_DIR or READTRAIL_HOME at the store `readtrail consume` writes (only consume and demo create one)'
+
+/** Where the store of this configuration is, for messages: the data directory, or the server's host (never its credentials). */
+export function storeLocationOf(config: AppConfig): string {
+  if (config.store.url === undefined) return resolve(config.store.dataDir)
+  try {
+    return new URL(config.store.url).host
+  } catch {
+    return 'the configured ClickHouse server'
+  }
+}
+
+/**
+ * Throws STORE_NOT_FOUND unless the embedded store of this configuration
+ * exists: its data directory holds the engine's metadata. Checked before
+ * the engine opens (it would make its files in any directory it is given)
+ * and before a read-only command makes or reads anything else, so a typo in
+ * --data-dir never leaves an empty store, or a verifier key, behind. On a
+ * server, whether the database holds a log is found by checkSchema.
+ */
+export function assertStoreFound(config: AppConfig): void {
+  if (config.store.url !== undefined) return
+  const dir = resolve(config.store.dataDir)
+  if (!existsSync(join(dir, ENGINE_METADATA))) {
+    const what = existsSync(dir) ? 'the directory holds no embedded ClickHouse store' : 'no such directory'
+    throw new StoreError('STORE_NOT_FOUND', `no readtrail store at ${dir} (${what}); ${WHERE_STORES_ARE}`, { details: { path: dir, database: config.store.database } })
+  }
+}
+
+// The directory the engine keeps its databases' definitions in: present in every store it made.
+const ENGINE_METADATA = 'metadata'
+
 /**
  * Opens the store, once the state directories are private
  * (assertStatePrivate). Writers (`create`) create missing tables; readers
  * only check them, and never create an empty store where they were pointed
- * at a wrong directory or database.
+ * at a wrong directory or database (STORE_NOT_FOUND, naming where they looked).
  */
 export async function openAppStore(config: AppConfig, command: string, logger: Logger, mode: { create: boolean } = { create: true }): Promise<Store> {
   assertStatePrivate(config)
-  if (!mode.create && config.store.url === undefined && !existsSync(config.store.dataDir)) {
-    throw new StoreError('STORE_SCHEMA_MISMATCH', `no readtrail store at ${config.store.dataDir} (set --data-dir or READTRAIL_DATA_DIR)`)
-  }
+  if (!mode.create) assertStoreFound(config)
   const store = openStore(config.store, { command, logger })
   try {
     if (mode.create) await store.ensureSchema()
     await store.checkSchema()
   } catch (err) {
     await store.close()
+    if (isReadtrailError(err) && err.code === 'STORE_NOT_FOUND') {
+      const path = storeLocationOf(config)
+      throw new StoreError('STORE_NOT_FOUND', `${err.message} at ${path}; ${WHERE_STORES_ARE}, and --database at its database`, { cause: err, details: { ...err.details, path } })
+    }
     throw err
   }
   return store

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   STORE_LOCKED: 'The embedded store is owned by another readtrail process; the message names its pid and command.',
   STORE_ENGINE_MISSING: 'The embedded ClickHouse engine is needed (no server URL is set) but the optional chdb package is not installed; the message names `npm install chdb`.',
   STORE_SCHEMA_MISMATCH: 'The access_log table in ClickHouse does not have the columns this version of readtrail writes.',
+  STORE_NOT_FOUND: 'A command that only reads the store (query, report, verify, evidence export, repair) found none where it was pointed: no embedded store at the data directory, or no access_log table in the database. The message names the path; nothing was created there.',
   ROW_REJECTED: 'ClickHouse refused to store an event that passed validation (its reason is in the message); the event was dead-lettered so its partition keeps moving.',
   QUERY_UNKNOWN: 'No saved query has that name.',
   QUERY_PARAM_INVALID: 'A saved-query parameter is missing or invalid; nothing was sent to ClickHouse.',

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 import type { AppConfig } from '../cli/config.js'
 import { formatRows } from '../cli/format-rows.js'
 import { ReadtrailError } from '../common/errors.js'
@@ -147,6 +147,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     out(`    Pattern: ${touched.length} records between ${first} and ${last}: ${Math.round((touched.length / seconds) * 60)} records/minute, faster than any person reads.`)
 
     const { rows: who } = await runSavedQuery(store, whoTouchedRecord, { table: 'applicants', record: String(target) })
+    const explore = exploreCommands(config, store.database, target)
     out('')
     out(`Q2  Who touched applicant ${target}?  who-touched-record table=applicants record=${target}`)
     out(formatRows(who, ['occurred_at', 'principal_id', 'columns', 'client_ip', 'service', 'chain_id', 'seq'], 'table').replace(/^/gm, '    '))
@@ -203,7 +204,11 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
       out(`Q5  Evidence for the regulator: readtrail evidence export --event ${row.event_id}`)
       out(`    ${bundlePath}: ${verdict.ok ? 'PROVED offline' : `NOT PROVED (${verdict.problem})`} — ${bundle.segment.length} later rows link it to checkpoint #${bundle.checkpoint.index}`)
       for (const line of verdict.proved) out(`    - ${line}`)
+      explore.push(`${cliInvocation()} evidence verify ${shellQuote(resolve(bundlePath))} --public-key ${shellQuote(resolve(`${keyPath}.pub`))}`)
     }
+    out('')
+    out('Explore this store yourself: its signing key, checkpoint log, verify state and verifier key are in the same directory.')
+    for (const line of explore) out(`  ${line}`)
     return { scraped: pages * 100, touchedByCompromised: touched.length, verified }
   } finally {
     await audit.close()
@@ -214,4 +219,54 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     await admin.deleteTopics({ topics: [topic, deadLetterTopicOf({ topic }), checkpointTopic] }).catch(() => {})
     await admin.disconnect()
   }
+}
+
+/**
+ * The demo's last words: the commands that explore its store afterwards,
+ * with the environment they need. The demo keeps its keys, checkpoint log,
+ * verify state and verifier key inside its data directory, so
+ * READTRAIL_HOME and READTRAIL_DATA_DIR both point there; its subject key
+ * lets subject and breach queries name applicants. Verification reads the
+ * checkpoint file only: the demo deletes its topics when it ends.
+ */
+export function exploreCommands(config: AppConfig, database: string, record: number, cli = cliInvocation()): string[] {
+  const dir = shellQuote(resolve(config.store.dataDir))
+  const env = [
+    ...(config.store.url === undefined ? [`READTRAIL_HOME=${dir}`, `READTRAIL_DATA_DIR=${dir}`] : [`READTRAIL_HOME=${dir}`, `READTRAIL_CLICKHOUSE_URL=${shellQuote(withoutCredentials(config.store.url))}`]),
+    `READTRAIL_CLICKHOUSE_DATABASE=${shellQuote(database)}`,
+    'READTRAIL_SUBJECT_KEYS=admissions.applicants=id',
+  ]
+  return [
+    `export ${env.join(' ')}`,
+    `${cli} query records-touched-by-principal --param principal=clerk.marta --param limit=10`,
+    `${cli} query who-touched-record --param table=applicants --param record=${record}`,
+    `${cli} query breach-scope --param principals=clerk.marta --param ips=203.0.113.66 --param from=2026-11-26 --param to=2026-11-27`,
+    `${cli} report breach-scope --param principals=clerk.marta --param from=2026-11-26 --param to=2026-11-27`,
+    `${cli} verify --no-kafka-checkpoints`,
+  ]
+}
+
+/** How this process was started, so the printed commands run as they are: `readtrail` on PATH, or `node <path>` of this checkout. */
+function cliInvocation(): string {
+  const script = process.argv[1] ?? ''
+  if (!/[\\/]cli[\\/]main\.js$/.test(script)) return 'readtrail'
+  const path = relative(process.cwd(), script)
+  return `node ${shellQuote(path.startsWith('..') ? script : path)}`
+}
+
+/** A server URL without user or password: the printed line may be pasted anywhere. */
+function withoutCredentials(url: string): string {
+  try {
+    const u = new URL(url)
+    u.username = ''
+    u.password = ''
+    return u.toString()
+  } catch {
+    return url
+  }
+}
+
+/** A word the shell passes through unchanged. */
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`
 }

@@ -104,7 +104,7 @@ function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string
         { db: database },
       )
       if (rows.length === 0) {
-        throw new StoreError('STORE_SCHEMA_MISMATCH', `no readtrail log here: database ${database} has no access_log table`, { details: { database } })
+        throw new StoreError('STORE_NOT_FOUND', `no readtrail log here: database ${database} has no access_log table`, { details: { database } })
       }
       const have = rows.map((r) => `${r.name} ${r.type}`)
       const missing = want.filter((c) => !have.includes(c))

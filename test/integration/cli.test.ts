@@ -51,7 +51,7 @@ describe('readtrail CLI', () => {
     expect(r.stderr).toContain('QUERY_PARAM_INVALID')
     expect(r.stderr).toMatch(/principal: /)
     expect(r.stderr).toMatch(/from: /)
-    expect(r.stderr).toMatch(/colour: unknown key/)
+    expect(r.stderr).toMatch(/colour: unknown parameter/)
     expect(existsSync(fresh)).toBe(false)
   })
 
@@ -145,18 +145,20 @@ describe('readtrail CLI', () => {
     expect(r.stderr).toContain('--reason')
   })
 
-  it('read-only commands never create a store: a wrong directory or a dropped table exits 2', async () => {
+  it('read-only commands never create a store: a wrong directory or a dropped table exits 2 with STORE_NOT_FOUND', async () => {
     const nowhere = join(dataDir, 'typo')
     const r = await runCli(['verify', '--data-dir', nowhere])
     expect(r.code).toBe(2)
-    expect(r.stderr).toContain('STORE_SCHEMA_MISMATCH')
+    expect(r.stderr).toContain(`STORE_NOT_FOUND: no readtrail store at ${nowhere}`)
     expect(existsSync(nowhere)).toBe(false)
     const other = await runCli(['verify', '--database', 'not_the_log', ...dir])
     expect(other.code).toBe(2)
     expect(other.stderr).toContain('no access_log table')
+    expect(other.stderr).toContain('STORE_NOT_FOUND')
     const q = await runCli(['query', 'who-touched-record', '--param', 'table=t', '--param', 'record=1', '--database', 'not_the_log', ...dir])
     expect(q.code).toBe(2)
-    expect(q.stderr).toContain('STORE_SCHEMA_MISMATCH')
+    expect(q.stderr).toContain('STORE_NOT_FOUND')
+    expect(q.stderr).toContain(dataDir)
   })
 
   // The verify runs above recorded demo/0 as damaged (seq 3 edited): every

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 
-/** Time buckets for timelines, in seconds. */
-export const BUCKETS = { '1m': 60, '5m': 300, '15m': 900, '1h': 3600, '6h': 21_600, '1d': 86_400 } as const
+/** Time buckets for timelines, in seconds: from 1 s (a 98-second scrape) to 1 day (months). */
+export const BUCKETS = { '1s': 1, '5s': 5, '10s': 10, '30s': 30, '1m': 60, '5m': 300, '15m': 900, '1h': 3600, '6h': 21_600, '1d': 86_400 } as const
 
 export const bucket = z.enum(Object.keys(BUCKETS) as [keyof typeof BUCKETS, ...(keyof typeof BUCKETS)[]]).default('1h')
 

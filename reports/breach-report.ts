@@ -6,23 +6,45 @@
  */
 import type { QueryAnswer } from '../queries/saved-query.js'
 import { formatCount, formatPeriod, html, renderDocument, renderFigures, renderProvenanceBanner, renderTable, type Figure, type SafeHtml } from './html.js'
-import { paramWords, renderFooter, renderHeader, shellCommand, sum, timeRange, windowOf, windowText } from './report-parts.js'
+import { annexWords, commandLine, pageMarks, paramWords, renderFooter, renderHeader, renderSignoff, sum, timeRange, windowOf, windowText, type ReportContext } from './report-parts.js'
 import { BreachRecordRow, BreachScopeRow, parseAnswer, TimelineRow, type BreachScopeRow as ScopeRow } from './report-rows.js'
-import { renderTimeline, type Bucket } from './svg-timeline.js'
+import { renderTimeline } from './svg-timeline.js'
+import { renderTimelineFigures } from './timeline-figures.js'
+import type { Bucket, OpenWindow, Span } from './timeline-grid.js'
 
 type RawAnswer = QueryAnswer<Record<string, unknown>>
 
 export interface BreachReportInput {
-  generatedAt: Date
-  database: string
+  context: ReportContext
   /** The report's parameters as the analyst gave them (principals, ips, sessions, from, to). */
   params: Readonly<Record<string, string>>
   /** The bucket breach-timeline was asked for. */
   bucket: Bucket
+  /** The span the chart shows (chartSpan() of the window and the reads); null: the rows' own. */
+  span: Span | null
   scope: RawAnswer
   timeline: RawAnswer
   /** breach-records, asked with limit = how many records the report lists. */
   records: RawAnswer
+}
+
+/** The leads a breach filter takes, as the report names them. */
+const LEADS = [
+  { key: 'principals', facts: 'Accounts', match: 'its account is one listed' },
+  { key: 'ips', facts: 'Client IPs', match: 'its client IP is one listed' },
+  { key: 'sessions', facts: 'Sessions', match: 'its session is one listed' },
+] as const
+
+/**
+ * What queries/breach-filter.ts selects, in words: the window AND any one
+ * of the leads (a UNION of one branch per kind of lead, each read once).
+ */
+export function filterSemantics(params: Readonly<Record<string, string>>): string {
+  const given = LEADS.filter((l) => params[l.key] !== undefined && params[l.key] !== '')
+  if (given.length === 0) return 'A read is in scope when it falls inside the window.'
+  const leads = given.map((l) => l.match)
+  const which = given.length === 1 ? leads[0]! : `${leads.join(' OR ')} (any one suffices)`
+  return `A read is in scope when it falls inside the window AND ${which}. Within a list, any entry matches. A read matching several leads is counted once.`
 }
 
 /** The report as one self-contained HTML document. */
@@ -30,29 +52,36 @@ export function renderBreachReport(input: BreachReportInput): string {
   const scope = parseAnswer(input.scope, BreachScopeRow)
   const timeline = parseAnswer(input.timeline, TimelineRow)
   const records = parseAnswer(input.records, BreachRecordRow)
+  const { context } = input
   const p = input.params
   const who = [p['principals'] && `accounts ${p['principals']}`, p['ips'] && `client IPs ${p['ips']}`, p['sessions'] && `sessions ${p['sessions']}`].filter(Boolean).join('; ')
   const window = windowOf(p)
-  const body = html`${renderHeader({
-    title: 'Breach scope',
-    lead: `Every read of a sensitive table matching ${who || 'the given filters'} in the window below, and the records those reads returned.`,
-    generatedAt: input.generatedAt,
-    database: input.database,
-    facts: [
-      { label: 'Accounts', value: p['principals'] ?? '(any)' },
-      { label: 'Client IPs', value: p['ips'] ?? '(any)' },
-      { label: 'Sessions', value: p['sessions'] ?? '(any)' },
-      { label: 'Window', value: windowText(window) },
-    ],
-    command: ['readtrail', 'report', 'breach-scope', ...paramWords(p, input.database)],
-  })}
+  const span: OpenWindow = input.span ?? window
+  const zoomed = span.from !== window.from || span.to !== window.to
+  const body = html`${renderHeader(
+    {
+      title: 'Breach scope',
+      lead: `Every read of a sensitive table matching ${who || 'the given filters'} in the window below, and the records those reads returned.`,
+      facts: [
+        ...LEADS.map((l) => ({ label: l.facts, value: p[l.key] ?? '(any)' })),
+        { label: 'Window', value: windowText(window) },
+        { label: 'Filter', value: filterSemantics(p) },
+      ],
+      timeZone: 'UTC: every time in this report.',
+      command: ['readtrail', 'report', 'breach-scope', ...paramWords(p), ...annexWords(context)],
+    },
+    context,
+  )}
 ${renderProvenanceBanner([scope, timeline, records].map((a) => ({ label: a.query, provenance: a.provenance })))}
 <h2>Key figures</h2>
 <p class="note">For a notification: the categories of data are the tables and columns under "Scope by table"; the numbers of records and data subjects concerned are these.</p>
 ${renderFigures(keyFigures(scope.rows))}
 <h2>Timeline</h2>
-<figure class="chart">${renderTimeline(timeline.rows, { bucket: input.bucket, title: 'Rows read in scope, by table', window })}
-<figcaption>Rows returned to the reads in scope, per table (breach-timeline, bucket ${input.bucket}); point at a bar for exact figures.</figcaption></figure>
+<figure class="chart">${renderTimeline(timeline.rows, { bucket: input.bucket, title: 'Rows read in scope, by table', span })}
+<figcaption>Rows returned to the reads in scope, per table (breach-timeline, bucket ${input.bucket})${
+    zoomed ? `; the chart shows ${windowText(span)}, around every read in scope (the window is longer)` : ''
+  }. The figures are in the table below.</figcaption></figure>
+${renderTimelineFigures(timeline.rows, { id: 'timeline-table', bucket: input.bucket, span })}
 <h2>Scope by table</h2>
 ${renderTable({
   id: 'scope-table',
@@ -86,12 +115,14 @@ ${renderTable({
     { key: 'last_access', label: 'Last access', kind: 'time' },
   ],
   rows: records.rows,
+  hoist: ['database', 'table', 'columns', 'principals'],
   caption: records.truncated ? `The first ${formatCount(records.rows.length)} records, in the order breach-records returns them.` : undefined,
-  truncatedNote: records.truncated ? truncatedNote(records.rows.length, sum(scope.rows, (r) => r.distinct_records), p, input.database) : null,
+  truncatedNote: records.truncated ? truncatedNote(records.rows.length, sum(scope.rows, (r) => r.distinct_records), p, context) : null,
   emptyText: 'No records.',
 })}
-${renderFooter(input.generatedAt)}`
-  return renderDocument({ title: `Breach scope — ${who || 'readtrail'}`, body })
+${renderSignoff(context)}
+${renderFooter(context.generatedAt)}`
+  return renderDocument({ title: `Breach scope — ${who || 'readtrail'}`, body, pageMarks: pageMarks('Breach scope', context) })
 }
 
 function keyFigures(rows: readonly ScopeRow[]): Figure[] {
@@ -125,8 +156,8 @@ function subjectsFigure(rows: readonly ScopeRow[]): Figure {
   return { label: 'Data subjects', value: `${formatCount(max)} – ${formatCount(total)}`, note: `a person may appear in several tables${unknown > 0 ? `; ${missing}` : ''}` }
 }
 
-function truncatedNote(shown: number, total: number, params: Readonly<Record<string, string>>, database: string): SafeHtml {
-  const command = shellCommand(['readtrail', 'query', 'breach-records', '--format', 'csv', '--param', 'limit=0', ...paramWords(pick(params, ['principals', 'ips', 'sessions', 'from', 'to']), database)])
+function truncatedNote(shown: number, total: number, params: Readonly<Record<string, string>>, context: ReportContext): SafeHtml {
+  const command = commandLine(context, ['readtrail', 'query', 'breach-records', '--format', 'csv', '--param', 'limit=0', ...paramWords(pick(params, ['principals', 'ips', 'sessions', 'from', 'to']))])
   return html`<strong>${formatCount(shown)} of ${formatCount(total)} records shown.</strong> Export all with <code>${command}</code>`
 }
 

@@ -121,10 +121,39 @@ table.data tbody tr:nth-child(even) td { background: #fbfcfd; }
 .truncated { border-left: 4px solid #9a6700; background: #fff8c5; padding: 8px 12px; margin: 8px 0 0; font-size: 13px; }
 .empty { border: 1px dashed var(--rule); padding: 14px; color: var(--muted); text-align: center; margin-top: 6px; }
 footer { margin-top: 40px; padding-top: 10px; border-top: 1px solid var(--rule); font-size: 11.5px; color: var(--muted); }
-@page { size: A4; margin: 14mm 12mm; }
+p.common { margin: 6px 0 0; font-size: 12.5px; }
+p.common span + span::before { content: " · "; color: var(--muted); }
+section.signoff { margin-top: 28px; border: 1px solid var(--rule); padding: 10px 14px; break-inside: avoid; }
+section.signoff h2 { margin-top: 0; }
+section.signoff dl { display: grid; grid-template-columns: max-content 1fr max-content 1fr; gap: 14px 12px; margin: 6px 0 0; align-items: end; }
+section.signoff dt { color: var(--muted); }
+section.signoff dd { margin: 0; min-height: 1.5em; border-bottom: 1px solid var(--ink); }
+@page { size: A4; margin: 14mm 11mm 13mm; }
 @media print {
-  body { font-size: 11px; }
+  /* Compact, so a 500-record annex prints on a few pages: one line per record row. */
+  body { font-size: 9.5px; line-height: 1.3; }
   main { max-width: none; padding: 0; }
+  header.report { padding-bottom: 6px; margin-bottom: 10px; }
+  h1 { font-size: 17px; margin: 2px 0 3px; }
+  h2 { font-size: 12px; margin: 12px 0 4px; padding-bottom: 2px; }
+  dl.meta { font-size: 9px; gap: 1px 10px; margin-top: 6px; }
+  code, .mono, code.cmd { font-size: 8.5px; }
+  code.cmd { padding: 3px 5px; }
+  .banner { padding: 6px 10px; margin-bottom: 10px; }
+  .banner .verdict { font-size: 12px; }
+  .banner ul { margin-top: 3px; }
+  .figures { gap: 5px; }
+  .figure { padding: 4px 8px; }
+  .figure .value { font-size: 14px; }
+  .figure .label, .figure .note { font-size: 8.5px; }
+  figure.chart svg { max-height: 72mm; }
+  figure.chart figcaption, p.common, .note, .truncated { font-size: 9px; }
+  .truncated { padding: 4px 8px; }
+  table.data { font-size: 8px; margin-top: 3px; }
+  table.data caption { font-size: 8.5px; padding-bottom: 2px; }
+  table.data th, table.data td { padding: 0.5px 4px; line-height: 1.25; }
+  table.data td.id { font-size: 8px; min-width: 0; }
+  footer { margin-top: 14px; font-size: 8.5px; }
   .banner, .figure, table.data th, .truncated { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   figure.chart, .banner, .figures { break-inside: avoid; }
   table.data tr { break-inside: avoid; }
@@ -133,10 +162,46 @@ footer { margin-top: 40px; padding-top: 10px; border-top: 1px solid var(--rule);
 `
 
 /**
+ * Text as a CSS string literal that can carry anything an analyst typed (a
+ * case id, a name) into the page margins: every character outside a small
+ * safe set becomes a hex escape, so no quote ends the string and no
+ * `</style>` ends the stylesheet.
+ */
+export function cssString(text: string): string {
+  return `"${[...text].map((c) => (/^[A-Za-z0-9 _.,:;@#+=()/-]$/.test(c) ? c : `\\${c.codePointAt(0)!.toString(16)} `)).join('')}"`
+}
+
+/** What each printed page carries in its margins. */
+export interface PageMarks {
+  /** Top left, e.g. "readtrail · Breach scope". */
+  title: string
+  /** Top right, e.g. "Case INC-2026-17". */
+  topRight: string
+  /** Bottom left, e.g. "Prepared by … · generated …". */
+  footer: string
+}
+
+/**
+ * Page margin boxes (CSS Paged Media; Chromium prints them since version
+ * 131, and prints its own date/URL header and footer only where a page
+ * defines none): the case on every sheet, and "Page n of m" so a missing
+ * sheet of a signed annex shows.
+ */
+function pageRules(marks: PageMarks): string {
+  const box = 'font: 8px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: #57606a;'
+  return `@page {
+  @top-left { content: ${cssString(marks.title)}; ${box} }
+  @top-right { content: ${cssString(marks.topRight)}; ${box} }
+  @bottom-left { content: ${cssString(marks.footer)}; ${box} }
+  @bottom-right { content: "Page " counter(page) " of " counter(pages); ${box} }
+}`
+}
+
+/**
  * The whole document. The CSP forbids scripts and every fetch: even if some
  * value escaped escaping, opening the report runs nothing and contacts no one.
  */
-export function renderDocument(doc: { title: string; body: SafeHtml }): string {
+export function renderDocument(doc: { title: string; body: SafeHtml; pageMarks: PageMarks }): string {
   return `<!DOCTYPE html>
 ${html`<html lang="en">
 <head>
@@ -146,7 +211,7 @@ ${html`<html lang="en">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="readtrail">
 <title>${doc.title}</title>
-<style>${raw(STYLE)}</style>
+<style>${raw(STYLE)}${/* Data inside, but only as cssString() literals: */ raw(pageRules(doc.pageMarks))}</style>
 </head>
 <body>
 <main>
@@ -179,6 +244,12 @@ export interface TableSpec {
   truncatedNote?: SafeHtml | null
   /** Shown instead of an empty table. */
   emptyText?: string
+  /**
+   * Columns that, when every row (two or more) shows the same value in them,
+   * are said once above the table instead of in every row: a breach's 500
+   * records of one table, read by one account, print one line each.
+   */
+  hoist?: readonly string[]
 }
 
 /**
@@ -191,12 +262,19 @@ export function renderTable(spec: TableSpec): SafeHtml {
   if (spec.rows.length === 0) return html`<p class="empty" id="${spec.id}">${spec.emptyText ?? 'No rows.'}</p>${note}`
   const isNumeric = (key: string) => spec.rows.some((r) => typeof r[key] === 'number') && spec.rows.every((r) => typeof r[key] === 'number' || r[key] === null)
   const numeric = new Set(spec.columns.map((c) => c.key).filter(isNumeric))
-  const head = spec.columns.map((c) => html`<th scope="col" class="${numeric.has(c.key) ? 'num' : ''}">${headerLabel(c)}</th>`)
+  const sameInEveryRow = (c: TableColumn) => spec.rows.length > 1 && spec.rows.every((r) => cellText(c, r[c.key]) === cellText(c, spec.rows[0]![c.key]))
+  const hoisted = spec.columns.filter((c) => spec.hoist?.includes(c.key) && sameInEveryRow(c))
+  const columns = spec.columns.filter((c) => !hoisted.includes(c))
+  const common =
+    hoisted.length > 0
+      ? html`<p class="common" id="${spec.id}-common">In every row below: ${hoisted.map((c) => html`<span data-col="${c.key}"><strong>${headerLabel(c)}</strong> ${formatCell(spec.rows[0]![c.key], c)}</span>`)}</p>`
+      : null
+  const head = columns.map((c) => html`<th scope="col" class="${numeric.has(c.key) ? 'num' : ''}">${headerLabel(c)}</th>`)
   const body = spec.rows.map(
-    (row) => html`<tr>${spec.columns.map((c) => renderCell(c, row[c.key], numeric.has(c.key)))}</tr>
+    (row) => html`<tr>${columns.map((c) => renderCell(c, row[c.key], numeric.has(c.key)))}</tr>
 `,
   )
-  return html`<table class="data" id="${spec.id}">${spec.caption ? html`<caption>${spec.caption}</caption>` : null}
+  return html`${common}<table class="data" id="${spec.id}">${spec.caption ? html`<caption>${spec.caption}</caption>` : null}
 <thead><tr>${head}</tr></thead>
 <tbody>
 ${body}</tbody>
@@ -206,6 +284,11 @@ ${body}</tbody>
 function renderCell(column: TableColumn, value: unknown, numeric: boolean): SafeHtml {
   const cls = numeric ? 'num' : column.kind === 'id' ? 'id' : column.kind === 'time' ? 'time' : ''
   return html`<td class="${cls}" data-col="${column.key}">${formatCell(value, column)}</td>`
+}
+
+/** What a cell shows, as text: two cells that show the same are the same to a reader. */
+function cellText(column: TableColumn, value: unknown): string {
+  return renderValue(formatCell(value, column))
 }
 
 function formatCell(value: unknown, column: TableColumn): HtmlValue {

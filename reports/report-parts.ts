@@ -1,30 +1,88 @@
-/** Pieces both reports share: the header that says what was asked, and the footer. */
+/** Pieces both reports share: the header that says what was asked, the sign-off, the footer and the page margins. */
 import { instant } from '../queries/params.js'
-import { formatUtc, html, type SafeHtml } from './html.js'
+import { formatUtc, html, type PageMarks, type SafeHtml } from './html.js'
+
+/** The checkpoint public key the answers' signatures were checked with, named by its key id, or the path where none was found. */
+export type CheckpointKeyFact = { keyId: string; path: string } | { keyId: null; path: string }
+
+/** How a report was made, beyond its parameters: who, for which case, against which store and keys. */
+export interface ReportContext {
+  generatedAt: Date
+  database: string
+  /** The case this report is an annex to (`--case-id`), printed on every page. */
+  caseId?: string | undefined
+  /** Who prepared it (`--author`), printed in the sign-off and on every page. */
+  author?: string | undefined
+  checkpointKey: CheckpointKeyFact
+  /**
+   * What a command must carry to ask the same store the same way: the
+   * environment (READTRAIL_HOME first) and flags (`--database`, `--data-dir`…),
+   * each value as it was resolved, absolute where it is a path.
+   */
+  invocation: { environment: readonly (readonly [string, string])[]; flags: readonly string[] }
+}
 
 export interface HeaderSpec {
   title: string
   lead: string
-  generatedAt: Date
-  database: string
   /** Labelled facts about the question (window, principals…), in display order. */
   facts: readonly { label: string; value: string }[]
-  /** The command line that makes this report again. */
+  /** How the report reads time: always UTC for the times shown, and what else (a working-hours zone). */
+  timeZone: string
+  /** The `readtrail report …` words that make this report again, before the invocation's flags. */
   command: readonly string[]
 }
 
-export function renderHeader(spec: HeaderSpec): SafeHtml {
+export function renderHeader(spec: HeaderSpec, context: ReportContext): SafeHtml {
   return html`<header class="report">
 <div class="kicker">readtrail · access-audit report · confidential</div>
 <h1>${spec.title}</h1>
 <p class="lead">${spec.lead}</p>
 <dl class="meta">
-<dt>Generated</dt><dd>${formatUtc(wholeSeconds(spec.generatedAt))}</dd>
-<dt>Database</dt><dd><code>${spec.database}</code></dd>
+${context.caseId !== undefined ? html`<dt>Case</dt><dd id="case-id">${context.caseId}</dd>` : null}
+${context.author !== undefined ? html`<dt>Prepared by</dt><dd id="author">${context.author}</dd>` : null}
+<dt>Generated</dt><dd>${formatUtc(wholeSeconds(context.generatedAt))}</dd>
+<dt>Database</dt><dd><code>${context.database}</code></dd>
 ${spec.facts.map((f) => html`<dt>${f.label}</dt><dd>${f.value}</dd>`)}
-<dt>Reproduce</dt><dd><code class="cmd">${shellCommand(spec.command)}</code></dd>
+<dt>Time zone</dt><dd id="time-zone">${spec.timeZone}</dd>
+<dt>Checkpoint key</dt><dd id="checkpoint-key">${checkpointKeyText(context.checkpointKey)}</dd>
+<dt>Reproduce</dt><dd><code class="cmd" id="reproduce">${commandLine(context, spec.command)}</code></dd>
 </dl>
 </header>`
+}
+
+function checkpointKeyText(key: CheckpointKeyFact): SafeHtml {
+  return key.keyId === null
+    ? html`none: no checkpoint public key at <code>${key.path}</code>, so no answer below can stand on a signature`
+    : html`<code class="key-id">${key.keyId}</code> (SHA-256 of the Ed25519 public key <code>${key.path}</code>; every checkpoint vouching for the chains below names it as <code>key_id</code>)`
+}
+
+/**
+ * A complete command line: the environment and flags that pick the store
+ * and the trusted keys, then the words, quoted for a POSIX shell, so it can
+ * be pasted as it is and asks what this report asked.
+ */
+export function commandLine(context: Pick<ReportContext, 'invocation'>, words: readonly string[]): string {
+  const assignments = context.invocation.environment.map(([name, value]) => `${name}=${shellWord(value)}`)
+  return [...assignments, shellCommand([...words, ...context.invocation.flags])].join(' ')
+}
+
+/** `--case-id` and `--author` as given, for the reproduce line. */
+export function annexWords(context: Pick<ReportContext, 'caseId' | 'author'>): string[] {
+  return [...(context.caseId !== undefined ? ['--case-id', context.caseId] : []), ...(context.author !== undefined ? ['--author', context.author] : [])]
+}
+
+/** A block to sign on paper: the case, who prepared it, and blank lines for the signature and date. */
+export function renderSignoff(context: ReportContext): SafeHtml {
+  return html`<section class="signoff" id="signoff" aria-label="Sign-off">
+<h2>Sign-off</h2>
+<dl>
+<dt>Case</dt><dd>${context.caseId ?? ''}</dd>
+<dt>Prepared by</dt><dd>${context.author ?? ''}</dd>
+<dt>Signature</dt><dd></dd>
+<dt>Date</dt><dd></dd>
+</dl>
+</section>`
 }
 
 export function renderFooter(generatedAt: Date): SafeHtml {
@@ -34,18 +92,32 @@ It lists identifiers of records read in the incident, which are personal data: s
 </footer>`
 }
 
+/** What every printed page says in its margins: the report, the case, who and when. */
+export function pageMarks(title: string, context: ReportContext): PageMarks {
+  const by = context.author !== undefined ? `Prepared by ${context.author} · ` : ''
+  return {
+    title: `readtrail · ${title} · confidential`,
+    topRight: context.caseId !== undefined ? `Case ${context.caseId}` : '',
+    footer: `${by}generated ${formatUtc(wholeSeconds(context.generatedAt))}`,
+  }
+}
+
 function wholeSeconds(date: Date): string {
   return date.toISOString().replace(/\.\d+Z$/, 'Z')
 }
 
 /** Words quoted for a POSIX shell, so the reproduce line can be pasted as it is. */
 export function shellCommand(words: readonly string[]): string {
-  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ')
+  return words.map(shellWord).join(' ')
 }
 
-/** `--param k=v` words for the given parameters, in the order given, then the database they were asked of. */
-export function paramWords(params: Readonly<Record<string, string>>, database: string): string[] {
-  return [...Object.entries(params).flatMap(([k, v]) => ['--param', `${k}=${v}`]), '--database', database]
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`
+}
+
+/** `--param k=v` words for the given parameters, in the order given. */
+export function paramWords(params: Readonly<Record<string, string>>): string[] {
+  return Object.entries(params).flatMap(([k, v]) => ['--param', `${k}=${v}`])
 }
 
 /** The [from, to) window of report parameters as epoch ms, read as the queries read it; unreadable ends count as open. */

@@ -4,8 +4,9 @@ import type { QueryAnswer } from '../../queries/saved-query.js'
 import { renderBreachReport, type BreachReportInput } from '../../reports/breach-report.js'
 import { escapeHtml, html, renderProvenanceBanner, renderTable } from '../../reports/html.js'
 import { renderPrincipalReport } from '../../reports/principal-report.js'
+import type { ReportContext } from '../../reports/report-parts.js'
 import type { TimelineRow } from '../../reports/report-rows.js'
-import { chooseBucket, renderTimeline } from '../../reports/svg-timeline.js'
+import { renderTimeline } from '../../reports/svg-timeline.js'
 
 const SUMMARY: Record<ProvenanceStatus, string> = {
   verified: 'VERIFIED: built on readtrail.access/0 seq 0..99, all within ranges the last verification passed',
@@ -48,10 +49,22 @@ function nightTimeline(table = 'applicants'): TimelineRow[] {
 const HOSTILE_PRINCIPAL = '<script>alert(1)</script>'
 const HOSTILE_RECORD = '"onmouseover="alert(2)" x="'
 
-function breachInput(overrides: Partial<BreachReportInput> = {}): BreachReportInput {
+const KEY_ID = 'a3f1'.repeat(16)
+
+function reportContext(overrides: Partial<ReportContext> = {}): ReportContext {
   return {
     generatedAt: new Date(Date.UTC(2026, 10, 28, 9, 30)),
     database: 'readtrail',
+    checkpointKey: { keyId: KEY_ID, path: '/srv/readtrail/keys/checkpoint.key.pub' },
+    invocation: { environment: [['READTRAIL_HOME', '/srv/readtrail']], flags: ['--database', 'readtrail'] },
+    ...overrides,
+  }
+}
+
+function breachInput(overrides: Partial<BreachReportInput> = {}): BreachReportInput {
+  return {
+    context: reportContext(),
+    span: null,
     params: { principals: `clerk.marta,${HOSTILE_PRINCIPAL}`, from: '2026-11-27T00:00:00Z', to: '2026-11-27T06:00:00Z' },
     bucket: '1m',
     scope: answer('breach-scope', [
@@ -81,10 +94,11 @@ function breachInput(overrides: Partial<BreachReportInput> = {}): BreachReportIn
   }
 }
 
-function principalReport(status: ProvenanceStatus = 'verified'): string {
+function principalReport(status: ProvenanceStatus = 'verified', context: ReportContext = reportContext()): string {
   return renderPrincipalReport({
-    generatedAt: new Date(Date.UTC(2026, 10, 28, 9, 30)),
-    database: 'readtrail',
+    context,
+    timeZone: 'Europe/Berlin',
+    span: null,
     params: { principal: HOSTILE_PRINCIPAL },
     bucket: '1m',
     timeline: answer('principal-timeline', [...nightTimeline(), ...nightTimeline('documents').slice(0, 10)]),
@@ -192,14 +206,6 @@ describe('renderTimeline', () => {
     expect(svg).toContain('6 other tables')
     expect(barTitles(svg).reduce((s, t) => s + Number(/: (\d+) rows read/.exec(t)![1]), 0)).toBe(78)
   })
-
-  it('chooses minutes up to 6 hours, hours up to 14 days, days beyond', () => {
-    const t0 = Date.UTC(2026, 10, 27)
-    expect(chooseBucket(t0, t0 + 6 * 3_600_000)).toBe('1m')
-    expect(chooseBucket(t0, t0 + 6 * 3_600_000 + 1)).toBe('1h')
-    expect(chooseBucket(t0, t0 + 14 * 86_400_000)).toBe('1h')
-    expect(chooseBucket(t0, t0 + 15 * 86_400_000)).toBe('1d')
-  })
 })
 
 describe('provenance banner', () => {
@@ -266,7 +272,7 @@ describe('reports', () => {
     expect(page).toMatch(/Data subjects<\/div><div class="value"><span class="nowrap">705,000<\/span></)
     expect(page).toContain('2 of 705,000 records shown.')
     expect(page).toContain(
-      `readtrail query breach-records --format csv --param limit=0 --param &#39;principals=clerk.marta,&lt;script&gt;alert(1)&lt;/script&gt;&#39; --param from=2026-11-27T00:00:00Z --param to=2026-11-27T06:00:00Z --database readtrail`,
+      `READTRAIL_HOME=/srv/readtrail readtrail query breach-records --format csv --param limit=0 --param &#39;principals=clerk.marta,&lt;script&gt;alert(1)&lt;/script&gt;&#39; --param from=2026-11-27T00:00:00Z --param to=2026-11-27T06:00:00Z --database readtrail`,
     )
     // The axis spans the whole 6-hour window, quiet hours included: 360 minutes, merged in pairs.
     expect(page).toContain('one bar = 2 minutes')

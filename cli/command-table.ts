@@ -48,6 +48,9 @@ export const FLAGS = {
   'quarantine-unsigned': { type: 'boolean', help: 'also move unsigned rows Kafka does not vouch for into quarantined_rows' },
   'republish-checkpoints': { type: 'boolean', help: 'also refill the checkpoint topic from the file' },
   'max-candidates': { type: 'string', value: 'N', help: 'ingested_at values tried per gap (default 2000000)' },
+  'case-id': { type: 'string', value: 'ID', help: 'the case the report is an annex to (header and every page)' },
+  author: { type: 'string', value: 'NAME', help: 'who prepares the report (header, sign-off, every page)' },
+  tz: { type: 'string', value: 'ZONE', help: 'IANA time zone the principal report judges working hours in (default Europe/Berlin, stated in the report)' },
   event: { type: 'string', value: 'ID', help: 'the event id (a UUID, shown by who-touched-record --format json)' },
   list: { type: 'boolean', help: 'list the saved queries with their parameters' },
   param: { type: 'string', multiple: true, short: 'p', value: 'NAME=VALUE', help: 'a parameter; repeat for each, lists comma-separated (ips=a,b)' },
@@ -147,11 +150,11 @@ export const COMMANDS: readonly CommandSpec[] = [
       'readtrail report principal --param principal=ID [--param from=… --param to=…] [--out FILE [--force]]',
     ],
     first: { what: 'report kind', placeholder: 'breach-scope|principal', required: true, choices: () => ['breach-scope', 'principal'] },
-    flags: ['param', 'out', 'force', ...WHERE, ...TRUST],
+    flags: ['param', 'out', 'force', 'case-id', 'author', 'tz', ...WHERE, ...TRUST],
     details: ['breach-scope takes principals|ips|sessions, from, to [, bucket]; principal takes principal [, from, to].', `exit codes as query: ${QUERY_EXITS}`],
     examples: [
       'readtrail report breach-scope --param principals=clerk.marta --param ips=203.0.113.66 --param from=2026-11-26 --param to=2026-11-27 --out breach.html',
-      'readtrail report principal --param principal=clerk.marta',
+      'readtrail report principal --param principal=clerk.marta --tz Europe/Rome --case-id INC-2026-114 --author "A. Rossi"',
     ],
   },
   {

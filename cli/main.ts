@@ -66,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'report': {
       const { reportCommand } = await import('./report-command.js')
-      return reportCommand(loadAppConfig(process.env, overrides), { kind: first, params: values.param ?? [], out: values.out, force: values.force ?? false }, logger)
+      return reportCommand(loadAppConfig(process.env, overrides), { kind: first, params: values.param ?? [], out: values.out, force: values.force ?? false, caseId: values['case-id'], author: values.author, tz: values.tz }, logger)
     }
     case 'verify': {
       if (values['in-db'] && values.independent) throw new ReadtrailError('USAGE', '--in-db and --independent exclude each other')

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Admin, Consumer, Kafka, Producer } from 'kafkajs'
+import { createTopicsAndWait, retryWhileSettling, TOPIC_SETTLE_TIMEOUT_MS } from '../common/kafka.js'
 import { formatCheckpointLine, type SignedCheckpoint } from './checkpoint.js'
 import { parseCheckpointText } from './checkpoint-log.js'
 import { CheckpointError } from './errors.js'
@@ -38,18 +39,20 @@ function unavailable(topic: string, what: string, cause: unknown): CheckpointErr
  * the checkpoints in signing order; retention is unlimited because a
  * checkpoint that expired can no longer expose a rolled-back file.
  */
-export async function ensureCheckpointTopic(kafka: Kafka, topic: string, replicationFactor = 1): Promise<{ created: boolean }> {
+export async function ensureCheckpointTopic(kafka: Kafka, topic: string, replicationFactor = 1, timeoutMs = TOPIC_SETTLE_TIMEOUT_MS): Promise<{ created: boolean }> {
+  const deadline = Date.now() + timeoutMs
   const admin = kafka.admin()
   try {
     await admin.connect()
     const existing = new Set(await admin.listTopics())
     if (existing.has(topic)) {
-      await assertKeptForever(admin, topic)
+      await retryWhileSettling(() => assertKeptForever(admin, topic), deadline)
       return { created: false }
     } else {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [
+      // On a freshly formatted broker the new topic answers "does not host this topic-partition" for a moment: waited out, up to the deadline.
+      await createTopicsAndWait(
+        admin,
+        [
           {
             topic,
             numPartitions: 1,
@@ -61,7 +64,8 @@ export async function ensureCheckpointTopic(kafka: Kafka, topic: string, replica
             ],
           },
         ],
-      })
+        deadline,
+      )
       return { created: true }
     }
   } catch (cause) {
@@ -123,7 +127,8 @@ export async function readCheckpointTopic(kafka: Kafka, topic: string, options: 
     await withDeadline(admin.connect(), deadline, topic)
     const topics = await withDeadline(admin.listTopics(), deadline, topic)
     if (!topics.includes(topic)) return { missing: true, entries: [], unreadable: [], logStart: '0' }
-    const ends = await withDeadline(admin.fetchTopicOffsets(topic), deadline, topic)
+    // A topic listed a moment after its creation may not serve its offsets yet.
+    const ends = await withDeadline(retryWhileSettling(() => admin.fetchTopicOffsets(topic), deadline), deadline, topic)
     const logStart = ends.reduce((m, e) => (BigInt(e.low) > m ? BigInt(e.low) : m), 0n).toString()
     // Messages at or past the high watermark arrived after the read began and are left to the next read.
     const highOf = new Map(ends.map((e) => [e.partition, BigInt(e.high)]))

@@ -1,4 +1,4 @@
-import kafkajs, { CompressionTypes, Kafka, logLevel, type LogEntry } from 'kafkajs'
+import kafkajs, { CompressionTypes, Kafka, logLevel, type Admin, type ITopicConfig, type LogEntry } from 'kafkajs'
 import createSnappyCodec from 'kafkajs-snappy'
 import { z } from 'zod'
 import { ReadtrailError } from './errors.js'
@@ -46,6 +46,64 @@ export function kafkaErrorTypes(err: unknown): Set<string> {
 /** Whether the broker answered that it has no such topic (or partition). */
 export function isUnknownTopicError(err: unknown): boolean {
   return kafkaErrorTypes(err).has('UNKNOWN_TOPIC_OR_PARTITION')
+}
+
+/**
+ * What a broker answers about a topic it has just created, or while it is
+ * freshly formatted, until the topic's metadata and leaders have settled
+ * (KRaft publishes them to the broker a moment after the controller
+ * accepted the topic): the same request succeeds a little later.
+ */
+const SETTLING_TYPES = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION', 'NOT_CONTROLLER'])
+
+/** Whether an error is one a settling topic or a fresh broker gives (SETTLING_TYPES), anywhere in what it wraps. */
+export function isSettlingError(err: unknown): boolean {
+  for (const type of kafkaErrorTypes(err)) if (SETTLING_TYPES.has(type)) return true
+  return false
+}
+
+/** How long topic set-up waits for a fresh topic (or a fresh broker) to settle. @default 60000 */
+export const TOPIC_SETTLE_TIMEOUT_MS = 60_000
+
+/**
+ * Runs `work` again while it fails with a settling error (isSettlingError),
+ * backing off from 100 ms to 1 s, until `deadline` (epoch ms); then, or on
+ * any other error, throws what it threw.
+ */
+export async function retryWhileSettling<T>(work: () => Promise<T>, deadline: number): Promise<T> {
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await work()
+    } catch (err) {
+      if (!isSettlingError(err) || Date.now() + delay > deadline) throw err
+      await new Promise((resolve) => setTimeout(resolve, delay))
+    }
+  }
+}
+
+/**
+ * Creates topics (those that exist already are left alone) and returns once
+ * each one answers for every partition: a leader in its metadata and its
+ * offsets served. kafkajs's own wait (waitForLeaders) gives up at the first
+ * "does not host this topic-partition" a freshly formatted broker answers,
+ * and a topic it reported created could still refuse the next request.
+ */
+export async function createTopicsAndWait(admin: Admin, topics: ITopicConfig[], deadline: number): Promise<void> {
+  if (topics.length === 0) return
+  await retryWhileSettling(() => admin.createTopics({ waitForLeaders: true, topics }), deadline)
+  await waitForTopics(admin, topics.map((t) => t.topic), deadline)
+}
+
+/** Returns once every partition of each topic has a leader and serves its offsets (settling errors retried until `deadline`). */
+export async function waitForTopics(admin: Admin, names: readonly string[], deadline: number): Promise<void> {
+  await retryWhileSettling(async () => {
+    const { topics } = await admin.fetchTopicMetadata({ topics: [...names] })
+    for (const name of names) {
+      const partitions = topics.find((t) => t.name === name)?.partitions ?? []
+      if (partitions.length === 0 || partitions.some((p) => p.leader < 0)) throw Object.assign(new Error(`topic ${name} has no leader yet`), { type: 'LEADER_NOT_AVAILABLE' })
+      await admin.fetchTopicOffsets(name)
+    }
+  }, deadline)
 }
 
 /**

@@ -613,6 +613,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   let generation = 0
   let rejoinTimer: NodeJS.Timeout | undefined
   let rejoinAttempts = 0
+  let lastCrash: string | undefined
 
   function newConsumer(): Consumer {
     const c = kafka.consumer({
@@ -632,11 +633,18 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       chains.clear()
       generation += 1
       deps.onRebalance?.()
+      lastCrash = undefined
       log.info({ assignment: e.payload.memberAssignment }, 'joined consumer group')
       void takeUpAssigned(c, e.payload.memberAssignment, generation)
     })
     c.on(c.events.CRASH, (e) => {
-      log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed')
+      // kafkajs restarts the consumer itself after a retriable error (a fresh
+      // broker's coordinator still loading, a broker restarting): said once
+      // per reason, then at debug; one it does not restart from is an error.
+      const reason = describeError(e.payload.error)
+      const level = !e.payload.restart ? 'error' : reason === lastCrash ? 'debug' : 'warn'
+      lastCrash = reason
+      log[level]({ err: e.payload.error, restart: e.payload.restart }, e.payload.restart ? 'consumer crashed: kafkajs restarts it' : 'consumer crashed')
       // kafkajs restarts only after retriable errors. After a non-retriable
       // one (e.g. the group coordinator forgot this member while a long
       // batch ran) it has disconnected for good, and the writer would sit

@@ -1,5 +1,6 @@
 import type { Admin, Kafka } from 'kafkajs'
 import { ReadtrailError } from '../common/errors.js'
+import { createTopicsAndWait, EVENT_TOPIC_DEFAULTS, TOPIC_SETTLE_TIMEOUT_MS } from '../common/kafka.js'
 import type { DeadLetterTopicLimits } from './dead-letter-record.js'
 
 export interface TopicPlan {
@@ -13,7 +14,7 @@ export interface TopicPlan {
 }
 
 /** max.message.bytes of the event topic readtrail creates. @default 4 MiB */
-export const EVENT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+export const EVENT_MAX_MESSAGE_BYTES = EVENT_TOPIC_DEFAULTS.maxMessageBytes
 
 /**
  * How much larger the dead-letter topic's max.message.bytes is than the
@@ -62,30 +63,31 @@ export async function readDeadLetterTopicLimits(admin: Admin, topic: string): Pr
  * is (kafkajs can only replace a topic's whole configuration); the writer
  * reads its limit and shortens the letters that would not fit.
  */
-export async function ensureTopics(kafka: Kafka, plan: TopicPlan): Promise<void> {
+export async function ensureTopics(kafka: Kafka, plan: TopicPlan, timeoutMs = TOPIC_SETTLE_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs
   const admin = kafka.admin()
   try {
     await admin.connect()
     const existing = new Set(await admin.listTopics())
     const replicationFactor = plan.replicationFactor ?? 1
     const wanted: { topic: string; numPartitions: number; maxMessageBytes: number }[] = []
-    if (!existing.has(plan.topic)) wanted.push({ topic: plan.topic, numPartitions: plan.partitions ?? 3, maxMessageBytes: EVENT_MAX_MESSAGE_BYTES })
+    if (!existing.has(plan.topic)) wanted.push({ topic: plan.topic, numPartitions: plan.partitions ?? EVENT_TOPIC_DEFAULTS.partitions, maxMessageBytes: EVENT_MAX_MESSAGE_BYTES })
     const dlq = deadLetterTopicOf(plan)
     if (!existing.has(dlq)) {
       const eventMax = existing.has(plan.topic) ? ((await readMaxMessageBytes(admin, plan.topic).catch(() => null)) ?? EVENT_MAX_MESSAGE_BYTES) : EVENT_MAX_MESSAGE_BYTES
       wanted.push({ topic: dlq, numPartitions: 1, maxMessageBytes: eventMax + DEAD_LETTER_HEADROOM_BYTES })
     }
-    if (wanted.length > 0) {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: wanted.map((t) => ({
-          topic: t.topic,
-          numPartitions: t.numPartitions,
-          replicationFactor,
-          configEntries: [{ name: 'max.message.bytes', value: String(t.maxMessageBytes) }],
-        })),
-      })
-    }
+    // On a freshly formatted broker the new topics answer "does not host this topic-partition" for a moment: waited out, up to the deadline.
+    await createTopicsAndWait(
+      admin,
+      wanted.map((t) => ({
+        topic: t.topic,
+        numPartitions: t.numPartitions,
+        replicationFactor,
+        configEntries: [{ name: 'max.message.bytes', value: String(t.maxMessageBytes) }],
+      })),
+      deadline,
+    )
   } catch (cause) {
     throw new ReadtrailError('KAFKA_UNAVAILABLE', `could not create topics ${plan.topic}: ${(cause as Error).message}`, { cause })
   } finally {

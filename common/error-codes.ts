@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   ROW_REJECTED: 'ClickHouse refused to store an event that passed validation (its reason is in the message); the event was dead-lettered so its partition keeps moving.',
   QUERY_UNKNOWN: 'No saved query has that name.',
   QUERY_PARAM_INVALID: 'A saved-query parameter is missing or invalid; nothing was sent to ClickHouse.',
+  QUERY_TABLE_UNKNOWN: 'A saved-query table (or database) parameter matches no table with recorded reads, in any spelling; the message names the closest recorded tables.',
   QUERY_SUBJECTS_UNCONFIGURED: 'A query about data subjects ran without READTRAIL_SUBJECT_KEYS, so no table says where its subject is.',
   VERIFY_FAILED: 'Verification could not run to completion (the store failed mid-way); this is not a finding about the data.',
   CHECKPOINT_KEY_MISSING: 'No checkpoint signing key (or public key) at the configured path: the chain writer refuses to run unsigned, verify refuses to run without the key that checks signatures.',

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { bindWindow, closedWindow, DATABASE_TABLE_FILTER, databaseName, fromBeforeTo, IN_WINDOW, limit, LIMIT_SQL, list, principalId, tableName, windowSources } from './params.js'
+import { bindWindow, closedWindow, databaseName, fromBeforeTo, IN_WINDOW, limit, LIMIT_SQL, list, principalId, tableName, windowSources } from './params.js'
+import { TABLE_FILTER } from './table-names.js'
 
 export interface OffHoursRow {
   principal_id: string
@@ -67,9 +68,10 @@ export const offHoursAccess = defineQuery<typeof Params, OffHoursRow>({
     weekdays: 'working days, comma-separated mon..sun (default mon,tue,wed,thu,fri)',
     principal: 'only this principal',
     database: 'only this database',
-    table: 'only this table',
+    table: 'only this table: patients, public.patients or db.public.patients',
     limit: 'rows to return, most rows read first (default 1000, 0 = all)',
   },
+  tables: { table: 'table', database: 'database' },
   columns: ['principal_id', 'database', 'table', 'reads', 'rows_read', 'first_access', 'last_access'],
   sql: (store) => `
     SELECT principal_id, db_name AS database, table_name AS table, countIf(part_index = 0) AS reads, sumIf(row_count, part_index = 0) AS rows_read,
@@ -77,7 +79,7 @@ export const offHoursAccess = defineQuery<typeof Params, OffHoursRow>({
     FROM ${store.table('access_log')}
     WHERE ${IN_WINDOW}
       AND ({principal:String} = '' OR principal_id = {principal:String})
-      AND ${DATABASE_TABLE_FILTER}
+      AND ${TABLE_FILTER}
       AND NOT (has({workdays:Array(UInt8)}, ${LOCAL_WEEKDAY})
                AND ${LOCAL_MINUTE} >= {workday_start:UInt16} AND ${LOCAL_MINUTE} < {workday_end:UInt16})
     GROUP BY principal_id, db_name, table_name
@@ -93,7 +95,5 @@ export const offHoursAccess = defineQuery<typeof Params, OffHoursRow>({
     workday_end: p.workday_end,
     workdays: p.weekdays.map((d) => WEEKDAYS.indexOf(d) + 1),
     principal: p.principal ?? '',
-    database: p.database ?? '',
-    table: p.table ?? '',
   }),
 })

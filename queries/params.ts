@@ -29,7 +29,6 @@ export const instant = z.union([
 ])
 
 export const principalId = z.string().min(1).max(LIMITS.name)
-export const tableName = z.string().min(1).max(LIMITS.name)
 export const databaseName = z.string().min(1).max(LIMITS.name)
 export const recordId = z.string().min(1).max(LIMITS.recordId)
 
@@ -63,10 +62,16 @@ export const ip = ipAddress
 /** A session as stored: the 64-hex HMAC the SDK recorded (shown by who-touched-record). */
 export const sessionHash = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be the 64-hex session hash shown in query output').transform((s) => s.toLowerCase())
 
-/** `database.table`. */
-export const qualifiedTable = z
+/**
+ * A table as a user writes it: `patients`, `public.patients`,
+ * `clinic.patients` or `clinic.public.patients`; matched against what the
+ * hooks recorded when the query runs (queries/table-names.ts).
+ */
+export const tableName = z
   .string()
-  .regex(/^[^.\s]{1,256}\.[^.\s]{1,256}$/, 'must be database.table')
+  .min(1)
+  .max(LIMITS.name)
+  .regex(/^[^.\s]+(\.[^.\s]+){0,2}$/, 'must be table, schema.table, database.table or database.schema.table')
 
 /** [from, to) window; an open end means the beginning or the end of time. */
 export const window = {
@@ -111,8 +116,6 @@ export const TO_SQL = `{to:DateTime64(6, 'UTC')}`
 /** Window condition on occurred_at. */
 export const IN_WINDOW = `occurred_at >= ${FROM_SQL} AND occurred_at < ${TO_SQL}`
 
-/** The optional `database` and `table` filters ('' = any). */
-export const DATABASE_TABLE_FILTER = `({database:String} = '' OR db_name = {database:String}) AND ({table:String} = '' OR table_name = {table:String})`
 
 /** A query's `limit` (0 = all), applied to one more row so truncation is told (saved-query.ts binds limit_plus_one). */
 export const LIMIT_SQL = `LIMIT if({limit_plus_one:UInt64} = 0, 18446744073709551615, {limit_plus_one:UInt64})`

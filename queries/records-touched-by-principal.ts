@@ -2,6 +2,7 @@ import { z } from 'zod'
 import type { Store } from '../store/store.js'
 import { defineQuery } from './saved-query.js'
 import { bindWindow, eventSources, fromBeforeTo, IN_WINDOW, limit, principalId, tableName, window } from './params.js'
+import { TABLE_FILTER } from './table-names.js'
 
 export interface RecordTouchedRow {
   database: string
@@ -15,7 +16,7 @@ export interface RecordTouchedRow {
 
 const Params = z.object({ principal: principalId, table: tableName.optional(), ...window, limit: limit(10_000) }).strict().superRefine(fromBeforeTo)
 
-const WHERE = `principal_id = {principal:String} AND ({table:String} = '' OR table_name = {table:String}) AND ${IN_WINDOW}`
+const WHERE = `principal_id = {principal:String} AND ${TABLE_FILTER} AND ${IN_WINDOW}`
 
 const principalRange = (store: Store, columns: string) => `SELECT ${columns} FROM ${store.table('access_log')} WHERE ${WHERE}`
 
@@ -32,11 +33,12 @@ export const recordsTouchedByPrincipal = defineQuery<typeof Params, RecordTouche
   params: Params,
   paramHelp: {
     principal: 'principal id, e.g. clerk.marta',
-    table: 'only this table',
+    table: 'only this table: patients, public.patients or db.public.patients',
     from: 'window start (ISO 8601, inclusive)',
     to: 'window end (exclusive)',
     limit: 'rows to return (default 10000, 0 = all)',
   },
+  tables: { table: 'table' },
   columns: ['database', 'table', 'record_id', 'columns', 'first_access', 'last_access', 'access_count'],
   // With a limit, the first record ids are picked on the ids alone, then only
   // their reads are aggregated: a scraper's 705,000 records are not all
@@ -57,5 +59,5 @@ export const recordsTouchedByPrincipal = defineQuery<typeof Params, RecordTouche
   sourcesSql: (store) => eventSources(store.table('access_log'), WHERE),
   // Answered from access_log itself: nothing derived to re-check.
   checks: () => [],
-  bind: (p) => ({ principal: p.principal, table: p.table ?? '', ...bindWindow(p) }),
+  bind: (p) => ({ principal: p.principal, ...bindWindow(p) }),
 })

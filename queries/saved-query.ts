@@ -7,6 +7,7 @@ import { consistencyOf, runAnswerChecks, type AnswerCheck, type Consistency } fr
 import { assessProvenance, type ChainSource, type Provenance } from './provenance.js'
 import { SAVED_QUERY_SETTINGS } from './query-settings.js'
 import { NO_SUBJECT_KEYS, type SubjectKeys } from './subject-keys.js'
+import { resolveTableParams, type TableParams } from './table-names.js'
 import type { VerifyState } from '../integrity/verify-state.js'
 
 /** What a query needs besides its parameters: deployment facts from validated config. */
@@ -57,6 +58,13 @@ export interface SavedQuery<P extends z.ZodObject, Row> {
     sql(store: Store, params: z.output<P>): string
     bind(rows: Record<string, unknown>[]): Record<string, unknown>
   }
+  /**
+   * Parameters naming tables and a database, resolved against the tables
+   * recorded in access_log before the query runs (queries/table-names.ts):
+   * `db_names` and `table_names` are bound for TABLE_FILTER, and a name
+   * nothing recorded matches is QUERY_TABLE_UNKNOWN with suggestions.
+   */
+  readonly tables?: TableParams
   /** Column order for table and CSV output. */
   readonly columns: readonly (keyof Row & string)[]
   /**
@@ -128,7 +136,8 @@ export interface AnsweredRows<P extends z.ZodObject, Row> {
 export async function answerRows<P extends z.ZodObject, Row>(store: Store, query: SavedQuery<P, Row>, rawParams: unknown, context: QueryContext): Promise<AnsweredRows<P, Row>> {
   const params = parseQueryParams(query, rawParams)
   const limit = typeof (params as { limit?: unknown }).limit === 'number' ? ((params as { limit: number }).limit) : 0
-  const base = { ...query.bind(params, context), limit_plus_one: limit === 0 ? 0 : limit + 1 }
+  const tables = query.tables ? await resolveTableParams(store, query.name, query.tables, params as Record<string, unknown>) : {}
+  const base = { ...query.bind(params, context), ...tables, limit_plus_one: limit === 0 ? 0 : limit + 1 }
   const settings = { ...SAVED_QUERY_SETTINGS, ...query.settings }
   const bound = query.prepare ? { ...base, ...query.prepare.bind(await store.queryRows<Record<string, unknown>>(query.prepare.sql(store, params), base, settings)) } : base
   const [rows, sourceRows] = await Promise.all([

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { defineQuery } from './saved-query.js'
-import { bindWindow, closedWindow, DATABASE_TABLE_FILTER, databaseName, FROM_SQL, fromBeforeTo, IN_WINDOW, tableName, TO_SQL, whole } from './params.js'
+import { bindWindow, closedWindow, databaseName, FROM_SQL, fromBeforeTo, IN_WINDOW, tableName, TO_SQL, whole } from './params.js'
+import { TABLE_FILTER } from './table-names.js'
 import { principalTableTotals, spanSources } from './principal-days.js'
 
 export interface TopReaderRow {
@@ -18,7 +19,7 @@ const Params = z
   .strict()
   .superRefine(fromBeforeTo)
 
-const WHERE = `${IN_WINDOW} AND ${DATABASE_TABLE_FILTER}`
+const WHERE = `${IN_WINDOW} AND ${TABLE_FILTER}`
 
 /**
  * Ranks on rows read (from access_log's daily projection and the edge days), then counts distinct records only
@@ -33,15 +34,16 @@ export const topReaders = defineQuery<typeof Params, TopReaderRow>({
     from: 'window start (ISO 8601, inclusive; required)',
     to: 'window end (exclusive; required)',
     database: 'only this database',
-    table: 'only this table',
+    table: 'only this table: patients, public.patients or db.public.patients',
     limit: 'how many principals (default 20)',
   },
+  tables: { table: 'table', database: 'database' },
   columns: ['principal_id', 'reads', 'rows_read', 'distinct_records', 'tables', 'first_access', 'last_access'],
   sql: (store) => `
     WITH top AS (
       SELECT principal_id, sum(reads) AS n_reads, sum(rows_read) AS n_rows, min(first_at) AS first_at, max(last_at) AS last_at,
              arraySort(groupUniqArray(concat(db_name, '.', table_name))) AS read_tables
-      FROM (${principalTableTotals(store, FROM_SQL, TO_SQL, DATABASE_TABLE_FILTER)})
+      FROM (${principalTableTotals(store, FROM_SQL, TO_SQL, TABLE_FILTER)})
       GROUP BY principal_id
       ORDER BY n_rows DESC, principal_id
       LIMIT {limit:UInt32})
@@ -57,9 +59,9 @@ export const topReaders = defineQuery<typeof Params, TopReaderRow>({
         GROUP BY principal_id, db_name, table_name)
       GROUP BY principal_id) AS d ON d.principal_id = t.principal_id
     ORDER BY rows_read DESC, principal_id`,
-  sourcesSql: (store) => spanSources(store, FROM_SQL, TO_SQL, DATABASE_TABLE_FILTER),
+  sourcesSql: (store) => spanSources(store, FROM_SQL, TO_SQL, TABLE_FILTER),
   // Ranked from access_log's p_days projection and edge days, distinct records
   // from its p_principal projection: nothing derived to re-check.
   checks: () => [],
-  bind: (p) => ({ ...bindWindow(p), database: p.database ?? '', table: p.table ?? '', limit: p.limit }),
+  bind: (p) => ({ ...bindWindow(p), limit: p.limit }),
 })

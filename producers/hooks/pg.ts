@@ -18,6 +18,14 @@ interface PgTable {
   sensitive: Set<number> | undefined
 }
 
+/** What every hooked client of one instrumented target shares. */
+interface HookState {
+  /** Sensitive tables by OID; empty until the catalog lookup returns. */
+  tables: Map<number, PgTable>
+  /** The database reads are recorded under; undefined only until it is known. */
+  database: string | undefined
+}
+
 type Callback = (err: Error | null, result?: unknown) => void
 type QueryFn = (...args: unknown[]) => unknown
 const HOOKED = Symbol.for('readtrail.pg.hooked')
@@ -44,7 +52,7 @@ export async function instrumentPg<T extends Pool | Client>(target: T, recorder:
   // Hook before the catalog lookup: a pool creates its first client for that
   // lookup and hands the same client out later, so it must be hooked too.
   // Until the lookup returns, no table is sensitive (only catalog reads run).
-  const state = { tables: new Map<number, PgTable>() }
+  const state: HookState = { tables: new Map<number, PgTable>(), database: recorder.config.database }
   const hook = (client: Client | PoolClient) => hookClient(client, state, recorder)
   if (isPool(target)) {
     target.on('connect', hook)
@@ -52,6 +60,7 @@ export async function instrumentPg<T extends Pool | Client>(target: T, recorder:
   } else {
     hook(target as Client)
   }
+  state.database ??= await serverDatabase(catalogQuery)
   state.tables = await resolveTables(catalogQuery, recorder)
   return target
 }
@@ -73,23 +82,19 @@ function isPool(target: Pool | Client): target is Pool {
 }
 
 /**
- * The database a client's reads are recorded under, unless the hook option
- * `database` names one: what the server says it is connected to. Client
- * options can be silent about it (a `connectionString`, a service file,
- * PGDATABASE, a pooler alias), and a guessed name puts every read under the
- * wrong database. The question is queued on the client before any caller's
- * query, and pg answers a client's queries in order, so its callback (run
- * synchronously as its result completes) has set the name before the first
- * audited result is seen. Until then, or if it failed, the client's own
- * connection parameter stands in.
+ * The database reads are recorded under, unless the hook option `database`
+ * names one: what the server says the connection is to. Client options can
+ * be silent about it (a `connectionString`, a service file, PGDATABASE, a
+ * pooler alias), and a guessed name put every read under the wrong
+ * database. Asked once, with the catalog: a pool's clients share one
+ * configuration, so the first connection's answer is every one's (asking
+ * each new client would queue a query ahead of the caller's, which pg
+ * deprecates).
  */
-function askDatabase(client: Client | PoolClient, query: QueryFn): () => string {
-  let database: string | undefined
-  query('SELECT current_database() AS db', (err: Error | null, result?: QueryResult) => {
-    const db = err ? undefined : (result?.rows[0] as { db?: unknown } | undefined)?.db
-    if (typeof db === 'string' && db !== '') database = db
-  })
-  return () => database ?? (client as Client).database ?? 'unknown'
+async function serverDatabase(query: (text: string, values?: unknown[]) => Promise<QueryResult>): Promise<string | undefined> {
+  const found = await query('SELECT current_database() AS db')
+  const db = (found.rows[0] as { db?: unknown } | undefined)?.db
+  return typeof db === 'string' && db !== '' ? db : undefined
 }
 
 function qualified(name: string): string {
@@ -126,12 +131,14 @@ async function resolveTables(query: (text: string, values?: unknown[]) => Promis
   return byOid
 }
 
-function hookClient(client: Client | PoolClient, state: { tables: Map<number, PgTable> }, recorder: ReadRecorder): void {
+function hookClient(client: Client | PoolClient, state: HookState, recorder: ReadRecorder): void {
   const marked = client as unknown as Record<symbol, boolean>
   if (marked[HOOKED]) return
   marked[HOOKED] = true
   const original = (client.query as QueryFn).bind(client)
-  const databaseOf = recorder.config.database === undefined ? askDatabase(client, original) : () => recorder.config.database!
+  // Tables become sensitive only once the database is known; the client's own
+  // connection parameter is a fallback that cannot be reached in practice.
+  const databaseOf = () => state.database ?? (client as Client).database ?? 'unknown'
 
   function audit(result: unknown, sql: string | undefined, context: AuditScope | undefined): Promise<void> | undefined {
     if (Array.isArray(result)) {

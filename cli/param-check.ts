@@ -73,9 +73,15 @@ export function describeParams(query: AnySavedQuery): ParamDescription[] {
 /** `readtrail query <name> --param …` with an example value for every required parameter. */
 export function exampleCommandOf(query: AnySavedQuery): string {
   const params = describeParams(query)
-  const required = params.filter((p) => p.required)
-  // A query whose parameters are all optional is shown with its first one.
-  const shown = required.length > 0 ? required : params.filter((p) => p.example !== undefined).slice(0, 1)
+  const shown = params.filter((p) => p.required)
+  // Rules across parameters (breach-scope wants at least one lead) or a
+  // query with no required one: add optional ones with examples until it parses.
+  const valid = () => query.params.safeParse(Object.fromEntries(shown.map((p) => [p.name, p.example]))).success
+  for (const p of params) {
+    if (shown.length > 0 && valid()) break
+    if (!p.required && p.example !== undefined) shown.push(p)
+  }
+  shown.sort((a, b) => params.indexOf(a) - params.indexOf(b))
   return ['readtrail query', query.name, ...shown.map((p) => `--param ${p.name}=${p.example ?? 'VALUE'}`)].join(' ')
 }
 

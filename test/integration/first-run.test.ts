@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { checkpointTopicOf } from '../../checkpoints/checkpoint-topic.js'
 import { generateKeyFiles, loadSigningKey } from '../../checkpoints/keys.js'
@@ -10,7 +12,8 @@ import { waitForCatchUp } from '../../consumers/lag.js'
 import { ensureTopics } from '../../consumers/topics.js'
 import { createAuditProducer } from '../../producers/audit-producer.js'
 import { deferCleanup } from '../helpers/cleanup.js'
-import { testLogger } from '../helpers/kafka.js'
+import { createLogger } from '../../common/logger.js'
+import { freshTopic, TEST_BROKERS, testKafka, testLogger } from '../helpers/kafka.js'
 import { startPrivateBroker } from '../helpers/private-broker.js'
 import { openTestStore } from '../helpers/store.js'
 import { thrown } from '../helpers/thrown.js'
@@ -26,8 +29,11 @@ describe('a first run on a freshly formatted broker', () => {
     const topic = 'readtrail.access'
 
     // An application started before consume ever ran: the topic is named, with the command that creates it.
-    const early = await thrown(createAuditProducer({ kafka: connection, topic, service: 'first-run-app', deliveryThread: 'worker' }))
+    const logged: string[] = []
+    const appLogger = createLogger({ level: 'info' }, { write: (line: string) => void logged.push(line) })
+    const early = await thrown(createAuditProducer({ kafka: connection, topic, service: 'first-run-app', deliveryThread: 'worker' }, { logger: appLogger }))
     expect(early).toMatchObject({ code: 'KAFKA_TOPIC_MISSING', retriable: true })
+    expect(logged.filter((l) => l.includes('KAFKA_TOPIC_MISSING'))).toHaveLength(1)
     expect((early as Error).message).toContain('readtrail consume')
     expect((early as Error).message).toContain(`kafka-topics.sh --bootstrap-server ${broker.brokers[0]} --create --topic ${topic}`)
 
@@ -58,4 +64,22 @@ describe('a first run on a freshly formatted broker', () => {
     expect(signed.length).toBe(1)
     expect(ingest.stats().signer).toMatchObject({ pendingPublish: 0 })
   }, 240_000)
+})
+
+describe('an SDK embedded in an application', () => {
+  it('writes nothing to the application\'s stdout or stderr when given no logger, even when its reads go to the outbox', async () => {
+    const topic = await freshTopic(testKafka())
+    const outboxDir = mkdtempSync(join(tmpdir(), 'readtrail-quiet-'))
+    deferCleanup(() => rmSync(outboxDir, { recursive: true, force: true }))
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/quiet-sdk-app.ts', import.meta.url)), TEST_BROKERS[0]!, topic, outboxDir], {
+      cwd: fileURLToPath(new URL('../../', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: 'done\n', stderr: '' })
+  }, 120_000)
 })

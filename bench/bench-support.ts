@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Kafka } from 'kafkajs'
 import { createKafka, KafkaConnection } from '../common/kafka.js'
+import { benchBrokers } from './args.js'
 import { createLogger } from '../common/logger.js'
 import { uuidv7 } from '../common/uuid.js'
 import { deadLetterTopicOf, ensureTopics } from '../consumers/topics.js'
@@ -17,40 +18,6 @@ import { openStore, type Store } from '../store/store.js'
 
 /** Benchmarks log only what goes wrong: a log line per batch would be measured too. */
 export const benchLogger = createLogger({ level: 'warn' })
-
-/**
- * A numeric option from `--name=value` on the command line or `BENCH_NAME`
- * in the environment (dashes become underscores), else the default.
- */
-export function numberOption(name: string, fallback: number): number {
-  const raw = rawOption(name)
-  if (raw === undefined) return fallback
-  const value = Number(raw.replace(/_/g, ''))
-  if (!Number.isFinite(value)) throw new RangeError(`option ${name} must be a number (got '${raw}')`)
-  return value
-}
-
-export function stringOption(name: string, fallback: string): string {
-  return rawOption(name) ?? fallback
-}
-
-/** A comma-separated list option, e.g. `--concurrency=1,16,256`. */
-export function listOption(name: string, fallback: readonly number[]): number[] {
-  const raw = rawOption(name)
-  if (raw === undefined) return [...fallback]
-  return raw.split(',').map((v) => {
-    const n = Number(v)
-    if (!Number.isFinite(n)) throw new RangeError(`option ${name} must be numbers separated by commas (got '${raw}')`)
-    return n
-  })
-}
-
-function rawOption(name: string): string | undefined {
-  const prefix = `--${name}=`
-  const arg = process.argv.slice(2).find((a) => a.startsWith(prefix))
-  if (arg !== undefined) return arg.slice(prefix.length)
-  return process.env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`]
-}
 
 export interface Distribution {
   count: number
@@ -244,7 +211,7 @@ export function realisticEvents(count: number, options: { recordIds?: number; pr
 
 export function benchKafkaConnection(): KafkaConnection {
   return KafkaConnection.parse({
-    brokers: stringOption('brokers', process.env['READTRAIL_KAFKA_BROKERS'] ?? '127.0.0.1:19092').split(','),
+    brokers: benchBrokers(),
     clientId: `readtrail-bench-${process.pid}`,
   })
 }

@@ -36,31 +36,45 @@ import {
   describeCpu,
   dropDatabase,
   machineLine,
-  numberOption,
   openBenchStore,
   perSecond,
   printTable,
   realisticEvents,
   realisticRead,
   sampleCpu,
-  stringOption,
   timeInserts,
   yieldToLoop,
   type BenchStore,
   type CpuSpent,
 } from './bench-support.js'
+import { KAFKA_OPTIONS, parseBenchArgs } from './args.js'
 
-const EVENTS = numberOption('events', 200_000)
-const SWEEP_EVENTS = numberOption('sweep-events', 40_000)
-const PARTITIONS = numberOption('partitions', 3)
+const ARGS = parseBenchArgs(
+  'Events/s from recordRead to committed chain rows, with the throughput and CPU of each stage, then a sweep of producer and writer settings.',
+  {
+    events: { type: 'number', default: 200_000, help: 'events of the end-to-end run (10 record ids each)' },
+    'sweep-events': { type: 'number', default: 40_000, help: 'events per run of the settings sweep' },
+    partitions: { type: 'number', default: 3, help: 'partitions of the bench topic (chains)' },
+    window: { type: 'number', default: 20_000, help: 'reads in flight at once' },
+    sweep: { type: 'string', default: 'yes', help: 'yes|no: run the sweep of producer and writer settings' },
+    'producer-thread': { type: 'string', default: 'both', help: 'both|main|worker: where the SDK runs' },
+    'insert-batch': { type: 'number', default: 5_000, help: 'rows per ClickHouse insert in the stage timings' },
+    'catch-up-timeout-ms': { type: 'number', default: 300_000, help: 'how long the writer may take to commit everything' },
+    'tuned-max-bytes': { type: 'number', default: 16 * 1024 * 1024, help: 'writer fetch size of the tuned end-to-end run' },
+    ...KAFKA_OPTIONS,
+  },
+)
+const EVENTS = ARGS.events
+const SWEEP_EVENTS = ARGS['sweep-events']
+const PARTITIONS = ARGS.partitions
 /** Reads in flight at once: enough to keep the producer's batches full, bounded so memory stays flat. */
-const WINDOW = numberOption('window', 20_000)
-const SWEEP = stringOption('sweep', 'yes') !== 'no'
-const PRODUCER_THREAD = stringOption('producer-thread', 'both')
-const INSERT_BATCH = numberOption('insert-batch', 5_000)
-const CATCH_UP_TIMEOUT_MS = numberOption('catch-up-timeout-ms', 300_000)
+const WINDOW = ARGS.window
+const SWEEP = ARGS.sweep !== 'no'
+const PRODUCER_THREAD = ARGS['producer-thread']
+const INSERT_BATCH = ARGS['insert-batch']
+const CATCH_UP_TIMEOUT_MS = ARGS['catch-up-timeout-ms']
 /** Writer fetch size of the tuned end-to-end run. */
-const TUNED_MAX_BYTES = numberOption('tuned-max-bytes', 16 * 1024 * 1024)
+const TUNED_MAX_BYTES = ARGS['tuned-max-bytes']
 
 type ProducerSettings = Pick<AuditProducerConfigInput, 'lingerMs' | 'maxBatchMessages' | 'compression'>
 type WriterSettings = Pick<ChainWriterConfigInput, 'partitionsConsumedConcurrently' | 'maxBytesPerPartition'>
@@ -119,7 +133,8 @@ function produceInWorker(job: ProduceJob): Promise<ProduceResult> {
   // tsx does not hook a worker's entry module on Node 20: register it first, then load this file.
   const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(import.meta.url)}) })`
   return new Promise((resolve, reject) => {
-    const worker = new Worker(boot, { eval: true, workerData: job })
+    // The worker parses the same options (its own process.argv is empty).
+    const worker = new Worker(boot, { eval: true, workerData: job, argv: process.argv.slice(2) })
     let result: ProduceResult | undefined
     worker.once('message', (m: ProduceResult) => (result = m))
     worker.once('error', reject)

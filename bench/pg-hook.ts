@@ -53,12 +53,11 @@ import {
   distribution,
   machineLine,
   median,
-  numberOption,
   printTable,
   sampleCpu,
   sleep,
-  stringOption,
 } from './bench-support.js'
+import { KAFKA_OPTIONS, parseBenchArgs } from './args.js'
 
 const VARIANTS = ['no audit', 'pgAudit', 'readtrail'] as const
 type Variant = (typeof VARIANTS)[number]
@@ -280,10 +279,6 @@ function startWorker(setup: WorkerSetup): Promise<VariantWorker> {
   return next().then(() => handle)
 }
 
-function hasFlag(name: string): boolean {
-  return process.argv.includes(`--${name}`) || ['1', 'yes', 'true'].includes(process.env[`BENCH_${name.toUpperCase()}`] ?? '')
-}
-
 function cluster(command: 'start' | 'stop', port: number): string {
   return execFileSync('bash', [join(REPO_ROOT, 'scripts', 'pg-bench-cluster.sh'), command], {
     encoding: 'utf8',
@@ -381,20 +376,35 @@ interface Measured {
 }
 
 async function main(): Promise<void> {
-  const durationMs = numberOption('duration-ms', 5_000)
-  const rounds = numberOption('rounds', 5)
-  const concurrency = numberOption('concurrency', 16)
-  const poolSize = numberOption('pool', 8)
-  const rows = numberOption('rows', 100_000)
-  const pgPort = numberOption('port', 55_432)
-  const keep = hasFlag('keep')
-  const variantLetters = stringOption('variants', 'a,b,c').split(',')
+  const args = parseBenchArgs('What auditing PostgreSQL reads costs the application: the same workload against the same server, without readtrail and with its pg hook.', {
+    'duration-ms': { type: 'number', default: 5_000, help: 'length of each measured round per shape and variant' },
+    rounds: { type: 'number', default: 5, help: 'measured rounds (after one warm-up round)' },
+    concurrency: { type: 'number', default: 16, help: 'query loops in flight' },
+    pool: { type: 'number', default: 8, help: 'pg pool size' },
+    rows: { type: 'number', default: 100_000, help: 'rows seeded into the bench table' },
+    port: { type: 'number', default: 55_432, help: 'port of the bench PostgreSQL cluster (scripts/pg-bench-cluster.sh)' },
+    keep: { type: 'flag', help: 'leave the bench PostgreSQL cluster running' },
+    variants: { type: 'string', default: 'a,b,c', help: 'which variants to run, some of a,b,c' },
+    'cpu-prof-dir': { type: 'string', default: '', help: 'write CPU profiles of the workers here' },
+    'linger-ms': { type: 'number', default: 5, help: 'producer lingerMs' },
+    compression: { type: 'string', default: 'snappy', help: 'snappy|gzip|none' },
+    'delivery-thread': { type: 'string', default: 'main', help: 'main|worker: where the SDK delivers' },
+    ...KAFKA_OPTIONS,
+  })
+  const durationMs = args['duration-ms']
+  const rounds = args.rounds
+  const concurrency = args.concurrency
+  const poolSize = args.pool
+  const rows = args.rows
+  const pgPort = args.port
+  const keep = args.keep
+  const variantLetters = args.variants.split(',')
   const variants = VARIANTS.filter((_, i) => variantLetters.includes('abc'[i]!))
   if (variants.length === 0) throw new RangeError(`option variants must name some of a, b, c (got '${variantLetters.join(',')}')`)
-  const profileDir = stringOption('cpu-prof-dir', '') || undefined
-  const lingerMs = numberOption('linger-ms', 5)
-  const compression = stringOption('compression', 'snappy')
-  const deliveryThread = stringOption('delivery-thread', 'main')
+  const profileDir = args['cpu-prof-dir'] || undefined
+  const lingerMs = args['linger-ms']
+  const compression = args.compression
+  const deliveryThread = args['delivery-thread']
   if (deliveryThread !== 'main' && deliveryThread !== 'worker') throw new RangeError(`option delivery-thread must be main or worker (got '${deliveryThread}')`)
   if (compression !== 'snappy' && compression !== 'gzip' && compression !== 'none') throw new RangeError(`option compression must be snappy, gzip or none (got '${compression}')`)
   if (profileDir) mkdirSync(profileDir, { recursive: true })
@@ -404,7 +414,7 @@ async function main(): Promise<void> {
     `${rounds} rounds × ${SHAPES.length} shapes × ${variants.length} variants × ${durationMs} ms (+1 warm-up round of ${warmupMs} ms, discarded); ${concurrency} loops in flight on a pool of ${poolSize}`,
   )
 
-  const brokersGiven = process.argv.some((a) => a.startsWith('--brokers=')) || process.env['BENCH_BROKERS'] !== undefined || process.env['READTRAIL_KAFKA_BROKERS'] !== undefined
+  const brokersGiven = args.brokers !== '' || process.env['READTRAIL_KAFKA_BROKERS'] !== undefined
   if (!brokersGiven) console.log(execFileSync('bash', [join(REPO_ROOT, 'scripts', 'kafka.sh'), 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim())
   console.log(cluster('start', pgPort))
 

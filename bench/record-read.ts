@@ -24,23 +24,35 @@ import {
   createBenchTopic,
   deleteBenchTopics,
   distribution,
-  listOption,
   machineLine,
-  numberOption,
   perSecond,
   printTable,
   realisticRead,
   sleep,
   yieldToLoop,
 } from './bench-support.js'
+import { KAFKA_OPTIONS, parseBenchArgs } from './args.js'
 
-const CALLS = numberOption('calls', 50_000)
-const CHUNK = numberOption('chunk', 500)
-const CONCURRENCY = listOption('concurrency', [1, 16, 256, 2048])
-const DURATION_MS = numberOption('duration-ms', 3_000)
-const RATES = listOption('rates', [1_000, 5_000])
-const RATE_DURATION_MS = numberOption('rate-duration-ms', 4_000)
-const PARTITIONS = numberOption('partitions', 3)
+const ARGS = parseBenchArgs(
+  'What recording a read costs the application: (a) synchronous cost of recordRead, (b) acked reads/s with N callers, (c) ack latency at a steady rate.',
+  {
+    calls: { type: 'number', default: 50_000, help: '(a) calls timed after warm-up' },
+    chunk: { type: 'number', default: 500, help: '(a) calls between yields to the event loop' },
+    concurrency: { type: 'list', default: [1, 16, 256, 2048], help: '(b) callers in flight, one run each' },
+    'duration-ms': { type: 'number', default: 3_000, help: '(b) length of each run' },
+    rates: { type: 'list', default: [1_000, 5_000], help: '(c) reads/s of each open-loop run' },
+    'rate-duration-ms': { type: 'number', default: 4_000, help: '(c) length of each run' },
+    partitions: { type: 'number', default: 3, help: 'partitions of the bench topic' },
+    ...KAFKA_OPTIONS,
+  },
+)
+const CALLS = ARGS.calls
+const CHUNK = ARGS.chunk
+const CONCURRENCY = ARGS.concurrency
+const DURATION_MS = ARGS['duration-ms']
+const RATES = ARGS.rates
+const RATE_DURATION_MS = ARGS['rate-duration-ms']
+const PARTITIONS = ARGS.partitions
 
 const sessionHashKey = randomBytes(32)
 

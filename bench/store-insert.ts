@@ -7,11 +7,20 @@
  *   npx tsx bench/store-insert.ts [--rows=200000] [--batch=5000] [--rounds=2]
  */
 import { ACCESS_LOG_PROJECTIONS } from '../store/ddl.js'
-import { dropDatabase, loadChains, machineLine, numberOption, openBenchStore, perSecond, printTable } from './bench-support.js'
+import { dropDatabase, loadChains, machineLine, openBenchStore, perSecond, printTable } from './bench-support.js'
+import { parseBenchArgs } from './args.js'
 
-const ROWS = numberOption('rows', 200_000)
-const BATCH = numberOption('batch', 5_000)
-const ROUNDS = numberOption('rounds', 2)
+const ARGS = parseBenchArgs(
+  "What access_log's projections cost the chain writer's inserts: the same chained batches into a store with and without them.",
+  {
+    rows: { type: 'number', default: 200_000, help: 'rows inserted per round and store' },
+    batch: { type: 'number', default: 5_000, help: 'rows per insert' },
+    rounds: { type: 'number', default: 2, help: 'alternating rounds' },
+  },
+)
+const ROWS = ARGS.rows
+const BATCH = ARGS.batch
+const ROUNDS = ARGS.rounds
 
 async function main(): Promise<void> {
   console.log(`bench/store-insert — ${machineLine()}`)

@@ -21,14 +21,24 @@ import { ACCESS_LOG_LAYOUT, COL, RowWalker } from '../integrity/row-walker.js'
 import { SegmentScanner } from '../integrity/scan-worker.js'
 import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from '../store/access-log-columns.js'
 import type { Store } from '../store/store.js'
-import { cpuSince, listOption, machineLine, numberOption, openBenchStore, loadChains, perSecond, printTable, sampleCpu } from './bench-support.js'
+import { cpuSince, machineLine, openBenchStore, loadChains, perSecond, printTable, sampleCpu } from './bench-support.js'
+import { parseBenchArgs } from './args.js'
 
-const positional = process.argv.slice(2).find((a) => /^\d[\d_]*$/.test(a))
-const ROWS = positional !== undefined ? Number(positional.replace(/_/g, '')) : numberOption('rows', 5_000_000)
-const CHAINS = numberOption('chains', 3)
-const BATCH = numberOption('batch', 20_000)
-const SEGMENT = numberOption('segment', 50_000)
-const SWEEP = listOption('sweep', [25_000, 100_000, 250_000])
+const ARGS = parseBenchArgs(
+  'Independent verification speed: rows streamed out of ClickHouse as RowBinary and re-hashed here on worker threads.',
+  {
+    rows: { type: 'number', default: 5_000_000, help: 'chained rows loaded (also the positional ROWS)' },
+    chains: { type: 'number', default: 3, help: 'chains they are spread over' },
+    batch: { type: 'number', default: 20_000, help: 'rows per insert while loading' },
+    segment: { type: 'number', default: 50_000, help: 'rows per worker segment' },
+    sweep: { type: 'list', default: [25_000, 100_000, 250_000], help: 'segment sizes of the sweep' },
+  }, { rowsPositional: true },
+)
+const ROWS = ARGS.rows
+const CHAINS = ARGS.chains
+const BATCH = ARGS.batch
+const SEGMENT = ARGS.segment
+const SWEEP = ARGS.sweep
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`

@@ -34,12 +34,20 @@ import { collectIndependent } from '../integrity/collect-independent.js'
 import type { FactsRequest } from '../integrity/facts.js'
 import { verifyLog, type VerifyOptions } from '../integrity/verify.js'
 import type { Store } from '../store/store.js'
-import { machineLine, numberOption, openBenchStore, perSecond, printTable, realisticEvents } from './bench-support.js'
+import { machineLine, openBenchStore, perSecond, printTable, realisticEvents } from './bench-support.js'
+import { parseBenchArgs } from './args.js'
 
-const positional = process.argv.slice(2).find((a) => /^\d[\d_]*$/.test(a))
-const ROWS = positional !== undefined ? Number(positional.replace(/_/g, '')) : numberOption('rows', 5_000_000)
-const SMALL = numberOption('small', 1_000_000)
-const APPEND = numberOption('append', 10_000)
+const ARGS = parseBenchArgs(
+  '`readtrail verify` end to end in every mode, with signed checkpoints, on a small and a large log.',
+  {
+    rows: { type: 'number', default: 5_000_000, help: 'rows of the large log (also the positional ROWS)' },
+    small: { type: 'number', default: 1_000_000, help: 'rows of the small log' },
+    append: { type: 'number', default: 10_000, help: 'rows appended before the incremental runs' },
+  }, { rowsPositional: true },
+)
+const ROWS = ARGS.rows
+const SMALL = ARGS.small
+const APPEND = ARGS.append
 const CHAINS = 3
 const BATCH = 20_000
 const CHECKPOINT_EVERY = 100_000

@@ -15,12 +15,22 @@ import { formatReport } from '../integrity/report.js'
 import { verifyStore as verifyInDb } from '../integrity/verify-store.js'
 import { HASH_SQL } from '../store/access-log-columns.js'
 import type { Store } from '../store/store.js'
-import { cpuSince, machineLine, median, numberOption, openBenchStore, loadChains, perSecond, printTable, sampleCpu } from './bench-support.js'
+import { cpuSince, machineLine, median, openBenchStore, loadChains, perSecond, printTable, sampleCpu } from './bench-support.js'
+import { parseBenchArgs } from './args.js'
 
-const ROWS = numberOption('rows', 1_000_000)
-const CHAINS = numberOption('chains', 3)
-const BATCH = numberOption('batch', 20_000)
-const RUNS = numberOption('runs', 3)
+const ARGS = parseBenchArgs(
+  'In-database verification speed on a large log, and proof that it catches an edited row.',
+  {
+    rows: { type: 'number', default: 1_000_000, help: 'chained rows loaded' },
+    chains: { type: 'number', default: 3, help: 'chains they are spread over' },
+    batch: { type: 'number', default: 20_000, help: 'rows per insert while loading' },
+    runs: { type: 'number', default: 3, help: 'timed verify runs (median printed)' },
+  },
+)
+const ROWS = ARGS.rows
+const CHAINS = ARGS.chains
+const BATCH = ARGS.batch
+const RUNS = ARGS.runs
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 

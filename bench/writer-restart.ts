@@ -34,16 +34,26 @@ import {
   deleteBenchTopics,
   machineLine,
   median,
-  numberOption,
   openBenchStore,
   printTable,
   realisticEvents,
 } from './bench-support.js'
+import { KAFKA_OPTIONS, parseBenchArgs } from './args.js'
 
-const UNSIGNED = numberOption('unsigned', 10_000)
-const SIGNED = numberOption('signed', 10_000)
-const PARTITIONS = numberOption('partitions', 3)
-const ROUNDS = numberOption('rounds', 3)
+const ARGS = parseBenchArgs(
+  'What resuming only from signed heads costs a restarted chain writer.',
+  {
+    unsigned: { type: 'number', default: 10_000, help: 'rows stored after the newest signed checkpoint' },
+    signed: { type: 'number', default: 10_000, help: 'rows covered by signed checkpoints' },
+    partitions: { type: 'number', default: 3, help: 'partitions of the bench topic' },
+    rounds: { type: 'number', default: 3, help: 'restarts timed' },
+    ...KAFKA_OPTIONS,
+  },
+)
+const UNSIGNED = ARGS.unsigned
+const SIGNED = ARGS.signed
+const PARTITIONS = ARGS.partitions
+const ROUNDS = ARGS.rounds
 const registry = loadSchemaRegistry()
 const codec = createCodec(registry)
 

@@ -5,7 +5,8 @@ import { commandHelp, globalHelp, savedQueryHelp } from '../../cli/help.js'
 import { assertQueryParams, describeParams, exampleCommandOf } from '../../cli/param-check.js'
 import { readtrailVersion } from '../../cli/version.js'
 import { SAVED_QUERIES } from '../../queries/catalog.js'
-import { thrown } from '../helpers/thrown.js'
+import { QueryError } from '../../queries/errors.js'
+import { thrownBy } from '../helpers/thrown.js'
 
 const refused = (argv: string[]) => {
   try {
@@ -141,8 +142,8 @@ describe('help', () => {
 describe('assertQueryParams', () => {
   const records = SAVED_QUERIES.get('records-touched-by-principal')!
 
-  it('names the nearest parameter for a misspelt one, says what a missing one is, and gives the format of a bad time', async () => {
-    const err = await thrown(Promise.resolve().then(() => assertQueryParams(records, { tabel: 'applicants', from: 'yesterday' })))
+  it('names the nearest parameter for a misspelt one, says what a missing one is, and gives the format of a bad time', () => {
+    const err = thrownBy(QueryError, () => assertQueryParams(records, { tabel: 'applicants', from: 'yesterday' }))
     expect(err).toMatchObject({ code: 'QUERY_PARAM_INVALID' })
     expect(err.message).toContain('tabel: unknown parameter (did you mean table?)')
     expect(err.message).toContain('principal: missing (required): principal id, e.g. clerk.marta')
@@ -150,11 +151,11 @@ describe('assertQueryParams', () => {
     expect(err.details?.['issues']).toEqual(expect.arrayContaining([{ param: 'tabel', problem: 'unknown parameter (did you mean table?)' }]))
   })
 
-  it('lists the parameters when nothing is close, and keeps range errors in their own words', async () => {
-    const err = await thrown(Promise.resolve().then(() => assertQueryParams(records, { principal: 'p', colour: 'red', limit: '99999999999' })))
+  it('lists the parameters when nothing is close, and keeps range errors in their own words', () => {
+    const err = thrownBy(QueryError, () => assertQueryParams(records, { principal: 'p', colour: 'red', limit: '99999999999' }))
     expect(err.message).toContain('colour: unknown parameter (records-touched-by-principal takes principal, table, from, to, limit)')
     expect(err.message).toMatch(/limit: Too big/)
-    const word = await thrown(Promise.resolve().then(() => assertQueryParams(records, { principal: 'p', limit: 'ten' })))
+    const word = thrownBy(QueryError, () => assertQueryParams(records, { principal: 'p', limit: 'ten' }))
     expect(word.message).toContain('limit: "ten" is not valid: expected a whole number')
   })
 

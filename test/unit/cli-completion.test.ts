@@ -90,6 +90,32 @@ describe('zsh completion (readtrail completion zsh)', () => {
     writeFileSync(join(dir, '_readtrail'), script)
     execFileSync('zsh', ['-n', join(dir, '_readtrail')])
   })
+
+  /** What the zsh function offers for `readtrail <words…>`, with compadd and _files stubbed to print their words. */
+  function zshComplete(...words: string[]): string[] {
+    const file = join(dir, '_readtrail.zsh')
+    writeFileSync(file, script)
+    const line = ['readtrail', ...words]
+    const program = [
+      'compdef() { :; }',
+      'compadd() { while [[ $1 != -- ]]; do shift; done; shift; print -l -- "$@"; }',
+      '_files() { print -- FILES; }',
+      `source ${JSON.stringify(file)}`,
+      `words=(${line.map((w) => `'${w}'`).join(' ')})`,
+      `CURRENT=${line.length}`,
+      '_readtrail',
+    ].join('\n')
+    return execFileSync('zsh', ['-f', '-c', program], { encoding: 'utf8' }).split('\n').filter(Boolean)
+  }
+
+  it.skipIf(!hasZsh())('completes like the bash script: commands, queries, flags, --param names, files', () => {
+    expect(zshComplete('')).toEqual(expect.arrayContaining(COMMANDS.map((c) => c.name)))
+    expect(zshComplete('query', '')).toEqual([...SAVED_QUERIES.keys()])
+    expect(zshComplete('query', 'who-touched-record', '--param', '')).toEqual(['table=', 'record=', 'database=', 'from=', 'to='])
+    expect(zshComplete('evidence', 'export', '--')).toEqual(flagsOf(COMMANDS.find((c) => c.name === 'evidence')!, 'export').map((f) => `--${f}`))
+    expect(zshComplete('evidence', 'verify', 'b')).toEqual(['FILES'])
+    expect(zshComplete('verify', '--format', '')).toEqual(['table', 'csv', 'json', 'ndjson'])
+  })
 })
 
 function hasZsh(): boolean {

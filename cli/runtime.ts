@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import pino from 'pino'
-import { createLogger, type Logger } from '../common/logger.js'
+import { createTerminalLogger, type Logger } from '../common/logger.js'
 import { StoreError } from '../store/errors.js'
 import { openStore, type Store } from '../store/store.js'
 import { isReadtrailError, ReadtrailError } from '../common/errors.js'
@@ -10,9 +9,9 @@ import { stateDirectoriesOf, type AppConfig } from './config.js'
 import { callOwner, ownerSocketPath, type OwnerRequest, type OwnerTarget } from './owner-api.js'
 import { collectIndependentThroughOwner } from './owner-facts.js'
 
-/** CLI logs go to stderr so stdout stays clean for results. */
+/** CLI logs go to stderr so stdout stays clean for results: one readable line each on a terminal, JSON otherwise. */
 export function createCliLogger(): Logger {
-  return createLogger({}, pino.destination(2))
+  return createTerminalLogger({ fd: 2 })
 }
 
 /**

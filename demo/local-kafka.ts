@@ -29,3 +29,18 @@ export function startLocalKafka(): string {
     throw new ReadtrailError('KAFKA_UNAVAILABLE', `could not start the local Kafka broker: ${(cause as Error).message}`, { cause })
   }
 }
+
+/**
+ * The demo's broker: `--brokers`, else READTRAIL_KAFKA_BROKERS, else the
+ * project's own broker, started here. A broker given either way turns the
+ * demo's own off; `say` tells so in one line, so a variable left over in the
+ * shell does not silently send the demo elsewhere.
+ */
+export function demoBrokers(flag: string | undefined, env: NodeJS.ProcessEnv, say: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): string {
+  const fromEnv = env['READTRAIL_KAFKA_BROKERS'] || undefined
+  const given = flag ?? fromEnv
+  if (given === undefined) return startLocalKafka()
+  const source = flag !== undefined ? '--brokers' : 'READTRAIL_KAFKA_BROKERS'
+  say(`demo: using the Kafka broker at ${given} from ${source}, not starting the demo's own (${flag !== undefined ? 'leave out --brokers' : 'unset READTRAIL_KAFKA_BROKERS'} to let the demo start one)`)
+  return given
+}

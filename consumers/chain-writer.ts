@@ -170,7 +170,8 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       // Reported, not repaired: the checkpoint, not the store, says where the chain continues.
       log.error({ chain_id: chainId, problem: point.checkpointedRowProblem, alert: 'READTRAIL_INTEGRITY_ALERT' }, 'checkpointed row damaged in the store (run readtrail verify)')
     }
-    log.info(
+    // A chain with nothing signed and nothing stored (a new topic's partition) has nothing to resume: not worth a line per partition.
+    log[cp || point.unsigned.length > 0 ? 'info' : 'debug'](
       { chain_id: chainId, checkpoint_seq: cp?.seq ?? 0, kafka_offset: cp?.lastOffset.toString() ?? null, unsigned_rows: point.unsigned.length },
       'chain resumes from its newest signed checkpoint',
     )

@@ -10,7 +10,7 @@ import { loadCheckpoints } from '../integrity/checkpoint-sources.js'
 import type { Store } from '../store/store.js'
 import type { AppConfig } from './config.js'
 import { evidenceExportCommand, evidenceVerifyCommand } from './evidence-command.js'
-import { withStore } from './runtime.js'
+import { assertStoreFound, withStore } from './runtime.js'
 
 export interface EvidenceArgs {
   sub: string | undefined
@@ -32,6 +32,8 @@ export interface EvidenceArgs {
 export async function evidenceCommand(config: AppConfig, args: EvidenceArgs, logger: Logger): Promise<number> {
   switch (args.sub) {
     case 'export': {
+      // Before the public key is read: a directory with no store is named as such, not as a missing key.
+      assertStoreFound(config)
       const trustedCheckpoints = async () => {
         const checkpoints = await loadCheckpoints({
           database: config.store.database,

@@ -241,7 +241,7 @@ export function exploreCommands(config: AppConfig, database: string, record: num
     `${cli} query records-touched-by-principal --param principal=clerk.marta --param limit=10`,
     `${cli} query who-touched-record --param table=applicants --param record=${record}`,
     `${cli} query breach-scope --param principals=clerk.marta --param ips=203.0.113.66 --param from=2026-11-26 --param to=2026-11-27`,
-    `${cli} report breach-scope --param principals=clerk.marta --param from=2026-11-26 --param to=2026-11-27`,
+    `${cli} report breach-scope --param principals=clerk.marta --param from=2026-11-26 --param to=2026-11-27 --out ${shellQuote(join(resolve(config.store.dataDir), 'breach-report.html'))} --force`,
     `${cli} verify --no-kafka-checkpoints`,
   ]
 }

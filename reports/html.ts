@@ -152,7 +152,9 @@ section.signoff dd { margin: 0; min-height: 1.5em; border-bottom: 1px solid var(
   table.data { font-size: 8px; margin-top: 3px; }
   table.data caption { font-size: 8.5px; padding-bottom: 2px; }
   table.data th, table.data td { padding: 0.5px 4px; line-height: 1.25; }
-  table.data td.id { font-size: 8px; min-width: 0; }
+  /* Ids keep their width (they break only when longer than a line); lists of names wrap instead. */
+  table.data td.id { font-size: 8px; min-width: 0; overflow-wrap: break-word; }
+  table.data td.id.short { white-space: nowrap; }
   footer { margin-top: 14px; font-size: 8.5px; }
   .banner, .figure, table.data th, .truncated { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   figure.chart, .banner, .figures { break-inside: avoid; }
@@ -281,8 +283,12 @@ ${body}</tbody>
 </table>${note}`
 }
 
+/** Ids up to this long stay on one line in print: breaking them costs a second line for every record. */
+const SHORT_ID = 24
+
 function renderCell(column: TableColumn, value: unknown, numeric: boolean): SafeHtml {
-  const cls = numeric ? 'num' : column.kind === 'id' ? 'id' : column.kind === 'time' ? 'time' : ''
+  const id = typeof value === 'string' && value.length <= SHORT_ID ? 'id short' : 'id'
+  const cls = numeric ? 'num' : column.kind === 'id' ? id : column.kind === 'time' ? 'time' : ''
   return html`<td class="${cls}" data-col="${column.key}">${formatCell(value, column)}</td>`
 }
 

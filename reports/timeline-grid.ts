@@ -61,7 +61,7 @@ const ZOOM_BELOW = 1 / 8
  * reads actually cover (`activity`, first read to just after the last; null
  * when nothing was read). The window when the reads fill a good part of it,
  * so quiet hours around a night's scrape stay visible; otherwise the
- * activity with a margin of a tenth of its length (at least 5 s) on each
+ * activity with a margin of a tenth of its length (whole seconds, at least 5) on each
  * side, inside the window. Open window ends take the activity's.
  */
 export function chartSpan(window: OpenWindow, activity: Span | null): Span | null {
@@ -70,8 +70,9 @@ export function chartSpan(window: OpenWindow, activity: Span | null): Span | nul
   const to = window.to ?? activity.to
   const length = Math.max(activity.to - activity.from, SECOND)
   if (length >= (to - from) * ZOOM_BELOW) return { from, to }
-  const margin = Math.max(length / 10, 5 * SECOND)
-  return { from: Math.max(from, activity.from - margin), to: Math.min(to, activity.to + margin) }
+  // Whole seconds, so the span prints as the times it is.
+  const margin = Math.max(Math.ceil(length / 10 / SECOND) * SECOND, 5 * SECOND)
+  return { from: Math.max(from, Math.floor((activity.from - margin) / SECOND) * SECOND), to: Math.min(to, Math.ceil((activity.to + margin) / SECOND) * SECOND) }
 }
 
 /** `2026-11-27T01:00:00.000000Z` or ClickHouse's `2026-11-27 01:00:00` → epoch ms, read as UTC. */

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AccessEvent } from '../../schemas/access-event.js'
 import { GENESIS_CHECKPOINT, formatCheckpointLine, signCheckpoint } from '../../checkpoints/checkpoint.js'
-import { loadSigningKey } from '../../checkpoints/keys.js'
+import { loadPublicKey, loadSigningKey } from '../../checkpoints/keys.js'
 import { emptyChain, linkEntries } from '../../consumers/chain.js'
 import { openStore, type Store } from '../../store/store.js'
 import { runCli, testHome, type CliResult } from '../helpers/cli-process.js'
@@ -17,6 +17,7 @@ import { testStoreConfig } from '../helpers/store.js'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const NIGHT = Date.UTC(2026, 10, 27, 1, 0) * 1000
 const MINUTE = 60_000_000
+const BURST = Date.UTC(2026, 10, 27, 4, 0) * 1000
 
 /**
  * The scenario: clerk.marta's stolen credentials page through 3,000
@@ -48,13 +49,25 @@ function scenario(i: number): Partial<AccessEvent> {
       row_count: 10,
     }
   }
+  if (i >= 80) {
+    // A 98-second burst from another address: svc.export's 20 reads of 25 rows, 04:00:00 to 04:01:38.
+    const k = i - 80
+    return {
+      occurred_at: BURST + Math.round((k * 98_000) / 19) * 1000,
+      principal_id: 'svc.export',
+      client_ip: '198.51.100.9',
+      table_name: 'applicants',
+      record_ids: Array.from({ length: 25 }, (_, n) => String(200_000 + k * 25 + n)),
+      row_count: 25,
+    }
+  }
   if (i === 66) {
     // 09:30 UTC is 10:30 in Berlin: inside working hours.
     return { occurred_at: Date.UTC(2026, 10, 26, 9, 30) * 1000, principal_id: 'clerk.marta', client_ip: '192.0.2.20', record_ids: ['1', '2', '3', '4', '5'], row_count: 5 }
   }
   return { occurred_at: Date.UTC(2026, 10, 27, 10, i - 67) * 1000, principal_id: 'clerk.anna', client_ip: '192.0.2.10', record_ids: [String(i)], row_count: 1 }
 }
-const EVENTS = 80
+const EVENTS = 100
 
 /** A browser is part of what this test checks: without one it fails, it never skips. */
 function requireChromium(): string {
@@ -128,6 +141,19 @@ describe('readtrail report (HTML, checked in headless Chromium)', () => {
     })
   }
 
+  /**
+   * The file printed by Chromium as a reader's browser prints it (its own
+   * header and footer left on: the report's page margin boxes must replace
+   * them), then read back with poppler: page count and each page's text.
+   */
+  function printToPdf(file: string): { pages: number; text: string[] } {
+    const pdf = file.replace(/\.html$/, '.pdf')
+    execFileSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${profile}`, `--print-to-pdf=${pdf}`, `file://${file}`], { stdio: 'pipe', timeout: 120_000 })
+    const pages = Number(/^Pages:\s+(\d+)$/m.exec(execFileSync('pdfinfo', [pdf], { encoding: 'utf8' }))?.[1])
+    const text = Array.from({ length: pages }, (_, i) => execFileSync('pdftotext', ['-layout', '-f', String(i + 1), '-l', String(i + 1), pdf, '-'], { encoding: 'utf8' }))
+    return { pages, text }
+  }
+
   async function report(kind: string, params: string[], out: string): Promise<CliResult> {
     const r = await runCli(['report', kind, ...params, '--out', out, ...dir])
     // Written (whatever the verdict): the path, alone, on stdout.
@@ -148,7 +174,7 @@ describe('readtrail report (HTML, checked in headless Chromium)', () => {
     const verify = await runCli(['verify', '--no-kafka-checkpoints', ...dir])
     expect(verify.code, verify.stdout + verify.stderr).toBe(0)
     const out = join(outDir, 'breach.html')
-    const r = await report('breach-scope', breachParams, out)
+    const r = await report('breach-scope', [...breachParams, '--case-id', 'INC-2026-0417', '--author', "Dana O'Neil"], out)
     expect(r.code, r.stderr).toBe(0)
     expect(statSync(out).mode & 0o777).toBe(0o600)
 
@@ -160,13 +186,31 @@ describe('readtrail report (HTML, checked in headless Chromium)', () => {
     ])
     const records = tableRows(dom, 'records-table')
     expect(records).toHaveLength(500)
-    expect(records.every((row) => row['principals'] === 'clerk.marta')).toBe(true)
+    expect(records.every((row) => /^(\d+|doc-\d+)$/.test(row['record_id']!))).toBe(true)
+    // One account read them all: said once above the table, not in 500 rows.
+    expect(dom).toMatch(/<p class="common" id="records-table-common">In every row below: .*<span data-col="principals"><strong>Accounts<\/strong> clerk.marta<\/span>/)
     expect(dom).toContain('500 of 3,060 records shown.')
-    expect(dom).toContain('readtrail query breach-records --format csv --param limit=0 --param principals=clerk.marta')
+    expect(dom).toContain(`READTRAIL_HOME=${testHome()} readtrail query breach-records --format csv --param limit=0 --param principals=clerk.marta`)
     expect(dom).not.toContain('clerk.anna')
     // The inline chart survived parsing as SVG, with its text alternative.
     expect(dom).toMatch(/<svg class="timeline" role="img" aria-label="Rows read in scope, by table: 3,060 rows read from 2026-11-27 00:00 to 2026-11-27 06:00 UTC/)
     expect(dom.match(/<rect [^>]*fill="#0072B2"><title>/g)?.length).toBeGreaterThan(20)
+
+    // The header an analyst signs: case, author, what the filter means, the zone, the key, the command.
+    expect(dom).toContain('<dd id="case-id">INC-2026-0417</dd>')
+    expect(dom).toContain(`<dd id="author">Dana O'Neil</dd>`)
+    expect(dom).toContain('A read is in scope when it falls inside the window AND its account is one listed.')
+    expect(dom).toContain('<dd id="time-zone">UTC: every time in this report.</dd>')
+    const keyId = loadPublicKey(join(testHome(), 'keys', 'checkpoint.key.pub')).keyId
+    expect(dom).toContain(`<code class="key-id">${keyId}</code>`)
+    expect(decode(/<code class="cmd" id="reproduce">([\s\S]*?)<\/code>/.exec(dom)![1]!)).toBe(
+      `READTRAIL_HOME=${testHome()} readtrail report breach-scope --param principals=clerk.marta --param from=2026-11-27T00:00:00Z --param to=2026-11-27T06:00:00Z ` +
+        `--case-id INC-2026-0417 --author 'Dana O'\\''Neil' --database registry_audit --data-dir ${dataDir}`,
+    )
+    // Figures in print, not in tooltips: the table under the chart adds up to the scope.
+    const periods = tableRows(dom, 'timeline-table')
+    expect(periods.reduce((n, row) => n + Number(row['rows_read']!.replace(/,/g, '')), 0)).toBe(3060)
+    expect(dom).toMatch(/<g class="values"><text [^>]*>[\d,]+<\/text>/)
 
     const png = join(outDir, 'breach.png')
     execFileSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${profile}`, '--window-size=1280,2000', `--screenshot=${png}`, `file://${out}`], { stdio: 'pipe', timeout: 120_000 })
@@ -175,6 +219,41 @@ describe('readtrail report (HTML, checked in headless Chromium)', () => {
     expect([image.readUInt32BE(16), image.readUInt32BE(20)]).toEqual([1280, 2000])
     // A blank or error page compresses to a few kilobytes; text, tables and bars do not.
     expect(image.length).toBeGreaterThan(60_000)
+  })
+
+  it('prints the 500-record breach report on few pages, each numbered and carrying the case', () => {
+    const { pages, text } = printToPdf(join(outDir, 'breach.html'))
+    // 8 pages with Debian's Chromium 156 (one line per record, 68 to a page). Before the print
+    // rules were made compact these 500 rows took 20 pages, and wider rows (more columns, subjects,
+    // two accounts) 47; the issue's demo store printed 57.
+    expect(pages).toBeLessThanOrEqual(9)
+    text.forEach((page, i) => {
+      expect(page).toContain(`Page ${i + 1} of ${pages}`)
+      expect(page).toContain('Case INC-2026-0417')
+      expect(page).toContain("Prepared by Dana O'Neil")
+      // The browser's own header and footer (date, file URL) are replaced by the report's.
+      expect(page).not.toContain('file://')
+    })
+    const all = text.join('\n')
+    expect(all).toContain(loadPublicKey(join(testHome(), 'keys', 'checkpoint.key.pub')).keyId)
+    expect(all).toMatch(/Sign-off/)
+    expect(all).toMatch(/READTRAIL_HOME=/)
+    expect(text.at(-1)).toMatch(/Generated by readtrail at/)
+  })
+
+  it('draws a 98-second breach in one-second bars, not one one-hour bar (regression)', async () => {
+    const out = join(outDir, 'breach-burst.html')
+    const r = await report('breach-scope', ['--param', 'ips=198.51.100.9', '--param', 'from=2026-11-27T00:00:00Z', '--param', 'to=2026-11-28T00:00:00Z'], out)
+    expect(r.code, r.stderr).toBe(0)
+    const dom = browserDom(out)
+    expect(dom).toContain('breach-timeline, bucket 1s')
+    expect(dom).toContain('one bar = 1 second')
+    expect(dom).toMatch(/the chart shows 2026-11-27 03:59:\d\d UTC — 2026-11-27 04:0[12]:\d\d UTC/)
+    expect(dom).toContain('A read is in scope when it falls inside the window AND its client IP is one listed.')
+    const periods = tableRows(dom, 'timeline-table')
+    expect(periods.length).toBeGreaterThanOrEqual(10)
+    expect(periods.reduce((n, row) => n + Number(row['rows_read']!.replace(/,/g, '')), 0)).toBe(500)
+    expect(periods[0]).toEqual(expect.objectContaining({ from: '2026-11-27 04:00:00' }))
   })
 
   it('the principal report sums the timeline per table, isolates the night reads as off-hours, and lists 500 records', async () => {
@@ -194,6 +273,27 @@ describe('readtrail report (HTML, checked in headless Chromium)', () => {
     expect(tableRows(dom, 'records-table')).toHaveLength(500)
     expect(dom).toContain('The first 500 records shown; the account touched more.')
     expect(dom).toMatch(/<svg class="timeline" role="img" aria-label="Rows read by clerk.marta, by table: 3,065 rows read/)
+    // The zone is said, not assumed: the default, and how to change it.
+    expect(dom).toContain('Working hours (and so off-hours reads) are judged in Europe/Berlin')
+    expect(dom).toContain('Reads outside working hours (Mon–Fri 08:00–18:00 Europe/Berlin)')
+    expect(decode(/<code class="cmd" id="reproduce">([\s\S]*?)<\/code>/.exec(dom)![1]!)).toContain('readtrail report principal --param principal=clerk.marta --tz Europe/Berlin')
+  })
+
+  it('the principal report judges working hours in the --tz zone', async () => {
+    const out = join(outDir, 'principal-new-york.html')
+    const r = await report('principal', ['--param', 'principal=clerk.marta', '--tz', 'America/New_York'], out)
+    expect(r.code, r.stderr).toBe(0)
+    const dom = browserDom(out)
+    expect(dom).toContain('Reads outside working hours (Mon–Fri 08:00–18:00 America/New_York)')
+    // 09:30 UTC is 04:30 in New York: the day read is off-hours there too.
+    expect(byTable(tableRows(dom, 'off-hours-table'))).toEqual([
+      expect.objectContaining({ table: 'applicants', reads: '61', rows_read: '3,005' }),
+      expect.objectContaining({ table: 'documents', reads: '6', rows_read: '60' }),
+    ])
+    const refused = await runCli(['report', 'principal', '--param', 'principal=clerk.marta', '--tz', 'Mars/Olympus', '--out', join(outDir, 'mars.html'), ...dir])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/USAGE: --tz must be an IANA time zone/)
+    expect(readdirSync(outDir)).not.toContain('mars.html')
   })
 
   it('names the file readtrail-<kind>-<UTC time>.html in the working directory by default', async () => {

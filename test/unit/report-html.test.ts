@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import type { ProvenanceStatus } from '../../queries/provenance.js'
 import type { QueryAnswer } from '../../queries/saved-query.js'
-import { renderBreachReport, type BreachReportInput } from '../../reports/breach-report.js'
-import { escapeHtml, html, renderProvenanceBanner, renderTable } from '../../reports/html.js'
+import { filterSemantics, renderBreachReport, type BreachReportInput } from '../../reports/breach-report.js'
+import { cssString, escapeHtml, html, renderProvenanceBanner, renderTable } from '../../reports/html.js'
 import { renderPrincipalReport } from '../../reports/principal-report.js'
 import type { ReportContext } from '../../reports/report-parts.js'
 import type { TimelineRow } from '../../reports/report-rows.js'
@@ -290,5 +290,101 @@ describe('reports', () => {
     expect(page).toMatch(/<tr><td class="" data-col="database">registry<\/td><td class="" data-col="table">applicants<\/td><td class="num" data-col="reads">7,080<\/td><td class="num" data-col="rows_read">705,000<\/td>/)
     expect(page).toContain('Reads outside working hours (Mon–Fri 08:00–18:00 Europe/Berlin)')
     expect(page).toContain('The first 1 records shown; the account touched more.')
+  })
+})
+
+describe('the annex an analyst signs', () => {
+  const annex = reportContext({ caseId: 'INC-2026-0417', author: 'Dana Ruiz' })
+
+  it('names the case and the author in the header, the sign-off and every printed page', () => {
+    const page = renderBreachReport(breachInput({ context: annex }))
+    expect(page).toContain('<dt>Case</dt><dd id="case-id">INC-2026-0417</dd>')
+    expect(page).toContain('<dt>Prepared by</dt><dd id="author">Dana Ruiz</dd>')
+    expect(page).toMatch(/<section class="signoff" id="signoff"[\s\S]*<dt>Case<\/dt><dd>INC-2026-0417<\/dd>[\s\S]*<dt>Prepared by<\/dt><dd>Dana Ruiz<\/dd>[\s\S]*<dt>Signature<\/dt><dd><\/dd>/)
+    expect(page).toContain('@top-right { content: "Case INC-2026-0417";')
+    expect(page).toContain('@bottom-left { content: "Prepared by Dana Ruiz · generated 2026-11-28 09:30:00 UTC";'.replace('·', '\\b7 '))
+    expect(page).toContain('@bottom-right { content: "Page " counter(page) " of " counter(pages);')
+  })
+
+  it('leaves case and author out when not given, and the sign-off blank to fill in by hand', () => {
+    const page = renderBreachReport(breachInput())
+    expect(page).not.toContain('id="case-id"')
+    expect(page).toContain('@top-right { content: "";')
+    expect(page).toMatch(/<dt>Case<\/dt><dd><\/dd>/)
+  })
+
+  it('cannot break out of the page-margin CSS with a case id or author', () => {
+    const page = renderBreachReport(breachInput({ context: reportContext({ caseId: '"; } </style><script>alert(1)</script>', author: 'a\\"b' }) }))
+    const style = /<style>([\s\S]*?)<\/style>/.exec(page)![1]!
+    expect(style).not.toContain('<')
+    expect(style).toContain('@top-right { content: "Case \\22 ; \\7d  \\3c /style\\3e \\3c script\\3e alert(1)\\3c /script\\3e ";')
+    expect(page.match(/<script/g)).toBeNull()
+    expect(cssString('a\\"b\n')).toBe('"a\\5c \\22 b\\a "')
+  })
+
+  it('states the checkpoint key id, or that there is none', () => {
+    expect(renderBreachReport(breachInput())).toContain(`<code class="key-id">${KEY_ID}</code> (SHA-256 of the Ed25519 public key <code>/srv/readtrail/keys/checkpoint.key.pub</code>`)
+    const none = renderBreachReport(breachInput({ context: reportContext({ checkpointKey: { keyId: null, path: '/srv/x.pub' } }) }))
+    expect(none).toContain('none: no checkpoint public key at <code>/srv/x.pub</code>')
+  })
+
+  it('says how the leads combine: the window AND any one lead', () => {
+    expect(filterSemantics({ principals: 'a', from: 'x', to: 'y' })).toBe('A read is in scope when it falls inside the window AND its account is one listed. Within a list, any entry matches. A read matching several leads is counted once.')
+    expect(filterSemantics({ principals: 'a', ips: '203.0.113.7', sessions: 'ab' })).toBe(
+      'A read is in scope when it falls inside the window AND its account is one listed OR its client IP is one listed OR its session is one listed (any one suffices). Within a list, any entry matches. A read matching several leads is counted once.',
+    )
+    expect(renderBreachReport(breachInput())).toContain('<dt>Filter</dt><dd>A read is in scope when it falls inside the window AND its account is one listed.')
+  })
+
+  it('gives a reproduce line with READTRAIL_HOME, the store flags, case and author, quoted for a shell', () => {
+    const context = reportContext({
+      caseId: 'INC 17',
+      author: "Dana O'Neil",
+      invocation: { environment: [['READTRAIL_HOME', '/srv/read trail'], ['READTRAIL_SUBJECT_KEYS', 'registry.applicants=id']], flags: ['--database', 'readtrail', '--data-dir', '/srv/data'] },
+    })
+    const page = renderBreachReport(breachInput({ context }))
+    const line = /<code class="cmd" id="reproduce">([\s\S]*?)<\/code>/.exec(page)![1]!
+    expect(line).toBe(
+      escapeHtml(
+        `READTRAIL_HOME='/srv/read trail' READTRAIL_SUBJECT_KEYS=registry.applicants=id readtrail report breach-scope --param 'principals=clerk.marta,<script>alert(1)</script>' ` +
+          `--param from=2026-11-27T00:00:00Z --param to=2026-11-27T06:00:00Z --case-id 'INC 17' --author 'Dana O'\\''Neil' --database readtrail --data-dir /srv/data`,
+      ),
+    )
+  })
+
+  it('states the time zone: UTC in the breach report; UTC plus the working-hours zone (and --tz) in the principal report', () => {
+    expect(renderBreachReport(breachInput())).toContain('<dt>Time zone</dt><dd id="time-zone">UTC: every time in this report.</dd>')
+    const page = principalReport()
+    expect(page).toContain('<dd id="time-zone">UTC for every time shown. Working hours (and so off-hours reads) are judged in Europe/Berlin, daylight saving included; --tz changes it.</dd>')
+    expect(/<code class="cmd" id="reproduce">([\s\S]*?)<\/code>/.exec(page)![1]).toContain('--tz Europe/Berlin')
+  })
+
+  it('prints the timeline figures under the chart, not only in tooltips', () => {
+    const page = renderBreachReport(breachInput())
+    expect(page).toContain('<table class="data" id="timeline-table">')
+    const rowsRead = [.../<table class="data" id="timeline-table">([\s\S]*?)<\/table>/.exec(page)![1]!.matchAll(/data-col="rows_read">([\d,]+)</g)].reduce((s, m) => s + Number(m[1]!.replace(/,/g, '')), 0)
+    expect(rowsRead).toBe(120 * 5875)
+    expect(page).not.toContain('point at a bar')
+  })
+
+  it('says once what every listed record shares, so each record prints on one line', () => {
+    const table = String(
+      renderTable({
+        id: 'r',
+        columns: [
+          { key: 'table', label: 'Table' },
+          { key: 'record_id', label: 'Record id', kind: 'id' },
+          { key: 'columns', label: 'Columns' },
+        ],
+        rows: [
+          { table: 'applicants', record_id: '1', columns: ['id', 'name'] },
+          { table: 'applicants', record_id: '2', columns: ['id'] },
+        ],
+        hoist: ['table', 'columns'],
+      }),
+    )
+    expect(table).toContain('<p class="common" id="r-common">In every row below: <span data-col="table"><strong>Table</strong> applicants</span></p>')
+    expect(table).not.toContain('data-col="table">applicants</td>')
+    expect(table).toContain('<td class="" data-col="columns">id, name</td>')
   })
 })

@@ -71,7 +71,8 @@ export const tableName = z
   .string()
   .min(1)
   .max(LIMITS.name)
-  .regex(/^[^.\s]+(\.[^.\s]+){0,2}$/, 'must be table, schema.table, database.table or database.schema.table')
+  // Empty text is min(1)'s to report, once.
+  .regex(/^$|^[^.\s]+(\.[^.\s]+){0,2}$/, 'must be table, schema.table, database.table or database.schema.table')
 
 /** [from, to) window; an open end means the beginning or the end of time. */
 export const window = {

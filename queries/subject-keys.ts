@@ -1,7 +1,9 @@
 import { z } from 'zod'
 
 /**
- * Where the data subject sits in a record id, per `database.table`:
+ * Where the data subject sits in a record id, per `database.table` as
+ * recorded: `database.schema.table` for a PostgreSQL table the hook
+ * recorded as `schema.table` (`clinic.public.patients`):
  * 0 = the record id is the subject id (patients.id); n ≥ 1 = the subject is
  * the n-th part of a composite key recorded as a JSON array
  * (treatments ["patient_id","n"] → 1). Tables without an entry have no
@@ -11,7 +13,7 @@ export type SubjectKeys = ReadonlyMap<string, number>
 
 export const NO_SUBJECT_KEYS: SubjectKeys = new Map()
 
-const entry = /^([A-Za-z0-9_$-]+)\.([A-Za-z0-9_$-]+)=(id|key([1-9]\d?))$/
+const entry = /^([A-Za-z0-9_$-]+)\.([A-Za-z0-9_$-]+(?:\.[A-Za-z0-9_$-]+)?)=(id|key([1-9]\d?))$/
 
 /**
  * Parses `READTRAIL_SUBJECT_KEYS`, e.g.
@@ -22,7 +24,7 @@ export const SubjectKeysText = z.string().transform((text, ctx): SubjectKeys => 
   for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
     const m = entry.exec(part)
     if (!m) {
-      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(part)}: expected database.table=id or database.table=keyN (N from 1)` })
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(part)}: expected database.table=id or database.table=keyN (N from 1), database.schema.table for a PostgreSQL schema` })
       continue
     }
     const table = `${m[1]}.${m[2]}`
@@ -48,7 +50,7 @@ export function subjectIdSql(): string {
 
 /** Subject keys as entries, as they travel to the process owning the store; validated again there. */
 export const SubjectKeyEntries = z
-  .array(z.tuple([z.string().regex(/^[A-Za-z0-9_$-]+\.[A-Za-z0-9_$-]+$/), z.number().int().min(0).max(99)]))
+  .array(z.tuple([z.string().regex(/^[A-Za-z0-9_$-]+\.[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)?$/, 'must be database.table or database.schema.table'), z.number().int().min(0).max(99)]))
   .max(1000)
   .transform((entries): SubjectKeys => new Map(entries))
 

@@ -39,10 +39,19 @@ export const AuditHookConfig = z
     /**
      * Strict mode refuses, instead of recording with a warning, a hooked read
      * with no audit context (CONTEXT_MISSING) or without the primary key
-     * (RECORD_IDS_INCOMPLETE). @default false
+     * (RECORD_IDS_INCOMPLETE). An anonymous request's read is not refused:
+     * its adapter set a context, with the request's client IP and trace id.
+     * @default false
      */
     strict: z.boolean().default(false),
-    /** The `db_name` recorded in events. @default the connection's database */
+    /**
+     * The `db_name` recorded in events, for every table. By default the
+     * server is asked: PostgreSQL's `current_database()` (once, when the
+     * hook attaches: a connection string, PGDATABASE or a pooler alias may
+     * name it only there), and for MySQL/MariaDB the database each table
+     * lives in (whatever the connection's default database is).
+     * @default the database the server reports
+     */
     database: name.optional(),
     /** How long a fail-closed read waits for its event to be durable. @default 5000 */
     durableWithinMs: z.number().int().min(10).max(120_000).default(5000),

@@ -118,15 +118,20 @@ describe('SubjectKeysText', () => {
     ])
   })
 
+  it('reads database.schema.table, as a PostgreSQL hook records a schema-qualified table', () => {
+    expect([...SubjectKeysText.parse('clinic.public.patients=id')]).toEqual([['clinic.public.patients', 0]])
+    expect(SubjectKeyEntries.parse([['clinic.public.patients', 0]]).get('clinic.public.patients')).toBe(0)
+  })
+
   it('reads empty text, and blank entries, as no keys', () => {
     expect(SubjectKeysText.parse('').size).toBe(0)
     expect([...SubjectKeysText.parse(' , registry.applicants=id ,')]).toEqual([['registry.applicants', 0]])
   })
 
   it('reports every bad entry at once, quoting it and saying what is expected', () => {
-    const expected = 'expected database.table=id or database.table=keyN (N from 1)'
-    expect(problems(SubjectKeysText, 'registry.applicants=id,applicants=id,a.b.c=id,a.b=key0,a.b=key100,a.b=ID,a.b=key2x, a.b = id')).toEqual(
-      ['"applicants=id"', '"a.b.c=id"', '"a.b=key0"', '"a.b=key100"', '"a.b=ID"', '"a.b=key2x"', '"a.b = id"'].map((entry) => `: ${entry}: ${expected}`),
+    const expected = 'expected database.table=id or database.table=keyN (N from 1), database.schema.table for a PostgreSQL schema'
+    expect(problems(SubjectKeysText, 'registry.applicants=id,applicants=id,a.b.c.d=id,a.b=key0,a.b=key100,a.b=ID,a.b=key2x, a.b = id')).toEqual(
+      ['"applicants=id"', '"a.b.c.d=id"', '"a.b=key0"', '"a.b=key100"', '"a.b=ID"', '"a.b=key2x"', '"a.b = id"'].map((entry) => `: ${entry}: ${expected}`),
     )
   })
 
@@ -156,7 +161,7 @@ describe('SubjectKeyEntries', () => {
   })
 
   it('validates entries again on arrival', () => {
-    expect(problems(SubjectKeyEntries, [['applicants', 0]])).toEqual(['0.0: Invalid string: must match pattern /^[A-Za-z0-9_$-]+\\.[A-Za-z0-9_$-]+$/'])
+    expect(problems(SubjectKeyEntries, [['applicants', 0]])).toEqual(['0.0: must be database.table or database.schema.table'])
     expect(problems(SubjectKeyEntries, [['a.b', 100]])).toEqual(['0.1: Too big: expected number to be <=99'])
     expect(problems(SubjectKeyEntries, [['a.b', -1]])).toEqual(['0.1: Too small: expected number to be >=0'])
     expect(problems(SubjectKeyEntries, [['a.b', 1.5]])).toEqual(['0.1: Invalid input: expected int, received number'])

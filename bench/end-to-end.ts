@@ -55,7 +55,7 @@ const ARGS = parseBenchArgs(
     events: { type: 'number', default: 200_000, help: 'events of the end-to-end run (10 record ids each)' },
     'sweep-events': { type: 'number', default: 40_000, help: 'events per run of the settings sweep' },
     partitions: { type: 'number', default: 3, help: 'partitions of the bench topic (chains)' },
-    window: { type: 'number', default: 20_000, help: 'reads in flight at once' },
+    window: { type: 'number', default: 20_000, help: 'reads in flight at once: enough to keep the producer batches full, bounded so memory stays flat' },
     sweep: { type: 'string', default: 'yes', help: 'yes|no: run the sweep of producer and writer settings' },
     'producer-thread': { type: 'string', default: 'both', help: 'both|main|worker: where the SDK runs' },
     'insert-batch': { type: 'number', default: 5_000, help: 'rows per ClickHouse insert in the stage timings' },
@@ -64,17 +64,8 @@ const ARGS = parseBenchArgs(
     ...KAFKA_OPTIONS,
   },
 )
-const EVENTS = ARGS.events
-const SWEEP_EVENTS = ARGS['sweep-events']
-const PARTITIONS = ARGS.partitions
-/** Reads in flight at once: enough to keep the producer's batches full, bounded so memory stays flat. */
-const WINDOW = ARGS.window
+const { events: EVENTS, 'sweep-events': SWEEP_EVENTS, partitions: PARTITIONS, window: WINDOW, 'producer-thread': PRODUCER_THREAD, 'insert-batch': INSERT_BATCH, 'catch-up-timeout-ms': CATCH_UP_TIMEOUT_MS, 'tuned-max-bytes': TUNED_MAX_BYTES } = ARGS
 const SWEEP = ARGS.sweep !== 'no'
-const PRODUCER_THREAD = ARGS['producer-thread']
-const INSERT_BATCH = ARGS['insert-batch']
-const CATCH_UP_TIMEOUT_MS = ARGS['catch-up-timeout-ms']
-/** Writer fetch size of the tuned end-to-end run. */
-const TUNED_MAX_BYTES = ARGS['tuned-max-bytes']
 
 type ProducerSettings = Pick<AuditProducerConfigInput, 'lingerMs' | 'maxBatchMessages' | 'compression'>
 type WriterSettings = Pick<ChainWriterConfigInput, 'partitionsConsumedConcurrently' | 'maxBytesPerPartition'>

@@ -39,9 +39,7 @@ const ARGS = parseBenchArgs(
     wide: { type: 'string', default: 'yes', help: 'yes|no: also time the wider windows' },
   },
 )
-const EVENTS = ARGS.events
-const RUNS = ARGS.runs
-const KEEP_DIR = ARGS['keep-dir']
+const { events: EVENTS, runs: RUNS, 'keep-dir': KEEP_DIR } = ARGS
 const ONLY = new Set(ARGS.only.split(',').filter((n) => n !== ''))
 const WIDE_TOO = ARGS.wide === 'yes'
 

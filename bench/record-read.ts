@@ -33,7 +33,7 @@ import {
 } from './bench-support.js'
 import { KAFKA_OPTIONS, parseBenchArgs } from './args.js'
 
-const ARGS = parseBenchArgs(
+const { calls: CALLS, chunk: CHUNK, concurrency: CONCURRENCY, 'duration-ms': DURATION_MS, rates: RATES, 'rate-duration-ms': RATE_DURATION_MS, partitions: PARTITIONS } = parseBenchArgs(
   'What recording a read costs the application: (a) synchronous cost of recordRead, (b) acked reads/s with N callers, (c) ack latency at a steady rate.',
   {
     calls: { type: 'number', default: 50_000, help: '(a) calls timed after warm-up' },
@@ -46,13 +46,6 @@ const ARGS = parseBenchArgs(
     ...KAFKA_OPTIONS,
   },
 )
-const CALLS = ARGS.calls
-const CHUNK = ARGS.chunk
-const CONCURRENCY = ARGS.concurrency
-const DURATION_MS = ARGS['duration-ms']
-const RATES = ARGS.rates
-const RATE_DURATION_MS = ARGS['rate-duration-ms']
-const PARTITIONS = ARGS.partitions
 
 const sessionHashKey = randomBytes(32)
 

@@ -10,7 +10,7 @@ import { ACCESS_LOG_PROJECTIONS } from '../store/ddl.js'
 import { dropDatabase, loadChains, machineLine, openBenchStore, perSecond, printTable } from './bench-support.js'
 import { parseBenchArgs } from './args.js'
 
-const ARGS = parseBenchArgs(
+const { rows: ROWS, batch: BATCH, rounds: ROUNDS } = parseBenchArgs(
   "What access_log's projections cost the chain writer's inserts: the same chained batches into a store with and without them.",
   {
     rows: { type: 'number', default: 200_000, help: 'rows inserted per round and store' },
@@ -18,9 +18,6 @@ const ARGS = parseBenchArgs(
     rounds: { type: 'number', default: 2, help: 'alternating rounds' },
   },
 )
-const ROWS = ARGS.rows
-const BATCH = ARGS.batch
-const ROUNDS = ARGS.rounds
 
 async function main(): Promise<void> {
   console.log(`bench/store-insert — ${machineLine()}`)

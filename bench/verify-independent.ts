@@ -24,7 +24,7 @@ import type { Store } from '../store/store.js'
 import { cpuSince, machineLine, openBenchStore, loadChains, perSecond, printTable, sampleCpu } from './bench-support.js'
 import { parseBenchArgs } from './args.js'
 
-const ARGS = parseBenchArgs(
+const { rows: ROWS, chains: CHAINS, batch: BATCH, segment: SEGMENT, sweep: SWEEP } = parseBenchArgs(
   'Independent verification speed: rows streamed out of ClickHouse as RowBinary and re-hashed here on worker threads.',
   {
     rows: { type: 'number', default: 5_000_000, help: 'chained rows loaded (also the positional ROWS)' },
@@ -34,11 +34,6 @@ const ARGS = parseBenchArgs(
     sweep: { type: 'list', default: [25_000, 100_000, 250_000], help: 'segment sizes of the sweep' },
   }, { rowsPositional: true },
 )
-const ROWS = ARGS.rows
-const CHAINS = ARGS.chains
-const BATCH = ARGS.batch
-const SEGMENT = ARGS.segment
-const SWEEP = ARGS.sweep
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`

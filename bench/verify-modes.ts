@@ -37,7 +37,7 @@ import type { Store } from '../store/store.js'
 import { machineLine, openBenchStore, perSecond, printTable, realisticEvents } from './bench-support.js'
 import { parseBenchArgs } from './args.js'
 
-const ARGS = parseBenchArgs(
+const { rows: ROWS, small: SMALL, append: APPEND } = parseBenchArgs(
   '`readtrail verify` end to end in every mode, with signed checkpoints, on a small and a large log.',
   {
     rows: { type: 'number', default: 5_000_000, help: 'rows of the large log (also the positional ROWS)' },
@@ -45,9 +45,6 @@ const ARGS = parseBenchArgs(
     append: { type: 'number', default: 10_000, help: 'rows appended before the incremental runs' },
   }, { rowsPositional: true },
 )
-const ROWS = ARGS.rows
-const SMALL = ARGS.small
-const APPEND = ARGS.append
 const CHAINS = 3
 const BATCH = 20_000
 const CHECKPOINT_EVERY = 100_000

@@ -18,7 +18,7 @@ import type { Store } from '../store/store.js'
 import { cpuSince, machineLine, median, openBenchStore, loadChains, perSecond, printTable, sampleCpu } from './bench-support.js'
 import { parseBenchArgs } from './args.js'
 
-const ARGS = parseBenchArgs(
+const { rows: ROWS, chains: CHAINS, batch: BATCH, runs: RUNS } = parseBenchArgs(
   'In-database verification speed on a large log, and proof that it catches an edited row.',
   {
     rows: { type: 'number', default: 1_000_000, help: 'chained rows loaded' },
@@ -27,10 +27,6 @@ const ARGS = parseBenchArgs(
     runs: { type: 'number', default: 3, help: 'timed verify runs (median printed)' },
   },
 )
-const ROWS = ARGS.rows
-const CHAINS = ARGS.chains
-const BATCH = ARGS.batch
-const RUNS = ARGS.runs
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 

@@ -40,7 +40,7 @@ import {
 } from './bench-support.js'
 import { KAFKA_OPTIONS, parseBenchArgs } from './args.js'
 
-const ARGS = parseBenchArgs(
+const { unsigned: UNSIGNED, signed: SIGNED, partitions: PARTITIONS, rounds: ROUNDS } = parseBenchArgs(
   'What resuming only from signed heads costs a restarted chain writer.',
   {
     unsigned: { type: 'number', default: 10_000, help: 'rows stored after the newest signed checkpoint' },
@@ -50,10 +50,6 @@ const ARGS = parseBenchArgs(
     ...KAFKA_OPTIONS,
   },
 )
-const UNSIGNED = ARGS.unsigned
-const SIGNED = ARGS.signed
-const PARTITIONS = ARGS.partitions
-const ROUNDS = ARGS.rounds
 const registry = loadSchemaRegistry()
 const codec = createCodec(registry)
 

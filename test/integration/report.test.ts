@@ -79,6 +79,16 @@ function requireChromium(): string {
   }
 }
 
+/** The PDF check reads Chromium's output back with poppler (Debian's poppler-utils): missing, it fails, it never skips. */
+function requirePoppler(): void {
+  try {
+    execFileSync('pdfinfo', ['-v'], { stdio: 'pipe' })
+    execFileSync('pdftotext', ['-v'], { stdio: 'pipe' })
+  } catch (cause) {
+    throw new Error('pdfinfo/pdftotext are not on PATH: run `bash scripts/ensure-chromium.sh` first (it installs poppler-utils); the report test reads the printed PDF back and does not skip', { cause })
+  }
+}
+
 describe('readtrail report (HTML, checked in headless Chromium)', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'readtrail-report-'))
   const outDir = mkdtempSync(join(tmpdir(), 'readtrail-report-out-'))
@@ -103,6 +113,7 @@ describe('readtrail report (HTML, checked in headless Chromium)', () => {
 
   beforeAll(async () => {
     chromium = requireChromium()
+    requirePoppler()
     const events = await withStore((store) => seedChain(store, 'readtrail.access/0', EVENTS, scenario))
     signHead('readtrail.access/0', events)
   })

@@ -645,7 +645,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       const reason = describeError(e.payload.error)
       const level = !e.payload.restart ? 'error' : reason === lastCrash ? 'debug' : 'warn'
       lastCrash = reason
-      log[level]({ err: e.payload.error, restart: e.payload.restart }, e.payload.restart ? 'consumer crashed: kafkajs restarts it' : 'consumer crashed')
+      log[level]({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed')
       // kafkajs restarts only after retriable errors. After a non-retriable
       // one (e.g. the group coordinator forgot this member while a long
       // batch ran) it has disconnected for good, and the writer would sit

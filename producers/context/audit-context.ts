@@ -56,11 +56,20 @@ const validatedAnonymous = new WeakSet<object>()
  * @throws AuditContextError (CONTEXT_INVALID) naming every invalid field.
  */
 export function parseAuditContext(input: AuditContextInput): Readonly<AuditContext> {
-  if (typeof input === 'object' && input !== null && validated.has(input)) return input as Readonly<AuditContext>
-  const result = AuditContext.safeParse(input)
+  return parseFrozen(AuditContext, validated, input)
+}
+
+/** The same for an anonymous request's context (no principal). */
+export function parseAnonymousContext(input: z.input<typeof AnonymousAuditContext>): Readonly<AnonymousAuditContext> {
+  return parseFrozen(AnonymousAuditContext, validatedAnonymous, input)
+}
+
+function parseFrozen<S extends z.ZodType<object>>(schema: S, seen: WeakSet<object>, input: unknown): Readonly<z.output<S>> {
+  if (typeof input === 'object' && input !== null && seen.has(input)) return input as Readonly<z.output<S>>
+  const result = schema.safeParse(input)
   if (!result.success) throw new AuditContextError(namedIssues(result.error, '(context)'))
   const context = deepFreeze(result.data)
-  validated.add(context)
+  seen.add(context)
   return context
 }
 
@@ -86,15 +95,6 @@ export function runAnonymously<T>(context: z.input<typeof AnonymousAuditContext>
 /** Runs fn in a principal's or an anonymous scope (validated here unless it came from a parse function). */
 export function runInAuditScope<T>(scope: AuditScope, fn: () => T): T {
   return storage.run(scope.principal === undefined ? parseAnonymousContext(scope) : parseAuditContext(scope), fn)
-}
-
-export function parseAnonymousContext(input: z.input<typeof AnonymousAuditContext>): Readonly<AnonymousAuditContext> {
-  if (typeof input === 'object' && input !== null && validatedAnonymous.has(input)) return input as Readonly<AnonymousAuditContext>
-  const result = AnonymousAuditContext.safeParse(input)
-  if (!result.success) throw new AuditContextError(namedIssues(result.error, '(context)'))
-  const context = deepFreeze(result.data)
-  validatedAnonymous.add(context)
-  return context
 }
 
 /**

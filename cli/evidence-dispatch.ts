@@ -32,9 +32,9 @@ export interface EvidenceArgs {
 export async function evidenceCommand(config: AppConfig, args: EvidenceArgs, logger: Logger): Promise<number> {
   switch (args.sub) {
     case 'export': {
-      // Before the public key is read: a directory with no store is named as such, not as a missing key.
-      assertStoreFound(config)
       const trustedCheckpoints = async () => {
+        // After the output file is claimed (its problems come first), before Kafka is asked for checkpoints.
+        assertStoreFound(config)
         const checkpoints = await loadCheckpoints({
           database: config.store.database,
           publicKeyPath: config.checkpoints.publicKeyPath,
@@ -43,7 +43,14 @@ export async function evidenceCommand(config: AppConfig, args: EvidenceArgs, log
         })
         return [...checkpoints.analysis.trusted.values()].flat()
       }
-      const publicKeyPem = readFileSync(config.checkpoints.publicKeyPath, 'utf8')
+      let publicKeyPem: string
+      try {
+        publicKeyPem = readFileSync(config.checkpoints.publicKeyPath, 'utf8')
+      } catch (err) {
+        // A home with no key is usually a home with no store: say that, naming the path.
+        assertStoreFound(config)
+        throw err
+      }
       const viaStore = (options: ExportEvidenceOptions) =>
         withStore<EvidenceBundle>(config, 'readtrail evidence export', logger, (store) => exportEvidence(store, options), {
           op: 'evidence',

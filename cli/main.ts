@@ -3,9 +3,7 @@ import { availableParallelism } from 'node:os'
 import { ConfigError, describeError, isReadtrailError, ReadtrailError } from '../common/errors.js'
 import { parseDuration } from '../common/duration.js'
 import { parseCommandLine } from './command-line.js'
-import { loadAppConfig } from './config.js'
-import { commandHelp, globalHelp } from './help.js'
-import { assertStatePrivate, assertStoreFound, createCliLogger } from './runtime.js'
+import { findCommand } from './command-table.js'
 import { readtrailVersion } from './version.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -20,12 +18,15 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`readtrail ${readtrailVersion()}\n`)
     return 0
   }
+  // Help, the version and completion load neither Kafka's client nor the store: they answer at once.
   if (!spec || spec.name === 'help') {
-    const topic = spec && first !== undefined ? (await import('./command-table.js')).findCommand(first) : undefined
+    const { commandHelp, globalHelp } = await import('./help.js')
+    const topic = spec && first !== undefined ? findCommand(first) : undefined
     process.stdout.write(topic ? commandHelp(topic) : globalHelp(readtrailVersion()))
     return spec || values.help ? 0 : 2
   }
   if (values.help) {
+    const { commandHelp } = await import('./help.js')
     process.stdout.write(commandHelp(spec, first))
     return 0
   }
@@ -43,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       details: { issues: [{ key: 'READTRAIL_LOG_LEVEL', problem: `must be one of ${LOG_LEVELS.join(', ')}` }] },
     })
   }
+  const { loadAppConfig } = await import('./config.js')
+  const { assertStatePrivate, assertStoreFound, createCliLogger } = await import('./runtime.js')
   const logger = createCliLogger()
   const overrides = {
     brokers: values.brokers,

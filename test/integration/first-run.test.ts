@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { checkpointTopicOf } from '../../checkpoints/checkpoint-topic.js'
+import { checkpointTopicOf, ensureCheckpointTopic, readCheckpointTopic } from '../../checkpoints/checkpoint-topic.js'
 import { generateKeyFiles, loadSigningKey } from '../../checkpoints/keys.js'
 import { createKafka, KafkaConnection } from '../../common/kafka.js'
 import { createIngest } from '../../consumers/ingest.js'
@@ -28,17 +28,24 @@ describe('a first run on a freshly formatted broker', () => {
     const kafka = createKafka(connection, testLogger)
     const topic = 'readtrail.access'
 
-    // An application started before consume ever ran: the topic is named, with the command that creates it.
+    // The first thing on the fresh broker: the event topics and the checkpoint topic created at once (two
+    // readtrail processes starting together, or consume beside the demo). Before the fix this failed, in two
+    // runs of two, with CHECKPOINT_TOPIC_UNAVAILABLE "cannot create it: This server does not host this topic-partition".
+    const checkpointTopic = checkpointTopicOf(topic)
+    await Promise.all([ensureTopics(kafka, { topic, partitions: 3 }), ensureCheckpointTopic(kafka, checkpointTopic)])
+    expect(await readCheckpointTopic(kafka, checkpointTopic)).toMatchObject({ missing: false, entries: [] })
+
+    // An application started before consume ever ran: the topic is named, with the command that creates it, in one log line.
+    const notYet = 'readtrail.not-yet-created'
     const logged: string[] = []
     const appLogger = createLogger({ level: 'info' }, { write: (line: string) => void logged.push(line) })
-    const early = await thrown(createAuditProducer({ kafka: connection, topic, service: 'first-run-app', deliveryThread: 'worker' }, { logger: appLogger }))
+    const early = await thrown(createAuditProducer({ kafka: connection, topic: notYet, service: 'first-run-app', deliveryThread: 'worker' }, { logger: appLogger }))
     expect(early).toMatchObject({ code: 'KAFKA_TOPIC_MISSING', retriable: true })
     expect(logged.filter((l) => l.includes('KAFKA_TOPIC_MISSING'))).toHaveLength(1)
     expect((early as Error).message).toContain('readtrail consume')
-    expect((early as Error).message).toContain(`kafka-topics.sh --bootstrap-server ${broker.brokers[0]} --create --topic ${topic}`)
+    expect((early as Error).message).toContain(`kafka-topics.sh --bootstrap-server ${broker.brokers[0]} --create --topic ${notYet}`)
 
-    // readtrail consume: the event topics, then ingest (the signer creates and reads the checkpoint topic).
-    await ensureTopics(kafka, { topic, partitions: 3 })
+    // readtrail consume on it: ingest (the signer reads the checkpoint topic), a read, a checkpoint published.
     const dir = mkdtempSync(join(tmpdir(), 'readtrail-first-run-'))
     deferCleanup(() => rmSync(dir, { recursive: true, force: true }))
     const keyPath = join(dir, 'keys', 'checkpoint.key')
@@ -50,7 +57,7 @@ describe('a first run on a freshly formatted broker', () => {
       store,
       logger: testLogger,
       writer: { kafka: connection, topic, groupId },
-      checkpoints: { key: loadSigningKey(keyPath), logPath: join(dir, 'checkpoints.jsonl'), topic: checkpointTopicOf(topic), intervalMs: 3_600_000 },
+      checkpoints: { key: loadSigningKey(keyPath), logPath: join(dir, 'checkpoints.jsonl'), topic: checkpointTopic, intervalMs: 3_600_000 },
     })
     deferCleanup(() => ingest.stop())
     await ingest.start()

@@ -13,7 +13,7 @@ function columns(left: string, right: string, indent = '  '): string {
 
 /** `readtrail --help`: every command's usage, one line each, and the environment. */
 export function globalHelp(version: string): string {
-  const lines = [`readtrail ${version} — immutable access-audit log`, '', 'usage: readtrail <command> [flags]', '']
+  const lines = [`readtrail ${version} — immutable access-audit log`, '', 'usage: readtrail <command> [flags]', '', 'commands:']
   for (const c of COMMANDS) {
     lines.push(columns(c.name, c.summary))
   }

@@ -640,10 +640,11 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     })
     c.on(c.events.CRASH, (e) => {
       // kafkajs restarts the consumer itself after a retriable error (a fresh
-      // broker's coordinator still loading, a broker restarting): said once
-      // per reason, then at debug; one it does not restart from is an error.
+      // broker's coordinator still loading, a broker restarting): a retry,
+      // said once per reason at info, then at debug; one it does not restart
+      // from is an error.
       const reason = describeError(e.payload.error)
-      const level = !e.payload.restart ? 'error' : reason === lastCrash ? 'debug' : 'warn'
+      const level = !e.payload.restart ? 'error' : reason === lastCrash ? 'debug' : 'info'
       lastCrash = reason
       log[level]({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed')
       // kafkajs restarts only after retriable errors. After a non-retriable

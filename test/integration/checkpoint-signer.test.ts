@@ -122,7 +122,7 @@ describe('checkpoint signer (real Kafka)', () => {
         (e: unknown) => e,
       )
       expect(err).toBeInstanceOf(CheckpointError)
-      expect(err).toMatchObject({ code: 'CHECKPOINT_TOPIC_UNAVAILABLE', retriable: false })
+      expect(err).toMatchObject({ code: 'CHECKPOINT_TOPIC_INVALID', retriable: false })
       expect((err as Error).message).toContain('retention.ms=86400000')
     } finally {
       await admin.deleteTopics({ topics: [expiring] }).catch(() => {})

@@ -6,6 +6,7 @@ import { instrumentMysql2 } from '../../producers/hooks/mysql2.js'
 import { instrumentPg } from '../../producers/hooks/pg.js'
 import { createReadRecorder } from '../../producers/hooks/read-recorder.js'
 import { getSavedQuery } from '../../queries/catalog.js'
+import { recordedTablesSql } from '../../queries/table-names.js'
 import { runSavedQuery, type AnySavedQuery } from '../../queries/saved-query.js'
 import { deferCleanup } from '../helpers/cleanup.js'
 import { startHookPipeline, type HookPipeline } from '../helpers/hook-pipeline.js'
@@ -80,6 +81,20 @@ describe('table names round-trip from the hooks to every saved query', () => {
     expect((err as Error).message).toContain(`did you mean "${pgDb}.public.patients"?`)
     const wrongDb = await thrown(runSavedQuery(pipeline.store, query, params(`${pgDb}x.public.patients`)))
     expect(wrongDb).toMatchObject({ code: 'QUERY_TABLE_UNKNOWN' })
+  })
+
+  it('looks the recorded tables up in access_log\'s p_days projection, not its events', async () => {
+    const explain = async (sql: string, params: Record<string, unknown> = {}) => (await pipeline.store.queryRows<{ explain: string }>(`EXPLAIN ${sql}`, params)).map((r) => r.explain).join('\n')
+    expect(await explain(recordedTablesSql(pipeline.store))).toContain('ReadFromMergeTree (p_days)')
+    // The resolved-table filter keeps whole days on the projection too.
+    const query = getSavedQuery('reads-without-purpose')
+    const day = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)
+    const next = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10)
+    const p = query.params.parse({ from: day, to: next, tables: 'patients' })
+    const bound = { ...query.bind(p, { subjectKeys: new Map() }), db_names: [pgDb], table_names: ['public.patients'], limit_plus_one: 0 }
+    // Whole days from p_days; only the edge days from the events.
+    const reads = (await explain(query.sql(pipeline.store, p), bound)).split('\n').filter((l) => l.includes('ReadFromMergeTree'))
+    expect(reads.filter((l) => l.includes('(p_days)'))).toHaveLength(1)
   })
 
   it('resolves a database parameter too, and names the recorded databases when it matches none', async () => {

@@ -1,7 +1,8 @@
 import { parseConfig } from '../../common/config.js'
-import { describeError, isReadtrailError } from '../../common/errors.js'
+import { ConfigError, describeError, isReadtrailError } from '../../common/errors.js'
 import { createLogger, type Logger } from '../../common/logger.js'
 import type { AuditProducer } from '../audit-producer.js'
+import type { AuditProducerConfig } from '../config.js'
 import { currentAuditScope, type AuditScope } from '../context/audit-context.js'
 import { fingerprintQuery, type SqlDialect } from '../query-fingerprint.js'
 import { LIMITS } from '../../schemas/access-event.js'
@@ -61,6 +62,7 @@ const FINGERPRINT_CACHE_SIZE = 2000
 
 export function createReadRecorder(producer: AuditProducer, configInput: AuditHookConfigInput, options: ReadRecorderOptions = {}): ReadRecorder {
   const config = parseConfig(AuditHookConfig, configInput, 'audit hook')
+  assertDurableInTime(config, producer.config)
   const log = (options.logger ?? createLogger()).child({ component: 'audit-hook' })
   const stats: ReadRecorderStats = { recorded: 0, withoutContext: 0, anonymous: 0, unrecorded: 0, refused: 0 }
   // One cache per dialect: the same text lexes differently in each.
@@ -166,6 +168,24 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
     },
     stats: () => ({ ...stats }),
   })
+}
+
+/**
+ * A fail-closed read waits for its event to be sent (after `lingerMs`) and,
+ * with an outbox, for the broker's `sendDeadlineMs` before the outbox takes
+ * it. A `durableWithinMs` inside that wait refuses every fail-closed read
+ * (or every one while the broker is away, which the outbox is there to
+ * absorb): refused here, at start, instead of on every read.
+ * @throws ConfigError (CONFIG_INVALID) naming durableWithinMs and the bound.
+ */
+function assertDurableInTime(config: Readonly<AuditHookConfig>, producer: Readonly<Pick<AuditProducerConfig, 'lingerMs' | 'outbox'>>): void {
+  const failClosed = Object.entries(config.tables).filter(([, t]) => t.policy === 'fail-closed').map(([name]) => name)
+  if (failClosed.length === 0) return
+  const wait = producer.lingerMs + (producer.outbox?.sendDeadlineMs ?? 0)
+  if (config.durableWithinMs > wait) return
+  const why = producer.outbox ? `the producer's lingerMs (${producer.lingerMs}) plus outbox.sendDeadlineMs (${producer.outbox.sendDeadlineMs})` : `the producer's lingerMs (${producer.lingerMs})`
+  const problem = `must be more than ${why} = ${wait} ms, or every read of the fail-closed table${failClosed.length === 1 ? '' : 's'} ${failClosed.join(', ')} would be refused`
+  throw new ConfigError(`invalid audit hook configuration:\n  - durableWithinMs: ${problem}`, { details: { issues: [{ key: 'durableWithinMs', problem }] } })
 }
 
 /** Resolves once every event is durable; rejects AUDIT_UNAVAILABLE on the first failure or at the deadline. */

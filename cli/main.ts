@@ -130,9 +130,10 @@ async function main(argv: string[]): Promise<number> {
       return evidenceCommand(loadAppConfig(process.env, overrides), { sub: first, file: args[0], eventId: values.event, out: values.out, force: values.force ?? false, json: values.json ?? false, publicKeyPath: values['public-key'] }, logger)
     }
     case 'demo': {
-      const { startLocalKafka } = await import('../demo/local-kafka.js')
+      const { demoBrokers } = await import('../demo/local-kafka.js')
       const { runDemo } = await import('../demo/run-demo.js')
-      const brokers = values.brokers ?? process.env['READTRAIL_KAFKA_BROKERS'] ?? startLocalKafka()
+      // A broker given by flag or environment turns the demo's own off: the story's first line says so.
+      const brokers = demoBrokers(values.brokers, process.env, (line) => process.stdout.write(`${line}\n`))
       const config = loadAppConfig(process.env, { ...overrides, brokers, dataDir: values['data-dir'] ?? '.readtrail/demo' })
       const result = await runDemo(config, logger)
       return result.verified ? 0 : 1

@@ -37,9 +37,8 @@ export async function consumeCommand(config: AppConfig, logger: Logger): Promise
     })
     await ingest.start()
     const stopServing = store.kind === 'embedded' ? await serveOwnerApi(store, config.store.dataDir, logger, { key }) : async () => {}
-    const progress = setInterval(() => logger.info({ ...ingest.stats().writer }, 'chain writer progress'), 10_000)
+    // Progress is the chain writer's own line, logged only while events arrive.
     const fatal = await Promise.race([stopped.then(() => undefined), ingest.failed])
-    clearInterval(progress)
     await stopServing()
     await ingest.stop()
     if (fatal !== undefined) throw fatal

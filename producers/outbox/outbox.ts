@@ -4,7 +4,7 @@ import { z } from 'zod'
 import { parseConfig } from '../../common/config.js'
 import { isReadtrailError } from '../../common/errors.js'
 import { ensurePrivateDirectory, PRIVATE_FILE_MODE } from '../../common/private-dir.js'
-import { createLogger, type Logger } from '../../common/logger.js'
+import { componentLogger, silentLogger, type Logger } from '../../common/logger.js'
 import { writeCursorFile } from './cursor-file.js'
 import { OutboxError, outboxUnavailable } from './errors.js'
 import { acquireOutboxLock } from './outbox-lock.js'
@@ -137,7 +137,7 @@ interface ActiveSegment {
 export async function openOutbox(options: z.input<typeof OutboxOptions>, deps: OutboxDeps = {}): Promise<Outbox> {
   const config = parseConfig(OutboxOptions, options, 'outbox')
   const dir = config.dir
-  const logger = (deps.logger ?? createLogger()).child({ component: 'outbox', dir })
+  const logger = componentLogger(deps.logger ?? silentLogger(), 'outbox', { dir })
 
   try {
     // Modes passed explicitly: the SDK runs inside someone else's process and leaves its umask alone.

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Logger } from '../../common/logger.js'
+import { componentLogger, type Logger } from '../../common/logger.js'
 import { isReadtrailError } from '../../common/errors.js'
 import { runInAuditScope } from './audit-context.js'
 import { assertRequestContextOptions, deriveAuditScope, type RequestContextOptions } from './request-context.js'
@@ -19,7 +19,7 @@ export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void | 
  */
 export function withAuditContext(handler: HttpHandler, options: HttpAuditContextOptions): (req: IncomingMessage, res: ServerResponse) => void {
   assertRequestContextOptions(options, 'withAuditContext')
-  const log = options.logger?.child({ component: 'audit-context' })
+  const log = options.logger && componentLogger(options.logger, 'audit-context')
   return (req, res) => {
     // The handler runs inside the fulfilment callback, never inside a catch:
     // its own errors surface as they would unwrapped instead of becoming 500s

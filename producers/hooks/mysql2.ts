@@ -1,7 +1,7 @@
 import type { Connection, FieldPacket, Pool } from 'mysql2'
 import type { Connection as PromiseConnection, Pool as PromisePool } from 'mysql2/promise'
 import { ConfigError, describeError } from '../../common/errors.js'
-import { createLogger, type Logger } from '../../common/logger.js'
+import { componentLogger, silentLogger, type Logger } from '../../common/logger.js'
 import { bindToAuditContext, currentAuditScope, runWithoutAuditContext, type AuditScope } from '../context/audit-context.js'
 import { HookError } from './errors.js'
 import { resolveMysqlTables, type CatalogQuery, type MysqlCatalog, type MysqlTable } from './mysql2-catalog.js'
@@ -13,7 +13,7 @@ import type { TableRead } from './table-read.js'
 export type Mysql2Target = Connection | Pool | PromiseConnection | PromisePool
 
 export interface InstrumentMysql2Options {
-  /** @default a pino logger at READTRAIL_LOG_LEVEL */
+  /** Where the hook's warnings go. @default none: an SDK writes nothing to the host's output unless given a logger */
   logger?: Logger
 }
 
@@ -88,7 +88,7 @@ export async function instrumentMysql2<T extends Mysql2Target>(target: T, record
       core.execute(sql, values, (err, rows) => (err ? reject(err as Error) : resolve(rows as Record<string, unknown>[])))
     })
   const catalog = await resolveMysqlTables(catalogQuery, recorder.config)
-  const log = (options.logger ?? createLogger()).child({ component: 'mysql2-hook' })
+  const log = componentLogger(options.logger ?? silentLogger(), 'mysql2-hook')
   const hooks = createHooks(catalog, recorder, log)
   if (isCorePool(core)) hooks.pool(core)
   else hooks.connection(core)

@@ -1,6 +1,6 @@
 import { parseConfig } from '../../common/config.js'
 import { ConfigError, describeError, isReadtrailError } from '../../common/errors.js'
-import { createLogger, type Logger } from '../../common/logger.js'
+import { componentLogger, silentLogger, type Logger } from '../../common/logger.js'
 import type { AuditProducer } from '../audit-producer.js'
 import type { AuditProducerConfig } from '../config.js'
 import { currentAuditScope, type AuditScope } from '../context/audit-context.js'
@@ -53,6 +53,11 @@ export interface ReadRecorder {
 }
 
 export interface ReadRecorderOptions {
+  /**
+   * Where reads outside any context and unrecorded fail-open reads are
+   * logged (stats() counts them either way). @default none: an SDK writes
+   * nothing to the host's output unless given a logger
+   */
   logger?: Logger
 }
 
@@ -63,7 +68,7 @@ const FINGERPRINT_CACHE_SIZE = 2000
 export function createReadRecorder(producer: AuditProducer, configInput: AuditHookConfigInput, options: ReadRecorderOptions = {}): ReadRecorder {
   const config = parseConfig(AuditHookConfig, configInput, 'audit hook')
   assertDurableInTime(config, producer.config)
-  const log = (options.logger ?? createLogger()).child({ component: 'audit-hook' })
+  const log = componentLogger(options.logger ?? silentLogger(), 'audit-hook')
   const stats: ReadRecorderStats = { recorded: 0, withoutContext: 0, anonymous: 0, unrecorded: 0, refused: 0 }
   // One cache per dialect: the same text lexes differently in each.
   const fingerprints: Record<SqlDialect, Map<string, string>> = { postgres: new Map(), mysql: new Map() }

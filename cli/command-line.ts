@@ -3,7 +3,7 @@ import { ReadtrailError } from '../common/errors.js'
 import { SAVED_QUERIES } from '../queries/catalog.js'
 import { QueryError } from '../queries/errors.js'
 import { COMMANDS, FLAGS, findCommand, flagsOf, GLOBAL_FLAGS, parseArgsOptions, type CommandSpec, type FlagName } from './command-table.js'
-import { didYouMean } from './suggest.js'
+import { didYouMean } from '../common/suggest.js'
 
 /** The flags' values, typed from the command table. */
 export type FlagValues = {

@@ -2,7 +2,7 @@ import type { z } from 'zod'
 import { namedIssues } from '../common/zod-issues.js'
 import { QueryError } from '../queries/errors.js'
 import type { AnySavedQuery } from '../queries/saved-query.js'
-import { didYouMean } from './suggest.js'
+import { didYouMean } from '../common/suggest.js'
 
 /**
  * Example values by parameter name, for help and for error messages; a

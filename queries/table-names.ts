@@ -1,3 +1,4 @@
+import { editDistance } from '../common/suggest.js'
 import type { Store } from '../store/store.js'
 import { QueryError } from './errors.js'
 
@@ -172,15 +173,4 @@ function tableDistance(typed: string, t: RecordedTable): number {
   const want = typed.toLowerCase()
   const n = want.split('.').length
   return Math.min(...spellings(t).filter((parts) => parts.length >= n).map((parts) => editDistance(want, parts.slice(-n).join('.').toLowerCase())))
-}
-
-/** Levenshtein distance; names are short (at most a few hundred characters). */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i]
-    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)))
-    prev = row
-  }
-  return prev[b.length]!
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { closestMatches, didYouMean, editDistance } from '../../cli/suggest.js'
+import { closestMatches, didYouMean, editDistance } from '../../common/suggest.js'
 
 describe('editDistance', () => {
   it('counts insertions, deletions, substitutions and adjacent swaps as one edit each', () => {

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { tableName } from '../../queries/params.js'
 import { resolveTables, type RecordedTable } from '../../queries/table-names.js'
-import { thrown } from '../helpers/thrown.js'
+
+/** The error a synchronous call throws. */
+function caught(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  throw new Error('expected an error')
+}
 
 const RECORDED: RecordedTable[] = [
   { db_name: 'archive', table_name: 'applicants' },
@@ -48,14 +57,14 @@ describe('table names as users type them, matched to what the hooks recorded', (
   })
 
   it('says "did you mean" with the nearest recorded names, a different case first', async () => {
-    expect(await thrown(() => resolve(['patient']))).toMatchObject({ code: 'QUERY_TABLE_UNKNOWN', details: { param: 'table', value: 'patient', suggestions: ['clinic.public.patients', 'legacy.patients'] } })
-    expect(await thrown(() => resolve(['registry.applicant']))).toMatchObject({ details: { suggestions: ['registry.applicants'] } })
-    expect(await thrown(() => resolve(['Patients']))).toMatchObject({ details: { suggestions: ['clinic.public.patients', 'legacy.patients'] } })
-    const far = (await thrown(() => resolve(['zzzzzzzz']))) as Error & { details: { suggestions: string[] } }
+    expect(caught(() => resolve(['patient']))).toMatchObject({ code: 'QUERY_TABLE_UNKNOWN', details: { param: 'table', value: 'patient', suggestions: ['clinic.public.patients', 'legacy.patients'] } })
+    expect(caught(() => resolve(['registry.applicant']))).toMatchObject({ details: { suggestions: ['registry.applicants'] } })
+    expect(caught(() => resolve(['Patients']))).toMatchObject({ details: { suggestions: ['clinic.public.patients', 'legacy.patients'] } })
+    const far = (caught(() => resolve(['zzzzzzzz']))) as Error & { details: { suggestions: string[] } }
     expect(far.details.suggestions).toEqual([])
     expect(far.message).toContain('recorded: "archive.applicants"')
-    expect(await thrown(() => resolve(['patients'], 'clinc'))).toMatchObject({ details: { param: 'database', suggestions: ['clinic'] } })
-    expect(await thrown(() => resolveTables('q', {}, ['patients'], undefined, []))).toMatchObject({ message: expect.stringContaining('no reads are recorded in this store yet') })
+    expect(caught(() => resolve(['patients'], 'clinc'))).toMatchObject({ details: { param: 'database', suggestions: ['clinic'] } })
+    expect(caught(() => resolveTables('q', {}, ['patients'], undefined, []))).toMatchObject({ message: expect.stringContaining('no reads are recorded in this store yet') })
   })
 
   it('accepts one to three dotted parts and nothing that cannot be a name', () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -159,6 +159,8 @@ describe('the verifier key', () => {
     expect([again.code, again.stderr.includes('CHECKPOINT_KEY_INVALID')]).toEqual([2, true])
     // The private half removed: verify will not quietly start a new trust anchor.
     rmSync(join(home, 'keys', 'verifier.key'))
+    // A data directory the engine has used (so not STORE_NOT_FOUND, which is checked first).
+    mkdirSync(join(home, 'nowhere', 'metadata'), { recursive: true, mode: 0o700 })
     const verify = await runCli(['verify', '--no-checkpoints', '--data-dir', join(home, 'nowhere')], { READTRAIL_HOME: home })
     expect([verify.code, verify.stderr.includes('VERIFY_STATE_UNTRUSTED')], explain(verify)).toEqual([2, true])
   })

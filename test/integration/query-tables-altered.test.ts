@@ -4,7 +4,7 @@ import type { Finding, VerificationReport } from '../../integrity/report.js'
 import { nextVerifyState, type VerifyState } from '../../integrity/verify-state.js'
 import { collectFacts } from '../../integrity/verify-store.js'
 import { verifyLog } from '../../integrity/verify.js'
-import { PRINCIPAL_VIEW_COLUMNS, RECORD_VIEW_COLUMNS, viewSelect } from '../../store/ddl.js'
+import { PRINCIPAL_VIEW_COLUMNS, RECORD_PARTS_SQL, RECORD_VIEW_COLUMNS, viewSelect } from '../../store/ddl.js'
 import type { Store } from '../../store/store.js'
 import { buildSignedLog, type SignedLog } from '../helpers/signed-log.js'
 
@@ -108,5 +108,13 @@ describe('verify checks the query-serving tables\' definitions in every run', ()
     await expectAltered(log, state, [['(access_log)', /^access_log: its definition differs: readtrail creates .*PROJECTION p_hours/]])
     await ddl(log.store, `ALTER TABLE ${log.store.table('access_log')} ADD PROJECTION p_hours (SELECT principal_id, count() GROUP BY principal_id)`)
     await expectAltered(log, state, [['(access_log)', /^access_log: its definition differs: .*PROJECTION p_hours \(SELECT principal_id, count\(\) GROUP BY principal_id\)/]])
+  })
+
+  it('a record key index redefined under its name, same expression, a filter that skips nothing', async () => {
+    const { log, state } = await signedLog()
+    const table = log.store.table('access_log')
+    await ddl(log.store, `ALTER TABLE ${table} DROP INDEX record_parts_bf`)
+    await ddl(log.store, `ALTER TABLE ${table} ADD INDEX record_parts_bf ${RECORD_PARTS_SQL} TYPE bloom_filter(0.99) GRANULARITY 1`)
+    await expectAltered(log, state, [['(access_log)', /^access_log: its definition differs: readtrail creates .*bloom_filter\(0\.01\).*, found .*bloom_filter\(0\.99\)/]])
   })
 })

@@ -1,17 +1,53 @@
-import { ReadtrailError } from '../common/errors.js'
 import { generateKeyFiles } from '../checkpoints/keys.js'
+import { ReadtrailError } from '../common/errors.js'
+import type { AppConfig } from './config.js'
+import { generateProducerKey, listProducers } from './producer-keys-command.js'
+
+/** `readtrail keys …` as parsed: --out as given (each kind of key has its own default path). */
+export interface KeysArgs {
+  sub: string | undefined
+  out?: string | undefined
+  verifier?: boolean | undefined
+  producer?: string | undefined
+  trusted?: string | undefined
+  format?: string | undefined
+}
+
+/** Where each kind of key goes when no --out says. */
+export interface KeyPaths {
+  checkpointKey: string
+  verifierKey: string
+  /** READTRAIL_HOME: producer keys and the trusted-producers file live under it. */
+  home: string
+}
+
+/** The default key paths of this configuration and environment. */
+export function keyPathsOf(config: Readonly<AppConfig>, env: NodeJS.ProcessEnv): KeyPaths {
+  // cli/config.ts resolves the same home for the other state files; AppConfig does not carry it.
+  return { checkpointKey: config.checkpoints.keyPath, verifierKey: config.verifier.keyPath, home: env['READTRAIL_HOME'] || '.readtrail' }
+}
+
+const USAGE = 'usage: readtrail keys generate [--verifier | --producer SERVICE], readtrail keys list-producers'
 
 /**
- * `readtrail keys generate [--verifier] [--out PATH]`: writes a new key pair
- * and prints where it went: the checkpoint signing key (chain writer), or
- * with `--verifier` the key verify signs its state with. Only the public half
- * is printed; the private key never leaves its 0600 file.
+ * `readtrail keys generate [--verifier | --producer SERVICE] [--out PATH]`:
+ * writes a new key pair and prints where it went: the checkpoint signing key
+ * (chain writer), with `--verifier` the key verify signs its state with, with
+ * `--producer` a service's batch-signing key (also added to the trusted
+ * producers). `readtrail keys list-producers` prints the trusted producers.
+ * Only public halves are printed; a private key never leaves its 0600 file.
  */
-export function keysCommand(args: { sub: string | undefined; out: string; verifier?: boolean }, stdout: NodeJS.WritableStream = process.stdout): number {
+export function keysCommand(args: KeysArgs, paths: KeyPaths, stdout: NodeJS.WritableStream = process.stdout): number {
+  if (args.sub === 'list-producers') return listProducers({ trusted: args.trusted, home: paths.home, format: args.format ?? 'table' }, stdout)
   if (args.sub !== 'generate') {
-    throw new ReadtrailError('USAGE', `${args.sub === undefined ? 'missing keys subcommand' : `unknown keys subcommand ${JSON.stringify(args.sub)}`}; usage: readtrail keys generate [--verifier]`)
+    throw new ReadtrailError('USAGE', `${args.sub === undefined ? 'missing keys subcommand' : `unknown keys subcommand ${JSON.stringify(args.sub)}`}; ${USAGE}`)
   }
-  const files = generateKeyFiles(args.out)
+  if (args.producer !== undefined) {
+    if (args.verifier) throw new ReadtrailError('USAGE', '--producer and --verifier exclude each other: a key serves one purpose')
+    return generateProducerKey({ service: args.producer, out: args.out, trusted: args.trusted, home: paths.home }, stdout)
+  }
+  if (args.trusted !== undefined) throw new ReadtrailError('USAGE', '--trusted names where a producer key is trusted: give --producer SERVICE too')
+  const files = generateKeyFiles(args.out ?? (args.verifier ? paths.verifierKey : paths.checkpointKey))
   stdout.write(
     [
       `private key: ${files.privatePath} (mode 0600; only ${args.verifier ? 'readtrail verify' : 'the chain writer'} needs it)`,

@@ -120,10 +120,9 @@ async function main(argv: string[]): Promise<number> {
       )
     }
     case 'keys': {
-      const config = loadAppConfig(process.env, overrides)
-      const verifier = values.verifier ?? false
-      const { keysCommand } = await import('./keys-command.js')
-      return keysCommand({ sub: first, verifier, out: values.out ?? (verifier ? config.verifier.keyPath : config.checkpoints.keyPath) })
+      const { keyPathsOf, keysCommand } = await import('./keys-command.js')
+      const args = { sub: first, out: values.out, verifier: values.verifier, producer: values.producer, trusted: values.trusted, format: values.format }
+      return keysCommand(args, keyPathsOf(loadAppConfig(process.env, overrides), process.env))
     }
     case 'evidence': {
       const { evidenceCommand } = await import('./evidence-dispatch.js')

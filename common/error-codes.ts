@@ -63,6 +63,9 @@ export const ERROR_CODES = {
   OUTPUT_UNWRITABLE: 'An output file could not be created or written (read-only file system, missing directory, no permission; the errno is in details.errno); checked before any query ran, and no partial file was left.',
   OWNER_BUSY: 'The process owning the embedded store is already answering as many requests (or holding as many request bytes) as it allows; nothing was done, and the asker may try again shortly.',
   OWNER_REQUEST_TOO_LARGE: 'A request to the store\'s owner is larger than the owner accepts in one request; it was not sent.',
+  PRODUCER_KEY_INVALID: 'A producer signing key (the SDK option signingKey) is missing, unreadable, larger than a key file can be, not an Ed25519 private key in PKCS#8 PEM, readable by group or others, or not owned by the user running the producer (or, for readtrail keys generate --producer, a key file that already exists); the message names the path and the problem, never the key.',
+  TRUSTED_PRODUCERS_MISSING: 'No trusted-producers file at the configured path; the message names the path and the command that makes one (readtrail keys generate --producer).',
+  TRUSTED_PRODUCERS_INVALID: 'The trusted-producers file the chain writer reads is unreadable, too large, not the expected JSON (version 1, known fields only, bounded number of entries), holds a key that is not Ed25519 SPKI PEM, a key_id that is not the id of its own key, a key id twice, or is writable by group or others or owned by another user; the message names the path and the entry and field.',
   USAGE: 'The command line was not understood.',
 } as const satisfies Record<string, string>
 

@@ -38,7 +38,7 @@ describe('bash completion (readtrail completion bash)', () => {
   })
 
   it('completes subcommands, saved queries, report kinds and shells', () => {
-    expect(complete('keys', '')).toEqual(['generate'])
+    expect(complete('keys', '')).toEqual(['generate', 'list-producers'])
     expect(complete('evidence', '')).toEqual(['export', 'verify'])
     expect(complete('query', 'who')).toEqual(['who-touched-record'])
     expect(complete('query', '')).toEqual([...SAVED_QUERIES.keys()])

@@ -52,6 +52,8 @@ describe('bash completion (readtrail completion bash)', () => {
     expect(complete('evidence', 'export', '--')).toContain('--event')
     expect(complete('evidence', 'export', '--')).not.toContain('--json')
     expect(complete('evidence', 'verify', '--')).toContain('--json')
+    expect(complete('keys', 'generate', '--')).toEqual(['--out', '--verifier', '--producer', '--trusted', '--help', '--version'])
+    expect(complete('keys', 'list-producers', '--')).toEqual(['--trusted', '--format', '--help', '--version'])
     expect(complete('query', 'who-touched-record', '--f')).toEqual(['--format'])
   })
 

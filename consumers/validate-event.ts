@@ -1,5 +1,5 @@
-import { AccessEvent } from '../schemas/access-event.js'
-import { namedIssues } from '../common/zod-issues.js'
+import type { AccessEvent } from '../schemas/access-event.js'
+import { findEventIssues } from './check-event.js'
 import { IngestError } from './errors.js'
 
 /**
@@ -15,16 +15,19 @@ const MAX_ISSUES_NAMED = 20
  * part numbering) are checked again here before anything is chained. The
  * decoder already bounded every count and length (schemas/decode-bounds.ts)
  * at three UTF-8 bytes per character; the exact limits are checked here.
+ *
+ * The check is consumers/check-event.ts, not zod: it runs once per event on
+ * the writer's hot path, and accepts exactly what the zod AccessEvent accepts
+ * (test/unit/check-event-agreement.test.ts) at a fraction of the cost
+ * (bench/validate-event.ts).
  */
 export function assertAccessEvent(value: unknown): asserts value is AccessEvent {
-  const result = AccessEvent.safeParse(value)
-  if (!result.success) {
-    const all = namedIssues(result.error, '(event)')
-    const issues = all.slice(0, MAX_ISSUES_NAMED).map((i) => ({ field: i.key, problem: i.problem }))
-    const more = all.length - issues.length
-    const text = issues.map((i) => `${i.field}: ${i.problem}`).join('; ') + (more > 0 ? `; and ${more} more` : '')
-    throw new IngestError('EVENT_INVALID', `event fails validation: ${text}`, {
-      details: more > 0 ? { issues, more } : { issues },
-    })
-  }
+  const found = findEventIssues(value, MAX_ISSUES_NAMED)
+  if (found === undefined) return
+  const issues = found.named.map((i) => ({ field: i.field, problem: i.problem }))
+  const more = found.total - issues.length
+  const text = issues.map((i) => `${i.field}: ${i.problem}`).join('; ') + (more > 0 ? `; and ${more} more` : '')
+  throw new IngestError('EVENT_INVALID', `event fails validation: ${text}`, {
+    details: more > 0 ? { issues, more } : { issues },
+  })
 }

@@ -18,6 +18,8 @@ import { thrownBy } from '../helpers/thrown.js'
  */
 const SEED = Number(process.env['AGREEMENT_SEED'] ?? 20_261_205)
 const RUNS = Number(process.env['AGREEMENT_RUNS'] ?? 3000)
+/** About 1 s per 3000 runs on the 2-core machine; the margin is for a busy `npm test`. */
+const TIMEOUT_MS = Math.max(10_000, RUNS * 3)
 
 const KEYS = Object.keys(AccessEvent.shape)
 
@@ -239,14 +241,14 @@ describe('findEventIssues agrees with zod AccessEvent', () => {
       }),
       { seed: SEED, numRuns: Math.ceil(RUNS / 3) },
     )
-  })
+  }, TIMEOUT_MS)
 
   it('agrees on mutated events: acceptance, and every field named, in order', () => {
     fc.assert(
       fc.property(validEvent, fc.array(mutation, { minLength: 1, maxLength: 3 }), (event, mutations) => expectAgreement(mutate(event, mutations))),
       { seed: SEED, numRuns: RUNS },
     )
-  })
+  }, TIMEOUT_MS)
 
   it('agrees on each field replaced alone (the first problem is the one named first)', () => {
     for (const key of KEYS) {
@@ -255,14 +257,14 @@ describe('findEventIssues agrees with zod AccessEvent', () => {
         { seed: SEED, numRuns: Math.ceil(RUNS / 30) },
       )
     }
-  })
+  }, TIMEOUT_MS)
 
   it('agrees on anything at all', () => {
     fc.assert(
       fc.property(fc.oneof(fc.anything(), fc.object()), (value) => expectAgreement(value)),
       { seed: SEED, numRuns: Math.ceil(RUNS / 3) },
     )
-  })
+  }, TIMEOUT_MS)
 })
 
 // ---------------------------------------------------------------- limits

@@ -64,6 +64,11 @@ export const ERROR_CODES = {
   OWNER_BUSY: 'The process owning the embedded store is already answering as many requests (or holding as many request bytes) as it allows; nothing was done, and the asker may try again shortly.',
   OWNER_REQUEST_TOO_LARGE: 'A request to the store\'s owner is larger than the owner accepts in one request; it was not sent.',
   PRODUCER_KEY_INVALID: 'A producer signing key (the SDK option signingKey) is missing, unreadable, larger than a key file can be, not an Ed25519 private key in PKCS#8 PEM, readable by group or others, or not owned by the user running the producer (or, for readtrail keys generate --producer, a key file that already exists); the message names the path and the problem, never the key.',
+  PRODUCER_OVERLOADED: 'More encoded events are waiting for the broker than the producer\'s maxQueuedBytes allows: the read was not queued (a fail-open table counts it as unrecorded, a fail-closed table refuses it); no producer_seq was taken.',
+  MESSAGE_UNSIGNED: 'The chain writer refused a message that carries no producer signature (a wire-1 event, or a batch from a producer without signingKey) because unsigned producers are not allowed; the message is in the dead-letter topic.',
+  PRODUCER_KEY_UNKNOWN: 'The chain writer refused a batch signed with a key that is not in its trusted-producers file; the message is in the dead-letter topic.',
+  SIGNATURE_INVALID: 'The chain writer refused a batch whose signature does not verify under the trusted key it names, for the topic it was read from: it was forged, altered, or copied from another topic; the message is in the dead-letter topic.',
+  PRODUCER_NOT_AUTHORIZED: 'The chain writer refused a batch signed by a trusted key whose events claim another service than the one the key belongs to; the message is in the dead-letter topic.',
   TRUSTED_PRODUCERS_MISSING: 'No trusted-producers file at the configured path; the message names the path and the command that makes one (readtrail keys generate --producer).',
   TRUSTED_PRODUCERS_INVALID: 'The trusted-producers file the chain writer reads is unreadable, too large, not the expected JSON (version 1, known fields only, bounded number of entries), holds a key that is not Ed25519 SPKI PEM, a key_id that is not the id of its own key, a key id twice, or is writable by group or others or owned by another user; the message names the path and the entry and field.',
   USAGE: 'The command line was not understood.',
@@ -92,4 +97,5 @@ export const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'OUTBOX_UNAVAILABLE',
   'OUTBOX_LOCKED',
   'OWNER_BUSY',
+  'PRODUCER_OVERLOADED',
 ])

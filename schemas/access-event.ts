@@ -19,8 +19,8 @@ export const OUTCOMES = ['success', 'denied', 'error'] as const
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 /**
- * String limits count UTF-16 units (JavaScript's `length`); the decoder
- * bounds the same fields in UTF-8 bytes at three bytes per unit
+ * String limits count code points, as zod's `.max` does; the decoder bounds
+ * the same fields in UTF-8 bytes at four bytes per code point
  * (schemas/decode-bounds.ts), so nothing valid here is refused there.
  */
 export const LIMITS = Object.freeze({

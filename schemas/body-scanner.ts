@@ -95,7 +95,8 @@ export function minEncodedBytes(type: avro.Type, visiting: Set<avro.Type> = new 
 
 /**
  * Compiles the scan of a writer schema once; `fieldBounds` bounds the top
- * record's fields by name. A field with no bound (a field of a future
+ * record's fields by name (a nested record's, such as a batch's events, come
+ * from its field's `fields` bound). A field with no bound (a field of a future
  * version nobody named) is still bounded by the bytes of the message.
  */
 export function createBodyScanner(type: avro.Type, fieldBounds: Readonly<Record<string, DecodeBound>>): BodyScanner {
@@ -158,7 +159,7 @@ export function createBodyScanner(type: avro.Type, fieldBounds: Readonly<Record<
         return compileBlocks((t as avro.types.MapType).valuesType as avro.Type, compileLength(Infinity, `${field}{}`, 'a map key'), bound, field)
       case 'record':
       case 'error':
-        return compileRecord(t as avro.types.RecordType, field, top)
+        return compileRecord(t as avro.types.RecordType, field, top ? fieldBounds : bound.fields)
       default:
         if (t.typeName.startsWith('logical:')) return compile((t as avro.types.LogicalType).underlyingType, bound, field, top)
         // A type the scan does not know cannot be bounded: refuse to trust it at start-up, not per message.
@@ -216,7 +217,7 @@ export function createBodyScanner(type: avro.Type, fieldBounds: Readonly<Record<
     }
   }
 
-  function compileRecord(t: avro.types.RecordType, field: string, top: boolean): Scan {
+  function compileRecord(t: avro.types.RecordType, field: string, bounds: Readonly<Record<string, DecodeBound>> | undefined): Scan {
     const known = records.get(t)
     if (known) return known
     let fields: Scan[] = []
@@ -229,7 +230,7 @@ export function createBodyScanner(type: avro.Type, fieldBounds: Readonly<Record<
     records.set(t, scan)
     fields = t.fields.map((f) => {
       const path = field ? `${field}.${f.name}` : f.name
-      return compile(f.type, (top ? fieldBounds[f.name] : undefined) ?? NO_BOUND, path, false)
+      return compile(f.type, bounds?.[f.name] ?? NO_BOUND, path, false)
     })
     return scan
   }

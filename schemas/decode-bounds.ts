@@ -10,15 +10,19 @@ export interface DecodeBound {
   readonly maxBytes?: number
   readonly maxItems?: number
   readonly items?: DecodeBound
+  /** For a record value (a batch's events): its fields' bounds by name. */
+  readonly fields?: Readonly<Record<string, DecodeBound>>
 }
 
 /**
- * The most UTF-8 bytes one UTF-16 unit encodes to (a surrogate pair is 4
- * bytes for 2 units): a string within a zod `.max(n)` encodes in 3n bytes.
+ * The most UTF-8 bytes one character encodes to. zod's `.max(n)` counts code
+ * points, not UTF-16 units (256 emoji pass a 256-character limit), and an
+ * astral code point is 4 bytes: a string within `.max(n)` encodes in 4n
+ * bytes. At 3 the decoder refused names the validator accepts.
  */
-const UTF8_BYTES_PER_UNIT = 3
+export const UTF8_BYTES_PER_CHAR = 4
 
-const chars = (units: number): DecodeBound => Object.freeze({ maxBytes: units * UTF8_BYTES_PER_UNIT })
+const chars = (n: number): DecodeBound => Object.freeze({ maxBytes: n * UTF8_BYTES_PER_CHAR })
 /** Fixed-size values (numbers, enums, booleans, fixed): nothing to bound beyond the schema. */
 const FIXED: DecodeBound = Object.freeze({})
 const UUID_LENGTH = 36
@@ -56,6 +60,23 @@ export const ACCESS_EVENT_BOUNDS: Readonly<Record<string, DecodeBound>> = Object
   outcome: FIXED,
   producer_id: chars(LIMITS.name),
   producer_seq: FIXED,
+})
+
+/**
+ * Most events in one batch (wire v2): the ceiling of the producer's
+ * maxBatchMessages. The writer refuses a batch declaring more before
+ * reading one of them.
+ */
+export const MAX_EVENTS_PER_BATCH = 100_000
+
+/** Bounds of a batch's fields (wire v2): its events are bounded as access events are. */
+export const ACCESS_BATCH_BOUNDS: Readonly<Record<string, DecodeBound>> = Object.freeze({
+  signature: FIXED,
+  key_id: chars(LIMITS.name),
+  producer_id: chars(LIMITS.name),
+  service: chars(LIMITS.name),
+  environment: chars(LIMITS.name),
+  events: Object.freeze({ maxItems: MAX_EVENTS_PER_BATCH, items: Object.freeze({ fields: ACCESS_EVENT_BOUNDS }) }),
 })
 
 /**

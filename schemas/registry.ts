@@ -21,14 +21,17 @@ export interface SchemaRegistry {
   resolverFor(writer: SchemaVersion): avro.Resolver | undefined
 }
 
-const FILE_RE = /^access-event\.v(\d+)\.avsc$/
+/** The schema families released in schemas/avro: single events (wire v1) and signed batches (wire v2). */
+export type SchemaFamily = 'access-event' | 'access-batch'
+
+const fileRe = (family: SchemaFamily) => new RegExp(`^${family}\\.v(\\d+)\\.avsc$`)
 
 /** Default folder: schemas/avro beside this file (copied next to the build output). */
 export const DEFAULT_SCHEMA_DIR = fileURLToPath(new URL('./avro/', import.meta.url))
 
-export function parseSchemaVersion(file: string, text: string): SchemaVersion {
-  const match = FILE_RE.exec(file)
-  if (!match) throw new Error(`schema file ${file} is not named access-event.v<N>.avsc`)
+export function parseSchemaVersion(file: string, text: string, family: SchemaFamily = 'access-event'): SchemaVersion {
+  const match = fileRe(family).exec(file)
+  if (!match) throw new Error(`schema file ${file} is not named ${family}.v<N>.avsc`)
   // Plain records: decoded events are validated as data, with no methods attached.
   const type = avro.Type.forSchema(JSON.parse(text) as avro.Schema, { omitRecordMethods: true })
   // avsc's schema() is the Parsing Canonical Form the Avro spec fingerprints.
@@ -36,11 +39,16 @@ export function parseSchemaVersion(file: string, text: string): SchemaVersion {
   return Object.freeze({ version: Number(match[1]), file, type, fingerprint: crc64Avro(Buffer.from(canonical, 'utf8')) })
 }
 
-/** Loads every released version; the highest version number is current. */
-export function loadSchemaRegistry(dir: string = DEFAULT_SCHEMA_DIR): SchemaRegistry {
+/**
+ * Loads every released version of one family; the highest version number is
+ * current. Version numbers count wire versions across families (events are
+ * v1, batches v2 on), so a stored row's schema_version names one file.
+ */
+export function loadSchemaRegistry(dir: string = DEFAULT_SCHEMA_DIR, family: SchemaFamily = 'access-event'): SchemaRegistry {
+  const re = fileRe(family)
   const versions = readdirSync(dir)
-    .filter((f) => FILE_RE.test(f))
-    .map((f) => parseSchemaVersion(f, readFileSync(`${dir}/${f}`, 'utf8')))
+    .filter((f) => re.test(f))
+    .map((f) => parseSchemaVersion(f, readFileSync(`${dir}/${f}`, 'utf8'), family))
     .sort((a, b) => a.version - b.version)
   return createSchemaRegistry(versions)
 }

@@ -10,7 +10,7 @@ import { assertAccessEvent } from '../../consumers/validate-event.js'
 import { AccessEvent, LIMITS, MAX_MESSAGE_BYTES } from '../../schemas/access-event.js'
 import { createBodyScanner, minEncodedBytes } from '../../schemas/body-scanner.js'
 import { createCodec, HEADER_LENGTH } from '../../schemas/codec.js'
-import { ACCESS_EVENT_BOUNDS } from '../../schemas/decode-bounds.js'
+import { ACCESS_EVENT_BOUNDS, UTF8_BYTES_PER_CHAR } from '../../schemas/decode-bounds.js'
 import { SchemaError } from '../../schemas/errors.js'
 import { ReadInput } from '../../schemas/read-input.js'
 import { DEFAULT_SCHEMA_DIR, loadSchemaRegistry } from '../../schemas/registry.js'
@@ -96,21 +96,21 @@ describe('lengths', () => {
   })
 
   it('a string longer than its field allows, though the message holds it, is refused naming the bound', () => {
-    const bytes = LIMITS.name * 3 + 1
+    const bytes = LIMITS.name * UTF8_BYTES_PER_CHAR + 1
     const { err } = refusal(spliceField(codec, writerType, makeEvent(), 'principal_id', Buffer.concat([varintOf(bytes), Buffer.alloc(bytes, 0x61)])))
-    expect(err.message).toContain(`principal_id: a string of ${bytes} bytes is longer than the ${LIMITS.name * 3} allowed`)
+    expect(err.message).toContain(`principal_id: a string of ${bytes} bytes is longer than the ${LIMITS.name * UTF8_BYTES_PER_CHAR} allowed`)
   })
 
   it('a record id longer than its bound, inside the array, names the items', () => {
-    const bytes = LIMITS.recordId * 3 + 1
+    const bytes = LIMITS.recordId * UTF8_BYTES_PER_CHAR + 1
     const { err } = refusal(spliceField(codec, writerType, makeEvent(), 'record_ids', Buffer.concat([varintOf(1), varintOf(bytes), Buffer.alloc(bytes, 0x31), Buffer.from([0])])))
-    expect(err.details).toMatchObject({ field: 'record_ids[]', limit: LIMITS.recordId * 3 })
+    expect(err.details).toMatchObject({ field: 'record_ids[]', limit: LIMITS.recordId * UTF8_BYTES_PER_CHAR })
   })
 
   it('a nullable string is bounded like the string', () => {
-    const bytes = LIMITS.text * 3 + 1
+    const bytes = LIMITS.text * UTF8_BYTES_PER_CHAR + 1
     const { err } = refusal(spliceField(codec, writerType, makeEvent(), 'purpose', Buffer.concat([varintOf(1), varintOf(bytes), Buffer.alloc(bytes, 0x61)])))
-    expect(err.details).toMatchObject({ field: 'purpose', limit: LIMITS.text * 3 })
+    expect(err.details).toMatchObject({ field: 'purpose', limit: LIMITS.text * UTF8_BYTES_PER_CHAR })
   })
 
   it.each([-1n, -(2n ** 40n)])('a negative string length (%s) is refused', (length) => {

@@ -256,7 +256,7 @@ export interface InsertTimeline {
 }
 
 /**
- * The same store with insertJsonLines timed: how long the writer spends
+ * The same store with insertRowBinary timed: how long the writer spends
  * waiting for ClickHouse, measured from outside the writer.
  */
 export function timeInserts(store: Store): { store: Store; timeline: InsertTimeline } {
@@ -265,17 +265,17 @@ export function timeInserts(store: Store): { store: Store; timeline: InsertTimel
   let busySince = 0
   const timed: Store = Object.freeze({
     ...store,
-    async insertJsonLines(table: string, lines: readonly string[]) {
+    async insertRowBinary(table: string, rows: Buffer, rowCount: number, columns?: readonly string[]) {
       const start = performance.now()
       timeline.firstStartAt ??= start
       if (running++ === 0) busySince = start
       try {
-        await store.insertJsonLines(table, lines)
+        await store.insertRowBinary(table, rows, rowCount, columns)
       } finally {
         const end = performance.now()
         if (--running === 0) timeline.busyMs += end - busySince
         timeline.inserts += 1
-        timeline.rows += lines.length
+        timeline.rows += rowCount
         timeline.lastEndAt = end
       }
     },
@@ -327,7 +327,7 @@ export async function dropDatabase(client: BenchStore['store']['client'], databa
 
 /**
  * Chains `rows` realistic events over `chains` chains round-robin, `batch`
- * rows at a time, inserting each batch through access_log_ingest as the chain
+ * rows at a time, inserting each batch into access_log as the chain
  * writer would; prints progress every quarter. Returns the time spent linking
  * and inserting, apart.
  */
@@ -345,7 +345,7 @@ export async function loadChains(store: Store, plan: { rows: number; chains: num
     const events = realisticEvents(n, { producerId: `bench-verify-${b}`, startMicros: Date.UTC(2026, 10, 1) * 1000 + done * 1000 })
     const linked = linkEntries(heads[c]!, events.map((event, i) => ({ event, offset: BigInt(offset + i), schemaVersion: 1 })), nowMicros())
     const t1 = performance.now()
-    await store.insertJsonLines('access_log_ingest', linked.lines)
+    await store.insertRowBinary('access_log', linked.rows, linked.count)
     insertMs += performance.now() - t1
     linkMs += t1 - t0
     heads[c] = linked.head

@@ -7,7 +7,7 @@
  *
  * Stages measured on their own: (i) produce only, (ii) consume only (writer
  * started after everything is on the topic), (iii) chain linking in TS,
- * (iv) ClickHouse insert of prepared ingest lines, (v) decode + validate.
+ * (iv) ClickHouse insert of prepared RowBinary rows, (v) decode + validate.
  * Then end to end, with the SDK either in this thread (competing with the
  * writer for one event loop) or in a worker thread (as when the application
  * and the writer are separate processes), and a sweep of the settings that
@@ -16,7 +16,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import type { Kafka } from 'kafkajs'
 import { nowMicros } from '../common/time.js'
-import { chainIdOf, emptyChain, linkEntries, type ChainEntry } from '../consumers/chain.js'
+import { chainIdOf, emptyChain, linkEntries, type ChainedBatch, type ChainEntry } from '../consumers/chain.js'
 import { createChainWriter } from '../consumers/chain-writer.js'
 import { UNSIGNED_CHAINS } from '../consumers/chain-resume.js'
 import { ChainWriterConfig, type ChainWriterConfigInput } from '../consumers/config.js'
@@ -245,29 +245,29 @@ function entriesOf(count: number): ChainEntry[] {
   })
 }
 
-/** (iii) linkEntries over batches, as the writer calls it; returns the lines for (iv). */
-function linkRate(entries: readonly ChainEntry[], batch: number): { perSec: number; bytesPerRow: number; batches: string[][] } {
+/** (iii) linkEntries over batches, as the writer calls it; returns the rows for (iv). */
+function linkRate(entries: readonly ChainEntry[], batch: number): { perSec: number; bytesPerRow: number; batches: ChainedBatch[] } {
   linkEntries(emptyChain('warm/0'), entries.slice(0, 5_000), nowMicros())
   let head = emptyChain(chainIdOf('bench', 0))
-  const batches: string[][] = []
+  const batches: ChainedBatch[] = []
   const t0 = performance.now()
   for (let i = 0; i < entries.length; i += batch) {
     const linked = linkEntries(head, entries.slice(i, i + batch), nowMicros())
     head = linked.head
-    batches.push(linked.lines)
+    batches.push(linked)
   }
   const ms = performance.now() - t0
-  const bytesPerRow = batches.reduce((n, lines) => n + lines[0]!.length, 0) / batches.length
+  const bytesPerRow = batches.reduce((n, b) => n + b.rows.length / b.count, 0) / batches.length
   return { perSec: perSecond(entries.length, ms), bytesPerRow, batches }
 }
 
-/** (iv) ClickHouse inserts of prepared ingest lines (access_log and both materialised views). */
-async function insertRate(bench: BenchStore, batches: readonly string[][]): Promise<number> {
+/** (iv) ClickHouse inserts of prepared RowBinary rows (access_log and its materialised views). */
+async function insertRate(bench: BenchStore, batches: readonly ChainedBatch[]): Promise<number> {
   const store = await bench.freshDatabase('insert')
   try {
-    const rows = batches.reduce((n, lines) => n + lines.length, 0)
+    const rows = batches.reduce((n, b) => n + b.count, 0)
     const t0 = performance.now()
-    for (const lines of batches) await store.insertJsonLines('access_log_ingest', lines)
+    for (const b of batches) await store.insertRowBinary('access_log', b.rows, b.count)
     return perSecond(rows, performance.now() - t0)
   } finally {
     await dropDatabase(store.client, store.database)
@@ -334,8 +334,8 @@ async function main(): Promise<void> {
           `${fmt(consumed.totalMs)} ms, of which ${fmt(consumed.startupMs)} ms to the first insert (join, fetch, first batch); then ${fmt(perSecond(EVENTS, consumed.totalMs - consumed.startupMs))}/s ` +
           `with an insert running ${Math.round(consumed.insertBusy * 100)}% of the time; ${consumed.batches} batches of ~${fmt(EVENTS / consumed.batches)}; ${describeCpu(consumed.cpu, EVENTS)}`,
       },
-      { stage: '(iii) linkEntries (RowBinary + SHA-256 + JSON line)', 'events/s': link.perSec, 'µs/event': us(link.perSec), note: `one thread; ${Math.round(link.bytesPerRow)} B per JSON line` },
-      { stage: '(iv) insertJsonLines → access_log_ingest → access_log + 2 query views', 'events/s': insert, 'µs/event': us(insert), note: 'chDB engine threads' },
+      { stage: '(iii) linkEntries (RowBinary + SHA-256)', 'events/s': link.perSec, 'µs/event': us(link.perSec), note: `one thread; ${Math.round(link.bytesPerRow)} B per RowBinary row` },
+      { stage: '(iv) insertRowBinary → access_log + its views and rollups', 'events/s': insert, 'µs/event': us(insert), note: 'chDB engine threads' },
       { stage: '(v) codec.decode + assertAccessEvent', 'events/s': dv.both, 'µs/event': us(dv.both), note: `one thread; decode alone ${fmt(dv.decode)}/s, validate alone ${fmt(dv.validate)}/s` },
       {
         stage: '(iii)+(iv)+(v) back to back',

@@ -6,7 +6,7 @@
  *   npx tsx bench/verify-independent.ts 5000000
  *
  * Rows are chained in-process with linkEntries (realistic events, 10 record
- * ids each) and loaded through access_log_ingest as the chain writer loads
+ * ids each) and loaded into access_log as the chain writer loads
  * them; the two query-view materialised views are dropped first (this bench
  * never reads them, and they would triple the load time). Then scanSegments
  * runs with 1 and 2 workers, a single-threaded pass splits one scan's time
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     const load = await loadChains(store, { rows: ROWS, chains: CHAINS, batch: BATCH })
     printTable('Generation (not part of verification)', [
       { step: 'realisticEvents + linkEntries', ms: load.linkMs, 'rows/s': perSecond(ROWS, load.linkMs) },
-      { step: 'insertJsonLines into access_log_ingest (views dropped)', ms: load.insertMs, 'rows/s': perSecond(ROWS, load.insertMs) },
+      { step: 'insertRowBinary into access_log (views dropped)', ms: load.insertMs, 'rows/s': perSecond(ROWS, load.insertMs) },
     ])
     const [size] = await store.queryRows<{ rows: number; bytes: number }>(
       `SELECT sum(rows) AS rows, sum(data_uncompressed_bytes) AS bytes FROM system.parts WHERE database = {db:String} AND table = 'access_log' AND active`,

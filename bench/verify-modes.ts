@@ -7,7 +7,7 @@
  *   npx tsx bench/verify-modes.ts [rows]            (default 5,000,000)
  *   npx tsx bench/verify-modes.ts 5000000 --small=1000000 --append=10000
  *
- * Rows are chained in-process and loaded through access_log_ingest as the
+ * Rows are chained in-process and loaded into access_log as the
  * chain writer loads them; the query views' materialised views are dropped
  * first (view checks are measured by bench/verify.ts), so every mode here
  * checks the chain, the checkpoints and the producers' sequences. A
@@ -96,7 +96,7 @@ async function grow(log: Log, count: number): Promise<number> {
     const events = realisticEvents(n, { producerId: `bench-verify-${log.batches}`, startMicros: Date.UTC(2026, 10, 1) * 1000 + log.rows * 1000 })
     const head = log.heads[c]!
     const linked = linkEntries(head, events.map((event, i) => ({ event, offset: BigInt(head.seq + i), schemaVersion: 1 })), nowMicros())
-    await log.store.insertJsonLines('access_log_ingest', linked.lines)
+    await log.store.insertRowBinary('access_log', linked.rows, linked.count)
     log.heads[c] = linked.head
     log.sinceCheckpoint[c]! += n
     if (log.sinceCheckpoint[c]! >= CHECKPOINT_EVERY) sign(log, c)

@@ -6,7 +6,7 @@
  *   npx tsx bench/verify.ts --rows=5000000
  *
  * Rows are chained in-process with linkEntries (realistic events, 10 record
- * ids each) and loaded through access_log_ingest as the chain writer loads
+ * ids each) and loaded into access_log as the chain writer loads
  * them; then verifyInDb runs `runs` times (median reported), one row is
  * tampered with, and verifyInDb runs again.
  */
@@ -37,9 +37,9 @@ async function main(): Promise<void> {
   try {
     const store = await bench.freshDatabase('verify')
     const load = await loadChains(store, { rows: ROWS, chains: CHAINS, batch: BATCH })
-    printTable('Load (chain in TS, then insert through access_log_ingest and its views)', [
+    printTable('Load (chain in TS, then insert into access_log and its views)', [
       { step: 'linkEntries (incl. making the events)', ms: load.linkMs, 'rows/s': perSecond(ROWS, load.linkMs) },
-      { step: 'insertJsonLines (access_log + access_by_principal + record_access)', ms: load.insertMs, 'rows/s': perSecond(ROWS, load.insertMs) },
+      { step: 'insertRowBinary (access_log + access_by_principal + record_access)', ms: load.insertMs, 'rows/s': perSecond(ROWS, load.insertMs) },
     ])
     const [size] = await store.queryRows<{ rows: number; bytes: number; compressed: number }>(
       `SELECT sum(rows) AS rows, sum(data_uncompressed_bytes) AS bytes, sum(data_compressed_bytes) AS compressed

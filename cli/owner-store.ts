@@ -43,7 +43,7 @@ export function ownerReadStore(target: OwnerTarget): Store {
       if (!Array.isArray(rows)) throw new ReadtrailError('STORE_UNAVAILABLE', 'the store owner answered a row read with something other than rows')
       return rows
     },
-    insertJsonLines: refuse('inserting rows'),
+    insertRowBinary: refuse('inserting rows'),
     withDatabase: refuse('another database'),
     close: async () => {},
   })

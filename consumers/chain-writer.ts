@@ -333,7 +333,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       if (chain.head.lastOffset !== null && entry.offset <= chain.head.lastOffset) continue
       const linked = linkEntries(chain.head, [entry], nowMicros())
       try {
-        await store.insertJsonLines('access_log_ingest', linked.lines)
+        await store.insertRowBinary('access_log', linked.rows, linked.count)
         chain.head = linked.head
         stats.stored += 1
       } catch (err) {
@@ -492,7 +492,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       }
       const linked = linkEntries(chain.head, entries, nowMicros())
       try {
-        await store.insertJsonLines('access_log_ingest', linked.lines)
+        await store.insertRowBinary('access_log', linked.rows, linked.count)
         chain.head = linked.head
         stats.stored += entries.length
         stats.restored += restoring

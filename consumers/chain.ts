@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto'
 import type { AccessEvent } from '../schemas/access-event.js'
-import { ACCESS_LOG_COLUMNS, toIngestJson, writeCanonical, type ChainedRow } from '../store/access-log-columns.js'
+import { ACCESS_LOG_COLUMNS, writeCanonical, type ChainedRow } from '../store/access-log-columns.js'
 import { RowBinaryWriter } from '../store/row-binary.js'
 
 /** The newest stored row of a chain, as read back from ClickHouse. */
@@ -27,8 +27,14 @@ export interface ChainEntry {
 }
 
 export interface ChainedBatch {
-  /** JSONCompactEachRow lines for access_log_ingest, in chain order. */
-  lines: string[]
+  /**
+   * The RowBinary rows for access_log, in chain order: each row's canonical
+   * encoding, then its 32-byte hash (STORED_COLUMN_NAMES). The insert
+   * stores the very bytes that were hashed.
+   */
+  rows: Buffer
+  /** Rows in `rows`. */
+  count: number
   head: ChainHead
 }
 
@@ -39,19 +45,23 @@ export interface ChainedBatch {
  * head untouched.
  */
 export function linkEntries(head: ChainHead, entries: readonly ChainEntry[], ingestedAt: number, writer = new RowBinaryWriter()): ChainedBatch {
-  const lines: string[] = []
+  writer.reset()
   let seq = head.seq
   let prev = head.hash
   let lastOffset = head.lastOffset
   for (const entry of entries) {
     seq += 1
-    const row = chainedRow(head.chainId, seq, prev, entry, ingestedAt)
-    const rowHash = hashRow(writer, row)
-    lines.push(toIngestJson(row, rowHash))
+    const start = writer.length
+    writeCanonical(writer, chainedRow(head.chainId, seq, prev, entry, ingestedAt))
+    // One-shot, as a hash object per row cost more than the hashing. The view
+    // is read before the next write can move the buffer.
+    const rowHash = hash('sha256', writer.view(start), 'buffer')
+    writer.bytes(rowHash)
     prev = rowHash
     lastOffset = entry.offset
   }
-  return { lines, head: { chainId: head.chainId, seq, hash: prev, lastOffset } }
+  // A copy: the writer may be the caller's, reused for the next batch.
+  return { rows: writer.slice(0), count: entries.length, head: { chainId: head.chainId, seq, hash: prev, lastOffset } }
 }
 
 /** The hash of one entry's row at a fixed seq, for any prev_hash and ingested_at. */
@@ -66,7 +76,7 @@ const REHASHED_COLUMNS: ReadonlySet<string> = new Set(['prev_hash', 'ingested_at
  * deleted insert): the row is encoded once, and those two columns are
  * rewritten in place by their own column writers, so the bytes hashed are
  * the ones linkEntries hashes, at a fraction of the cost of encoding the row
- * (and building its insert line) for every try.
+ * for every try.
  */
 export function rowRehasher(chainId: string, seq: number, entry: ChainEntry): RowRehash {
   const row = chainedRow(chainId, seq, GENESIS_HASH, entry, 0)
@@ -114,13 +124,6 @@ function chainedRow(chainId: string, seq: number, prev: Buffer, entry: ChainEntr
     ingested_at: ingestedAt,
     schema_version: entry.schemaVersion,
   } satisfies ChainedRow
-}
-
-/** SHA-256 of the row's canonical encoding; one-shot, as a hash object per row cost more than the hashing. */
-function hashRow(writer: RowBinaryWriter, row: ChainedRow): Buffer {
-  writer.reset()
-  writeCanonical(writer, row)
-  return hash('sha256', writer.view(0), 'buffer')
 }
 
 /** Chain ids name their source: `<topic>/<partition>`. */

@@ -94,21 +94,21 @@ export function rebuildGap(anchors: GapAnchors, events: readonly ChainEntry[], h
     }
     return prev
   }
-  // Only the proved candidate is linked into insert lines: building them for
+  // Only the proved candidate is linked into insert rows: encoding them for
   // every candidate cost more than hashing it.
   const found = (entries: ChainEntry[], runs: readonly Run[]): RebuildOutcome => {
     let head = anchors.left
-    const lines: string[] = []
+    const rows: Buffer[] = []
     let at = 0
     for (const [size, ingestedAt] of runs) {
       const linked = linkEntries(head, entries.slice(at, at + size), ingestedAt, writer)
-      lines.push(...linked.lines)
+      rows.push(linked.rows)
       head = linked.head
       at += size
     }
     // The proof stands on the rows the writer's own linking gives, not on the search's shortcut.
     if (!isProof(entries, head.hash)) throw new Error(`repair search: a candidate proved by rowRehasher does not link to the same hash (seqs ${anchors.left.seq + 1}-${head.seq})`)
-    return { proved: true, batch: { lines, head }, entries, ingestedAt: runs.flatMap(([size, t]) => Array<number>(size).fill(t)), candidates }
+    return { proved: true, batch: { rows: Buffer.concat(rows), count: at, head }, entries, ingestedAt: runs.flatMap(([size, t]) => Array<number>(size).fill(t)), candidates }
   }
   const lo = anchors.leftIngestedAt ?? 0
   const left = anchors.leftIngestedAt

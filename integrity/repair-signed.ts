@@ -1,6 +1,7 @@
 import type { Kafka } from 'kafkajs'
 import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
 import type { Logger } from '../common/logger.js'
+import type { ChainedBatch } from '../consumers/chain.js'
 import { rebuildGap, type RebuildLimits, type RebuildOutcome } from '../consumers/repair-rebuild.js'
 import { readPartitionSlice, type EventDecoder, type KafkaEvent, type MessageBounds } from '../consumers/repair-messages.js'
 import { readChainBreaks, readHighestRow, readStoredEventIds } from '../store/repair-breaks.js'
@@ -75,7 +76,7 @@ export async function restoreSignedRows(t: RepairTarget, chainId: string, cp: Si
       item.outcome = 'provable'
       continue
     }
-    await insertProvedRows(t.store, chainId, step.from, step.to, outcome.batch.lines)
+    await insertProvedRows(t.store, chainId, step.from, step.to, outcome.batch)
     item.outcome = 'restored'
     t.logger.error(
       { chain_id: chainId, from_seq: step.from, to_seq: step.to, checkpoint_index: cp.index, alert: 'READTRAIL_INTEGRITY_ALERT' },
@@ -117,15 +118,15 @@ async function dropReplayedDuplicates(store: Store, chainId: string, events: rea
 }
 
 /**
- * Inserts proved rows the way the chain writer does (through
- * access_log_ingest, so the materialised views take them), after clearing
+ * Inserts proved rows the way the chain writer does (into access_log, so
+ * the materialised views take them), after clearing
  * whatever the per-event views still hold at those seqs (a deletion from
  * access_log alone leaves them there), then rebuilds the rollup keys they
  * fall under, which may still count the deleted rows.
  */
-async function insertProvedRows(store: Store, chainId: string, from: number, to: number, lines: readonly string[]): Promise<void> {
+async function insertProvedRows(store: Store, chainId: string, from: number, to: number, batch: ChainedBatch): Promise<void> {
   const range = { chainId, from, to }
   await deleteViewRows(store, range)
-  await store.insertJsonLines('access_log_ingest', lines)
+  await store.insertRowBinary('access_log', batch.rows, batch.count)
   await rebuildRollups(store, chainId, await readRollupKeys(store, range))
 }

@@ -20,21 +20,7 @@ interface ColumnSpec {
   readonly type: string
   /** Appends the column's RowBinary bytes: what the hash covers. */
   readonly write: (w: RowBinaryWriter, row: ChainedRow) => void
-  /**
-   * How the value travels in the JSON insert when it cannot go as itself:
-   * bytes as hex, times as integer microseconds. JSON cannot carry raw bytes,
-   * so rows land in the Null-engine access_log_ingest table and a
-   * materialised view converts them with `expr`.
-   */
-  readonly ingest?: { readonly type: string; readonly expr: string; readonly json: (row: ChainedRow) => unknown }
 }
-
-const hexIngest = (name: 'prev_hash') => ({ type: 'String', expr: `unhex(${name})`, json: (r: ChainedRow) => r[name].toString('hex') })
-const microsIngest = (name: 'ingested_at' | 'occurred_at') => ({
-  type: 'Int64',
-  expr: `fromUnixTimestamp64Micro(${name}, 'UTC')`,
-  json: (r: ChainedRow) => r[name],
-})
 
 const enumType = (symbols: readonly string[]) => `Enum8(${symbols.map((s, i) => `'${s}' = ${i + 1}`).join(', ')})`
 /** Enum8 codes: 1-based positions of the Avro enum symbols. */
@@ -64,26 +50,21 @@ const ipv6Of = (ip: string): Buffer => {
  * only the chain links would miss an edited principal.
  */
 export const ACCESS_LOG_COLUMNS: readonly ColumnSpec[] = Object.freeze([
-  { name: 'prev_hash', type: 'FixedString(32)', write: (w, r) => w.fixed(r.prev_hash, 32), ingest: hexIngest('prev_hash') },
+  { name: 'prev_hash', type: 'FixedString(32)', write: (w, r) => w.fixed(r.prev_hash, 32) },
   { name: 'chain_id', type: 'LowCardinality(String)', write: (w, r) => w.string(r.chain_id) },
   { name: 'seq', type: 'UInt64', write: (w, r) => w.uint64(r.seq) },
-  { name: 'kafka_offset', type: 'UInt64', write: (w, r) => w.uint64(r.kafka_offset), ingest: { type: 'UInt64', expr: 'kafka_offset', json: (r) => r.kafka_offset.toString() } },
-  { name: 'ingested_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.ingested_at), ingest: microsIngest('ingested_at') },
+  { name: 'kafka_offset', type: 'UInt64', write: (w, r) => w.uint64(r.kafka_offset) },
+  { name: 'ingested_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.ingested_at) },
   { name: 'schema_version', type: 'UInt16', write: (w, r) => w.uint16(r.schema_version) },
   { name: 'event_id', type: 'UUID', write: (w, r) => w.uuid(r.event_id) },
   { name: 'read_id', type: 'UUID', write: (w, r) => w.uuid(r.read_id) },
   { name: 'part_index', type: 'UInt32', write: (w, r) => w.uint32(r.part_index) },
   { name: 'part_count', type: 'UInt32', write: (w, r) => w.uint32(r.part_count) },
-  { name: 'occurred_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.occurred_at), ingest: microsIngest('occurred_at') },
+  { name: 'occurred_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.occurred_at) },
   { name: 'principal_id', type: 'LowCardinality(String)', write: (w, r) => w.string(r.principal_id) },
   { name: 'principal_type', type: enumType(PRINCIPAL_TYPES), write: (w, r) => w.uint8(PRINCIPAL_CODE[r.principal_type]!) },
   { name: 'on_behalf_of', type: 'Nullable(String)', write: (w, r) => w.nullableString(r.on_behalf_of) },
-  {
-    name: 'session_hash',
-    type: 'Nullable(FixedString(32))',
-    write: (w, r) => w.nullableFixed(r.session_hash, 32),
-    ingest: { type: 'Nullable(String)', expr: 'unhex(session_hash)', json: (r) => r.session_hash?.toString('hex') ?? null },
-  },
+  { name: 'session_hash', type: 'Nullable(FixedString(32))', write: (w, r) => w.nullableFixed(r.session_hash, 32) },
   { name: 'client_ip', type: 'Nullable(IPv6)', write: (w, r) => w.nullableFixed(r.client_ip === null ? null : ipv6Of(r.client_ip), 16) },
   { name: 'service', type: 'LowCardinality(String)', write: (w, r) => w.string(r.service) },
   { name: 'environment', type: 'LowCardinality(String)', write: (w, r) => w.string(r.environment) },
@@ -103,25 +84,20 @@ export const ACCESS_LOG_COLUMNS: readonly ColumnSpec[] = Object.freeze([
 ] satisfies ColumnSpec[])
 
 /** The last column: SHA-256 of the RowBinary encoding of every column above. */
-export const HASH_COLUMN = Object.freeze({ name: 'hash', type: 'FixedString(32)', ingest: { type: 'String', expr: 'unhex(hash)' } })
+export const HASH_COLUMN = Object.freeze({ name: 'hash', type: 'FixedString(32)' })
 
 export const HASHED_COLUMN_NAMES: readonly string[] = Object.freeze(ACCESS_LOG_COLUMNS.map((c) => c.name))
 
+/**
+ * Every column of access_log in table order, `hash` last: the column list of
+ * the chain writer's RowBinary insert. A row's canonical encoding followed by
+ * its 32 hash bytes is exactly that insert's row, so the bytes hashed are the
+ * bytes stored, with no conversion in between.
+ */
+export const STORED_COLUMN_NAMES: readonly string[] = Object.freeze([...HASHED_COLUMN_NAMES, HASH_COLUMN.name])
+
 /** The SQL expression ClickHouse uses to recompute a row's hash. */
 export const HASH_SQL = `SHA256(formatRowNoNewline('RowBinary', ${HASHED_COLUMN_NAMES.join(', ')}))`
-
-/** Columns of the Null-engine ingest table, in order. */
-export const INGEST_COLUMNS: readonly { name: string; type: string; expr: string }[] = Object.freeze([
-  ...ACCESS_LOG_COLUMNS.map((c) => ({ name: c.name, type: c.ingest?.type ?? c.type, expr: c.ingest?.expr ?? c.name })),
-  { name: HASH_COLUMN.name, ...HASH_COLUMN.ingest },
-])
-
-/** One JSONCompactEachRow line for the ingest table. */
-export function toIngestJson(row: ChainedRow, hash: Buffer): string {
-  const values: unknown[] = ACCESS_LOG_COLUMNS.map((c) => (c.ingest ? c.ingest.json(row) : row[c.name]))
-  values.push(hash.toString('hex'))
-  return JSON.stringify(values)
-}
 
 /** Appends the canonical (hashed) encoding of a row. */
 export function writeCanonical(w: RowBinaryWriter, row: ChainedRow): void {

@@ -1,4 +1,4 @@
-import { ACCESS_LOG_COLUMNS, HASH_COLUMN, INGEST_COLUMNS } from './access-log-columns.js'
+import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from './access-log-columns.js'
 
 /** A read states no purpose when it has none or only white space (tabs and newlines too). */
 export const NO_PURPOSE_SQL = `(purpose IS NULL OR match(purpose, '^[[:space:]]*$'))`
@@ -28,23 +28,25 @@ export const FIRST_PART_SQL = 'part_index = 0'
  *
  * The views are derived data: verify re-hashes the chain in access_log and
  * checks that each view holds exactly the rows access_log implies.
- * Rows arrive through access_log_ingest (Null engine) because the JSON insert
- * format cannot carry raw hash bytes; its view unhexes them into access_log.
+ * Rows arrive in access_log itself, as the RowBinary bytes the chain writer
+ * hashed (store.ts insertRowBinary).
  */
 export function accessLogDdl(database: string): string[] {
   const db = quoteIdent(database)
   const columns = [...ACCESS_LOG_COLUMNS, HASH_COLUMN].map((c) => `  ${c.name} ${c.type}`).join(',\n')
-  const ingestColumns = INGEST_COLUMNS.map((c) => `  ${c.name} ${c.type}`).join(',\n')
-  const ingestSelect = INGEST_COLUMNS.map((c) => (c.expr === c.name ? c.name : `${c.expr} AS ${c.name}`)).join(', ')
   return [
     `CREATE DATABASE IF NOT EXISTS ${db}`,
     `CREATE TABLE IF NOT EXISTS ${db}.access_log (\n${columns}\n)
 ENGINE = MergeTree
 ORDER BY (chain_id, seq)
 SETTINGS index_granularity = 8192`,
-    `CREATE TABLE IF NOT EXISTS ${db}.access_log_ingest (\n${ingestColumns}\n) ENGINE = Null`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.access_log_ingest_mv TO ${db}.access_log AS
-SELECT ${ingestSelect} FROM ${db}.access_log_ingest`,
+    // Stores made before the RowBinary insert took rows as JSON into a
+    // Null-engine table whose view unhexed them into access_log. Nothing
+    // writes there now; left in place it would still turn any JSON written
+    // to it into access_log rows. The view goes first: dropping the table
+    // under it would leave a view that no longer resolves.
+    `DROP VIEW IF EXISTS ${db}.access_log_ingest_mv`,
+    `DROP TABLE IF EXISTS ${db}.access_log_ingest`,
     ...viewDdl(db, 'access_by_principal', PRINCIPAL_VIEW_COLUMNS, '(principal_id, occurred_at)'),
     ...viewDdl(db, 'record_access', RECORD_VIEW_COLUMNS, '(table_name, record_id, occurred_at)'),
     // The chain writer appends in arrival order, so occurred_at rises with seq

@@ -2,11 +2,13 @@ import { Readable } from 'node:stream'
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client'
 import { createRequire } from 'node:module'
 import type * as ChdbConnectionModule from 'chdb/connection'
+import { ReadtrailError } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
 import type { StoreConfig } from './config.js'
 import { withSettingsClause } from './settings-clause.js'
 import { ACCESS_LOG_PROJECTIONS, accessLogDdl, BACKFILLED_INDEXES, quoteIdent } from './ddl.js'
-import { ACCESS_LOG_COLUMNS, HASH_COLUMN } from './access-log-columns.js'
+import { ACCESS_LOG_COLUMNS, HASH_COLUMN, STORED_COLUMN_NAMES } from './access-log-columns.js'
+import { createInsertFiles, quoteStringLiteral, removeStaleInsertDirs, type InsertFiles } from './insert-file.js'
 import { StoreError, storeUnavailable } from './errors.js'
 import { claimDataDir } from './owner-lock.js'
 
@@ -26,8 +28,19 @@ export interface Store {
   checkSchema(): Promise<void>
   /** Runs a SELECT with bound parameters and returns its rows. */
   queryRows<T>(query: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>
-  /** Inserts JSONCompactEachRow lines into a table in one atomic insert. */
-  insertJsonLines(table: string, lines: readonly string[]): Promise<void>
+  /**
+   * Inserts `rowCount` RowBinary rows into a table in one atomic insert (one
+   * block: up to ClickHouse's max_insert_block_size rows). A row ClickHouse
+   * refuses fails the whole insert as STORE_REJECTED (isDataError), so the
+   * writer can retry the rows one by one and dead-letter the refused one.
+   *
+   * `columns` names what each row holds, in order; it defaults to
+   * STORED_COLUMN_NAMES, every column of access_log with `hash` last, as
+   * linkEntries encodes them. Another table passes its own list: the insert
+   * names its columns explicitly, so a column added to a table later takes
+   * its default instead of shifting the bytes into the wrong columns.
+   */
+  insertRowBinary(table: string, rows: Buffer, rowCount: number, columns?: readonly string[]): Promise<void>
   /** The same connection on another database (closing the view does not close the connection). */
   withDatabase(database: string): Store
   close(): Promise<void>
@@ -47,6 +60,14 @@ export interface OpenStoreOptions {
 export function openStore(config: StoreConfig, options: OpenStoreOptions): Store {
   const embedded = config.url === undefined
   const release = embedded ? claimDataDir(config.dataDir, options.command) : () => {}
+  if (embedded) {
+    try {
+      removeStaleInsertDirs(config.dataDir)
+    } catch (cause) {
+      release()
+      throw storeUnavailable(`removing insert files a previous owner of ${config.dataDir} left failed`, cause)
+    }
+  }
   const clickhouse_settings = {
     // seq and row counts fit in a double; offsets are selected with toString().
     output_format_json_quote_64bit_integers: 0 as const,
@@ -56,10 +77,13 @@ export function openStore(config: StoreConfig, options: OpenStoreOptions): Store
     ? createClient({ connection: loadChdb().createChdbConnection({ path: config.dataDir }), clickhouse_settings } as Parameters<typeof createClient>[0])
     : createClient({ url: config.url, username: config.username, password: config.password, clickhouse_settings, request_timeout: 300_000 })
   options.logger?.debug({ kind: embedded ? 'embedded' : 'server', database: config.database }, 'store opened')
-  return storeOn(client, embedded ? 'embedded' : 'server', config.database, async () => {
+  // Only the embedded engine needs insert files; the directory is made on the first insert.
+  const files = embedded ? createInsertFiles(config.dataDir) : undefined
+  return storeOn(client, embedded ? 'embedded' : 'server', config.database, files, async () => {
     try {
       await client.close()
     } finally {
+      files?.remove()
       release()
     }
   })
@@ -81,7 +105,11 @@ function loadChdb(): typeof ChdbConnectionModule {
   return require('chdb/connection') as typeof ChdbConnectionModule
 }
 
-function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string, close: () => Promise<void>): Store {
+/**
+ * `files` carries the embedded engine's inserts (undefined for a server); a
+ * store and its withDatabase views share it.
+ */
+function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string, files: InsertFiles | undefined, close: () => Promise<void>): Store {
   const db = quoteIdent(database)
   return Object.freeze({
     kind,
@@ -127,19 +155,24 @@ function storeOn(client: ClickHouseClient, kind: Store['kind'], database: string
         throw storeUnavailable('query failed', cause)
       }
     },
-    async insertJsonLines(table: string, lines: readonly string[]) {
-      if (lines.length === 0) return
+    async insertRowBinary(table: string, rows: Buffer, rowCount: number, columns: readonly string[] = STORED_COLUMN_NAMES) {
+      if (rowCount === 0) return
+      const head = `INSERT INTO ${db}.${quoteIdent(table)} (${columns.map(quoteIdent).join(', ')})`
       try {
-        const result = await client.exec({
-          query: `INSERT INTO ${db}.${quoteIdent(table)} FORMAT JSONCompactEachRow`,
-          values: Readable.from([lines.join('\n')]),
-        })
-        result.stream.resume()
+        if (files === undefined) {
+          // Over HTTP the bytes are the request body as they are.
+          const result = await client.exec({ query: `${head} FORMAT RowBinary`, values: Readable.from([rows]) })
+          result.stream.resume()
+        } else {
+          await files.withFile(rows, (path) => client.command({ query: `${head} FROM INFILE ${quoteStringLiteral(path)} FORMAT RowBinary` }))
+        }
       } catch (cause) {
-        throw storeUnavailable(`insert into ${table} failed`, cause)
+        // A coded error of ours (an insert directory others can reach) keeps its code: retrying cannot fix it.
+        if (cause instanceof ReadtrailError) throw cause
+        throw storeUnavailable(`insert of ${rowCount} rows into ${table} failed`, cause, { details: { table, rows: rowCount } })
       }
     },
-    withDatabase: (other: string) => storeOn(client, kind, other, async () => {}),
+    withDatabase: (other: string) => storeOn(client, kind, other, files, async () => {}),
     close,
   })
 }

@@ -22,6 +22,7 @@ import type { Store } from '../../store/store.js'
 import { makeEvent } from './events.js'
 import { freshTopic, testKafka, testLogger } from './kafka.js'
 import { openTestStore } from './store.js'
+import { rowHashes } from './linked-rows.js'
 
 /** One stored row: its event came from the message at `offset` of the chain's partition. */
 export interface KafkaRow {
@@ -147,10 +148,9 @@ export async function buildKafkaLog(plan: { partitions: number }): Promise<Kafka
       for (let start = 0; start < count; start += step) {
         const entries = events.slice(start, start + step).map((event, k) => ({ event, offset: offsets[start + k]!, schemaVersion: 1 }))
         const linked = linkEntries(head, entries, ingestedAt)
-        await store.insertJsonLines('access_log_ingest', linked.lines)
-        linked.lines.forEach((line, k) => {
-          const values = JSON.parse(line) as unknown[]
-          written.push({ event: entries[k]!.event, seq: head.seq + k + 1, hash: String(values[values.length - 1]), offset: entries[k]!.offset })
+        await store.insertRowBinary('access_log', linked.rows, linked.count)
+        rowHashes(linked).forEach((hash, k) => {
+          written.push({ event: entries[k]!.event, seq: head.seq + k + 1, hash: hash.toString('hex'), offset: entries[k]!.offset })
         })
         head = linked.head
         if (every > 0) {

@@ -447,7 +447,7 @@ export async function writeEvents(store: Store, events: readonly StoredEvent[], 
         Date.UTC(2026, 3, 2, 12) * 1000,
       )
       if (linked.head.seq !== batch[batch.length - 1]!.seq) throw new Error(`chain ${chainId}: fixture seqs do not follow the chain`)
-      await store.insertJsonLines('access_log_ingest', linked.lines)
+      await store.insertRowBinary('access_log', linked.rows, linked.count)
       head = linked.head
     }
   }

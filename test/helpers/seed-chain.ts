@@ -14,6 +14,6 @@ export async function seedChain(store: Store, chainId: string, count: number, ev
     events.map((e, i) => ({ event: e, offset: BigInt(i), schemaVersion: 1 })),
     Date.UTC(2026, 10, 27, 12) * 1000,
   )
-  await store.insertJsonLines('access_log_ingest', linked.lines)
+  await store.insertRowBinary('access_log', linked.rows, linked.count)
   return events
 }

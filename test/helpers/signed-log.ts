@@ -16,6 +16,7 @@ import type { Store } from '../../store/store.js'
 import { makeEvent } from './events.js'
 import { testKafka, testLogger } from './kafka.js'
 import { openTestStore } from './store.js'
+import { rowHashes } from './linked-rows.js'
 
 /** One stored row as the test wrote it (what an attacker would start from). */
 export interface WrittenRow {
@@ -96,10 +97,9 @@ export async function buildSignedLog(plan: SignedLogPlan): Promise<SignedLog> {
         return { event, offset: BigInt(i), schemaVersion: 1 }
       })
       const linked = linkEntries(head, entries, ingestedAt)
-      await store.insertJsonLines('access_log_ingest', linked.lines)
-      linked.lines.forEach((line, k) => {
-        const values = JSON.parse(line) as unknown[]
-        written.push({ event: entries[k]!.event, seq: head.seq + k + 1, hash: String(values[values.length - 1]), offset: entries[k]!.offset })
+      await store.insertRowBinary('access_log', linked.rows, linked.count)
+      rowHashes(linked).forEach((hash, k) => {
+        written.push({ event: entries[k]!.event, seq: head.seq + k + 1, hash: hash.toString('hex'), offset: entries[k]!.offset })
       })
       head = linked.head
       signer.noteHead(head)

@@ -42,7 +42,7 @@ describe('canonical encoding equals ClickHouse RowBinary', () => {
     const events = edgeRows.map((overrides) => makeEvent(overrides))
     const offsets = [0n, 2n ** 63n, 18446744073709551615n, 7n]
     const linked = linkEntries(emptyChain('edge/0'), events.map((event, i) => ({ event, offset: offsets[i]!, schemaVersion: 65535 })), 1_795_000_000_123_456)
-    await store.insertJsonLines('access_log_ingest', linked.lines)
+    await store.insertRowBinary('access_log', linked.rows, linked.count)
 
     const rows = await store.queryRows<{ seq: number; stored: string; recomputed: string }>(
       `SELECT seq, hex(hash) AS stored, hex(${HASH_SQL}) AS recomputed FROM ${store.table('access_log')} ORDER BY seq`,
@@ -56,7 +56,7 @@ describe('canonical encoding equals ClickHouse RowBinary', () => {
     const store = await openTestStore()
     const event = makeEvent(edgeRows[1])
     const linked = linkEntries(emptyChain('edge/1'), [{ event, offset: 9n, schemaVersion: 1 }], 1_795_000_000_000_001)
-    await store.insertJsonLines('access_log_ingest', linked.lines)
+    await store.insertRowBinary('access_log', linked.rows, linked.count)
     const row: ChainedRow = { ...event, chain_id: 'edge/1', seq: 1, prev_hash: Buffer.alloc(32), kafka_offset: 9n, ingested_at: 1_795_000_000_000_001, schema_version: 1 }
     const select = ACCESS_LOG_COLUMNS.map((c) => `hex(formatRowNoNewline('RowBinary', ${c.name})) AS ${c.name}`).join(', ')
     const [stored] = await store.queryRows<Record<string, string>>(`SELECT ${select} FROM ${store.table('access_log')}`)

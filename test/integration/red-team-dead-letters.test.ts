@@ -122,7 +122,7 @@ async function deleteAndRechain(log: Log, seq: number): Promise<bigint> {
   await mutate(log.store, `ALTER TABLE ${t} DELETE WHERE chain_id = '${log.chainId}' AND seq >= ${seq}`)
   const head = { chainId: log.chainId, seq: seq - 1, hash: Buffer.from(before!.h, 'hex'), lastOffset: BigInt(before!.o) }
   const relinked = linkEntries(head, after.map((r) => ({ event: log.sent[Number(r.o)]!.event!, offset: BigInt(r.o), schemaVersion: 1 })), Date.now() * 1000)
-  await log.store.insertJsonLines('access_log_ingest', relinked.lines)
+  await log.store.insertRowBinary('access_log', relinked.rows, relinked.count)
   return BigInt(deleted!.o)
 }
 

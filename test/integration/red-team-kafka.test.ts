@@ -67,7 +67,7 @@ async function rewriteTail(log: KafkaSignedLog, partition: number, fromSeq: numb
   const t = log.store.table('access_log')
   await mutate(log.store, `ALTER TABLE ${t} DELETE WHERE chain_id = '${log.chainOf(partition)}' AND seq >= ${fromSeq}`)
   const linked = linkEntries(headOf(log, partition, fromSeq - 1), entries.map((e) => ({ ...e, schemaVersion: 1 })), log.ingestedAt)
-  await log.store.insertJsonLines('access_log_ingest', linked.lines)
+  await log.store.insertRowBinary('access_log', linked.rows, linked.count)
 }
 
 /** Delete-records as an admin client runs it (kafkajs needs the topic's metadata first). */
@@ -116,7 +116,7 @@ describe('red team, Kafka and checkpoint copies: every attack is found at its ch
     const log = await signedLog()
     const forgedId = `${log.topic}/7`
     const forged = linkEntries({ chainId: forgedId, seq: 0, hash: Buffer.alloc(32), lastOffset: null }, [0, 1, 2].map((i) => ({ event: makeEvent({ principal_id: 'alibi' }), offset: BigInt(i), schemaVersion: 1 })), log.ingestedAt)
-    await log.store.insertJsonLines('access_log_ingest', forged.lines)
+    await log.store.insertRowBinary('access_log', forged.rows, forged.count)
     await expectFound(log, [[forgedId, 1, 'unknown_chain']])
   })
 
@@ -124,7 +124,7 @@ describe('red team, Kafka and checkpoint copies: every attack is found at its ch
     const log = await signedLog()
     const P0 = log.chainOf(0)
     const forged = linkEntries(headOf(log, 0, 20), [{ event: makeEvent({ principal_id: 'framed-clerk' }), offset: 1_000_000_000_000n, schemaVersion: 1 }], log.ingestedAt)
-    await log.store.insertJsonLines('access_log_ingest', forged.lines)
+    await log.store.insertRowBinary('access_log', forged.rows, forged.count)
     const [report] = await expectFound(log, [[P0, 21, 'offset_invalid']])
     expect(report!.findings.find((f) => f.kind === 'offset_invalid')!.detail).toContain('beyond the end of partition 0')
   })

@@ -111,7 +111,7 @@ describe('red team: every attack is found, at its chain and seq, in both modes',
     const log = await signedLog()
     // A well-formed row: it links to row 17 and its own hash is right.
     const forged = linkEntries(log.headAt(A, 17), [{ event: makeEvent({ principal_id: 'alibi' }), offset: 9999n, schemaVersion: 1 }], log.ingestedAt)
-    await log.store.insertJsonLines('access_log_ingest', forged.lines)
+    await log.store.insertRowBinary('access_log', forged.rows, forged.count)
     await expectFound(log, [[A, 18, 'inserted_row']])
   })
 
@@ -162,7 +162,7 @@ describe('red team: every attack is found, at its chain and seq, in both modes',
     const entries = rows.slice(24).map((r, k) => ({ event: k === 0 ? { ...r.event, principal_id: 'mallory' } : r.event, offset: r.offset, schemaVersion: 1 }))
     const rewritten = linkEntries(log.headAt(A, 24), entries, log.ingestedAt)
     await mutate(log.store, `ALTER TABLE ${log.store.table('access_log')} DELETE WHERE ${where(A, 'seq >= 25')}`)
-    await log.store.insertJsonLines('access_log_ingest', rewritten.lines)
+    await log.store.insertRowBinary('access_log', rewritten.rows, rewritten.count)
     const [report] = await expectFound(log, [[A, 30, 'checkpoint_mismatch']], [25, 40])
     expect(report!.findings.find((f) => f.kind === 'checkpoint_mismatch')!.detail).toContain('after seq 20')
   })

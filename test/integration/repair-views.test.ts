@@ -12,7 +12,7 @@ import { openTestStore } from '../helpers/store.js'
 async function appendBatch(store: Store, head: ChainHead, events: ReadonlyArray<Partial<AccessEvent>>): Promise<ChainHead> {
   const entries = events.map((e, i) => ({ event: makeEvent(e), offset: BigInt(head.seq + i), schemaVersion: 1 }))
   const linked = linkEntries(head, entries, Date.UTC(2026, 10, 27, 12) * 1000)
-  await store.insertJsonLines('access_log_ingest', linked.lines)
+  await store.insertRowBinary('access_log', linked.rows, linked.count)
   return linked.head
 }
 

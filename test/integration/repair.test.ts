@@ -225,7 +225,7 @@ describe('readtrail repair --quarantine-unsigned', () => {
       [30n, 31n, 32n].map((offset) => ({ event: makeEvent({ principal_id: 'clerk.innocent', row_count: 5000 }), offset, schemaVersion: 1 })),
       Date.now() * 1000,
     )
-    await s.store.insertJsonLines('access_log_ingest', forged.lines)
+    await s.store.insertRowBinary('access_log', forged.rows, forged.count)
     await produce(s, 5)
     const refused = await startIngest(s)
     const err = await Promise.race([refused.failed, new Promise((_, reject) => setTimeout(() => reject(new Error('ingest did not fail')), 60_000))])

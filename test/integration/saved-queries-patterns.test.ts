@@ -301,7 +301,7 @@ describe('bulk-extraction', () => {
       for (let batch = 0; batch < 8; batch++) {
         const events = Array.from({ length: 5 }, (_, k) => makeEvent({ principal_id: P.marta, occurred_at: minute + (batch * 5 + k) * 1_000_000, record_ids: [], row_count: 10 }))
         const linked = linkEntries(head, events.map((event, k) => ({ event, offset: BigInt(head.seq + k), schemaVersion: 1 })), Date.UTC(2026, 3, 2) * 1000)
-        await store.insertJsonLines('access_log_ingest', linked.lines)
+        await store.insertRowBinary('access_log', linked.rows, linked.count)
         head = linked.head
       }
       expect(await store.queryRows(`SELECT count() AS n, sum(rows_read) AS rows FROM ${store.table('principal_hours')}`)).toEqual([{ n: 8, rows: 400 }])

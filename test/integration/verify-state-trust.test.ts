@@ -175,7 +175,7 @@ describe('verified means signed', () => {
     try {
       const entries = [0, 1, 2].map((k) => ({ event: makeEvent({ principal_id: 'clerk.innocent', producer_id: 'forger', producer_seq: k + 1 }), offset: BigInt(100 + k), schemaVersion: 1 }))
       const linked = linkEntries(s.log.headAt(A, 30), entries, s.log.ingestedAt)
-      await store.insertJsonLines('access_log_ingest', linked.lines)
+      await store.insertRowBinary('access_log', linked.rows, linked.count)
     } finally {
       await releaseTestStore()
     }

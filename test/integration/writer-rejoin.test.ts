@@ -21,9 +21,9 @@ describe('a writer the group coordinator forgot', () => {
     let slowInserts = 1
     const store: Store = {
       ...real,
-      insertJsonLines: async (...args: Parameters<Store['insertJsonLines']>) => {
+      insertRowBinary: async (...args: Parameters<Store['insertRowBinary']>) => {
         if (slowInserts-- > 0) await new Promise((r) => setTimeout(r, 9_000))
-        return real.insertJsonLines(...args)
+        return real.insertRowBinary(...args)
       },
     }
     const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc' }, { kafka, logger: testLogger })

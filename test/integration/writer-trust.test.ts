@@ -190,7 +190,7 @@ describe('the chain writer resumes only from what was signed', () => {
       [30n, 31n, 32n].map((offset) => ({ event: makeEvent({ principal_id: 'clerk.innocent', row_count: 5000 }), offset, schemaVersion: 1 })),
       Date.now() * 1000,
     )
-    await s.store.insertJsonLines('access_log_ingest', forged.lines)
+    await s.store.insertRowBinary('access_log', forged.rows, forged.count)
     // Real reads then arrive at those offsets.
     await produce(s, 5)
 
@@ -209,7 +209,7 @@ describe('the chain writer resumes only from what was signed', () => {
     await ingestAll(s)
     const signedBefore = await checkpoints(s)
     const forged = linkEntries(await headAt(s, 30), [{ event: makeEvent({ principal_id: 'clerk.innocent' }), offset: 1_000_000_000_000n, schemaVersion: 1 }], Date.now() * 1000)
-    await s.store.insertJsonLines('access_log_ingest', forged.lines)
+    await s.store.insertRowBinary('access_log', forged.rows, forged.count)
     await produce(s, 5)
 
     const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId })
@@ -246,7 +246,7 @@ describe('the chain writer resumes only from what was signed', () => {
       Array.from({ length: 10 }, (_, i) => ({ event: { ...s.sent[30 + i]!, principal_id: 'clerk.innocent' }, offset: BigInt(30 + i), schemaVersion: 1 })),
       Date.now() * 1000,
     )
-    await s.store.insertJsonLines('access_log_ingest', rewritten.lines)
+    await s.store.insertRowBinary('access_log', rewritten.rows, rewritten.count)
     const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId })
     const err = await failure(ingest)
     await ingest.stop()
@@ -259,9 +259,9 @@ describe('the chain writer resumes only from what was signed', () => {
     // ClickHouse acknowledged nothing, yet the rows landed (a timeout after the write, a full disk freed meanwhile).
     const flaky: Store = {
       ...s.store,
-      async insertJsonLines(table: string, lines: readonly string[]) {
-        await s.store.insertJsonLines(table, lines)
-        if (failOnce && lines.length > 0) {
+      async insertRowBinary(...args: Parameters<Store['insertRowBinary']>) {
+        await s.store.insertRowBinary(...args)
+        if (failOnce && args[2] > 0) {
           failOnce = false
           throw new StoreError('STORE_UNAVAILABLE', 'insert outcome unknown (test)')
         }

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { emptyChain, GENESIS_HASH, linkEntries, rowRehasher, type ChainEntry, type ChainHead } from '../../consumers/chain.js'
 import { AccessEvent } from '../../schemas/access-event.js'
-import { ACCESS_LOG_COLUMNS, writeCanonical, type ChainedRow } from '../../store/access-log-columns.js'
+import { writeCanonical, type ChainedRow } from '../../store/access-log-columns.js'
 import { RowBinaryWriter } from '../../store/row-binary.js'
+import { linkedRows, type LinkedRow } from '../helpers/linked-rows.js'
 
 const INGESTED_AT = 1_718_000_000_000_001
 const CHAIN_ID = 't/0'
@@ -44,10 +45,8 @@ function entries(n: number, patch?: (i: number, e: AccessEvent) => AccessEvent):
   return Array.from({ length: n }, (_, i) => ({ event: patch ? patch(i, event(i)) : event(i), offset: BigInt(100 + i), schemaVersion: 1 }))
 }
 
-const col = (name: string) => ACCESS_LOG_COLUMNS.findIndex((c) => c.name === name)
-const parse = (line: string) => JSON.parse(line) as unknown[]
-const prevHashOf = (line: string) => parse(line)[0] as string
-const hashOf = (line: string) => parse(line).at(-1) as string
+const hashOf = (row: LinkedRow) => row.hash
+const hashesOf = (batch: ReturnType<typeof linkEntries>) => linkedRows(batch).map(hashOf)
 
 /** The row hash, computed here from the event and its chain position. */
 function expectedHash(e: ChainEntry, seq: number, prevHash: Buffer): { hash: string; canonical: Buffer } {
@@ -60,7 +59,9 @@ function expectedHash(e: ChainEntry, seq: number, prevHash: Buffer): { hash: str
 
 describe('linkEntries', () => {
   const input = entries(5)
-  const { lines, head } = linkEntries(emptyChain(CHAIN_ID), input, INGESTED_AT)
+  const linked = linkEntries(emptyChain(CHAIN_ID), input, INGESTED_AT)
+  const { head } = linked
+  const lines = linkedRows(linked)
 
   it('the test events are valid access events', () => {
     for (const e of input) expect(AccessEvent.safeParse(e.event).success).toBe(true)
@@ -68,17 +69,18 @@ describe('linkEntries', () => {
 
   it('numbers rows contiguously from 1 and carries chain id and offsets', () => {
     expect(lines).toHaveLength(5)
-    expect(lines.map((l) => parse(l)[col('seq')])).toEqual([1, 2, 3, 4, 5])
-    expect(lines.map((l) => parse(l)[col('chain_id')])).toEqual(Array<string>(5).fill(CHAIN_ID))
-    expect(lines.map((l) => parse(l)[col('kafka_offset')])).toEqual(['100', '101', '102', '103', '104'])
+    expect(linked.count).toBe(5)
+    expect(lines.map((l) => l.seq)).toEqual([1, 2, 3, 4, 5])
+    expect(lines.map((l) => l.chain_id)).toEqual(Array<string>(5).fill(CHAIN_ID))
+    expect(lines.map((l) => l.kafka_offset)).toEqual([100, 101, 102, 103, 104])
   })
 
   it('starts from the all-zero genesis hash', () => {
-    expect(prevHashOf(lines[0]!)).toBe(ZERO_HEX)
+    expect(lines[0]!.prev_hash).toBe(ZERO_HEX)
   })
 
   it("links every row's prev_hash to the previous row's hash", () => {
-    for (let i = 1; i < lines.length; i++) expect(prevHashOf(lines[i]!)).toBe(hashOf(lines[i - 1]!))
+    for (let i = 1; i < lines.length; i++) expect(lines[i]!.prev_hash).toBe(hashOf(lines[i - 1]!))
     expect(new Set(lines.map(hashOf)).size).toBe(lines.length)
   })
 
@@ -88,6 +90,8 @@ describe('linkEntries', () => {
       const { hash, canonical } = expectedHash(e, i + 1, prev)
       expect(canonical.subarray(0, 32).equals(prev)).toBe(true)
       expect(hashOf(lines[i]!)).toBe(hash)
+      // The stored row is the hashed bytes themselves, then the hash.
+      expect(lines[i]!.canonical.equals(canonical)).toBe(true)
       prev = Buffer.from(hash, 'hex')
     })
   })
@@ -96,10 +100,11 @@ describe('linkEntries', () => {
     expect(head).toEqual({ chainId: CHAIN_ID, seq: 5, hash: Buffer.from(hashOf(lines[4]!), 'hex'), lastOffset: 104n })
   })
 
-  it('gives byte-identical lines whether linked in one batch or two', () => {
+  it('gives byte-identical rows whether linked in one batch or two', () => {
     const first = linkEntries(emptyChain(CHAIN_ID), input.slice(0, 2), INGESTED_AT)
     const second = linkEntries(first.head, input.slice(2), INGESTED_AT)
-    expect([...first.lines, ...second.lines]).toEqual(lines)
+    expect(Buffer.concat([first.rows, second.rows]).equals(linked.rows)).toBe(true)
+    expect(first.count + second.count).toBe(5)
     expect(second.head).toEqual(head)
   })
 
@@ -114,9 +119,19 @@ describe('linkEntries', () => {
     expect(GENESIS_HASH.equals(Buffer.alloc(32))).toBe(true)
   })
 
-  it('links an empty batch to an unchanged head and no lines', () => {
+  it('returns rows of its own: a writer reused for the next batch does not change them', () => {
+    const writer = new RowBinaryWriter(64)
+    const first = linkEntries(emptyChain(CHAIN_ID), input.slice(0, 2), INGESTED_AT, writer)
+    const copy = Buffer.from(first.rows)
+    linkEntries(first.head, input.slice(2), INGESTED_AT, writer)
+    expect(first.rows.equals(copy)).toBe(true)
+    expect(copy.equals(linked.rows.subarray(0, copy.length))).toBe(true)
+  })
+
+  it('links an empty batch to an unchanged head and no rows', () => {
     const result = linkEntries(head, [], INGESTED_AT)
-    expect(result.lines).toEqual([])
+    expect(result.rows.length).toBe(0)
+    expect(result.count).toBe(0)
     expect(result.head).toEqual(head)
   })
 })
@@ -128,7 +143,7 @@ describe('rowRehasher', () => {
     const rehash = input.map((e, i) => rowRehasher(CHAIN_ID, mid.seq + i + 1, e))
     for (const [prev, at] of [[mid.hash, INGESTED_AT], [Buffer.alloc(32, 0xff), 0], [GENESIS_HASH, 2 ** 52 + 7], [mid.hash, 1]] as const) {
       const head: ChainHead = { ...mid, hash: prev }
-      const expected = linkEntries(head, input, at).lines.map(hashOf)
+      const expected = hashesOf(linkEntries(head, input, at))
       let h: Buffer = prev
       const got = rehash.map((r) => (h = r(h, at)).toString('hex'))
       expect(got).toEqual(expected)
@@ -170,13 +185,13 @@ describe('linkEntries is tamper-evident', () => {
     expect(Object.keys(CHANGES).sort()).toEqual(Object.keys(AccessEvent.shape).sort())
   })
 
-  const original = linkEntries(emptyChain(CHAIN_ID), entries(4), INGESTED_AT).lines.map(hashOf)
+  const original = hashesOf(linkEntries(emptyChain(CHAIN_ID), entries(4), INGESTED_AT))
   const cases = Object.keys(CHANGES).flatMap((field) => [0, 1, 3].map((row) => [field as keyof AccessEvent, row] as const))
 
   it.each(cases)('changing %s of row %d changes that hash and every later one', (field, row) => {
     const changed = entries(4, (i, e) => (i === row ? { ...e, [field]: CHANGES[field](e) } : e))
     expect(AccessEvent.safeParse(changed[row]!.event).success).toBe(true)
-    const hashes = linkEntries(emptyChain(CHAIN_ID), changed, INGESTED_AT).lines.map(hashOf)
+    const hashes = hashesOf(linkEntries(emptyChain(CHAIN_ID), changed, INGESTED_AT))
     for (let i = 0; i < hashes.length; i++) {
       if (i < row) expect(hashes[i]).toBe(original[i])
       else expect(hashes[i], `row ${i}`).not.toBe(original[i])
@@ -188,8 +203,8 @@ describe('linkEntries is tamper-evident', () => {
     const moved = base.map((e, i) => (i === 0 ? { ...e, offset: e.offset + 1n } : e))
     const versioned = base.map((e, i) => (i === 0 ? { ...e, schemaVersion: 2 } : e))
     for (const other of [moved, versioned]) {
-      const a = linkEntries(emptyChain(CHAIN_ID), base, INGESTED_AT).lines.map(hashOf)
-      const b = linkEntries(emptyChain(CHAIN_ID), other, INGESTED_AT).lines.map(hashOf)
+      const a = hashesOf(linkEntries(emptyChain(CHAIN_ID), base, INGESTED_AT))
+      const b = hashesOf(linkEntries(emptyChain(CHAIN_ID), other, INGESTED_AT))
       expect(b[0]).not.toBe(a[0])
       expect(b[1]).not.toBe(a[1])
     }

@@ -43,6 +43,14 @@ export const AppConfig = z
         publicKeyPath: z.string().min(1),
       })
       .strict(),
+    producers: z
+      .object({
+        /** The trusted-producers file: whose signed batches the chain writer stores. */
+        trustedPath: z.string().min(1),
+        /** Store unsigned messages too (migration from unsigned producers only). */
+        allowUnsigned: z.boolean(),
+      })
+      .strict(),
     /** Which part of which table's record id names the data subject (queries/subject-keys.ts). */
     subjectKeys: SubjectKeysText,
   })
@@ -62,6 +70,8 @@ export const ENVIRONMENT = {
   READTRAIL_CLICKHOUSE_USER: 'ClickHouse user (default "default")',
   READTRAIL_CLICKHOUSE_PASSWORD: 'ClickHouse password (default empty)',
   READTRAIL_CLICKHOUSE_DATABASE: 'database (default readtrail)',
+  READTRAIL_TRUSTED_PRODUCERS: 'the producing services\' public keys the chain writer accepts signed batches from, made by `readtrail keys generate --producer <service>` (default $READTRAIL_HOME/trusted-producers.json)',
+  READTRAIL_ALLOW_UNSIGNED: 'set to 1 to let the chain writer also store unsigned messages (wire-1 producers, producers without signingKey): for migration only, since anyone who can write to the topic can then frame any principal',
   READTRAIL_HOME: 'directory for local state: default parent of the data dir, keys, checkpoint log and verify state (default .readtrail)',
   READTRAIL_DATA_DIR: 'embedded engine data directory (default $READTRAIL_HOME/chdb)',
   READTRAIL_CHECKPOINT_KEY: 'checkpoint signing key, made by `readtrail keys generate` (default $READTRAIL_HOME/keys/checkpoint.key)',
@@ -82,6 +92,11 @@ export interface ConfigOverrides {
   dataDir?: string
   publicKey?: string
   checkpointLog?: string
+}
+
+/** A boolean environment variable: 1, true, yes or on (any case). */
+function flagOn(value: string | undefined): boolean {
+  return value !== undefined && /^(1|true|yes|on)$/i.test(value.trim())
 }
 
 export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = {}): Readonly<AppConfig> {
@@ -119,6 +134,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides
       },
       verifyStatePath: env['READTRAIL_VERIFY_STATE'] || join(home, 'verify-state.json'),
       verifier: { keyPath: verifierKey, publicKeyPath: env['READTRAIL_VERIFY_PUBLIC_KEY'] || `${verifierKey}.pub` },
+      producers: { trustedPath: env['READTRAIL_TRUSTED_PRODUCERS'] || join(home, 'trusted-producers.json'), allowUnsigned: flagOn(env['READTRAIL_ALLOW_UNSIGNED']) },
       subjectKeys: env['READTRAIL_SUBJECT_KEYS'] ?? '',
     },
     'readtrail',

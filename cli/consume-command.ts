@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { createKafka } from '../common/kafka.js'
 import type { Logger } from '../common/logger.js'
 import { createIngest } from '../consumers/ingest.js'
@@ -32,7 +33,15 @@ export async function consumeCommand(config: AppConfig, logger: Logger): Promise
       kafka,
       store,
       logger,
-      writer: { kafka: config.kafka, topic: config.topic, groupId: config.groupId, sessionTimeoutMs: config.sessionTimeoutMs },
+      writer: {
+        kafka: config.kafka,
+        topic: config.topic,
+        groupId: config.groupId,
+        sessionTimeoutMs: config.sessionTimeoutMs,
+        // With unsigned producers allowed and no file yet (a migration's first step), the writer trusts no key rather than failing.
+        ...(config.producers.allowUnsigned && !existsSync(config.producers.trustedPath) ? {} : { trustedProducers: config.producers.trustedPath }),
+        allowUnsigned: config.producers.allowUnsigned,
+      },
       checkpoints: { key, logPath: config.checkpoints.logPath, topic: config.checkpoints.topic, intervalMs: config.checkpoints.intervalMs },
     })
     await ingest.start()

@@ -8,7 +8,7 @@ export interface ChainCheckpoint {
   seq: number
   /** SHA-256 of the row at `seq` (32 bytes). */
   hash: Buffer
-  /** Kafka offset of the row at `seq`. */
+  /** Kafka offset of the row at `seq`: its message is stored whole (the signer signs only heads at a message's end). */
   lastOffset: bigint
 }
 
@@ -29,6 +29,9 @@ export const UNSIGNED_CHAINS: ChainTrust = Object.freeze({ checkpointOf: async (
 export interface UnsignedRow {
   seq: number
   offset: bigint
+  /** The row's event in its message, and the message's event count. */
+  index: number
+  events: number
   hash: Buffer
   /** SHA-256 of the row's stored columns, recomputed by ClickHouse: differs from `hash` when a column was edited. */
   contentHash: Buffer
@@ -60,6 +63,8 @@ export interface ResumeLimits {
 interface TailRow {
   row_seq: string
   row_offset: string
+  row_index: number
+  row_events: number
   row_hash: string
   content_hash: string
   ingested_micros: string
@@ -98,11 +103,12 @@ export async function readRowsAfter(store: Store, head: ChainHead, partitionEnd:
   const maxRows = limits.maxUnsignedRows ?? 2_000_000
   const t = store.table('access_log')
   const rows = await store.queryRows<TailRow>(
-    `SELECT toString(seq) AS row_seq, toString(kafka_offset) AS row_offset, hex(hash) AS row_hash, hex(${HASH_SQL}) AS content_hash,
+    `SELECT toString(seq) AS row_seq, toString(kafka_offset) AS row_offset, message_index AS row_index, message_events AS row_events,
+            hex(hash) AS row_hash, hex(${HASH_SQL}) AS content_hash,
             toString(toUnixTimestamp64Micro(ingested_at)) AS ingested_micros
      FROM ${t}
      WHERE chain_id = {chain_id:String} AND seq > {from_seq:UInt64}
-     ORDER BY seq, kafka_offset
+     ORDER BY seq, kafka_offset, message_index
      LIMIT {limit:UInt64}`,
     { chain_id: chainId, from_seq: head.seq, limit: maxRows + 1 },
   )
@@ -115,10 +121,14 @@ export async function readRowsAfter(store: Store, head: ChainHead, partitionEnd:
   const unsigned: UnsignedRow[] = []
   let expectedSeq = head.seq + 1
   let lastOffset = head.lastOffset ?? -1n
+  // The event the next row must hold when the head stops inside a message; null: the next row starts a message.
+  let open: { nextIndex: number; events: number } | null = head.open ?? null
   for (const r of rows) {
     const row: UnsignedRow = {
       seq: Number(r.row_seq),
       offset: BigInt(r.row_offset),
+      index: Number(r.row_index),
+      events: Number(r.row_events),
       hash: Buffer.from(r.row_hash, 'hex'),
       contentHash: Buffer.from(r.content_hash, 'hex'),
       ingestedAt: Number(r.ingested_micros),
@@ -127,8 +137,15 @@ export async function readRowsAfter(store: Store, head: ChainHead, partitionEnd:
       const what = row.seq < expectedSeq ? `a second row at seq ${row.seq}` : `rows ${expectedSeq}..${row.seq - 1} are missing`
       throw untrusted(chainId, Math.min(row.seq, expectedSeq), `after the newest checkpoint (seq ${head.seq}) ${what}`)
     }
-    if (row.offset <= lastOffset) {
+    if (open !== null) {
+      // The writer stores a message's events in order and whole: the next row is the message's next event.
+      if (row.offset !== lastOffset || row.index !== open.nextIndex || row.events !== open.events) {
+        throw untrusted(chainId, row.seq, `it holds event ${row.index + 1} of ${row.events} at kafka_offset ${row.offset}, where event ${open.nextIndex + 1} of ${open.events} of the message at offset ${lastOffset} belongs`, { kafka_offset: row.offset.toString() })
+      }
+    } else if (row.offset <= lastOffset) {
       throw untrusted(chainId, row.seq, `its kafka_offset ${row.offset} does not rise above the row before it (${lastOffset})`, { kafka_offset: row.offset.toString() })
+    } else if (row.index !== 0 || row.events < 1) {
+      throw untrusted(chainId, row.seq, `it holds event ${row.index + 1} of ${row.events} of the message at kafka_offset ${row.offset}, whose earlier events have no row`, { kafka_offset: row.offset.toString() })
     }
     if (row.offset >= end) {
       throw untrusted(chainId, row.seq, `its kafka_offset ${row.offset} lies beyond the partition's end (${end}): no message can vouch for it`, {
@@ -140,6 +157,7 @@ export async function readRowsAfter(store: Store, head: ChainHead, partitionEnd:
     unsigned.push(row)
     expectedSeq += 1
     lastOffset = row.offset
+    open = row.index + 1 < row.events ? { nextIndex: row.index + 1, events: row.events } : null
   }
   return unsigned
 }

@@ -3,13 +3,12 @@ import { describeError, isReadtrailError } from '../common/errors.js'
 import { registerSnappyCodec } from '../common/kafka.js'
 import { componentLogger, type Logger } from '../common/logger.js'
 import { nowMicros } from '../common/time.js'
-import { createCodec } from '../schemas/codec.js'
 import type { SchemaRegistry } from '../schemas/registry.js'
 import { isDataError } from '../store/errors.js'
 import { repairViewTail } from '../store/repair-views.js'
 import type { Store } from '../store/store.js'
 import { RowBinaryWriter } from '../store/row-binary.js'
-import { chainIdOf, linkEntries, type ChainEntry, type ChainHead } from './chain.js'
+import { chainIdOf, headEndsMessage, linkEntries, type ChainEntry, type ChainHead } from './chain.js'
 import { readResumePoint, readRowsAfter, type ChainTrust, type PartitionEnd, type ResumeLimits, type UnsignedRow } from './chain-resume.js'
 import type { ChainWriterConfig } from './config.js'
 import { findOwnDeadLetters, type DeadLetterWanted } from './dead-letter-lookup.js'
@@ -18,13 +17,18 @@ import { deadLetterProducerOf, deadLetterSource, type DeadLetterProducer, type D
 import { deadLetterTopicOf, readDeadLetterTopicLimits } from './topics.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
 import { IngestError } from './errors.js'
+import { createMessageTrust, type MessageEvents } from './message-trust.js'
+import { loadTrustedProducers } from './trusted-producers.js'
 import { assertAccessEvent } from './validate-event.js'
+import type { AccessEvent } from '../schemas/access-event.js'
 
 export interface ChainWriterStats {
   /** Rows appended to chains by this process. */
   stored: number
   /** Messages sent to the dead-letter topic. */
   deadLettered: number
+  /** Of those, messages no trusted producer key vouched for (unsigned, unknown key, bad signature, another service's key). */
+  unauthenticated: number
   /** Messages skipped because their rows were already signed or re-derived (redelivery after a crash). */
   redelivered: number
   /**
@@ -94,6 +98,16 @@ interface DeadMessage {
   producer: DeadLetterProducer | null
 }
 
+/** Codes of messages no trusted producer key vouched for. */
+const UNAUTHENTICATED: ReadonlySet<string> = new Set(['MESSAGE_UNSIGNED', 'PRODUCER_KEY_UNKNOWN', 'SIGNATURE_INVALID', 'PRODUCER_NOT_AUTHORIZED'])
+
+/** Whether the chain already holds the entry's row: its message lies before the head, or its event before the head's open message's next. */
+function isStored(head: ChainHead, e: ChainEntry): boolean {
+  if (head.lastOffset === null || e.offset > head.lastOffset) return false
+  if (e.offset < head.lastOffset) return true
+  return head.open === undefined || (e.index ?? 0) < head.open.nextIndex
+}
+
 /** Whether Kafka refused a produce request as too large (kafkajs may wrap the broker's error). */
 function isTooLarge(err: unknown, depth = 0): boolean {
   if (err === null || typeof err !== 'object' || depth > 4) return false
@@ -146,12 +160,41 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   const log = componentLogger(deps.logger, 'chain-writer')
   // The writer reads whatever codec a producer chose.
   registerSnappyCodec()
-  const codec = createCodec(registry)
-  const versionByFingerprint = new Map(registry.versions.map((v) => [v.fingerprint, v.version]))
+  // Loaded once, at start: a file that does not load stops the writer before it reads a message.
+  const trust = createMessageTrust({ trusted: config.trustedProducers ? loadTrustedProducers(config.trustedProducers) : null, allowUnsigned: config.allowUnsigned, registry })
+  if (config.allowUnsigned) log.warn('unsigned producers allowed (allowUnsigned): anyone who can write to the topic can frame any principal; for migration only')
+
+  /**
+   * A message's events once a trusted key vouched for them (or unsigned
+   * ones were allowed) and every one of them validated: the writer stores a
+   * message whole or dead-letters it whole, so a refused event never leaves
+   * a hole inside a message.
+   */
+  function readEvents(topic: string, message: KafkaMessage): MessageEvents & { events: AccessEvent[] } {
+    if (!message.value) throw new IngestError('EVENT_INVALID', 'the message has no value')
+    const read = trust.read(topic, message.value)
+    if (read.events.length === 0) throw new IngestError('EVENT_INVALID', 'a batch holding no events')
+    for (const [i, event] of read.events.entries()) {
+      try {
+        assertAccessEvent(event)
+      } catch (err) {
+        if (read.events.length === 1 || !isReadtrailError(err)) throw err
+        throw new IngestError('EVENT_INVALID', `event ${i} of the batch: ${err.message}`, { cause: err, details: { ...err.details, event_index: i } })
+      }
+    }
+    return read as MessageEvents & { events: AccessEvent[] }
+  }
+
+  /** The entries of a read message, from event `from` on. */
+  function entriesOf(read: MessageEvents & { events: AccessEvent[] }, offset: bigint, from = 0): ChainEntry[] {
+    const out: ChainEntry[] = []
+    for (let i = from; i < read.events.length; i++) out.push({ event: read.events[i]!, offset, index: i, events: read.events.length, keyId: read.keyId, schemaVersion: read.schemaVersion })
+    return out
+  }
   const deadLetterTopic = deadLetterTopicOf(config)
   /** Chains taken up (or being taken up) since the last join; a batch waits for its chain's take-up. */
   const chains = new Map<string, Promise<ChainState>>()
-  const stats: ChainWriterStats = { stored: 0, deadLettered: 0, redelivered: 0, rederived: 0, restored: 0, batches: 0 }
+  const stats: ChainWriterStats = { stored: 0, deadLettered: 0, unauthenticated: 0, redelivered: 0, rederived: 0, restored: 0, batches: 0 }
   let consumer: Consumer | undefined
   let dlq: Producer | undefined
   let admin: Admin | undefined
@@ -219,17 +262,21 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     }
   }
 
-  /** The head after the stored row `row`, if the Kafka message at its offset derives exactly that row. */
-  function rederive(chain: ChainState, message: KafkaMessage, row: UnsignedRow): ChainHead {
+  /**
+   * The head after the stored row `row`, if the Kafka message at its offset
+   * derives exactly that row (its event at the row's index). `read` is the
+   * message already read for an earlier row of it.
+   */
+  function rederive(chain: ChainState, topic: string, message: KafkaMessage, row: UnsignedRow, read?: MessageEvents & { events: AccessEvent[] }): { head: ChainHead; read: MessageEvents & { events: AccessEvent[] } } {
     const chainId = chain.head.chainId
     let entry: ChainEntry
     try {
-      if (!message.value) throw new Error('message has no value')
-      const decoded = codec.decode(message.value)
-      assertAccessEvent(decoded.event)
-      entry = { event: decoded.event, offset: row.offset, schemaVersion: versionByFingerprint.get(decoded.writer.fingerprint) ?? 0 }
+      read ??= readEvents(topic, message)
+      const event = read.events[row.index]
+      if (event === undefined || row.events !== read.events.length) throw new Error(`the message holds ${read.events.length} events, the row claims event ${row.index + 1} of ${row.events}`)
+      entry = { event, offset: row.offset, index: row.index, events: read.events.length, keyId: read.keyId, schemaVersion: read.schemaVersion }
     } catch (cause) {
-      throw new IngestError('CHAIN_UNTRUSTED', `chain ${chainId} seq ${row.seq}: the message at offset ${row.offset} it claims to store is not an event (${describeError(cause)})`, {
+      throw new IngestError('CHAIN_UNTRUSTED', `chain ${chainId} seq ${row.seq}: the message at offset ${row.offset} it claims to store is not a trusted event (${describeError(cause)})`, {
         cause,
         details: { chain_id: chainId, seq: row.seq, kafka_offset: row.offset.toString() },
       })
@@ -241,7 +288,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         details: { chain_id: chainId, seq: row.seq, kafka_offset: row.offset.toString() },
       })
     }
-    return linked.head
+    return { head: linked.head, read }
   }
   const rowWriter = new RowBinaryWriter()
 
@@ -283,6 +330,12 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       const code = isReadtrailError(error) ? error.code : undefined
       // ClickHouse quotes the refused row in its message: keep that out of the logs.
       const reason = code === 'ROW_REJECTED' ? 'refused by ClickHouse (reason in the dead letter)' : describeError(error)
+      if (code !== undefined && UNAUTHENTICATED.has(code)) {
+        stats.unauthenticated += 1
+        // Someone who can write to the topic sent events no trusted key vouches for: an attempt to frame a principal, or a producer left unsigned.
+        log.error({ topic, partition, offset: message.offset, code, reason, alert: 'READTRAIL_PRODUCER_ALERT' }, 'message from an unauthenticated producer dead-lettered')
+        continue
+      }
       log.warn({ topic, partition, offset: message.offset, code, reason, truncated: records[i]!.truncated, key_bytes: message.key?.length ?? 0 }, 'message dead-lettered')
     }
   }
@@ -311,14 +364,15 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   }
 
   /**
-   * Inserts entries one at a time onto the trusted head; an event ClickHouse
-   * refuses goes to the dead-letter topic and the chain continues without it.
-   * Only used after a batch insert was refused. Rows of that insert that
-   * landed anyway are re-derived from their messages first.
+   * Inserts entries a message at a time onto the trusted head; a message
+   * ClickHouse refuses goes to the dead-letter topic whole and the chain
+   * continues without it. Only used after a batch insert was refused. Rows
+   * of that insert that landed anyway are re-derived from their messages first.
    */
   async function storeOneByOne(topic: string, partition: number, chain: ChainState, entries: ChainEntry[], sources: KafkaMessage[], partitionEnd: bigint): Promise<void> {
     const landed = await readRowsAfter(store, chain.head, async () => partitionEnd, deps.resume)
     const byOffset = new Map(sources.map((m) => [BigInt(m.offset), m]))
+    let last: { offset: bigint; read: MessageEvents & { events: AccessEvent[] } } | undefined
     for (const row of landed) {
       const message = byOffset.get(row.offset)
       if (!message) {
@@ -326,20 +380,26 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
           details: { chain_id: chain.head.chainId, seq: row.seq, kafka_offset: row.offset.toString() },
         })
       }
-      chain.head = rederive(chain, message, row)
+      const derived = rederive(chain, topic, message, row, last?.offset === row.offset ? last.read : undefined)
+      chain.head = derived.head
+      last = { offset: row.offset, read: derived.read }
       stats.rederived += 1
     }
-    for (const [i, entry] of entries.entries()) {
-      if (chain.head.lastOffset !== null && entry.offset <= chain.head.lastOffset) continue
-      const linked = linkEntries(chain.head, [entry], nowMicros())
+    for (let i = 0; i < entries.length; ) {
+      const first = i
+      const offset = entries[i]!.offset
+      while (i < entries.length && entries[i]!.offset === offset) i++
+      const group = entries.slice(first, i).filter((e) => !isStored(chain.head, e))
+      if (group.length === 0) continue
+      const linked = linkEntries(chain.head, group, nowMicros())
       try {
         await store.insertRowBinary('access_log', linked.rows, linked.count)
         chain.head = linked.head
-        stats.stored += 1
+        stats.stored += group.length
       } catch (err) {
         if (!isDataError(err)) throw err
-        const reason = new IngestError('ROW_REJECTED', `ClickHouse refused the event: ${describeError(err)}`, { cause: err })
-        await sendDeadLetters(topic, partition, [{ message: sources[i]!, error: reason, producer: deadLetterProducerOf(entry.event) }])
+        const reason = new IngestError('ROW_REJECTED', `ClickHouse refused ${group.length === 1 ? 'the event' : `the message's ${group.length} events`}: ${describeError(err)}`, { cause: err })
+        await sendDeadLetters(topic, partition, [{ message: sources[first]!, error: reason, producer: deadLetterProducerOf(group[0]!.event) }])
       }
     }
   }
@@ -414,44 +474,60 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     let restoring = 0
     for (const message of batch.messages) {
       const offset = BigInt(message.offset)
-      if (chain.head.lastOffset !== null && offset <= chain.head.lastOffset) {
+      const head = chain.head
+      if (head.lastOffset !== null && (offset < head.lastOffset || (offset === head.lastOffset && headEndsMessage(head)))) {
         stats.redelivered += 1
         continue
       }
-      const pending = chain.unsigned[chain.next]
+      let read: (MessageEvents & { events: AccessEvent[] }) | undefined
+      let pending = chain.unsigned[chain.next]
       if (pending) {
         if (pending.offset < offset) {
           throw new IngestError('CHAIN_UNTRUSTED', `chain ${chainId} seq ${pending.seq}: it claims Kafka offset ${pending.offset}, which holds no message`, {
             details: { chain_id: chainId, seq: pending.seq, kafka_offset: pending.offset.toString() },
           })
         }
-        if (pending.offset === offset) {
-          chain.head = rederive(chain, message, pending)
-          chain.next += 1
-          stats.rederived += 1
+        if (pending.offset > offset) {
+          // A message between two stored rows that has none of its own: it was
+          // dead-lettered, or it is a replayed duplicate, or its rows were
+          // deleted. One that is not a trusted event can never have had a row.
+          const event = eventIdOf(batch.topic, message)
+          if (event !== null) skipped.push({ message, eventId: event, headSeq: chain.head.seq, nextSeq: pending.seq })
           continue
         }
-        // A message between two stored rows that has none of its own: it was
-        // dead-lettered, or it is a replayed duplicate, or its row was
-        // deleted. One that is not an event can never have had a row.
-        const event = eventIdOf(message)
-        if (event !== null) skipped.push({ message, eventId: event, headSeq: chain.head.seq, nextSeq: pending.seq })
-        continue
+        // The message read once for all of its stored rows.
+        while (pending && pending.offset === offset) {
+          const derived = rederive(chain, batch.topic, message, pending, read)
+          chain.head = derived.head
+          read = derived.read
+          chain.next += 1
+          stats.rederived += 1
+          pending = chain.unsigned[chain.next]
+        }
+        if (headEndsMessage(chain.head)) continue
+        if (pending) {
+          // Stored in part, with rows after it: its missing events were deleted.
+          throw new IngestError('CHAIN_UNTRUSTED', `chain ${chainId} seq ${pending.seq}: the message at offset ${offset} is stored only up to event ${chain.head.open!.nextIndex} of ${chain.head.open!.events}, yet rows follow it`, {
+            details: { chain_id: chainId, seq: pending.seq, kafka_offset: offset.toString() },
+          })
+        }
+        // Stored in part before a crash: its remaining events are stored below.
       }
+      const from = chain.head.lastOffset === offset && chain.head.open ? chain.head.open.nextIndex : 0
       const earlier = offset < chain.resumedAt
-      let decoded: ReturnType<typeof codec.decode> | undefined
       try {
-        if (!message.value) throw new Error('message has no value')
-        decoded = codec.decode(message.value)
-        assertAccessEvent(decoded.event)
-        entries.push({ event: decoded.event, offset, schemaVersion: versionByFingerprint.get(decoded.writer.fingerprint) ?? 0 })
-        sources.push(message)
-        if (earlier) restoring += 1
+        read ??= readEvents(batch.topic, message)
+        const more = entriesOf(read, offset, from)
+        for (const e of more) {
+          entries.push(e)
+          sources.push(message)
+        }
+        if (earlier) restoring += more.length
       } catch (error) {
-        // An earlier writer dead-lettered it already. A message that decoded
-        // but did not validate still says which producer and seq it claims:
-        // the letter names them, so verify can account for the hole.
-        if (!earlier) dead.push({ message, error, producer: deadLetterProducerOf(decoded?.event) })
+        // An earlier writer dead-lettered it already. A message that decodes
+        // still says which producer and seq it claims: the letter names
+        // them, so verify can account for the hole.
+        if (!earlier) dead.push({ message, error, producer: deadLetterProducerOf(message.value ? trust.claimOf(message.value) : null) })
       }
     }
     if (skipped.length > 0) {
@@ -508,7 +584,8 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         await storeOneByOne(batch.topic, batch.partition, chain, entries, sources, BigInt(batch.highWatermark))
       }
     }
-    if (chain.head.seq > seqBefore) deps.onChainHead?.(chain.head)
+    // Only a head at a message's end is signed: a checkpoint's offset says its message is stored whole.
+    if (chain.head.seq > seqBefore && headEndsMessage(chain.head)) deps.onChainHead?.(chain.head)
     const last = batch.lastOffset()
     resolveOffset(last)
     await owner.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])
@@ -531,13 +608,10 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
     log.info({ ...stats }, 'chain writer progress')
   }
 
-  /** The event id of a message that decodes and validates as an event; null for any other. */
-  function eventIdOf(message: KafkaMessage): string | null {
+  /** The first event id of a message the writer would store; null for any other. */
+  function eventIdOf(topic: string, message: KafkaMessage): string | null {
     try {
-      if (!message.value) return null
-      const event = codec.decode(message.value).event
-      assertAccessEvent(event)
-      return event.event_id
+      return readEvents(topic, message).events[0]!.event_id
     } catch {
       return null
     }

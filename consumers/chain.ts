@@ -11,6 +11,12 @@ export interface ChainHead {
   readonly hash: Buffer
   /** Kafka offset of the newest stored row; null for an empty chain. */
   readonly lastOffset: bigint | null
+  /**
+   * Set when the newest row is not its message's last event (a wire-2 batch
+   * stored in part before a crash): the message's events from `nextIndex`
+   * on are still to be stored. Absent, the message at lastOffset is done.
+   */
+  readonly open?: { readonly nextIndex: number; readonly events: number }
 }
 
 /** prev_hash of a chain's first row. */
@@ -24,6 +30,17 @@ export interface ChainEntry {
   event: AccessEvent
   offset: bigint
   schemaVersion: number
+  /** The event's place in its message. @default 0 */
+  index?: number
+  /** Events in its message. @default 1 */
+  events?: number
+  /** The key that vouched for it. @default '' (unsigned) */
+  keyId?: string
+}
+
+/** Where the chain continues after a head: the next event of its open message, or the next message. */
+export function headEndsMessage(head: ChainHead): boolean {
+  return head.open === undefined
 }
 
 export interface ChainedBatch {
@@ -49,6 +66,7 @@ export function linkEntries(head: ChainHead, entries: readonly ChainEntry[], ing
   let seq = head.seq
   let prev = head.hash
   let lastOffset = head.lastOffset
+  let open = head.open
   for (const entry of entries) {
     seq += 1
     const start = writer.length
@@ -59,9 +77,11 @@ export function linkEntries(head: ChainHead, entries: readonly ChainEntry[], ing
     writer.bytes(rowHash)
     prev = rowHash
     lastOffset = entry.offset
+    const next = (entry.index ?? 0) + 1
+    open = next < (entry.events ?? 1) ? { nextIndex: next, events: entry.events ?? 1 } : undefined
   }
   // A copy: the writer may be the caller's, reused for the next batch.
-  return { rows: writer.slice(0), count: entries.length, head: { chainId: head.chainId, seq, hash: prev, lastOffset } }
+  return { rows: writer.slice(0), count: entries.length, head: { chainId: head.chainId, seq, hash: prev, lastOffset, ...(open ? { open } : {}) } }
 }
 
 /** The hash of one entry's row at a fixed seq, for any prev_hash and ingested_at. */
@@ -121,8 +141,11 @@ function chainedRow(chainId: string, seq: number, prev: Buffer, entry: ChainEntr
     seq,
     prev_hash: prev,
     kafka_offset: entry.offset,
+    message_index: entry.index ?? 0,
+    message_events: entry.events ?? 1,
     ingested_at: ingestedAt,
     schema_version: entry.schemaVersion,
+    key_id: entry.keyId ?? '',
   } satisfies ChainedRow
 }
 

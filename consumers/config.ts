@@ -22,8 +22,25 @@ export const ChainWriterConfig = z
     sessionTimeoutMs: z.number().int().min(6000).max(300_000).default(30_000),
     /** Read from the earliest offset when the group has none committed. @default true */
     fromBeginning: z.boolean().default(true),
+    /**
+     * The trusted-producers file (`readtrail keys generate --producer`): the
+     * services' public keys. A batch is stored only if one of them signed it,
+     * for this topic, as events of that key's service.
+     */
+    trustedProducers: z.string().min(1).optional(),
+    /**
+     * Also store unsigned messages: wire-1 events and batches from producers
+     * without a signingKey. Anyone who can write to the topic can then frame
+     * any principal; for migrating from unsigned producers only. @default false
+     */
+    allowUnsigned: z.boolean().default(false),
   })
   .strict()
+  // Checked here, not per message: a writer that could store nothing would only fill the dead-letter topic.
+  .refine((c) => c.trustedProducers !== undefined || c.allowUnsigned, {
+    message: 'set trustedProducers (the file `readtrail keys generate --producer <service>` writes), or allowUnsigned while migrating from unsigned producers: with neither, every message would be refused',
+    path: ['trustedProducers'],
+  })
 
 export type ChainWriterConfig = z.output<typeof ChainWriterConfig>
 export type ChainWriterConfigInput = z.input<typeof ChainWriterConfig>

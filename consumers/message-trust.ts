@@ -36,6 +36,12 @@ export interface MessageTrust {
    * SCHEMA_FINGERPRINT_UNKNOWN); the caller dead-letters the message with that code.
    */
   read(topic: string, value: Buffer): MessageEvents
+  /**
+   * The first event a message claims, decoded without any trust (bounded
+   * like every decode), for the dead letter of a refused message: its
+   * producer and seq are a claim nobody vouched for. null if it does not decode.
+   */
+  claimOf(value: Buffer): unknown
 }
 
 /** Where a batch's key id starts: after the header and the signature. */
@@ -87,6 +93,14 @@ export function createMessageTrust(options: MessageTrustOptions): MessageTrust {
         })
       }
       return { events: batch.events, keyId: keyId ?? '', schemaVersion: batch.writer.version, producerId: batch.origin.producerId }
+    },
+    claimOf(value: Buffer): unknown {
+      try {
+        const fp = writerFingerprintOf(value)
+        return fp !== undefined && batches.knows(fp) ? (batches.decode(value).events[0] ?? null) : events.decode(value).event
+      } catch {
+        return null
+      }
     },
   })
 }

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto'
+import { PassThrough } from 'node:stream'
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import type { AppConfig } from '../cli/config.js'
 import { formatRows } from '../cli/format-rows.js'
+import { generateProducerKey } from '../cli/producer-keys-command.js'
 import { ReadtrailError } from '../common/errors.js'
 import { createKafka } from '../common/kafka.js'
 import type { Logger } from '../common/logger.js'
@@ -87,15 +89,21 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
   const logPath = join(config.store.dataDir, 'checkpoints.jsonl')
   rmSync(logPath, { force: true })
   const checkpointTopic = checkpointTopicOf(topic)
+  // The application's service signs its batches with its own key; the writer stores only what a key in the trusted file signed.
+  const service = 'admissions-backoffice'
+  const trustedPath = join(config.store.dataDir, 'trusted-producers.json')
+  const producerKey = join(config.store.dataDir, 'keys', `${service}.pem`)
+  rmSync(trustedPath, { force: true })
+  generateProducerKey({ service, out: producerKey, trusted: trustedPath, home: config.store.dataDir }, new PassThrough())
   const ingest = createIngest({
     kafka,
     store,
     logger,
-    writer: { kafka: config.kafka, topic, groupId },
+    writer: { kafka: config.kafka, topic, groupId, trustedProducers: trustedPath },
     checkpoints: { key: loadSigningKey(keyPath), logPath, topic: checkpointTopic },
   })
   const audit = await createAuditProducer(
-    { kafka: config.kafka, topic, service: 'admissions-backoffice', environment: 'demo', sessionHashKey: randomBytes(32) },
+    { kafka: config.kafka, topic, service, environment: 'demo', sessionHashKey: randomBytes(32), signingKey: producerKey },
     { logger, kafka },
   )
   try {

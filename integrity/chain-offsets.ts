@@ -5,137 +5,202 @@ import { NO_CACHES } from './no-caches.js'
 import { findEventsSql, offsetsBoundedSql, offsetsOpenSql } from './owner-read-sql.js'
 
 /**
- * The Kafka offsets a chain's rows claim, reduced to where they do not run on
- * one by one. The verifier (integrity/verify.ts) holds them against the
+ * The Kafka positions a chain's rows claim, reduced to where they do not run
+ * on one by one. The verifier (integrity/verify.ts) holds them against the
  * partition itself: a chain is `<topic>/<partition>` and each row stores the
- * offset of the message it was made from, so the offsets of consecutive rows
- * rise, and every offset skipped is a message the writer had a reason to
- * skip (a dead letter, a replayed duplicate) or a row that is gone.
+ * offset of the message it was made from and its place among that message's
+ * events (`message_index` of `message_events`: a wire-2 batch is one message
+ * of many events, a wire-1 message one event). Consecutive rows therefore
+ * either take the next event of the same message or the first event of the
+ * next offset, and every offset skipped is a message the writer had a reason
+ * to skip (a dead letter, a replayed duplicate) or rows that are gone. The
+ * writer stores or refuses a message whole, so nothing explains a row
+ * missing inside a message.
  *
  * Rows sharing a seq are the chain check's business (duplicate, inserted or
- * forked rows): each seq is represented by the lowest offset stored at it.
+ * forked rows): each seq is represented by the lowest position stored at it.
  */
 
-/**
- * The row at `seq` does not hold `prev_offset + 1`. Offsets are decimal
- * strings: UInt64 and attacker-controlled, they need not fit a double.
- */
+/** Where a row sits in Kafka: its message's offset (a decimal string: UInt64 and attacker-controlled), and its event's place in that message. */
+export interface RowPosition {
+  offset: string
+  index: number
+  events: number
+}
+
+/** The row at `seq` does not follow the row at `prev_seq`. */
 export interface OffsetBreak {
   seq: number
   prev_seq: number
   offset: string
   prev_offset: string
+  /** The row's event index and its message's event count; the previous row's. */
+  index: number
+  events: number
+  prev_index: number
+  prev_events: number
 }
 
 export interface ChainOffsets {
   chain_id: string
-  /** First seq of the range checked (incremental runs start at the anchor). */
+  /** First seq of the range checked (incremental runs start at the anchor), and where its row sits. */
   first_seq: number
-  /** The whole chain's newest seq and its offset, whatever range was checked. */
+  first: RowPosition
+  /** The whole chain's newest seq and its position, whatever range was checked. */
   head_seq: number
   head_offset: string
-  /** Each seq (after the first checked) whose offset is not the previous seq's + 1. */
+  head: RowPosition
+  /** Each seq (after the first checked) whose row does not follow the previous seq's. */
   breaks: OffsetBreak[]
   truncated: boolean
 }
 
+/** Whether a row at `pos` is its message's last event (the writer moves on to the next offset after it). */
+export const endsMessage = (pos: { index: number; events: number }): boolean => pos.index + 1 >= pos.events
+
 /**
- * Where `offset` falls in a chain, from its offsets alone: the seq of the
- * row that stores it (`stored`), or of the first row after it (head + 1 past
- * the head; the first checked seq before the checked range). Between two
- * breaks every seq holds the previous seq's offset + 1, which is what makes
- * this exact wherever the chain itself is intact; where it is not, other
- * findings are there already and this only places a dead-letter finding
- * near them.
+ * What a break means: `offset_gap` when whole messages were skipped between
+ * two complete ones (a dead letter or a replayed duplicate may explain
+ * each); `message_incomplete` when rows are missing inside a message (or a
+ * message's rows disagree on its event count), which nothing explains;
+ * `offset_invalid` when the offset goes back, or stays after a message's last event.
+ */
+export function breakKind(b: OffsetBreak): 'offset_gap' | 'message_incomplete' | 'offset_invalid' {
+  const offset = BigInt(b.offset)
+  const prev = BigInt(b.prev_offset)
+  const prevEnds = endsMessage({ index: b.prev_index, events: b.prev_events })
+  // After a message's last event the next row must take a later offset.
+  if (offset < prev || (offset === prev && prevEnds)) return 'offset_invalid'
+  if (offset === prev || !prevEnds || b.index !== 0) return 'message_incomplete'
+  return 'offset_gap'
+}
+
+/**
+ * Where `offset` falls in a chain, from its positions alone: whether a row
+ * stores (part of) the message at `offset`, and the seq of that row or of
+ * the first row after it (head + 1 past the head; the first checked seq
+ * before the checked range). Between two breaks every message has rows, so
+ * `stored` is exact wherever the chain itself is intact; the seq is exact
+ * for one-event messages and otherwise the nearest one can tell without
+ * reading rows: it only places a dead-letter finding.
  */
 export function locateOffset(c: ChainOffsets, offset: bigint): { seq: number; stored: boolean } {
   const n = c.breaks.length
-  const segments: { fromSeq: number; fromOff: bigint; toSeq: number; toOff: bigint }[] = []
   for (let k = 0; k <= n; k++) {
     const toSeq = k < n ? c.breaks[k]!.prev_seq : c.head_seq
-    const toOff = BigInt(k < n ? c.breaks[k]!.prev_offset : c.head_offset)
+    const toOff = BigInt(k < n ? c.breaks[k]!.prev_offset : c.head.offset)
     const fromSeq = k === 0 ? c.first_seq : c.breaks[k - 1]!.seq
-    const fromOff = k === 0 ? toOff - BigInt(toSeq - fromSeq) : BigInt(c.breaks[k - 1]!.offset)
-    segments.push({ fromSeq, fromOff, toSeq, toOff })
-  }
-  for (const s of segments) {
-    if (offset < s.fromOff) return { seq: s.fromSeq, stored: false }
-    if (offset <= s.toOff) return { seq: Math.min(s.toSeq, s.fromSeq + Number(offset - s.fromOff)), stored: true }
+    const fromOff = BigInt(k === 0 ? c.first.offset : c.breaks[k - 1]!.offset)
+    if (offset < fromOff) return { seq: fromSeq, stored: false }
+    if (offset <= toOff) return { seq: Math.min(toSeq, fromSeq + Number(offset - fromOff)), stored: true }
   }
   return { seq: c.head_seq + 1, stored: false }
 }
 
+interface PositionRow {
+  seq: number
+  off_text: string
+  idx: number
+  n: number
+}
+
 /**
- * In ClickHouse: per seq the lowest offset, then one window over the seqs,
- * returning only the breaks. Reads two UInt64 columns in primary-key order;
+ * In ClickHouse: per seq the lowest position, then one window over the
+ * seqs, returning only the breaks. Reads four columns in primary-key order;
  * at 10M rows the breaks, not the rows, come back.
  */
 export async function chainOffsetsInDb(store: Store, chainId: string, from: number, limit: number): Promise<ChainOffsets | null> {
   const log = store.table('access_log')
   const params = { chain_id: chainId, from }
-  // The head is the newest seq's lowest offset: bitNot turns the tie-break round.
-  const [head] = await store.queryRows<{ first_seq: number; head_seq: number; head_offset: string; rows: number }>(
-    `SELECT count() AS rows, min(seq) AS first_seq, max(seq) AS head_seq,
-            toString(argMax(kafka_offset, (seq, bitNot(kafka_offset)))) AS head_offset
-     FROM ${log} WHERE chain_id = {chain_id:String} AND seq >= {from:UInt64}`,
+  const perSeq = `SELECT seq, min((kafka_offset, message_index)) AS pos, pos.1 AS off, pos.2 AS idx, argMin(message_events, (kafka_offset, message_index)) AS n
+       FROM ${log} WHERE chain_id = {chain_id:String} AND seq >= {from:UInt64} GROUP BY seq`
+  const [ends] = await store.queryRows<{ rows: number; first_seq: number; first_off: string; first_idx: number; first_n: number; head_seq: number; head_off: string; head_idx: number; head_n: number }>(
+    `SELECT count() AS rows, min(seq) AS first_seq, toString(argMin(off, seq)) AS first_off, argMin(idx, seq) AS first_idx, argMin(n, seq) AS first_n,
+            max(seq) AS head_seq, toString(argMax(off, seq)) AS head_off, argMax(idx, seq) AS head_idx, argMax(n, seq) AS head_n
+     FROM (${perSeq})`,
     params,
     NO_CACHES,
   )
-  if (!head || Number(head.rows) === 0) return null
-  const breaks = await store.queryRows<{ seq: number; prev_seq: number; offset: string; prev_offset: string }>(
-    `SELECT seq, prev_seq, toString(off) AS offset, toString(prev_off) AS prev_offset FROM (
-       SELECT seq, off, lagInFrame(seq, 1, toUInt64(0)) OVER w AS prev_seq, lagInFrame(off, 1, toUInt64(0)) OVER w AS prev_off,
+  if (!ends || Number(ends.rows) === 0) return null
+  // Output aliases differ from the inner names: ClickHouse would otherwise compare the String alias in WHERE.
+  const breaks = await store.queryRows<PositionRow & { prev_seq: number; prev_off_text: string; prev_idx: number; prev_n: number }>(
+    `SELECT seq, prev_seq, toString(off) AS off_text, toString(prev_off) AS prev_off_text, idx, prev_idx, n, prev_n FROM (
+       SELECT seq, off, idx, n,
+              lagInFrame(seq, 1, toUInt64(0)) OVER w AS prev_seq, lagInFrame(off, 1, toUInt64(0)) OVER w AS prev_off,
+              lagInFrame(idx, 1, toUInt32(0)) OVER w AS prev_idx, lagInFrame(n, 1, toUInt32(0)) OVER w AS prev_n,
               row_number() OVER w AS position
-       FROM (SELECT seq, min(kafka_offset) AS off FROM ${log} WHERE chain_id = {chain_id:String} AND seq >= {from:UInt64} GROUP BY seq)
+       FROM (${perSeq})
        WINDOW w AS (ORDER BY seq ASC ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
      )
-     WHERE position > 1 AND (off <= prev_off OR off - prev_off != 1)
+     WHERE position > 1 AND NOT if(toUInt64(prev_idx) + 1 < prev_n, off = prev_off AND idx = prev_idx + 1 AND n = prev_n, off = prev_off + 1 AND idx = 0)
      ORDER BY seq LIMIT {limit:UInt32}`,
     { ...params, limit: limit + 1 },
     NO_CACHES,
   )
   return {
     chain_id: chainId,
-    first_seq: Number(head.first_seq),
-    head_seq: Number(head.head_seq),
-    head_offset: head.head_offset,
-    breaks: breaks.slice(0, limit).map((b) => ({ seq: Number(b.seq), prev_seq: Number(b.prev_seq), offset: b.offset, prev_offset: b.prev_offset })),
+    first_seq: Number(ends.first_seq),
+    first: { offset: ends.first_off, index: Number(ends.first_idx), events: Number(ends.first_n) },
+    head_seq: Number(ends.head_seq),
+    head_offset: ends.head_off,
+    head: { offset: ends.head_off, index: Number(ends.head_idx), events: Number(ends.head_n) },
+    breaks: breaks.slice(0, limit).map((b) => ({
+      seq: Number(b.seq),
+      prev_seq: Number(b.prev_seq),
+      offset: b.off_text,
+      prev_offset: b.prev_off_text,
+      index: Number(b.idx),
+      events: Number(b.n),
+      prev_index: Number(b.prev_idx),
+      prev_events: Number(b.prev_n),
+    })),
     truncated: breaks.length > limit,
   }
 }
 
-/** Seqs per streamed query: 16 bytes a row, so a segment is at most ~16 MB in chDB's one-buffer result. */
+/** Seqs per streamed query: 24 bytes a row, so a segment is at most ~24 MB in chDB's one-buffer result. */
 const SEQS_PER_SEGMENT = 1_000_000
-const RECORD = 16
+const RECORD = 24
 
 /**
- * The same facts computed here from `seq, kafka_offset` streamed as
- * RowBinary: ClickHouse only filters and sorts, and both are checked as
- * the bytes arrive. Segments cover every seq from `from` on (the last one is
- * open-ended), so no row can sit outside them.
+ * The same facts computed here from `seq, kafka_offset, message_index,
+ * message_events` streamed as RowBinary: ClickHouse only filters and sorts,
+ * and both are checked as the bytes arrive. Segments cover every seq from
+ * `from` on (the last one is open-ended), so no row can sit outside them.
  */
 export async function chainOffsetsStreamed(store: Store, chainId: string, from: number, maxSeq: number, limit: number): Promise<ChainOffsets | null> {
   const lie = (message: string) => new VerificationError('VERIFY_FAILED', message, { details: { chain_id: chainId } })
-  const out: ChainOffsets = { chain_id: chainId, first_seq: 0, head_seq: 0, head_offset: '0', breaks: [], truncated: false }
+  const none: RowPosition = { offset: '0', index: 0, events: 1 }
+  const out: ChainOffsets = { chain_id: chainId, first_seq: 0, first: none, head_seq: 0, head_offset: '0', head: none, breaks: [], truncated: false }
   let rows = 0
   let prevSeq = -1n
-  let prevOffset = 0n
-  /** The lowest offset of the seq being read (its first row in (seq, offset) order). */
-  let seqOffset = 0n
+  /** The lowest position of the seq being read (its first row in (seq, offset, index) order). */
+  let prevOff = 0n
+  let prevIdx = 0
+  let prevN = 1
   let carry = Buffer.alloc(0)
-  const onRecord = (seq: bigint, offset: bigint, lo: bigint, hi: bigint | null) => {
+  const onRecord = (seq: bigint, off: bigint, idx: number, n: number, lo: bigint, hi: bigint | null) => {
     if (seq < lo || (hi !== null && seq > hi)) throw lie(`ClickHouse returned seq ${seq} of chain ${chainId} when asked for seqs ${lo}..${hi ?? ''}`)
-    if (seq < prevSeq || (seq === prevSeq && offset < seqOffset)) throw lie(`ClickHouse returned chain ${chainId} out of (seq, kafka_offset) order at seq ${seq}`)
+    if (seq < prevSeq || (seq === prevSeq && (off < prevOff || (off === prevOff && idx < prevIdx)))) {
+      throw lie(`ClickHouse returned chain ${chainId} out of (seq, kafka_offset, message_index) order at seq ${seq}`)
+    }
     rows++
     if (seq === prevSeq) return
-    if (prevSeq >= 0n && offset !== prevOffset + 1n) {
-      if (out.breaks.length < limit) out.breaks.push({ seq: Number(seq), prev_seq: Number(prevSeq), offset: offset.toString(), prev_offset: prevOffset.toString() })
-      else out.truncated = true
+    if (prevSeq >= 0n) {
+      const follows = prevIdx + 1 < prevN ? off === prevOff && idx === prevIdx + 1 && n === prevN : off === prevOff + 1n && idx === 0
+      if (!follows) {
+        const b = { seq: Number(seq), prev_seq: Number(prevSeq), offset: off.toString(), prev_offset: prevOff.toString(), index: idx, events: n, prev_index: prevIdx, prev_events: prevN }
+        if (out.breaks.length < limit) out.breaks.push(b)
+        else out.truncated = true
+      }
+    } else {
+      out.first_seq = Number(seq)
+      out.first = { offset: off.toString(), index: idx, events: n }
     }
-    if (prevSeq < 0n) out.first_seq = Number(seq)
     prevSeq = seq
-    prevOffset = offset
-    seqOffset = offset
+    prevOff = off
+    prevIdx = idx
+    prevN = n
   }
   const last = Math.max(from, Number.isSafeInteger(maxSeq) ? maxSeq : from)
   const log = store.table('access_log')
@@ -148,7 +213,7 @@ export async function chainOffsetsStreamed(store: Store, chainId: string, from: 
     await streamQuery(store, query, { c: chainId, lo, ...(hi === null ? {} : { hi }) }, `offsets of chain ${chainId} from seq ${lo}`, (chunk) => {
       const buf = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk
       const whole = buf.length - (buf.length % RECORD)
-      for (let at = 0; at < whole; at += RECORD) onRecord(buf.readBigUInt64LE(at), buf.readBigUInt64LE(at + 8), loBig, hiBig)
+      for (let at = 0; at < whole; at += RECORD) onRecord(buf.readBigUInt64LE(at), buf.readBigUInt64LE(at + 8), buf.readUInt32LE(at + 16), buf.readUInt32LE(at + 20), loBig, hiBig)
       carry = Buffer.from(buf.subarray(whole))
     })
     if (carry.length > 0) throw lie(`ClickHouse returned a partial row of chain ${chainId}'s offsets`)
@@ -156,7 +221,8 @@ export async function chainOffsetsStreamed(store: Store, chainId: string, from: 
   }
   if (rows === 0) return null
   out.head_seq = Number(prevSeq)
-  out.head_offset = seqOffset.toString()
+  out.head_offset = prevOff.toString()
+  out.head = { offset: prevOff.toString(), index: prevIdx, events: prevN }
   return out
 }
 

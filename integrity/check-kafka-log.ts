@@ -5,7 +5,7 @@ import { createCodec, type Codec } from '../schemas/codec.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
 import { loadSchemaRegistry } from '../schemas/registry.js'
 import { isClaimAbout, type DeadLetterClaim } from '../consumers/dead-letter-signature.js'
-import { locateOffset, type ChainOffsets } from './chain-offsets.js'
+import { breakKind, endsMessage, locateOffset, type ChainOffsets } from './chain-offsets.js'
 import { readDeadLetters, readMessages, readPartitionStates, type KafkaLog, type MessageRange, type PartitionState } from './kafka-log-facts.js'
 import type { DeadLetteredEvent } from './producer-gaps.js'
 import type { Finding } from './report.js'
@@ -107,17 +107,33 @@ export async function checkKafkaLog(
     for (const b of c.breaks) {
       const offset = BigInt(b.offset)
       const prev = BigInt(b.prev_offset)
-      if (offset <= prev) {
+      const kind = breakKind(b)
+      if (kind === 'offset_invalid') {
         invalid.add(b.seq)
         findings.push({ chain_id: c.chain_id, seq: b.seq, kind: 'offset_invalid', detail: `kafka_offset ${offset} does not rise above ${prev} of seq ${b.prev_seq}` })
-      } else if (offset >= state.high) {
+        continue
+      }
+      if (offset >= state.high) {
         invalid.add(b.seq)
         findings.push({ chain_id: c.chain_id, seq: b.seq, kind: 'offset_invalid', detail: `kafka_offset ${offset} lies beyond the end of partition ${state.partition} (high watermark ${state.high})` })
-      } else if (prev < state.high) {
+        continue
+      }
+      if (kind === 'message_incomplete') {
+        // The writer stores or refuses a message whole: rows missing inside one are rows deleted, whatever else lies between.
+        findings.push({ chain_id: c.chain_id, seq: b.seq, kind: 'message_incomplete', detail: `seq ${b.prev_seq} holds event ${b.prev_index + 1} of ${b.prev_events} of the message at offset ${prev}, and seq ${b.seq} event ${b.index + 1} of ${b.events} of the message at offset ${offset}: events of a stored message have no row` })
+      }
+      if (offset > prev + 1n && prev < state.high) {
         gaps.push({ chain_id: c.chain_id, partition: state.partition, from: prev + 1n, to: offset - 1n, kind: 'offset_gap', seq: b.seq, where: `between seq ${b.prev_seq} (offset ${prev}) and seq ${b.seq} (offset ${offset})` })
       }
     }
+    if (c.first_seq === 1 && c.first.index !== 0) {
+      findings.push({ chain_id: c.chain_id, seq: 1, kind: 'message_incomplete', detail: `the chain's first row holds event ${c.first.index + 1} of ${c.first.events} of the message at offset ${c.first.offset}: the events before it have no row` })
+    }
     const head = BigInt(c.head_offset)
+    if (!endsMessage(c.head) && state.committed !== null && state.committed > head) {
+      // The writer commits a message's offset only once every event of it is stored.
+      findings.push({ chain_id: c.chain_id, seq: c.head_seq + 1, kind: 'message_incomplete', detail: `the head (seq ${c.head_seq}) holds event ${c.head.index + 1} of ${c.head.events} of the message at offset ${head}, whose offset the group committed: its last events have no row` })
+    }
     if (head >= state.high) {
       if (!invalid.has(c.head_seq)) {
         findings.push({ chain_id: c.chain_id, seq: c.head_seq, kind: 'offset_invalid', detail: `the head's kafka_offset ${head} lies beyond the end of partition ${state.partition} (high watermark ${state.high})` })

@@ -36,19 +36,19 @@ ORDER BY seq, hash
 FORMAT RowBinary`
 }
 
-/** A chain's (seq, kafka_offset) pairs from seq {lo} on, as RowBinary. */
+/** A chain's rows' (seq, kafka_offset, message_index, message_events) from seq {lo} on, as RowBinary. */
 export function offsetsOpenSql(log: string): string {
-  return `SELECT seq, kafka_offset FROM ${log}
+  return `SELECT seq, kafka_offset, message_index, message_events FROM ${log}
 WHERE chain_id = {c:String} AND seq >= {lo:UInt64}
-ORDER BY seq, kafka_offset
+ORDER BY seq, kafka_offset, message_index
 FORMAT RowBinary`
 }
 
-/** A chain's (seq, kafka_offset) pairs with {lo} <= seq <= {hi}, as RowBinary. */
+/** A chain's rows' (seq, kafka_offset, message_index, message_events) with {lo} <= seq <= {hi}, as RowBinary. */
 export function offsetsBoundedSql(log: string): string {
-  return `SELECT seq, kafka_offset FROM ${log}
+  return `SELECT seq, kafka_offset, message_index, message_events FROM ${log}
 WHERE chain_id = {c:String} AND seq >= {lo:UInt64} AND seq <= {hi:UInt64}
-ORDER BY seq, kafka_offset
+ORDER BY seq, kafka_offset, message_index
 FORMAT RowBinary`
 }
 

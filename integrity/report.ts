@@ -84,6 +84,13 @@ export type FindingKind =
   /** Offsets skipped between two rows of a chain that no dead letter names as its source: a stored message's row is gone. */
   | 'offset_gap'
   /**
+   * Rows missing inside one Kafka message (a wire-2 batch): consecutive
+   * rows skip events of a message, or the head stops inside a message whose
+   * offset the group committed. The writer stores or refuses a message
+   * whole, so no dead letter explains it: rows were deleted.
+   */
+  | 'message_incomplete'
+  /**
    * A dead letter naming an offset of this chain does not verify under the
    * checkpoint key (unsigned, signed by another key, its signature not
    * holding for its source, error code and message), or was signed for

@@ -65,6 +65,7 @@ const CHECK_OF: Record<FindingKind, VerifyCheck> = {
   producer_duplicate: 'producers',
   dead_lettered: 'dead_lettered',
   offset_invalid: 'kafka',
+  message_incomplete: 'kafka',
   offset_gap: 'kafka',
   dead_letter_forged: 'kafka',
   head_mismatch: 'kafka',

@@ -128,6 +128,7 @@ const RANK: Record<FindingKind, number> = {
   checkpoint_regressed: 21,
   checkpoint_topic_weakened: 22,
   offset_invalid: 23,
+  message_incomplete: 23,
   offset_gap: 24,
   dead_letter_forged: 25,
   head_mismatch: 26,

@@ -7,6 +7,8 @@ import { componentLogger, silentLogger, type Logger } from '../common/logger.js'
 import { namedIssues } from '../common/zod-issues.js'
 import { ConfigError, describeError, isReadtrailError } from '../common/errors.js'
 import type { AccessEvent } from '../schemas/access-event.js'
+import { createBatchCodec } from '../schemas/batch-codec.js'
+import { signBatch } from '../schemas/batch-signature.js'
 import { createCodec } from '../schemas/codec.js'
 import { InputError } from '../schemas/errors.js'
 import { ReadInput, type ParsedReadInput } from '../schemas/read-input.js'
@@ -17,6 +19,7 @@ import type { Delivery, Durability, DeliveryStats } from './delivery.js'
 import { startDeliveryThread } from './delivery-thread.js'
 import { openDelivery } from './open-delivery.js'
 import { ProducerError } from './errors.js'
+import { loadProducerSigningKey } from './signing-key.js'
 
 /** What recordRead resolves with once the broker has acknowledged every part. */
 export interface RecordedRead {
@@ -51,6 +54,7 @@ export interface AuditProducer {
   flush(): Promise<void>
   /** Resolves when the outbox is empty, or false after timeoutMs (true at once without an outbox). */
   drainOutbox(timeoutMs: number): Promise<boolean>
+  /** Events acknowledged, outboxed and failed; messages replayed from the outbox and still waiting there. */
   stats(): Readonly<DeliveryStats & { outboxPending: number }>
   /** Flushes, stops replaying and disconnects; events still in the outbox wait for the next process using it. */
   close(): Promise<void>
@@ -61,18 +65,22 @@ export interface AuditProducerOptions {
   logger?: Logger
   /** Share a Kafka client; otherwise one is created from config.kafka. */
   kafka?: Kafka
+  /** Access-event schemas (wire 1). */
   registry?: SchemaRegistry
+  /** Access-batch schemas (wire 2). */
+  batchRegistry?: SchemaRegistry
 }
 
 interface EncodedRead {
-  messages: Message[]
+  /** Wire 1: whole messages. Wire 2: each event's body as a batch item. */
+  bodies: Buffer[]
   readId: string
   eventIds: string[]
   producerSeqs: number[]
 }
 
 interface Pending {
-  message: Message
+  body: Buffer
   settle: (err: Error | undefined, durability?: Durability) => void
 }
 
@@ -93,6 +101,13 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
   const registry = options.registry ?? loadSchemaRegistry()
   const codec = createCodec(registry)
   const producerId = config.producerId ?? `${config.service.slice(0, 160)}:${hostname().slice(0, 64)}:${process.pid}:${randomUUID().slice(0, 8)}`
+  // Loaded (and its file's permissions checked) before anything connects: a bad key fails the start, not the first read.
+  const signingKey = config.signingKey === undefined ? undefined : loadProducerSigningKey(config.signingKey)
+  if (config.wireVersion === 2 && !signingKey) logger.warn('no signingKey: batches go unsigned, and a chain writer refuses them unless it allows unsigned producers (migration only)')
+  const framer =
+    config.wireVersion === 2
+      ? createBatchCodec(options.batchRegistry ?? loadSchemaRegistry(undefined, 'access-batch')).framer({ keyId: signingKey?.keyId ?? '', producerId, service: config.service, environment: config.environment })
+      : undefined
   // A Kafka client passed in cannot cross threads: its delivery stays here.
   const delivery: Delivery =
     config.deliveryThread === 'worker' && !options.kafka
@@ -118,6 +133,8 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
   let seq = 0
   let closed = false
   let queue: Pending[] = []
+  let queuedBytes = 0
+  const counts = { acked: 0, outboxed: 0, failed: 0 }
   let timer: NodeJS.Timeout | undefined
   let sending: Promise<void> | undefined
   let lastFailure: string | undefined
@@ -131,7 +148,8 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
     // with a long fingerprint leaves less room for ids. 16 bytes cover the
     // array's length prefix and the single-object header's slack.
     maxMessageBytes: config.maxMessageBytes,
-    recordIdBudget: (withoutIds: AccessEvent) => config.maxMessageBytes - codec.encode(withoutIds).length - 16,
+    recordIdBudget: (withoutIds: AccessEvent) =>
+      framer ? config.maxMessageBytes - framer.overhead - framer.encodeEvent(withoutIds).length - 16 : config.maxMessageBytes - codec.encode(withoutIds).length - 16,
   }
 
   function schedule(): void {
@@ -148,25 +166,27 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
     }
   }
 
+  /**
+   * Sends what is queued, one Kafka request at a time: reads that arrive
+   * while a request is in flight share the next one, so batching follows
+   * load and an idle producer sends each read at once. Wire 2 puts a
+   * request's events in one signed message; wire 1 sends one per event.
+   */
   async function drain(): Promise<void> {
     while (queue.length > 0) {
-      // Bound each request by count and bytes: the broker refuses a record
-      // batch over the topic's max.message.bytes (1 MB by default).
-      let cut = 0
+      const batch = framer ? cutBatch(config.maxMessageBytes - framer.overhead) : cutBatch(config.maxBatchBytes)
+      queue = queue.slice(batch.length)
       let bytes = 0
-      while (cut < queue.length && cut < config.maxBatchMessages) {
-        const size = (queue[cut]!.message.value as Buffer).length
-        if (cut > 0 && bytes + size > config.maxBatchBytes) break
-        bytes += size
-        cut += 1
-      }
-      const batch = queue.slice(0, cut)
-      queue = queue.slice(cut)
+      for (const p of batch) bytes += p.body.length
+      queuedBytes -= bytes
       try {
-        const durability = await delivery.send(batch.map((p) => p.message))
+        const messages: Message[] = framer ? [{ key: null, value: signed(framer.frame(batch.map((p) => p.body), bytes)) }] : batch.map((p) => ({ key: null, value: p.body }))
+        const durability = await delivery.send(messages)
+        counts[durability === 'outbox' ? 'outboxed' : 'acked'] += batch.length
         for (const p of batch) p.settle(undefined, durability)
         lastFailure = undefined
       } catch (cause) {
+        counts.failed += batch.length
         const err = isReadtrailError(cause)
           ? cause
           : new ProducerError('PUBLISH_FAILED', `broker did not acknowledge ${batch.length} events: ${(cause as Error).message}`, { cause })
@@ -180,23 +200,50 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
     sending = undefined
   }
 
+  /**
+   * The queue's head, bounded by count and bytes: the broker refuses a
+   * message (and a record batch) over the topic's max.message.bytes.
+   */
+  function cutBatch(maxBytes: number): Pending[] {
+    let cut = 0
+    let bytes = 0
+    while (cut < queue.length && cut < config.maxBatchMessages) {
+      const size = queue[cut]!.body.length
+      if (cut > 0 && bytes + size > maxBytes) break
+      bytes += size
+      cut += 1
+    }
+    return queue.slice(0, cut)
+  }
+
+  function signed(message: Buffer): Buffer {
+    if (signingKey) signBatch(config.topic, message, signingKey.privateKey)
+    return message
+  }
+
   /** Encodes every part before taking their numbers, so a read that fails to encode leaves no hole in this producer's sequence. */
   function encodeRead(input: ParsedReadInput): EncodedRead {
+    // Refused before any number is taken: an overloaded producer leaves no hole in its sequence.
+    if (queuedBytes >= config.maxQueuedBytes) {
+      throw new ProducerError('PRODUCER_OVERLOADED', `${queuedBytes} bytes of events are waiting for the broker, at the producer's maxQueuedBytes (${config.maxQueuedBytes}): read not queued`, {
+        details: { queuedBytes, maxQueuedBytes: config.maxQueuedBytes },
+      })
+    }
     const events = buildEvents(input, eventContext, seq + 1)
     const eventIds: string[] = []
     const producerSeqs: number[] = []
-    const messages = events.map((event) => {
+    const bodies = events.map((event) => {
       eventIds.push(event.event_id)
       producerSeqs.push(event.producer_seq)
-      return { key: event.read_id, value: codec.encode(event) }
+      return framer ? framer.encodeEvent(event) : codec.encode(event)
     })
     seq += events.length
-    return { messages, readId: events[0]!.read_id, eventIds, producerSeqs }
+    return { bodies, readId: events[0]!.read_id, eventIds, producerSeqs }
   }
 
   /** Queues a read's parts; `settle` runs once, when every part is durable or the first one failed. */
-  function enqueue({ messages }: EncodedRead, settle: (err: Error | undefined, durability?: Durability) => void): void {
-    let left = messages.length
+  function enqueue({ bodies }: EncodedRead, settle: (err: Error | undefined, durability?: Durability) => void): void {
+    let left = bodies.length
     let outboxed = false
     let failed = false
     const onPart = (err: Error | undefined, durability?: Durability) => {
@@ -209,7 +256,10 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       if (durability === 'outbox') outboxed = true
       if (--left === 0) settle(undefined, outboxed ? 'outbox' : 'acked')
     }
-    for (const message of messages) queue.push({ message, settle: onPart })
+    for (const body of bodies) {
+      queue.push({ body, settle: onPart })
+      queuedBytes += body.length
+    }
     schedule()
   }
 
@@ -254,7 +304,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       }
     },
     drainOutbox: (timeoutMs: number) => delivery.drained(timeoutMs),
-    stats: () => ({ ...delivery.stats(), outboxPending: delivery.pending() }),
+    stats: () => ({ ...counts, replayed: delivery.stats().replayed, outboxPending: delivery.pending() }),
     async close() {
       if (closed) return
       closed = true

@@ -1,3 +1,4 @@
+import { KeyObject } from 'node:crypto'
 import { z } from 'zod'
 import { KafkaConnection } from '../common/kafka.js'
 
@@ -24,6 +25,26 @@ export const AuditProducerConfig = z
       // not change the key this producer hashes with.
       .transform((k) => Buffer.from(k))
       .optional(),
+    /**
+     * This service's Ed25519 signing key (`readtrail keys generate --producer
+     * <service>`): a path to its PKCS#8 PEM file (0600, owned by this user)
+     * or a private KeyObject. Every batch is signed with it; the chain writer
+     * refuses batches no trusted key signed. Without it batches go unsigned,
+     * which a writer accepts only when told to (`allowUnsigned`, for migration).
+     */
+    // KeyObject's constructor is private: zod's instanceof cannot name it.
+    signingKey: z.union([z.string().min(1), z.custom<KeyObject>((v) => v instanceof KeyObject, 'must be a path or a private KeyObject')]).optional(),
+    /**
+     * 2: signed batches, every read one producer has ready in one message.
+     * 1: one unsigned event per message, for writers not upgraded yet. @default 2
+     */
+    wireVersion: z.union([z.literal(1), z.literal(2)]).default(2),
+    /**
+     * Encoded events waiting for the broker, in bytes. Past it a read is not
+     * queued: PRODUCER_OVERLOADED, which a fail-open table counts as
+     * unrecorded and a fail-closed table refuses. @default 67108864 (64 MiB)
+     */
+    maxQueuedBytes: z.number().int().min(64 * 1024).max(4 * 1024 ** 3).default(64 * 1024 * 1024),
     /** How the SQL passed as `query` is lexed when literals are removed. @default 'postgres' */
     sqlDialect: z.enum(['postgres', 'mysql']).default('postgres'),
     /**
@@ -32,11 +53,11 @@ export const AuditProducerConfig = z
      * so batching follows load without adding latency. @default 0
      */
     lingerMs: z.number().min(0).max(1000).default(0),
-    /** Most events in one Kafka request. @default 5000 */
+    /** Most events in one Kafka request (wire 1) or one batch (wire 2). @default 5000 */
     maxBatchMessages: z.number().int().min(1).max(100_000).default(5000),
     /** Most encoded bytes in one Kafka request (keep under the topic's max.message.bytes). @default 900000 */
     maxBatchBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(900_000),
-    /** Largest message before a read is split into parts (keep under the topic's max.message.bytes). @default 900000 */
+    /** Largest message (a batch, on wire 2) before a read is split into parts (keep under the topic's max.message.bytes). @default 900000 */
     maxMessageBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(900_000),
     /**
      * Kafka batch compression. Snappy costs a fraction of gzip's CPU on the

@@ -10,9 +10,15 @@ export interface ChainedRow extends AccessEvent {
   seq: number
   prev_hash: Buffer
   kafka_offset: bigint
+  /** The event's place among its Kafka message's events, from 0 (a wire-2 batch holds many; wire 1 one). */
+  message_index: number
+  /** Events in that message: the writer stores or refuses a message whole, so a row missing inside one shows. */
+  message_events: number
   /** Microseconds since the epoch when the chain writer stored the row. */
   ingested_at: number
   schema_version: number
+  /** The producer key that signed the event's batch (its id in the trusted-producers file); '' when unsigned. */
+  key_id: string
 }
 
 interface ColumnSpec {
@@ -54,8 +60,11 @@ export const ACCESS_LOG_COLUMNS: readonly ColumnSpec[] = Object.freeze([
   { name: 'chain_id', type: 'LowCardinality(String)', write: (w, r) => w.string(r.chain_id) },
   { name: 'seq', type: 'UInt64', write: (w, r) => w.uint64(r.seq) },
   { name: 'kafka_offset', type: 'UInt64', write: (w, r) => w.uint64(r.kafka_offset) },
+  { name: 'message_index', type: 'UInt32', write: (w, r) => w.uint32(r.message_index) },
+  { name: 'message_events', type: 'UInt32', write: (w, r) => w.uint32(r.message_events) },
   { name: 'ingested_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.ingested_at) },
   { name: 'schema_version', type: 'UInt16', write: (w, r) => w.uint16(r.schema_version) },
+  { name: 'key_id', type: 'LowCardinality(String)', write: (w, r) => w.string(r.key_id) },
   { name: 'event_id', type: 'UUID', write: (w, r) => w.uuid(r.event_id) },
   { name: 'read_id', type: 'UUID', write: (w, r) => w.uuid(r.read_id) },
   { name: 'part_index', type: 'UInt32', write: (w, r) => w.uint32(r.part_index) },

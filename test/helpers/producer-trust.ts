@@ -1,0 +1,42 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { keyId } from '../../checkpoints/checkpoint.js'
+import { formatTrustedProducers } from '../../consumers/trusted-producers.js'
+
+/**
+ * The services tests produce as. Each has its own Ed25519 key, all listed in
+ * one trusted-producers file, so test producers sign as deployed ones do and
+ * test writers enforce signatures as deployed ones do.
+ */
+const SERVICES = [
+  'practice-app', 'billing', 'registry-api', 'svc', 's', 'records-api', 'firearms-portal', 'reporting', 'registry', 'ward-app', 'quiet-app',
+  'practice-support', 'packed-sdk-app', 'mailer', 'first-run-app', 'firearms-office', 'test-service', 'registry-export', 'killed-app', 'bench', 'demo',
+] as const
+
+const dir = mkdtempSync(join(tmpdir(), 'readtrail-producer-keys-'))
+chmodSync(dir, 0o700)
+process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+
+const keys = new Map<string, { privateKey: KeyObject; publicKey: KeyObject }>(SERVICES.map((s) => [s, generateKeyPairSync('ed25519')]))
+
+/** The trusted-producers file listing every test service's key (0600, in a 0700 directory). */
+export const TEST_TRUSTED_PRODUCERS: string = join(dir, 'trusted-producers.json')
+writeFileSync(
+  TEST_TRUSTED_PRODUCERS,
+  formatTrustedProducers(
+    [...keys].map(([service, k]) => ({ keyId: keyId(k.publicKey), service, publicKeyPem: k.publicKey.export({ type: 'spki', format: 'pem' }).toString(), addedAt: '2026-12-05T00:00:00.000Z' })),
+  ),
+  { mode: 0o600 },
+)
+
+/** The signing key of a test service (one of SERVICES). */
+export function testSigningKey(service: string): KeyObject {
+  const k = keys.get(service)
+  if (!k) throw new Error(`no test signing key for service ${JSON.stringify(service)}: add it to SERVICES in test/helpers/producer-trust.ts`)
+  return k.privateKey
+}
+
+/** Writer settings that trust every test service's key (and nothing unsigned). */
+export const TRUSTED_WRITER = Object.freeze({ trustedProducers: TEST_TRUSTED_PRODUCERS })

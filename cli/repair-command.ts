@@ -6,6 +6,7 @@ import { isReadtrailError } from '../common/errors.js'
 import { createKafka } from '../common/kafka.js'
 import type { Logger } from '../common/logger.js'
 import { createEventDecoder, MESSAGE_BOUNDS, readDeadLetteredSources } from '../consumers/repair-messages.js'
+import { loadTrustedProducers } from '../consumers/trusted-producers.js'
 import { REBUILD_LIMITS } from '../consumers/repair-rebuild.js'
 import { deadLetterTopicOf } from '../consumers/topics.js'
 import { loadCheckpoints } from '../integrity/checkpoint-sources.js'
@@ -15,7 +16,6 @@ import { formatRepairReport, repairExitCode, type RepairReport } from '../integr
 import { partitionOf, restoreSignedRows, type RepairTarget } from '../integrity/repair-signed.js'
 import { quarantineUnsignedRows } from '../integrity/repair-unsigned.js'
 import { readVerifyState, type VerifyState } from '../integrity/verify-state.js'
-import { loadSchemaRegistry } from '../schemas/registry.js'
 import type { Store } from '../store/store.js'
 import type { AppConfig } from './config.js'
 import { openAppStore } from './runtime.js'
@@ -75,7 +75,11 @@ export async function repairCommand(config: AppConfig, args: RepairCommandArgs, 
       store,
       kafka,
       topic: config.topic,
-      decoder: createEventDecoder(loadSchemaRegistry()),
+      // The writer's trust: a gap is filled only from messages the writer would have stored.
+      decoder: createEventDecoder({
+        trusted: existsSync(config.producers.trustedPath) || !config.producers.allowUnsigned ? loadTrustedProducers(config.producers.trustedPath) : null,
+        allowUnsigned: config.producers.allowUnsigned,
+      }),
       deadLettered: deadLetters.sources,
       logger,
       dryRun: args.dryRun,

@@ -1,8 +1,7 @@
 import type { Kafka, KafkaMessage } from 'kafkajs'
 import { readMessages, readWatermarks, type MessageRange } from '../integrity/kafka-log-facts.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
-import { createCodec, type Codec } from '../schemas/codec.js'
-import type { SchemaRegistry } from '../schemas/registry.js'
+import { createMessageTrust, type MessageTrustOptions } from './message-trust.js'
 import type { ChainEntry } from './chain.js'
 import { assertAccessEvent } from './validate-event.js'
 
@@ -27,28 +26,40 @@ export interface KafkaEvent {
   timestampMs: number
 }
 
-/** Decodes and validates messages exactly as the chain writer does before it chains them. */
+/** Authenticates, decodes and validates messages exactly as the chain writer does before it chains them. */
 export interface EventDecoder {
-  /** Throws (MESSAGE_MALFORMED, SCHEMA_FINGERPRINT_UNKNOWN, EVENT_INVALID) for what the writer would dead-letter. */
-  decode(message: KafkaMessage, offset: bigint): ChainEntry
+  /**
+   * The entries of the message at `offset` of `topic`, one per event in
+   * message order. Throws (MESSAGE_MALFORMED, SCHEMA_FINGERPRINT_UNKNOWN,
+   * EVENT_INVALID, MESSAGE_UNSIGNED, SIGNATURE_INVALID…) for what the writer
+   * would dead-letter.
+   */
+  decode(topic: string, message: KafkaMessage, offset: bigint): ChainEntry[]
 }
 
-export function createEventDecoder(registry: SchemaRegistry): EventDecoder {
-  const codec: Codec = createCodec(registry)
-  const versionByFingerprint = new Map(registry.versions.map((v) => [v.fingerprint, v.version]))
+/**
+ * The writer's own rules: repair rebuilds rows only from messages a trusted
+ * key vouches for (or unsigned ones where the writer allows them), so a
+ * forger's message can never fill a gap.
+ */
+export function createEventDecoder(options: MessageTrustOptions): EventDecoder {
+  const trust = createMessageTrust(options)
   return {
-    decode(message, offset) {
+    decode(topic, message, offset) {
       if (!message.value) throw new Error('message has no value')
-      const decoded = codec.decode(message.value)
-      assertAccessEvent(decoded.event)
-      return { event: decoded.event, offset, schemaVersion: versionByFingerprint.get(decoded.writer.fingerprint) ?? 0 }
+      const read = trust.read(topic, message.value)
+      if (read.events.length === 0) throw new Error('a batch holding no events')
+      return read.events.map((event, index) => {
+        assertAccessEvent(event)
+        return { event, offset, index, events: read.events.length, keyId: read.keyId, schemaVersion: read.schemaVersion }
+      })
     },
   }
 }
 
 /** What Kafka holds of one partition between two offsets. */
 export interface PartitionSlice {
-  /** Valid events not named by a dead letter, in offset order. */
+  /** Valid events not named by a dead letter, in (offset, index) order. */
   events: KafkaEvent[]
   /** Why part of the slice could not be read (deleted from Kafka, beyond the partition's end, the read bound); null when all of it was. */
   unavailable: string | null
@@ -94,8 +105,8 @@ export async function readPartitionSlice(
       continue
     }
     try {
-      const entry = decoder.decode(message, offset)
-      slice.events.push({ entry, replayed: message.headers?.[REPLAY_HEADER] !== undefined, timestampMs: Number(message.timestamp) })
+      const replayed = message.headers?.[REPLAY_HEADER] !== undefined
+      for (const entry of decoder.decode(topic, message, offset)) slice.events.push({ entry, replayed, timestampMs: Number(message.timestamp) })
     } catch (err) {
       slice.skipped.push({ offset, why: `not a valid event (${(err as Error).message.slice(0, 200)})` })
     }

@@ -168,10 +168,15 @@ export function rebuildGap(anchors: GapAnchors, events: readonly ChainEntry[], h
 /**
  * The ordered ways to pick `n` of the events (offset order kept), or null
  * when there are more than `max`. With a right offset the last pick must be
- * the event at it.
+ * the last event of the message at it.
  */
 export function chooseEntries(events: readonly ChainEntry[], n: number, rightOffset: bigint | null, max: number): ChainEntry[][] | null {
-  const last = rightOffset === null ? null : events.findIndex((e) => e.offset === rightOffset)
+  // A checkpoint is signed at its message's last event: the pick ends there.
+  let last: number | null = null
+  if (rightOffset !== null) {
+    last = -1
+    for (let i = events.length - 1; i >= 0 && last === -1; i--) if (events[i]!.offset === rightOffset) last = i
+  }
   if (last === -1) return []
   const fixed = last === null ? [] : [events[last]!]
   const pool = last === null ? events : events.slice(0, last)

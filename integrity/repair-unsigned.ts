@@ -1,7 +1,7 @@
 import type { SignedCheckpoint } from '../checkpoints/checkpoint.js'
 import { isReadtrailError } from '../common/errors.js'
 import { nowMicros } from '../common/time.js'
-import { emptyChain, linkEntries, type ChainHead } from '../consumers/chain.js'
+import { emptyChain, linkEntries, type ChainEntry, type ChainHead } from '../consumers/chain.js'
 import { readRowsAfter } from '../consumers/chain-resume.js'
 import { readMessagesAt } from '../consumers/repair-messages.js'
 import { readWatermarks } from './kafka-log-facts.js'
@@ -15,7 +15,7 @@ import type { RepairItem } from './repair-report.js'
 export async function findUnvouchedRow(t: RepairTarget, head: ChainHead, partition: number): Promise<{ seq: number; reason: string } | null> {
   const partitionEnd = async () => (await readWatermarks(t.kafka, t.topic, t.bounds.timeoutMs))?.find((m) => m.partition === partition)?.high ?? 0n
   let shapeBad: { seq: number; reason: string } | null = null
-  let rows: { seq: number; hash: Buffer; offset: bigint; ingestedAt: number }[]
+  let rows: { seq: number; hash: Buffer; offset: bigint; index?: number; ingestedAt: number }[]
   try {
     // The writer's own checks of the rows' shape: seqs, offsets, the partition's end, stored hashes.
     rows = await readRowsAfter(t.store, head, partitionEnd)
@@ -28,13 +28,22 @@ export async function findUnvouchedRow(t: RepairTarget, head: ChainHead, partiti
   // Then, as the writer does on resume, each row must be derived byte for byte from the message at its offset.
   const messages = await readMessagesAt(t.kafka, t.topic, partition, rows.map((r) => r.offset), t.bounds)
   let derived = head
+  // Each message decoded once for all of its rows (a batch holds many).
+  const decoded = new Map<bigint, ChainEntry[]>()
   for (const row of rows) {
     const message = messages.get(row.offset)
     const at = `chain ${head.chainId} seq ${row.seq}`
     if (!message) return { seq: row.seq, reason: `${at}: Kafka holds no message at its offset ${row.offset}` }
     let linked
     try {
-      linked = linkEntries(derived, [t.decoder.decode(message, row.offset)], row.ingestedAt)
+      let entries = decoded.get(row.offset)
+      if (!entries) {
+        entries = t.decoder.decode(t.topic, message, row.offset)
+        decoded.set(row.offset, entries)
+      }
+      const entry = entries[row.index ?? 0]
+      if (!entry) throw new Error(`the message holds ${entries.length} events, the row claims event ${(row.index ?? 0) + 1}`)
+      linked = linkEntries(derived, [entry], row.ingestedAt)
     } catch (err) {
       return { seq: row.seq, reason: `${at}: the message at offset ${row.offset} it claims to store is not an event (${(err as Error).message.slice(0, 200)})` }
     }

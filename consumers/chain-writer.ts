@@ -399,7 +399,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       } catch (err) {
         if (!isDataError(err)) throw err
         const reason = new IngestError('ROW_REJECTED', `ClickHouse refused ${group.length === 1 ? 'the event' : `the message's ${group.length} events`}: ${describeError(err)}`, { cause: err })
-        await sendDeadLetters(topic, partition, [{ message: sources[first]!, error: reason, producer: deadLetterProducerOf(group[0]!.event) }])
+        await sendDeadLetters(topic, partition, [{ message: sources[first]!, error: reason, producer: deadLetterProducerOf(group[0]!.event, group.length) }])
       }
     }
   }
@@ -527,7 +527,10 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         // An earlier writer dead-lettered it already. A message that decodes
         // still says which producer and seq it claims: the letter names
         // them, so verify can account for the hole.
-        if (!earlier) dead.push({ message, error, producer: deadLetterProducerOf(message.value ? trust.claimOf(message.value) : null) })
+        if (!earlier) {
+          const claim = message.value ? trust.claimOf(message.value) : null
+          dead.push({ message, error, producer: claim ? deadLetterProducerOf(claim.first, claim.events) : null })
+        }
       }
     }
     if (skipped.length > 0) {

@@ -25,7 +25,9 @@ export const DEAD_LETTER_HEADERS = Object.freeze({
   /** The producer id and sequence number the message named (decoded by the writer), so verify can account for the producer's hole. */
   producerId: 'readtrail-producer-id',
   producerSeq: 'readtrail-producer-seq',
-  /** `2` when the signature covers the producer (deadLetterSigningBytes); absent for v1 letters. */
+  /** Events the message held from producerSeq on (a wire-2 batch of more than one); absent: one. */
+  producerEvents: 'readtrail-producer-events',
+  /** `2` when the signature covers the producer, `3` when it also covers producerEvents (deadLetterSigningBytes); absent for v1 letters. */
   version: 'readtrail-signature-version',
   /** keyId() of the signing key, hex. */
   keyId: 'readtrail-key-id',
@@ -60,7 +62,10 @@ export interface DeadLetterClaim {
 /** Who the dead-lettered message says produced it: the producer's claim, vouched for by nobody but the message. */
 export interface DeadLetterProducer {
   producer_id: string
+  /** The first event's seq. */
   producer_seq: number
+  /** Events the message held (a batch's seqs run on from producer_seq); absent: one. */
+  producer_events?: number
 }
 
 export interface DeadLetterSigningKey {
@@ -71,6 +76,7 @@ export interface DeadLetterSigningKey {
 
 const DOMAIN = 'readtrail-dead-letter-v1\n'
 const DOMAIN_V2 = 'readtrail-dead-letter-v2\n'
+const DOMAIN_V3 = 'readtrail-dead-letter-v3\n'
 const SOURCE = /^([A-Za-z0-9._-]{1,249})\/(\d{1,10})@(\d{1,20})$/
 const HEX32 = /^[0-9a-f]{64}$/
 const SIGNATURE = /^[A-Za-z0-9+/]{85}[AQgw]==$/
@@ -79,14 +85,16 @@ const CODE = /^[A-Z][A-Z0-9_]{0,63}$/
 /** As schemas/access-event.ts bounds a producer id, and printable: it travels in a header and into reports. */
 const PRODUCER_ID = /^[\x21-\x7e]{1,200}$/
 const PRODUCER_SEQ = /^[1-9][0-9]{0,15}$/
+/** Events in one batch: 2 to MAX_EVENTS_PER_BATCH (100,000). */
+const PRODUCER_EVENTS = /^(?:[2-9]|[1-9][0-9]{1,4}|100000)$/
 
 /** A producer id and seq as a dead letter may carry them; null for anything the headers cannot hold faithfully. */
-export function deadLetterProducerOf(event: unknown): DeadLetterProducer | null {
+export function deadLetterProducerOf(event: unknown, events = 1): DeadLetterProducer | null {
   if (event === null || typeof event !== 'object') return null
   const { producer_id: id, producer_seq: seq } = event as { producer_id?: unknown; producer_seq?: unknown }
   const n = typeof seq === 'bigint' ? Number(seq) : seq
   if (typeof id !== 'string' || !PRODUCER_ID.test(id) || typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) return null
-  return { producer_id: id, producer_seq: n }
+  return events > 1 && Number.isSafeInteger(n + events) ? { producer_id: id, producer_seq: n, producer_events: events } : { producer_id: id, producer_seq: n }
 }
 
 /** The source string every dead letter names. */
@@ -127,6 +135,9 @@ export function deadLetterClaimOf(
  */
 export function deadLetterSigningBytes(claim: DeadLetterClaim, signerKeyId: string): Buffer {
   const p = claim.producer
+  if (p?.producer_events !== undefined) {
+    return Buffer.from(DOMAIN_V3 + JSON.stringify([3, claim.database, claim.source, claim.key_sha256, claim.value_sha256, claim.code, p.producer_id, p.producer_seq, p.producer_events, signerKeyId]), 'utf8')
+  }
   if (p) {
     return Buffer.from(DOMAIN_V2 + JSON.stringify([2, claim.database, claim.source, claim.key_sha256, claim.value_sha256, claim.code, p.producer_id, p.producer_seq, signerKeyId]), 'utf8')
   }
@@ -138,7 +149,8 @@ export function signDeadLetter(claim: DeadLetterClaim, key: DeadLetterSigningKey
   const raw = Buffer.from(key.publicKey.export({ format: 'jwk' }).x ?? '', 'base64url')
   const p = claim.producer
   return {
-    ...(p ? { [DEAD_LETTER_HEADERS.version]: '2', [DEAD_LETTER_HEADERS.producerId]: p.producer_id, [DEAD_LETTER_HEADERS.producerSeq]: String(p.producer_seq) } : {}),
+    ...(p ? { [DEAD_LETTER_HEADERS.version]: p.producer_events !== undefined ? '3' : '2', [DEAD_LETTER_HEADERS.producerId]: p.producer_id, [DEAD_LETTER_HEADERS.producerSeq]: String(p.producer_seq) } : {}),
+    ...(p?.producer_events !== undefined ? { [DEAD_LETTER_HEADERS.producerEvents]: String(p.producer_events) } : {}),
     [DEAD_LETTER_HEADERS.keyId]: key.keyId,
     [DEAD_LETTER_HEADERS.publicKey]: raw.toString('base64'),
     [DEAD_LETTER_HEADERS.signature]: sign(null, deadLetterSigningBytes(claim, key.keyId), key.privateKey).toString('base64'),
@@ -163,6 +175,7 @@ export interface DeadLetterHeaders {
   valueSha256: string | undefined
   producerId: string | undefined
   producerSeq: string | undefined
+  producerEvents: string | undefined
   version: string | undefined
 }
 
@@ -180,6 +193,7 @@ export function readDeadLetterHeaders(headers: IHeaders | undefined): DeadLetter
     valueSha256: headerText(headers, DEAD_LETTER_HEADERS.valueSha256),
     producerId: headerText(headers, DEAD_LETTER_HEADERS.producerId),
     producerSeq: headerText(headers, DEAD_LETTER_HEADERS.producerSeq),
+    producerEvents: headerText(headers, DEAD_LETTER_HEADERS.producerEvents),
     version: headerText(headers, DEAD_LETTER_HEADERS.version),
   }
 }
@@ -204,13 +218,18 @@ function claimedParts(
   const value = hashOf(letter.value, h.valueSha256)
   if (key === undefined || value === undefined) return null
   if (h.version === undefined) {
-    if (h.producerId !== undefined || h.producerSeq !== undefined) return null
+    if (h.producerId !== undefined || h.producerSeq !== undefined || h.producerEvents !== undefined) return null
     return { key_sha256: key, value_sha256: value, producer: null }
   }
-  if (h.version !== '2' || h.producerId === undefined || h.producerSeq === undefined) return null
+  if ((h.version !== '2' && h.version !== '3') || h.producerId === undefined || h.producerSeq === undefined) return null
+  // A v2 letter names one event, a v3 letter how many: the header is there exactly when the version says so.
+  if ((h.version === '3') !== (h.producerEvents !== undefined)) return null
   const seq = Number(h.producerSeq)
   if (!PRODUCER_ID.test(h.producerId) || !PRODUCER_SEQ.test(h.producerSeq) || !Number.isSafeInteger(seq)) return null
-  return { key_sha256: key, value_sha256: value, producer: { producer_id: h.producerId, producer_seq: seq } }
+  if (h.producerEvents === undefined) return { key_sha256: key, value_sha256: value, producer: { producer_id: h.producerId, producer_seq: seq } }
+  const events = Number(h.producerEvents)
+  if (!PRODUCER_EVENTS.test(h.producerEvents) || !Number.isSafeInteger(seq + events)) return null
+  return { key_sha256: key, value_sha256: value, producer: { producer_id: h.producerId, producer_seq: seq, producer_events: events } }
 }
 
 /** Why a dead letter is not believed; `unsigned` ones predate signing, or were forged. */

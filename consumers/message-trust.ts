@@ -41,7 +41,7 @@ export interface MessageTrust {
    * like every decode), for the dead letter of a refused message: its
    * producer and seq are a claim nobody vouched for. null if it does not decode.
    */
-  claimOf(value: Buffer): unknown
+  claimOf(value: Buffer): { first: unknown; events: number } | null
 }
 
 /** Where a batch's key id starts: after the header and the signature. */
@@ -94,10 +94,12 @@ export function createMessageTrust(options: MessageTrustOptions): MessageTrust {
       }
       return { events: batch.events, keyId: keyId ?? '', schemaVersion: batch.writer.version, producerId: batch.origin.producerId }
     },
-    claimOf(value: Buffer): unknown {
+    claimOf(value: Buffer): { first: unknown; events: number } | null {
       try {
         const fp = writerFingerprintOf(value)
-        return fp !== undefined && batches.knows(fp) ? (batches.decode(value).events[0] ?? null) : events.decode(value).event
+        if (fp === undefined || !batches.knows(fp)) return { first: events.decode(value).event, events: 1 }
+        const batch = batches.decode(value)
+        return batch.events.length === 0 ? null : { first: batch.events[0], events: batch.events.length }
       } catch {
         return null
       }

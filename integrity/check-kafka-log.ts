@@ -7,7 +7,7 @@ import { isClaimAbout, type DeadLetterClaim } from '../consumers/dead-letter-sig
 import { breakKind, endsMessage, locateOffset, type ChainOffsets } from './chain-offsets.js'
 import { readDeadLetters, readMessages, readPartitionStates, type KafkaLog, type MessageRange, type PartitionState } from './kafka-log-facts.js'
 import type { DeadLetteredEvent } from './producer-gaps.js'
-import type { Finding } from './report.js'
+import type { Finding, RefusedProducer } from './report.js'
 
 export interface KafkaLogBounds {
   /** Per Kafka read (partitions, dead letters, gap messages). @default 30000 */
@@ -28,7 +28,12 @@ export interface KafkaLogCheck {
    * match the message Kafka holds at their source where it was compared).
    */
   deadLettered: DeadLetteredEvent[]
+  /** Signed dead letters of messages no trusted producer key vouched for, per claimed producer and code. */
+  refused: RefusedProducer[]
 }
+
+/** Codes the writer gives messages no trusted producer key vouched for. */
+const UNAUTHENTICATED_CODES: ReadonlySet<string> = new Set(['MESSAGE_UNSIGNED', 'PRODUCER_KEY_UNKNOWN', 'SIGNATURE_INVALID', 'PRODUCER_NOT_AUTHORIZED'])
 
 export const KAFKA_LOG_BOUNDS: Readonly<KafkaLogBounds> = Object.freeze({ timeoutMs: 30_000, maxGapMessages: 100_000, maxDeadLetters: 1_000_000 })
 
@@ -84,7 +89,7 @@ export async function checkKafkaLog(
   const states = await readPartitionStates(log, bounds.timeoutMs)
   if (states === null) {
     for (const c of offsets) findings.push({ chain_id: c.chain_id, seq: c.first_seq, kind: 'unknown_chain', detail: `the access topic ${log.topic} does not exist: no partition of it can be this chain` })
-    return { findings, warnings, deadLettered: [] }
+    return { findings, warnings, deadLettered: [], refused: [] }
   }
   const byChain = new Map(states.map((s) => [`${log.topic}/${s.partition}`, s]))
   const gaps: Gap[] = []
@@ -170,12 +175,14 @@ export async function checkKafkaLog(
     }
     gaps.push({ chain_id: chainId, partition: state.partition, from: 0n, to: state.committed - 1n, kind: 'head_mismatch', seq: 1, where: `the chain holds no row, but the group committed offset ${state.committed}` })
   }
-  const { signed, producers } = await judgeDeadLetters(log, offsets, gaps, trust, bounds, findings, warnings)
+  const { signed, producers, refused } = await judgeDeadLetters(log, offsets, gaps, trust, bounds, findings, warnings)
   const mismatched = gaps.length > 0 ? await judgeGaps(log, states, gaps, signed, findEvents, bounds, findings, warnings) : new Set<string>()
   const deadLettered = producers.filter((p) => !mismatched.has(p.key)).map((p) => p.event)
-  return { findings, warnings, deadLettered }
+  return { findings, warnings, deadLettered, refused }
 }
 
+/** Most (code, claimed producer) pairs of unauthenticated messages listed; the rest are counted in a warning. */
+const MAX_REFUSED_LISTED = 1000
 /** Most forged dead letters kept to report (distinct source offsets); the rest are counted in a warning. */
 const MAX_FORGED_REPORTED = 10_000
 /** Signed dead letters kept per gap offset (the writer sends one; more are copies). */
@@ -204,13 +211,16 @@ async function judgeDeadLetters(
   bounds: KafkaLogBounds,
   findings: Finding[],
   warnings: string[],
-): Promise<{ signed: Map<string, DeadLetterClaim[]>; producers: { key: string; event: DeadLetteredEvent }[] }> {
+): Promise<{ signed: Map<string, DeadLetterClaim[]>; producers: { key: string; event: DeadLetteredEvent }[]; refused: RefusedProducer[] }> {
   const signed = new Map<string, DeadLetterClaim[]>()
   const producers: { key: string; event: DeadLetteredEvent }[] = []
+  // Bounded like everything read from Kafka: a flood of forged producer ids is counted, not listed.
+  const refused = new Map<string, RefusedProducer>()
+  let refusedUnlisted = 0
   const deadLetterTopic = deadLetterTopicOf({ topic: log.topic })
   if (!trust) {
     warnings.push(`dead letters NOT checked (no checkpoint key to check their signatures with): no offset gap is explained by a dead letter`)
-    return { signed, producers }
+    return { signed, producers, refused: [] }
   }
   const byChain = new Map(offsets.map((c) => [c.chain_id, c]))
   let producerClaimsDropped = 0
@@ -221,15 +231,27 @@ async function judgeDeadLetters(
     const key = `${letter.partition}@${letter.offset}`
     if (letter.verdict.ok) {
       const producer = letter.verdict.claim.producer
+      if (UNAUTHENTICATED_CODES.has(letter.verdict.claim.code)) {
+        const id = producer?.producer_id ?? null
+        const tally = `${letter.verdict.claim.code} ${id ?? ''}`
+        const known = refused.get(tally)
+        if (known) known.messages += 1
+        else if (refused.size < MAX_REFUSED_LISTED) refused.set(tally, { producer_id: id, code: letter.verdict.claim.code, messages: 1 })
+        else refusedUnlisted += 1
+      }
       if (producer) {
         const chainId = `${log.topic}/${letter.partition}`
         const chain = byChain.get(chainId)
         const place = chain ? locateOffset(chain, letter.offset) : { seq: 1, stored: false }
         // A letter naming a stored row was an earlier refusal a retry stored: it accounts for nothing.
         if (!place.stored) {
-          if (producers.length < MAX_PRODUCER_CLAIMS) {
-            producers.push({ key, event: { ...producer, source: letter.verdict.claim.source, code: letter.verdict.claim.code, chain_id: chainId, seq: place.seq } })
-          } else producerClaimsDropped += 1
+          // A refused batch accounts for each of its events' seqs.
+          const { producer_events: events = 1, ...first } = producer
+          for (let i = 0; i < events; i++) {
+            if (producers.length < MAX_PRODUCER_CLAIMS) {
+              producers.push({ key, event: { ...first, producer_seq: first.producer_seq + i, source: letter.verdict.claim.source, code: letter.verdict.claim.code, chain_id: chainId, seq: place.seq } })
+            } else producerClaimsDropped += 1
+          }
         }
       }
       if (!inGap(letter.partition, letter.offset)) return
@@ -259,7 +281,8 @@ async function judgeDeadLetters(
       detail: `the dead letter at ${deadLetterTopic} ${f.at}${copies} names offset ${f.offset}${place.stored ? ', which has a stored row,' : ''} as its source, but ${f.detail}: it explains nothing`,
     })
   }
-  return { signed, producers }
+  if (refusedUnlisted > 0) warnings.push(`${refusedUnlisted} more messages refused as unauthenticated, from producers beyond the first ${MAX_REFUSED_LISTED} listed`)
+  return { signed, producers, refused: [...refused.values()] }
 }
 
 /** Whether (partition, offset) lies in one of the gaps; gaps are few (bounded by the verifier's break limit). */

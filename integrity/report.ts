@@ -192,10 +192,25 @@ export interface VerificationReport {
   checkpoint_high: Record<string, { index: number; seq: number }>
   /** Whether chain ids, offsets and heads were held against the Kafka topic and the writer's group. */
   kafka_checked: boolean
+  /**
+   * Messages the chain writer refused because no trusted producer key
+   * vouched for them (its signed dead letters: unsigned, unknown key, bad
+   * signature, another service's key), per producer id they claim (a claim
+   * nobody vouched for; null when the message did not decode) and code. The
+   * chains are not damaged by them, but someone who can write to the access
+   * topic sent them: an alert, not a finding.
+   */
+  refused_producers?: RefusedProducer[]
   /** Verifier worker threads (independent mode). */
   workers?: number
   started_at: string
   duration_ms: number
+}
+
+export interface RefusedProducer {
+  producer_id: string | null
+  code: string
+  messages: number
 }
 
 export function formatReport(report: VerificationReport): string {
@@ -221,6 +236,9 @@ export function formatReport(report: VerificationReport): string {
       const range = c.unsigned_from_seq === c.last_seq ? `row ${c.last_seq}` : `rows ${c.unsigned_from_seq}..${c.last_seq}`
       lines.push(`    ${range} UNSIGNED (newer than the newest checkpoint): checked as a chain, not verified`)
     }
+  }
+  for (const r of report.refused_producers ?? []) {
+    lines.push(`ALERT: ${r.messages} message(s) refused as ${r.code} (no trusted producer key vouches for them), claiming producer ${r.producer_id ?? '(unreadable)'}`)
   }
   for (const g of report.producers.in_flight) {
     lines.push(`  in flight: producer ${g.producer_id} seq ${g.from_seq}..${g.to_seq} (next event stored ${g.next_stored_at})`)

@@ -7,7 +7,7 @@ import { VerificationError } from './errors.js'
 import type { Facts, FactsRequest } from './facts.js'
 import type { KafkaLog } from './kafka-log-facts.js'
 import { indexDeadLettered, judgeProducerBreaks, type DeadLetteredEvent } from './producer-gaps.js'
-import type { AcknowledgedFinding, ChainSummary, CheckpointSummary, Finding, FindingKind, InFlightGap, VerificationReport } from './report.js'
+import type { AcknowledgedFinding, ChainSummary, CheckpointSummary, Finding, FindingKind, InFlightGap, RefusedProducer, VerificationReport } from './report.js'
 import { acknowledge, applyAcknowledgements, findingFor, type Acknowledgement, type AcknowledgeTarget, type VerifyState } from './verify-state.js'
 import { ReadtrailError } from '../common/errors.js'
 
@@ -92,6 +92,7 @@ interface Context {
   inFlight: InFlightGap[]
   /** Producer seqs the writer refused, from the signed dead letters (check-kafka-log). */
   deadLettered: DeadLetteredEvent[]
+  refused: RefusedProducer[]
   acknowledgements: Acknowledgement[]
   acknowledged: AcknowledgedFinding[]
   warnings: string[]
@@ -257,6 +258,7 @@ const STEPS: readonly Step[] = [
       ctx.findings.push(...checked.findings)
       ctx.warnings.push(...checked.warnings)
       ctx.deadLettered = checked.deadLettered
+      ctx.refused = checked.refused
     },
   },
   {
@@ -366,6 +368,7 @@ export async function verifyLog(collect: CollectFacts, database: string, options
     high: {},
     inFlight: [],
     deadLettered: [],
+    refused: [],
     acknowledgements: [...(options.acknowledgements ?? [])],
     acknowledged: [],
     warnings: [...(options.checkpoints?.analysis.warnings ?? [])],
@@ -409,6 +412,7 @@ export async function verifyLog(collect: CollectFacts, database: string, options
     warnings: ctx.warnings,
     checkpoint_high: ctx.high,
     kafka_checked: Boolean(options.kafkaLog),
+    ...(ctx.refused.length > 0 ? { refused_producers: ctx.refused } : {}),
     ...(facts.workers ? { workers: facts.workers } : {}),
     started_at: started.toISOString(),
     duration_ms: Math.round(performance.now() - t0),

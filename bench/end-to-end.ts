@@ -7,7 +7,8 @@
  *
  * Stages measured on their own: (i) produce only, (ii) consume only (writer
  * started after everything is on the topic), (iii) chain linking in TS,
- * (iv) ClickHouse insert of prepared RowBinary rows, (v) decode + validate.
+ * (iv) ClickHouse insert of prepared RowBinary rows, (v) signature check,
+ * batch decode and validation.
  * Then end to end, with the SDK either in this thread (competing with the
  * writer for one event loop) or in a worker thread (as when the application
  * and the writer are separate processes), and a sweep of the settings that
@@ -24,7 +25,13 @@ import { waitForCatchUp } from '../consumers/lag.js'
 import { assertAccessEvent } from '../consumers/validate-event.js'
 import { createAuditProducer } from '../producers/audit-producer.js'
 import type { AuditProducerConfigInput } from '../producers/config.js'
+import { createMessageTrust } from '../consumers/message-trust.js'
+import { loadTrustedProducers } from '../consumers/trusted-producers.js'
+import { loadProducerSigningKey } from '../producers/signing-key.js'
+import { createBatchCodec } from '../schemas/batch-codec.js'
+import { signBatch } from '../schemas/batch-signature.js'
 import { createCodec } from '../schemas/codec.js'
+import { benchSigning, BENCH_SERVICE } from './bench-signing.js'
 import { loadSchemaRegistry } from '../schemas/registry.js'
 import {
   benchKafka,
@@ -95,7 +102,7 @@ function wallNow(): number {
  */
 async function produceReads(kafka: Kafka | undefined, job: ProduceJob): Promise<ProduceResult> {
   const producer = await createAuditProducer(
-    { kafka: benchKafkaConnection(), topic: job.topic, service: 'registry-api', environment: 'bench', sessionHashKey: Buffer.alloc(32, 7), ...job.settings },
+    { kafka: benchKafkaConnection(), topic: job.topic, service: BENCH_SERVICE, environment: 'bench', sessionHashKey: Buffer.alloc(32, 7), signingKey: benchSigning().signingKey, ...job.settings },
     { logger: benchLogger, ...(kafka ? { kafka } : {}) },
   )
   try {
@@ -155,7 +162,7 @@ async function consumeAll(kafka: Kafka, bench: BenchStore, topic: string, settin
   const { store, timeline } = timeInserts(fresh)
   const groupId = `${topic}-${label}-${Date.now().toString(36)}`
   const writer = createChainWriter({ trust: UNSIGNED_CHAINS,
-    config: ChainWriterConfig.parse({ kafka: benchKafkaConnection(), topic, groupId, ...settings }),
+    config: ChainWriterConfig.parse({ kafka: benchKafkaConnection(), topic, groupId, trustedProducers: benchSigning().trustedProducers, ...settings }),
     kafka,
     store,
     registry: loadSchemaRegistry(),
@@ -205,7 +212,7 @@ async function endToEnd(
   const store = await bench.freshDatabase(options.label)
   const groupId = `${topic}-writer`
   const writer = createChainWriter({ trust: UNSIGNED_CHAINS,
-    config: ChainWriterConfig.parse({ kafka: benchKafkaConnection(), topic, groupId, ...options.writer }),
+    config: ChainWriterConfig.parse({ kafka: benchKafkaConnection(), topic, groupId, trustedProducers: benchSigning().trustedProducers, ...options.writer }),
     kafka,
     store,
     registry: loadSchemaRegistry(),
@@ -235,15 +242,18 @@ async function endToEnd(
 
 // ---------------------------------------------------------------- in-memory stages
 
-/** Entries as the writer holds them: events decoded from the SDK's Avro encoding. */
+/** Entries as the writer holds them: events decoded from the SDK's Avro encoding, BATCH_EVENTS to a message. */
 function entriesOf(count: number): ChainEntry[] {
   const codec = createCodec(loadSchemaRegistry())
   return realisticEvents(count).map((e, i) => {
     const event = codec.decode(codec.encode(e)).event
     assertAccessEvent(event)
-    return { event, offset: BigInt(i), schemaVersion: 1 }
+    return { event, offset: BigInt(Math.floor(i / BATCH_EVENTS)), index: i % BATCH_EVENTS, events: BATCH_EVENTS, keyId: 'b'.repeat(64), schemaVersion: 2 }
   })
 }
+
+/** Events per message in the in-memory stages: what a loaded producer's batches hold. */
+const BATCH_EVENTS = 100
 
 /** (iii) linkEntries over batches, as the writer calls it; returns the rows for (iv). */
 function linkRate(entries: readonly ChainEntry[], batch: number): { perSec: number; bytesPerRow: number; batches: ChainedBatch[] } {
@@ -274,21 +284,38 @@ async function insertRate(bench: BenchStore, batches: readonly ChainedBatch[]): 
   }
 }
 
-/** (v) codec.decode and assertAccessEvent over messages the SDK's codec encoded. */
+/**
+ * (v) What the writer does per event before linking: check the batch's
+ * signature, decode it, validate each event; over signed batches of
+ * BATCH_EVENTS events framed and signed as the SDK does.
+ */
 function decodeValidateRate(events: number): { decode: number; validate: number; both: number } {
-  const codec = createCodec(loadSchemaRegistry())
-  const messages = realisticEvents(events).map((e) => codec.encode(e))
+  const { signingKey, trustedProducers } = benchSigning()
+  const trust = createMessageTrust({ trusted: loadTrustedProducers(trustedProducers), allowUnsigned: false })
+  const key = loadProducerSigningKey(signingKey)
+  const all = realisticEvents(events, { producerId: 'bench' }).map((e) => ({ ...e, service: BENCH_SERVICE, environment: 'bench' }))
+  const framer = createBatchCodec(loadSchemaRegistry(undefined, 'access-batch')).framer({ keyId: key.keyId, producerId: 'bench', service: BENCH_SERVICE, environment: 'bench' })
+  const messages: Buffer[] = []
+  for (let i = 0; i < all.length; i += BATCH_EVENTS) {
+    const bodies = all.slice(i, i + BATCH_EVENTS).map((e) => framer.encodeEvent(e))
+    const message = framer.frame(bodies, bodies.reduce((n, b) => n + b.length, 0))
+    signBatch('bench', message, key.privateKey)
+    messages.push(message)
+  }
   const time = (fn: (m: Buffer) => void): number => {
-    for (let i = 0; i < Math.min(10_000, messages.length); i++) fn(messages[i]!)
+    for (let i = 0; i < Math.min(100, messages.length); i++) fn(messages[i]!)
     const t0 = performance.now()
     for (const m of messages) fn(m)
-    return perSecond(messages.length, performance.now() - t0)
+    return perSecond(all.length, performance.now() - t0)
   }
-  const decoded = messages.map((m) => codec.decode(m).event)
-  let i = 0
-  const decode = time((m) => void codec.decode(m))
-  const validate = time(() => assertAccessEvent(decoded[i++ % decoded.length]))
-  const both = time((m) => assertAccessEvent(codec.decode(m).event))
+  const decoded = messages.flatMap((m) => trust.read('bench', m).events)
+  const decode = time((m) => void trust.read('bench', m))
+  const t0 = performance.now()
+  for (const e of decoded) assertAccessEvent(e)
+  const validate = perSecond(decoded.length, performance.now() - t0)
+  const both = time((m) => {
+    for (const e of trust.read('bench', m).events) assertAccessEvent(e)
+  })
   return { decode, validate, both }
 }
 
@@ -336,7 +363,7 @@ async function main(): Promise<void> {
       },
       { stage: '(iii) linkEntries (RowBinary + SHA-256)', 'events/s': link.perSec, 'µs/event': us(link.perSec), note: `one thread; ${Math.round(link.bytesPerRow)} B per RowBinary row` },
       { stage: '(iv) insertRowBinary → access_log + its views and rollups', 'events/s': insert, 'µs/event': us(insert), note: 'chDB engine threads' },
-      { stage: '(v) codec.decode + assertAccessEvent', 'events/s': dv.both, 'µs/event': us(dv.both), note: `one thread; decode alone ${fmt(dv.decode)}/s, validate alone ${fmt(dv.validate)}/s` },
+      { stage: `(v) signature check + batch decode + validate (${BATCH_EVENTS} events/message)`, 'events/s': dv.both, 'µs/event': us(dv.both), note: `one thread; check+decode alone ${fmt(dv.decode)}/s, validate alone ${fmt(dv.validate)}/s` },
       {
         stage: '(iii)+(iv)+(v) back to back',
         'events/s': 1e6 / (loopUs + us(insert)),

@@ -38,6 +38,7 @@ import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import pg from 'pg'
 import { createAuditProducer, type AuditProducer } from '../producers/audit-producer.js'
+import { benchSigning, BENCH_SERVICE } from './bench-signing.js'
 import { runWithAuditContext } from '../producers/context/audit-context.js'
 import { instrumentPg } from '../producers/hooks/pg.js'
 import { createReadRecorder, type ReadRecorderStats } from '../producers/hooks/read-recorder.js'
@@ -132,7 +133,8 @@ async function runWorker(setup: WorkerSetup): Promise<void> {
 
   if (setup.variant === 'readtrail') {
     const real = await createAuditProducer(
-      { kafka: { brokers: setup.brokers, clientId: 'bench' }, topic: setup.topic, service: 'bench', environment: 'bench', lingerMs: setup.lingerMs, compression: setup.compression, deliveryThread: setup.deliveryThread },
+      // Signed batches, as a deployed producer sends them: the signing is part of what the hook costs.
+      { kafka: { brokers: setup.brokers, clientId: 'bench' }, topic: setup.topic, service: BENCH_SERVICE, environment: 'bench', signingKey: benchSigning().signingKey, lingerMs: setup.lingerMs, compression: setup.compression, deliveryThread: setup.deliveryThread },
       { logger: benchLogger },
     )
     producer = real
@@ -573,7 +575,7 @@ async function main(): Promise<void> {
     if (hook) {
       const { stats } = hook
       console.log(
-        `  (c) readtrail: ${stats.recorded.toLocaleString('en-US')} reads recorded, ${hook.acked.toLocaleString('en-US')} acknowledged by the broker, ${hook.toOutbox} to the outbox, ${hook.failed} failed (unrecorded ${stats.unrecorded}, without context ${stats.withoutContext}, refused ${stats.refused}); ${offsets.toLocaleString('en-US')} events in the topic; ${hook.idsAcked.toLocaleString('en-US')} record ids acknowledged`,
+        `  (c) readtrail: ${stats.recorded.toLocaleString('en-US')} reads recorded, ${hook.acked.toLocaleString('en-US')} acknowledged by the broker, ${hook.toOutbox} to the outbox, ${hook.failed} failed (unrecorded ${stats.unrecorded}, without context ${stats.withoutContext}, refused ${stats.refused}); ${offsets.toLocaleString('en-US')} messages (signed batches) in the topic; ${hook.idsAcked.toLocaleString('en-US')} record ids acknowledged`,
       )
       for (const shape of SHAPES) {
         const c = summary(shape, 'readtrail')

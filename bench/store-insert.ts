@@ -79,7 +79,7 @@ function prepareRows(): PreparedRows {
     const t0 = performance.now()
     lines.push(
       entries.map((entry, k) => {
-        const row: ChainedRow = { ...entry.event, chain_id: head.chainId, seq: head.seq + k + 1, prev_hash: k === 0 ? head.hash : hashes[k - 1]!, kafka_offset: entry.offset, ingested_at: ingestedAt, schema_version: 1 }
+        const row: ChainedRow = { ...entry.event, chain_id: head.chainId, seq: head.seq + k + 1, prev_hash: k === 0 ? head.hash : hashes[k - 1]!, kafka_offset: entry.offset, message_index: 0, message_events: 1, ingested_at: ingestedAt, schema_version: 1, key_id: '' }
         const values = ACCESS_LOG_COLUMNS.map((col) => JSON_INGEST[col.name]?.json(row) ?? row[col.name])
         values.push(hashes[k]!.toString('hex'))
         return JSON.stringify(values)

@@ -15,7 +15,9 @@ import { EvidenceError } from './errors.js'
  * two different texts never describe the same hashed bytes, and so no edit of
  * the text can leave the proof intact.
  */
-export const EVIDENCE_FORMAT = 'readtrail-evidence-v1'
+// v2: the event carries message_index, message_events and key_id, which the
+// row hash covers; a v1 bundle (made before those columns) cannot re-hash.
+export const EVIDENCE_FORMAT = 'readtrail-evidence-v2'
 
 export const EVIDENCE_LIMITS = Object.freeze({
   /**
@@ -92,12 +94,16 @@ const kafkaOffset = z
   .regex(/^(0|[1-9][0-9]{0,19})$/, 'must be a decimal integer without leading zeros')
   .refine((v) => BigInt(v) <= UINT64_MAX, 'must fit in UInt64')
 
+/** The producer key that signed the event's batch (trusted-producers key ids are SHA-256 hex), or '' for an unsigned message. */
+const producerKeyId = z.string().regex(/^(|[0-9a-f]{64})$/, "must be '' (unsigned) or 64 lowercase hex digits")
+
 /**
  * The event's row, every column of access_log in table order and then its
  * hash: bytes as lowercase hex, DateTime64 columns as integer microseconds
  * since the epoch, UUIDs as text, enums by name, the Kafka offset as a
  * decimal string (it is 64-bit). The verifier re-encodes exactly these values,
- * so nothing here is decoration.
+ * so nothing here is decoration. `key_id` here is the producer key that
+ * signed the event's Kafka message, not the bundle's checkpoint key.
  */
 export const EvidenceEvent = z
   .object({
@@ -105,8 +111,11 @@ export const EvidenceEvent = z
     chain_id: text(1, 512),
     seq: safeInt(1),
     kafka_offset: kafkaOffset,
+    message_index: z.number().int().min(0).max(UINT32_MAX),
+    message_events: z.number().int().min(1).max(UINT32_MAX),
     ingested_at: safeInt(0),
     schema_version: z.number().int().min(0).max(UINT16_MAX),
+    key_id: producerKeyId,
     event_id: uuid,
     read_id: uuid,
     part_index: z.number().int().min(0).max(UINT32_MAX),
@@ -136,6 +145,8 @@ export const EvidenceEvent = z
     hash: hex32,
   })
   .strict()
+  // The writer stores an event at its place among its message's events: a row past its message's end was never written.
+  .refine((e) => e.message_index < e.message_events, { path: ['message_index'], message: 'must be below message_events' })
 export type EvidenceEvent = z.infer<typeof EvidenceEvent>
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
@@ -192,8 +203,11 @@ export function evidenceEventOf(row: ChainedRow, hash: Buffer): EvidenceEvent {
     chain_id: row.chain_id,
     seq: row.seq,
     kafka_offset: row.kafka_offset.toString(),
+    message_index: row.message_index,
+    message_events: row.message_events,
     ingested_at: row.ingested_at,
     schema_version: row.schema_version,
+    key_id: row.key_id,
     event_id: row.event_id,
     read_id: row.read_id,
     part_index: row.part_index,
@@ -230,8 +244,11 @@ export function chainedRowOf(e: EvidenceEvent): ChainedRow {
     chain_id: e.chain_id,
     seq: e.seq,
     kafka_offset: BigInt(e.kafka_offset),
+    message_index: e.message_index,
+    message_events: e.message_events,
     ingested_at: e.ingested_at,
     schema_version: e.schema_version,
+    key_id: e.key_id,
     event_id: e.event_id,
     read_id: e.read_id,
     part_index: e.part_index,

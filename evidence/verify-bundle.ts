@@ -131,9 +131,13 @@ const STEPS: readonly Step[] = [
         prefix.string(chain_id)
         prefix.uint64(seq)
         const head = prefix.view(0)
-        if (bytes.length < head.length + 8 || !bytes.subarray(0, head.length).equals(head)) {
+        // Then the row's place in Kafka: kafka_offset (UInt64), message_index and message_events (UInt32 each).
+        if (bytes.length < head.length + 16 || !bytes.subarray(0, head.length).equals(head)) {
           throw new StepFailure(`segment row seq ${seq} does not begin with chain ${JSON.stringify(chain_id)} and seq ${seq}`)
         }
+        const index = bytes.readUInt32LE(head.length + 8)
+        const events = bytes.readUInt32LE(head.length + 12)
+        if (index >= events) throw new StepFailure(`segment row seq ${seq} claims event ${index + 1} of a Kafka message of ${events}`)
         ctx.hash = sha256(ctx.hash, bytes)
         ctx.seq = seq
         ctx.kafkaOffset = bytes.readBigUInt64LE(head.length).toString()

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { emptyChain, linkEntries } from '../../consumers/chain.js'
 import { ACCESS_LOG_COLUMNS, HASH_SQL, writeCanonical, type ChainedRow } from '../../store/access-log-columns.js'
 import { RowBinaryWriter } from '../../store/row-binary.js'
+import { chainedRow } from '../helpers/chained-row.js'
 import { makeEvent } from '../helpers/events.js'
 import { openTestStore } from '../helpers/store.js'
 
@@ -41,7 +42,14 @@ describe('canonical encoding equals ClickHouse RowBinary', () => {
     const store = await openTestStore()
     const events = edgeRows.map((overrides) => makeEvent(overrides))
     const offsets = [0n, 2n ** 63n, 18446744073709551615n, 7n]
-    const linked = linkEntries(emptyChain('edge/0'), events.map((event, i) => ({ event, offset: offsets[i]!, schemaVersion: 65535 })), 1_795_000_000_123_456)
+    // Event places and producer keys at their edges: wire 1's defaults, the last event of the largest UInt32 message, a middle one, a first one.
+    const places = [
+      {},
+      { index: 2 ** 32 - 2, events: 2 ** 32 - 1, keyId: 'f'.repeat(64) },
+      { index: 2, events: 5, keyId: '0123456789abcdef'.repeat(4) },
+      { index: 0, events: 2, keyId: '' },
+    ]
+    const linked = linkEntries(emptyChain('edge/0'), events.map((event, i) => ({ event, offset: offsets[i]!, ...places[i]!, schemaVersion: 65535 })), 1_795_000_000_123_456)
     await store.insertRowBinary('access_log', linked.rows, linked.count)
 
     const rows = await store.queryRows<{ seq: number; stored: string; recomputed: string }>(
@@ -55,11 +63,25 @@ describe('canonical encoding equals ClickHouse RowBinary', () => {
   it('column by column: our bytes equal formatRowNoNewline of the stored value', async () => {
     const store = await openTestStore()
     const event = makeEvent(edgeRows[1])
-    const linked = linkEntries(emptyChain('edge/1'), [{ event, offset: 9n, schemaVersion: 1 }], 1_795_000_000_000_001)
+    // Event 3 of a signed batch of 5: every column holds a value other than its default.
+    const keyId = '0123456789abcdef'.repeat(4)
+    const linked = linkEntries(emptyChain('edge/1'), [{ event, offset: 9n, index: 2, events: 5, keyId, schemaVersion: 2 }], 1_795_000_000_000_001)
     await store.insertRowBinary('access_log', linked.rows, linked.count)
-    const row: ChainedRow = { ...event, chain_id: 'edge/1', seq: 1, prev_hash: Buffer.alloc(32), kafka_offset: 9n, ingested_at: 1_795_000_000_000_001, schema_version: 1 }
+    const row: ChainedRow = chainedRow(event, {
+      chain_id: 'edge/1',
+      seq: 1,
+      prev_hash: Buffer.alloc(32),
+      kafka_offset: 9n,
+      message_index: 2,
+      message_events: 5,
+      ingested_at: 1_795_000_000_000_001,
+      schema_version: 2,
+      key_id: keyId,
+    })
     const select = ACCESS_LOG_COLUMNS.map((c) => `hex(formatRowNoNewline('RowBinary', ${c.name})) AS ${c.name}`).join(', ')
     const [stored] = await store.queryRows<Record<string, string>>(`SELECT ${select} FROM ${store.table('access_log')}`)
+    const [read] = await store.queryRows<{ message_index: number; message_events: number; key_id: string }>(`SELECT message_index, message_events, key_id FROM ${store.table('access_log')}`)
+    expect(read).toEqual({ message_index: 2, message_events: 5, key_id: keyId })
     for (const column of ACCESS_LOG_COLUMNS) {
       const w = new RowBinaryWriter()
       column.write(w, row)

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { GENESIS_CHECKPOINT, keyId, signCheckpoint, type SignedCheckpoint } from '../../checkpoints/checkpoint.js'
 import { isReadtrailError, type ReadtrailError } from '../../common/errors.js'
 import { evidenceExportCommand, evidenceVerifyCommand } from '../../cli/evidence-command.js'
+import { emptyChain, linkEntries } from '../../consumers/chain.js'
 import { chainedRowOf, parseEvidenceText, serializeEvidenceBundle } from '../../evidence/bundle.js'
 import { exportEvidence } from '../../evidence/export-bundle.js'
 import { verifyEvidence } from '../../evidence/verify-bundle.js'
@@ -15,6 +16,7 @@ import { writeCanonical } from '../../store/access-log-columns.js'
 import { RowBinaryWriter } from '../../store/row-binary.js'
 import type { Store } from '../../store/store.js'
 import { runCli } from '../helpers/cli-process.js'
+import { makeEvent } from '../helpers/events.js'
 import { seedChain } from '../helpers/seed-chain.js'
 import { openTestStore } from '../helpers/store.js'
 
@@ -71,9 +73,28 @@ interface Seeded {
   checkpoint(seq: number, options?: { key?: SigningPair; index?: number; overrides?: Partial<SignedCheckpoint> }): Promise<SignedCheckpoint>
 }
 
-async function seeded(): Promise<Seeded> {
+const PRODUCER_KEY = 'c0'.repeat(32)
+
+/** Kafka messages as [offset, events]: offset 0 a wire-1 message, offset 1 a signed batch of four, offset 2 one of two (seqs 1, 2..5, 6..7). */
+const BATCHES: [bigint, number][] = [
+  [0n, 1],
+  [1n, 4],
+  [2n, 2],
+]
+
+/** Stores BATCHES' events as the chain writer links them, each row with its place in its message and its batch's key. */
+async function seedBatches(store: Store): Promise<AccessEvent[]> {
+  const entries = BATCHES.flatMap(([offset, events]) =>
+    Array.from({ length: events }, (_, index) => ({ event: makeEvent(), offset, index, events, keyId: events > 1 ? PRODUCER_KEY : '', schemaVersion: 1 })),
+  )
+  const linked = linkEntries(emptyChain(CHAIN), entries, Date.UTC(2026, 10, 27, 12) * 1000)
+  await store.insertRowBinary('access_log', linked.rows, linked.count)
+  return entries.map((e) => e.event)
+}
+
+async function seeded(seed: (store: Store) => Promise<AccessEvent[]> = (store) => seedChain(store, CHAIN, VARIANTS.length, (i) => VARIANTS[i]!)): Promise<Seeded> {
   const store = await openTestStore()
-  const events = await seedChain(store, CHAIN, VARIANTS.length, (i) => VARIANTS[i]!)
+  const events = await seed(store)
   return {
     store,
     events,
@@ -179,6 +200,33 @@ describe('evidence export from a real store', () => {
     }
     const many = await exportEvidence(s.store, { eventId: s.events[3]!.event_id, checkpoints, publicKeyPem: KEY.pem })
     expect(many.event.record_ids).toEqual(MANY_IDS)
+  })
+
+  it("exports an event of a signed batch: its place in the message and the batch's key re-hash, offline", async () => {
+    const s = await seeded(seedBatches)
+    // seq 5 ends the batch at offset 1, where the signer checkpoints.
+    const checkpoints = [await s.checkpoint(5), await s.checkpoint(7)]
+    const bundle = await exportEvidence(s.store, { eventId: s.events[2]!.event_id, checkpoints, publicKeyPem: KEY.pem })
+    expect(bundle.event).toMatchObject({ seq: 3, kafka_offset: '1', message_index: 1, message_events: 4, key_id: PRODUCER_KEY })
+    expect(bundle.segment.map((r) => r.seq)).toEqual([4, 5])
+    expect(bundle.checkpoint.kafka_offset).toBe('1')
+    expect(verifyEvidence(parseEvidenceText(serializeEvidenceBundle(bundle)), { trustedKeyPem: KEY.pem }).ok).toBe(true)
+
+    const unsigned = await exportEvidence(s.store, { eventId: s.events[0]!.event_id, checkpoints, publicKeyPem: KEY.pem })
+    expect(unsigned.event).toMatchObject({ seq: 1, kafka_offset: '0', message_index: 0, message_events: 1, key_id: '' })
+    expect(verifyEvidence(unsigned, { trustedKeyPem: KEY.pem }).ok).toBe(true)
+  })
+
+  it("refuses to export across a row whose producer key was edited in the store: the hash covers key_id", async () => {
+    const s = await seeded(seedBatches)
+    const checkpoints = [await s.checkpoint(7)]
+    await s.store.client.command({
+      query: `ALTER TABLE ${s.store.table('access_log')} UPDATE key_id = '' WHERE chain_id = {chain_id:String} AND seq = {seq:UInt64} SETTINGS mutations_sync = 2`,
+      query_params: { chain_id: CHAIN, seq: 4 },
+    })
+    const err = await rejection(exportEvidence(s.store, { eventId: s.events[2]!.event_id, checkpoints, publicKeyPem: KEY.pem }))
+    expect(err.code).toBe('EVIDENCE_CHAIN_BROKEN')
+    expect(err.details).toMatchObject({ chain_id: CHAIN, seq: 4 })
   })
 
   it('refuses to export across a row edited in the store: EVIDENCE_CHAIN_BROKEN at that row', async () => {

@@ -2,13 +2,16 @@ import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { emptyChain, GENESIS_HASH, linkEntries, rowRehasher, type ChainEntry, type ChainHead } from '../../consumers/chain.js'
 import { AccessEvent } from '../../schemas/access-event.js'
-import { writeCanonical, type ChainedRow } from '../../store/access-log-columns.js'
+import { writeCanonical } from '../../store/access-log-columns.js'
 import { RowBinaryWriter } from '../../store/row-binary.js'
+import { chainedRow } from '../helpers/chained-row.js'
 import { linkedRows, type LinkedRow } from '../helpers/linked-rows.js'
 
 const INGESTED_AT = 1_718_000_000_000_001
 const CHAIN_ID = 't/0'
 const ZERO_HEX = '00'.repeat(32)
+/** A producer key id as a signed wire-2 batch names it. */
+const KEY_ID = 'ab'.repeat(32)
 
 function event(i: number): AccessEvent {
   const hex = i.toString(16).padStart(12, '0')
@@ -45,12 +48,18 @@ function entries(n: number, patch?: (i: number, e: AccessEvent) => AccessEvent):
   return Array.from({ length: n }, (_, i) => ({ event: patch ? patch(i, event(i)) : event(i), offset: BigInt(100 + i), schemaVersion: 1 }))
 }
 
+/** `n` events as signed wire-2 messages of `per` events each, from offset 100. */
+function batchedEntries(n: number, per: number): ChainEntry[] {
+  return Array.from({ length: n }, (_, i) => ({ event: event(i), offset: BigInt(100 + Math.floor(i / per)), index: i % per, events: per, keyId: KEY_ID, schemaVersion: 2 }))
+}
+
 const hashOf = (row: LinkedRow) => row.hash
 const hashesOf = (batch: ReturnType<typeof linkEntries>) => linkedRows(batch).map(hashOf)
 
 /** The row hash, computed here from the event and its chain position. */
 function expectedHash(e: ChainEntry, seq: number, prevHash: Buffer): { hash: string; canonical: Buffer } {
-  const row: ChainedRow = { ...e.event, chain_id: CHAIN_ID, seq, prev_hash: prevHash, kafka_offset: e.offset, ingested_at: INGESTED_AT, schema_version: e.schemaVersion }
+  const place = { message_index: e.index ?? 0, message_events: e.events ?? 1, key_id: e.keyId ?? '' }
+  const row = chainedRow(e.event, { chain_id: CHAIN_ID, seq, prev_hash: prevHash, kafka_offset: e.offset, ingested_at: INGESTED_AT, schema_version: e.schemaVersion, ...place })
   const w = new RowBinaryWriter()
   writeCanonical(w, row)
   const canonical = w.slice(0)
@@ -133,6 +142,53 @@ describe('linkEntries', () => {
     expect(result.rows.length).toBe(0)
     expect(result.count).toBe(0)
     expect(result.head).toEqual(head)
+  })
+})
+
+describe('linkEntries with wire-2 batches', () => {
+  const input = batchedEntries(6, 3)
+  const linked = linkEntries(emptyChain(CHAIN_ID), input, INGESTED_AT)
+  const lines = linkedRows(linked)
+
+  it("hashes each event's place in its message and the batch's key id", () => {
+    let prev = Buffer.alloc(32)
+    input.forEach((e, i) => {
+      const { hash, canonical } = expectedHash(e, i + 1, prev)
+      expect(lines[i]!.canonical.equals(canonical)).toBe(true)
+      expect(hashOf(lines[i]!)).toBe(hash)
+      prev = Buffer.from(hash, 'hex')
+    })
+    expect(lines.map((l) => l.kafka_offset)).toEqual([100, 100, 100, 101, 101, 101])
+  })
+
+  it('writes event 0 of 1, unsigned, for an entry that names no place (a wire-1 message)', () => {
+    const [plain] = entries(1)
+    const explicit = { ...plain!, index: 0, events: 1, keyId: '' }
+    expect(linkedRows(linkEntries(emptyChain(CHAIN_ID), [plain!], INGESTED_AT))[0]!.canonical).toEqual(linkedRows(linkEntries(emptyChain(CHAIN_ID), [explicit], INGESTED_AT))[0]!.canonical)
+  })
+
+  it('leaves the head open inside a message and closes it at its last event', () => {
+    const part = linkEntries(emptyChain(CHAIN_ID), input.slice(0, 4), INGESTED_AT)
+    expect(part.head.open).toEqual({ nextIndex: 1, events: 3 })
+    expect(part.head.lastOffset).toBe(101n)
+    const rest = linkEntries(part.head, input.slice(4), INGESTED_AT)
+    expect(rest.head.open).toBeUndefined()
+    expect(rest.head).toEqual(linked.head)
+    // A message split across two inserts links to the same bytes as one insert.
+    expect(Buffer.concat([part.rows, rest.rows]).equals(linked.rows)).toBe(true)
+  })
+
+  it.each([
+    ['message_index', (e: ChainEntry) => ({ ...e, index: 2 })],
+    ['message_events', (e: ChainEntry) => ({ ...e, events: 4 })],
+    ['key_id', (e: ChainEntry) => ({ ...e, keyId: 'cd'.repeat(32) })],
+    ['key_id (to unsigned)', (e: ChainEntry) => ({ ...e, keyId: '' })],
+  ])('changing %s changes that hash and every later one', (_, change) => {
+    const changed = input.map((e, i) => (i === 1 ? change(e) : e))
+    const a = hashesOf(linked)
+    const b = hashesOf(linkEntries(emptyChain(CHAIN_ID), changed, INGESTED_AT))
+    expect(b[0]).toBe(a[0])
+    for (let i = 1; i < a.length; i++) expect(b[i], `row ${i}`).not.toBe(a[i])
   })
 })
 

@@ -4,12 +4,13 @@ import { GENESIS_CHECKPOINT, keyId, signCheckpoint, type SignedCheckpoint } from
 import { emptyChain, linkEntries } from '../../consumers/chain.js'
 import { isReadtrailError } from '../../common/errors.js'
 import type { AccessEvent } from '../../schemas/access-event.js'
-import { writeCanonical, type ChainedRow } from '../../store/access-log-columns.js'
+import { ACCESS_LOG_COLUMNS, writeCanonical, type ChainedRow } from '../../store/access-log-columns.js'
 import { ipToIPv6Bytes } from '../../store/ip.js'
 import { RowBinaryWriter } from '../../store/row-binary.js'
 import { EVIDENCE_FORMAT, evidenceEventOf, ipText, parseEvidenceText, serializeEvidenceBundle, type EvidenceBundle } from '../../evidence/bundle.js'
 import { EvidenceError } from '../../evidence/errors.js'
 import { verifyEvidence, type EvidenceVerdict } from '../../evidence/verify-bundle.js'
+import { chainedRow } from '../helpers/chained-row.js'
 import { makeEvent } from '../helpers/events.js'
 import { thrownBy } from '../helpers/thrown.js'
 
@@ -62,20 +63,38 @@ interface Fixture {
   key: SigningPair
 }
 
+const PRODUCER_KEY = 'c0'.repeat(32)
+
+/**
+ * Each fixture event's Kafka place: seq 1 an unsigned wire-1 message, seqs
+ * 2..4 one signed batch of three, seq 5 a signed batch of one and seq 6
+ * another wire-1 message, so checkpoints at seqs 4, 5 and 6 sit at a
+ * message's end, as the signer places them.
+ */
+const PLACES = [
+  { offset: 1000n, index: 0, events: 1, keyId: '' },
+  { offset: 1001n, index: 0, events: 3, keyId: PRODUCER_KEY },
+  { offset: 1001n, index: 1, events: 3, keyId: PRODUCER_KEY },
+  { offset: 1001n, index: 2, events: 3, keyId: PRODUCER_KEY },
+  { offset: 1002n, index: 0, events: 1, keyId: PRODUCER_KEY },
+  { offset: 1003n, index: 0, events: 1, keyId: '' },
+]
+
 /** Rows linked with the project's own encoder, cross-checked against linkEntries. */
 function chainFixture(events = chainEvents()): Fixture {
   const rows: ChainedRow[] = []
   const hashes: Buffer[] = []
   let prev = Buffer.alloc(32)
   for (const [i, event] of events.entries()) {
-    const row: ChainedRow = { ...event, chain_id: CHAIN, seq: i + 1, prev_hash: prev, kafka_offset: BigInt(1000 + i), ingested_at: INGESTED_AT, schema_version: 1 }
+    const at = PLACES[i]!
+    const row = chainedRow(event, { chain_id: CHAIN, seq: i + 1, prev_hash: prev, kafka_offset: at.offset, message_index: at.index, message_events: at.events, ingested_at: INGESTED_AT, key_id: at.keyId })
     const w = new RowBinaryWriter()
     writeCanonical(w, row)
     prev = createHash('sha256').update(w.view(0)).digest()
     rows.push(row)
     hashes.push(prev)
   }
-  const linked = linkEntries(emptyChain(CHAIN), events.map((event, i) => ({ event, offset: BigInt(1000 + i), schemaVersion: 1 })), INGESTED_AT)
+  const linked = linkEntries(emptyChain(CHAIN), events.map((event, i) => ({ event, ...PLACES[i]!, schemaVersion: 1 })), INGESTED_AT)
   expect(linked.head.hash.equals(prev)).toBe(true)
   return { rows, hashes, key: newKey() }
 }
@@ -166,6 +185,23 @@ const mutate = (b: EvidenceBundle, change: (copy: EvidenceBundle) => void): Evid
 }
 
 const trusting = (f: Fixture) => ({ trustedKeyPem: f.key.pem })
+
+/** Where a segment row's message_index starts: after chain_id (one length byte here), seq and kafka_offset. */
+const placeAt = (bytes: Buffer) => 1 + bytes[0]! + 8 + 8
+
+/** A segment row's encoding with its message_index and message_events replaced. */
+function withPlace(encoding: string, place: { index: number; events: number }): string {
+  const bytes = Buffer.from(encoding, 'base64')
+  bytes.writeUInt32LE(place.index, placeAt(bytes))
+  bytes.writeUInt32LE(place.events, placeAt(bytes) + 4)
+  return bytes.toString('base64')
+}
+
+/** A segment row's encoding cut `delta` bytes after (negative: before) the end of its message_events. */
+const placeEnd = (encoding: string, delta: number) => {
+  const bytes = Buffer.from(encoding, 'base64')
+  return bytes.subarray(0, placeAt(bytes) + 8 + delta).toString('base64')
+}
 
 describe('verifyEvidence', () => {
   it('proves an event in the middle of a chain, through the rows up to the checkpoint', () => {
@@ -263,6 +299,10 @@ describe('verifyEvidence', () => {
       ['an edited event column', (b) => (b.event.principal_id = 'someone.else'), 'event-hash'],
       ['an edited event hash', (b) => (b.event.hash = 'f'.repeat(64)), 'event-hash'],
       ['an edited prev_hash', (b) => (b.event.prev_hash = '0'.repeat(64)), 'event-hash'],
+      ['an edited message_index', (b) => (b.event.message_index = 1), 'event-hash'],
+      ['an edited message_events', (b) => (b.event.message_events = 4), 'event-hash'],
+      ["another producer's key id", (b) => (b.event.key_id = 'c1'.repeat(32)), 'event-hash'],
+      ['a signed event stated as unsigned', (b) => (b.event.key_id = ''), 'event-hash'],
       [
         'a flipped byte inside a segment encoding',
         (b) => {
@@ -285,15 +325,19 @@ describe('verifyEvidence', () => {
       ['a segment row labelled with another seq', (b) => (b.segment[0]!.seq = 4), 'walk-segment'],
       ['a missing middle segment row', (b) => b.segment.splice(1, 1), 'walk-segment'],
       ['a missing last segment row', (b) => b.segment.pop(), 'match-checkpoint'],
+      ['a segment row whose message_index is not below its message_events', (b) => (b.segment[0]!.encoding = withPlace(b.segment[0]!.encoding, { index: 3, events: 3 })), 'walk-segment'],
+      ['a segment row of a message of no events', (b) => (b.segment[1]!.encoding = withPlace(b.segment[1]!.encoding, { index: 0, events: 0 })), 'walk-segment'],
+      ['a segment row moved to another place in its message', (b) => (b.segment[0]!.encoding = withPlace(b.segment[0]!.encoding, { index: 0, events: 3 })), 'match-checkpoint'],
+      ['a segment row cut off inside its message place', (b) => (b.segment[0]!.encoding = placeEnd(b.segment[0]!.encoding, -1)), 'walk-segment'],
       [
         'base64 that differs only in unused bits',
         (b) => {
-          const enc = b.segment[0]!.encoding
-          const padded = enc.endsWith('==') ? 2 : enc.endsWith('=') ? 1 : 0
-          expect(padded).toBeGreaterThan(0)
+          const row = b.segment.find((r) => r.encoding.endsWith('='))!
+          const enc = row.encoding
+          const padded = enc.endsWith('==') ? 2 : 1
           const i = enc.length - padded - 1
-          b.segment[0]!.encoding = flipBase64Bit(enc, i)
-          expect(Buffer.from(b.segment[0]!.encoding, 'base64').equals(Buffer.from(enc, 'base64'))).toBe(true)
+          row.encoding = flipBase64Bit(enc, i)
+          expect(Buffer.from(row.encoding, 'base64').equals(Buffer.from(enc, 'base64'))).toBe(true)
         },
         'walk-segment',
       ],
@@ -378,7 +422,8 @@ describe('verifyEvidence', () => {
     const good = bundleFor(f, 2, 5)
     const cases: [string, unknown, string][] = [
       ['not an object', 'hello', '(root)'],
-      ['another format', { ...good, format: 'readtrail-evidence-v2' }, 'format'],
+      ['another format', { ...good, format: 'readtrail-evidence-v3' }, 'format'],
+      ['a v1 bundle (made before rows carried their message place and producer key)', { ...good, format: 'readtrail-evidence-v1' }, 'format'],
       ['an unknown top-level key', { ...good, note: 'trust me' }, 'note'],
       ['an unknown event key', mutate(good, (b) => Object.assign(b.event, { extra: 1 })), 'event.extra'],
       ['a missing event column', mutate(good, (b) => delete (b.event as Partial<typeof b.event>).trace_id), 'event.trace_id'],
@@ -389,6 +434,18 @@ describe('verifyEvidence', () => {
       ['an IPv4-mapped IPv6 text', mutate(good, (b) => (b.event.client_ip = '::ffff:10.0.0.1')), 'event.client_ip'],
       ['an offset with a leading zero', mutate(good, (b) => (b.event.kafka_offset = '01001')), 'event.kafka_offset'],
       ['an offset beyond UInt64', mutate(good, (b) => (b.event.kafka_offset = '18446744073709551616')), 'event.kafka_offset'],
+      ['a missing message_index', mutate(good, (b) => delete (b.event as Partial<typeof b.event>).message_index), 'event.message_index'],
+      ['a negative message_index', mutate(good, (b) => (b.event.message_index = -1)), 'event.message_index'],
+      ['a fractional message_index', mutate(good, (b) => (b.event.message_index = 0.5)), 'event.message_index'],
+      ['a message_index beyond UInt32', mutate(good, (b) => (b.event.message_index = 2 ** 32)), 'event.message_index'],
+      ['a message_index not below message_events', mutate(good, (b) => (b.event.message_index = b.event.message_events)), 'event.message_index'],
+      ['a message of no events', mutate(good, (b) => Object.assign(b.event, { message_index: 0, message_events: 0 })), 'event.message_events'],
+      ['message_events beyond UInt32', mutate(good, (b) => (b.event.message_events = 2 ** 32)), 'event.message_events'],
+      ['message_events as text', mutate(good, (b) => Object.assign(b.event, { message_events: '3' })), 'event.message_events'],
+      ['an uppercase key id', mutate(good, (b) => (b.event.key_id = PRODUCER_KEY.toUpperCase())), 'event.key_id'],
+      ['a short key id', mutate(good, (b) => (b.event.key_id = PRODUCER_KEY.slice(2))), 'event.key_id'],
+      ['a key id that is a name, not hex', mutate(good, (b) => (b.event.key_id = 'billing-service')), 'event.key_id'],
+      ['a null key id', mutate(good, (b) => Object.assign(b.event, { key_id: null })), 'event.key_id'],
       ['a fractional time', mutate(good, (b) => (b.event.occurred_at += 0.5)), 'event.occurred_at'],
       ['a part index beyond UInt32', mutate(good, (b) => (b.event.part_index = 2 ** 32)), 'event.part_index'],
       ['an unknown enum name', mutate(good, (b) => Object.assign(b.event, { action: 'delete' })), 'event.action'],
@@ -408,6 +465,41 @@ describe('verifyEvidence', () => {
       expect(err.code).toBe('EVIDENCE_INVALID')
       expect(err.details?.['issues']).toEqual([{ key: '(root)', problem: 'not JSON' }])
     })
+  })
+})
+
+describe('the event carries the Kafka place and producer key of its row', () => {
+  it('round-trips a signed batch event and an unsigned wire-1 event through the JSON text', () => {
+    const f = chainFixture()
+    const batched = JSON.parse(serializeEvidenceBundle(bundleFor(f, 3, 4))) as EvidenceBundle
+    expect(batched.event).toMatchObject({ kafka_offset: '1001', message_index: 1, message_events: 3, key_id: PRODUCER_KEY })
+    expect(verifyEvidence(batched, trusting(f)).ok).toBe(true)
+    const plain = JSON.parse(serializeEvidenceBundle(bundleFor(f, 1, 4))) as EvidenceBundle
+    expect(plain.event).toMatchObject({ kafka_offset: '1000', message_index: 0, message_events: 1, key_id: '' })
+    expect(verifyEvidence(plain, trusting(f)).ok).toBe(true)
+  })
+
+  it('lists the new columns in table order, as the row hash covers them', () => {
+    const f = chainFixture()
+    const keys = Object.keys(bundleFor(f, 2, 4).event)
+    expect(keys).toEqual([...ACCESS_LOG_COLUMNS.map((c) => c.name), 'hash'])
+  })
+
+  it("the verifier's walk reads a segment row's place where the encoder writes it: right after chain_id, seq, kafka_offset", () => {
+    expect(ACCESS_LOG_COLUMNS.slice(1, 6).map((c) => [c.name, c.type])).toEqual([
+      ['chain_id', 'LowCardinality(String)'],
+      ['seq', 'UInt64'],
+      ['kafka_offset', 'UInt64'],
+      ['message_index', 'UInt32'],
+      ['message_events', 'UInt32'],
+    ])
+  })
+
+  it('accepts the UInt32 edges: the last event of a message of 4294967295', () => {
+    const f = chainFixture()
+    const edge = mutate(bundleFor(f, 2, 4), (b) => Object.assign(b.event, { message_index: 2 ** 32 - 2, message_events: 2 ** 32 - 1 }))
+    // Parsed, then refused only because the edited columns no longer hash to the stated hash.
+    expect(verifyEvidence(edge, trusting(f))).toMatchObject({ ok: false, failed_step: 'event-hash' })
   })
 })
 

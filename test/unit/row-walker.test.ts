@@ -5,13 +5,18 @@ import { VerificationError } from '../../integrity/errors.js'
 import { ACCESS_LOG_LAYOUT, COL, RowLayout, RowWalker, type RowView } from '../../integrity/row-walker.js'
 import { SegmentScanner } from '../../integrity/scan-worker.js'
 import type { AccessEvent } from '../../schemas/access-event.js'
-import { writeCanonical, type ChainedRow } from '../../store/access-log-columns.js'
+import { writeCanonical } from '../../store/access-log-columns.js'
 import { RowBinaryWriter } from '../../store/row-binary.js'
+import { chainedRow } from '../helpers/chained-row.js'
 import { makeEvent } from '../helpers/events.js'
 import { thrownBy } from '../helpers/thrown.js'
 
 const CHAIN = 'unit-topic/0'
 const INGESTED_AT = Date.UTC(2026, 10, 27, 12) * 1000
+/** Rows come as signed wire-2 messages of two events each: the place and key columns hold more than their defaults. */
+const PER_MESSAGE = 2
+const KEY_ID = 'ab'.repeat(32)
+const placeOf = (i: number) => ({ offset: BigInt(Math.floor(i / PER_MESSAGE)), index: i % PER_MESSAGE, events: PER_MESSAGE, keyId: KEY_ID })
 
 /** Events that exercise every column kind: NULL and non-NULL, long strings and arrays (two-byte lengths), IPv6, each enum. */
 function variedEvents(): AccessEvent[] {
@@ -54,15 +59,17 @@ function encodeChain(events: readonly AccessEvent[], options: { chainId?: string
   let prev = options.prevHash ?? GENESIS_HASH
   events.forEach((event, i) => {
     const start = w.length
-    const row: ChainedRow = {
-      ...event,
+    const place = placeOf(i)
+    const row = chainedRow(event, {
       chain_id: options.chainId ?? CHAIN,
       seq: (options.firstSeq ?? 1) + i,
       prev_hash: prev,
-      kafka_offset: BigInt(i),
+      kafka_offset: place.offset,
+      message_index: place.index,
+      message_events: place.events,
       ingested_at: INGESTED_AT,
-      schema_version: 1,
-    }
+      key_id: place.keyId,
+    })
     writeCanonical(w, row)
     prev = createHash('sha256').update(w.view(start)).digest()
     w.bytes(prev)
@@ -117,7 +124,7 @@ describe('RowWalker over access_log rows', () => {
   const enc = encodeChain(events)
 
   it('encodes what the chain writer hashes (linkEntries gives the same hashes)', () => {
-    const linked = linkEntries(emptyChain(CHAIN), events.map((event, i) => ({ event, offset: BigInt(i), schemaVersion: 1 })), INGESTED_AT)
+    const linked = linkEntries(emptyChain(CHAIN), events.map((event, i) => ({ event, ...placeOf(i), schemaVersion: 1 })), INGESTED_AT)
     // The rows linkEntries stores are byte for byte the rows this test encodes.
     expect(linked.rows.equals(enc.bytes)).toBe(true)
     expect(linked.count).toBe(enc.hashes.length)

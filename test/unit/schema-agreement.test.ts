@@ -61,7 +61,8 @@ function describeZod(schema: z.ZodType): string {
   return `unknown(${schema.def.type})`
 }
 
-const CHAIN_COLUMNS = new Set(['prev_hash', 'chain_id', 'seq', 'kafka_offset', 'ingested_at', 'schema_version'])
+/** Columns the chain writer fills, not the event: the row's chain place, its Kafka place, and how it arrived (schema, signing key). */
+const CHAIN_COLUMNS = new Set(['prev_hash', 'chain_id', 'seq', 'kafka_offset', 'message_index', 'message_events', 'ingested_at', 'schema_version', 'key_id'])
 
 describe('zod AccessEvent and Avro v1 agree', () => {
   it('have the same field names in the same order', () => {

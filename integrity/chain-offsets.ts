@@ -63,14 +63,16 @@ export const endsMessage = (pos: { index: number; events: number }): boolean => 
  * two complete ones (a dead letter or a replayed duplicate may explain
  * each); `message_incomplete` when rows are missing inside a message (or a
  * message's rows disagree on its event count), which nothing explains;
- * `offset_invalid` when the offset goes back, or stays after a message's last event.
+ * `offset_invalid` when the position goes back or stays: a lower offset, the
+ * same offset after a message's last event, or inside a message an event
+ * index that does not rise (a row repeated or moved, not one missing).
  */
 export function breakKind(b: OffsetBreak): 'offset_gap' | 'message_incomplete' | 'offset_invalid' {
   const offset = BigInt(b.offset)
   const prev = BigInt(b.prev_offset)
   const prevEnds = endsMessage({ index: b.prev_index, events: b.prev_events })
-  // After a message's last event the next row must take a later offset.
-  if (offset < prev || (offset === prev && prevEnds)) return 'offset_invalid'
+  // After a message's last event the next row must take a later offset; inside one, a later event.
+  if (offset < prev || (offset === prev && (prevEnds || b.index <= b.prev_index))) return 'offset_invalid'
   if (offset === prev || !prevEnds || b.index !== 0) return 'message_incomplete'
   return 'offset_gap'
 }
@@ -112,6 +114,7 @@ interface PositionRow {
 export async function chainOffsetsInDb(store: Store, chainId: string, from: number, limit: number): Promise<ChainOffsets | null> {
   const log = store.table('access_log')
   const params = { chain_id: chainId, from }
+  // UInt64 arithmetic wraps (18446744073709551615 + 1 = 0), so "the next offset" is asked as off > prev_off AND off - prev_off = 1, as the streamed path's bigints answer it.
   const perSeq = `SELECT seq, min((kafka_offset, message_index)) AS pos, pos.1 AS off, pos.2 AS idx, argMin(message_events, (kafka_offset, message_index)) AS n
        FROM ${log} WHERE chain_id = {chain_id:String} AND seq >= {from:UInt64} GROUP BY seq`
   const [ends] = await store.queryRows<{ rows: number; first_seq: number; first_off: string; first_idx: number; first_n: number; head_seq: number; head_off: string; head_idx: number; head_n: number }>(
@@ -132,7 +135,7 @@ export async function chainOffsetsInDb(store: Store, chainId: string, from: numb
        FROM (${perSeq})
        WINDOW w AS (ORDER BY seq ASC ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
      )
-     WHERE position > 1 AND NOT if(toUInt64(prev_idx) + 1 < prev_n, off = prev_off AND idx = prev_idx + 1 AND n = prev_n, off = prev_off + 1 AND idx = 0)
+     WHERE position > 1 AND NOT if(toUInt64(prev_idx) + 1 < prev_n, off = prev_off AND idx = prev_idx + 1 AND n = prev_n, off > prev_off AND off - prev_off = 1 AND idx = 0)
      ORDER BY seq LIMIT {limit:UInt32}`,
     { ...params, limit: limit + 1 },
     NO_CACHES,

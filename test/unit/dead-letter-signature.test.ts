@@ -13,7 +13,6 @@ import {
   verifyDeadLetter,
   type DeadLetterSigningKey,
 } from '../../consumers/dead-letter-signature.js'
-import { locateOffset, type ChainOffsets } from '../../integrity/chain-offsets.js'
 
 function newKey(): DeadLetterSigningKey {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
@@ -132,27 +131,5 @@ describe('dead-letter sources', () => {
   it('round-trip, and anything else is refused', () => {
     expect(parseDeadLetterSource(deadLetterSource('access.v1', 3, 42n))).toEqual({ topic: 'access.v1', partition: 3, offset: 42n })
     for (const bad of ['access/0', 'access@1', 'a/b/0@1', 'access/-1@2', 'access/0@1x', `${'a'.repeat(300)}/0@1`]) expect(parseDeadLetterSource(bad)).toBeNull()
-  })
-})
-
-describe('locateOffset', () => {
-  // seqs 1..5 at offsets 10..14, a gap at 15..16, seqs 6..8 at 17..19
-  const chain: ChainOffsets = { chain_id: 'access/0', first_seq: 1, head_seq: 8, head_offset: '19', breaks: [{ seq: 6, prev_seq: 5, offset: '17', prev_offset: '14' }], truncated: false }
-
-  it('names the row stored at an offset, or the first row after it', () => {
-    expect(locateOffset(chain, 10n)).toEqual({ seq: 1, stored: true })
-    expect(locateOffset(chain, 14n)).toEqual({ seq: 5, stored: true })
-    expect(locateOffset(chain, 15n)).toEqual({ seq: 6, stored: false })
-    expect(locateOffset(chain, 16n)).toEqual({ seq: 6, stored: false })
-    expect(locateOffset(chain, 18n)).toEqual({ seq: 7, stored: true })
-    expect(locateOffset(chain, 20n)).toEqual({ seq: 9, stored: false })
-    expect(locateOffset(chain, 3n)).toEqual({ seq: 1, stored: false })
-  })
-
-  it('works for a chain without breaks', () => {
-    const plain: ChainOffsets = { chain_id: 'access/0', first_seq: 1, head_seq: 3, head_offset: '2', breaks: [], truncated: false }
-    expect(locateOffset(plain, 0n)).toEqual({ seq: 1, stored: true })
-    expect(locateOffset(plain, 2n)).toEqual({ seq: 3, stored: true })
-    expect(locateOffset(plain, 3n)).toEqual({ seq: 4, stored: false })
   })
 })

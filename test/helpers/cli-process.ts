@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll } from 'vitest'
 import { generateKeyFiles } from '../../checkpoints/keys.js'
+import { TEST_TRUSTED_PRODUCERS } from './producer-trust.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -34,11 +35,20 @@ export interface CliProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
+/**
+ * The environment every CLI process of a test starts from: its READTRAIL_HOME,
+ * and the trusted-producers file holding every test service's key, so
+ * `readtrail consume` stores what test producers sign and nothing unsigned.
+ */
+function cliEnv(logLevel: string, env: Record<string, string>): NodeJS.ProcessEnv {
+  return { ...process.env, READTRAIL_LOG_LEVEL: logLevel, READTRAIL_HOME: testHome(), READTRAIL_TRUSTED_PRODUCERS: TEST_TRUSTED_PRODUCERS, ...env }
+}
+
 /** Runs the compiled `readtrail <args>` in a separate process (its own chDB owner). */
 export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
   const child = spawn(process.execPath, ['dist/cli/main.js', ...args], {
     cwd: ROOT,
-    env: { ...process.env, READTRAIL_LOG_LEVEL: 'info', READTRAIL_HOME: testHome(), ...env },
+    env: cliEnv('info', env),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stderr = ''
@@ -82,7 +92,7 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['dist/cli/main.js', ...args], {
       cwd: ROOT,
-      env: { ...process.env, READTRAIL_LOG_LEVEL: 'warn', READTRAIL_HOME: testHome(), ...env },
+      env: cliEnv('warn', env),
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''

@@ -11,6 +11,7 @@ import type { Store } from '../../store/store.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from './kafka.js'
 import { openTestStore } from './store.js'
 import { deferCleanup } from './cleanup.js'
+import { testSigningKey, TRUSTED_WRITER } from './producer-trust.js'
 
 /** One stored read event, as an analyst would query it. */
 export interface StoredRead {
@@ -52,16 +53,18 @@ export interface HookPipelineOptions {
   producer?: Partial<AuditProducerConfigInput>
   /** Another broker than the shared one (a private broker a test stops and starts). */
   brokers?: string[]
+  /** A topic the test made (signed batches bind their topic: an app's outbox replays only to it); otherwise a fresh one. */
+  topic?: string
 }
 
 export async function startHookPipeline(options: HookPipelineOptions = {}): Promise<HookPipeline> {
   const connection = options.brokers ? KafkaConnection.parse({ brokers: options.brokers, clientId: `readtrail-test-${process.pid}` }) : testKafkaConnection()
   const kafka = options.brokers ? createKafka(connection, testLogger) : testKafka()
-  const topic = await freshTopic(kafka, 2)
+  const topic = options.topic ?? (await freshTopic(kafka, 2))
   const store = await openTestStore()
   const groupId = `${topic}-writers`
   const writer = createChainWriter({ trust: UNSIGNED_CHAINS,
-    config: ChainWriterConfig.parse({ kafka: connection, topic, groupId }),
+    config: ChainWriterConfig.parse({ kafka: connection, topic, groupId, ...TRUSTED_WRITER }),
     kafka,
     store,
     registry: loadSchemaRegistry(),
@@ -70,7 +73,12 @@ export async function startHookPipeline(options: HookPipelineOptions = {}): Prom
   await writer.start()
   // The hooks' tests run delivery on its own thread; the other pipeline tests
   // (which share a Kafka client) cover the in-thread path.
-  const producer = await createAuditProducer({ kafka: connection, topic, service: 'hook-test', deliveryThread: 'worker', ...options.producer }, { logger: testLogger })
+  // Signed with its service's key, as a deployed producer is: the writer stores nothing unsigned.
+  const service = options.producer?.service ?? 'hook-test'
+  const producer = await createAuditProducer(
+    { kafka: connection, topic, service, signingKey: testSigningKey(service), deliveryThread: 'worker', ...options.producer },
+    { logger: testLogger },
+  )
   deferCleanup(async () => {
     await producer.close().catch(() => {})
     await writer.stop().catch(() => {})

@@ -8,6 +8,7 @@ import { generateKeyFiles, loadSigningKey, type SigningKey } from '../../checkpo
 import { createIngest, type Ingest } from '../../consumers/ingest.js'
 import type { Store } from '../../store/store.js'
 import { testKafkaConnection, testLogger } from './kafka.js'
+import { TRUSTED_WRITER } from './producer-trust.js'
 
 /** One deployment's signing material: a key, a checkpoint file and a checkpoint topic, shared by every ingest of a test. */
 export interface TestDeployment {
@@ -15,8 +16,12 @@ export interface TestDeployment {
   publicKeyPath: string
   logPath: string
   checkpointTopic: string
-  /** Starts ingest (writer and signer, as `readtrail consume` does) on `topic` under `groupId`. */
-  ingest(options: { store: Store; topic: string; groupId: string; intervalMs?: number; sessionTimeoutMs?: number }): Promise<Ingest>
+  /**
+   * Starts ingest (writer and signer, as `readtrail consume` does) on `topic`
+   * under `groupId`, trusting every test service's producer key; with
+   * `allowUnsigned` it also stores wire-1 messages, as a migrating deployment does.
+   */
+  ingest(options: { store: Store; topic: string; groupId: string; intervalMs?: number; sessionTimeoutMs?: number; allowUnsigned?: boolean }): Promise<Ingest>
 }
 
 /**
@@ -45,12 +50,12 @@ export function testDeployment(kafka: Kafka, topic: string): TestDeployment {
     publicKeyPath: `${keyPath}.pub`,
     logPath,
     checkpointTopic,
-    async ingest({ store, topic: t, groupId, intervalMs, sessionTimeoutMs }) {
+    async ingest({ store, topic: t, groupId, intervalMs, sessionTimeoutMs, allowUnsigned }) {
       const ingest = createIngest({
         kafka,
         store,
         logger: testLogger,
-        writer: { kafka: testKafkaConnection(), topic: t, groupId, ...(sessionTimeoutMs ? { sessionTimeoutMs } : {}) },
+        writer: { kafka: testKafkaConnection(), topic: t, groupId, ...TRUSTED_WRITER, ...(allowUnsigned ? { allowUnsigned } : {}), ...(sessionTimeoutMs ? { sessionTimeoutMs } : {}) },
         checkpoints: { key, logPath, topic: checkpointTopic, intervalMs: intervalMs ?? 3_600_000 },
       })
       started.push(ingest)

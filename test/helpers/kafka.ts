@@ -30,3 +30,35 @@ export async function freshTopic(kafka: Kafka, partitions = 3): Promise<string> 
   })
   return topic
 }
+
+/** One dead letter as read back from `<topic>.dlq`: the refused message's bytes and the writer's headers (code, reason, source, signature). */
+export interface ReadDeadLetter {
+  value: Buffer | null
+  headers: Record<string, string>
+}
+
+/** The first `count` dead letters of `topic` (its dead-letter topic read from the beginning); fails after 60 s with fewer. */
+export async function readDeadLetters(kafka: Kafka, topic: string, count: number): Promise<ReadDeadLetter[]> {
+  const dlq = deadLetterTopicOf({ topic })
+  const consumer = kafka.consumer({ groupId: `${dlq}-reader-${randomUUID().slice(0, 8)}` })
+  await consumer.connect()
+  try {
+    await consumer.subscribe({ topics: [dlq], fromBeginning: true })
+    const got: ReadDeadLetter[] = []
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${got.length} of ${count} dead letters in ${dlq}`)), 60_000)
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          got.push({ value: message.value, headers: Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])) })
+          if (got.length === count) {
+            clearTimeout(timer)
+            resolve()
+          }
+        },
+      })
+    })
+    return got
+  } finally {
+    await consumer.disconnect()
+  }
+}

@@ -13,13 +13,24 @@ import { formatTrustedProducers } from '../../consumers/trusted-producers.js'
 const SERVICES = [
   'practice-app', 'billing', 'registry-api', 'svc', 's', 'records-api', 'firearms-portal', 'reporting', 'registry', 'ward-app', 'quiet-app',
   'practice-support', 'packed-sdk-app', 'mailer', 'first-run-app', 'firearms-office', 'test-service', 'registry-export', 'killed-app', 'bench', 'demo',
+  'hook-test', 'closed-producer', 'closed-app',
 ] as const
 
 const dir = mkdtempSync(join(tmpdir(), 'readtrail-producer-keys-'))
 chmodSync(dir, 0o700)
 process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
 
-const keys = new Map<string, { privateKey: KeyObject; publicKey: KeyObject }>(SERVICES.map((s) => [s, generateKeyPairSync('ed25519')]))
+const keys = new Map<string, { privateKey: KeyObject; publicKey: KeyObject }>(
+  SERVICES.map((s) => {
+    const pair = generateKeyPairSync('ed25519')
+    // Node caches a key's type on the KeyObject the first time it is read;
+    // the producer's config deep-freezes a KeyObject before its loader reads
+    // the type, which then throws (producer-signing-key.test.ts, the
+    // `it.fails` case). Read here once, so the frozen key already holds it.
+    void pair.privateKey.asymmetricKeyType
+    return [s, pair]
+  }),
+)
 
 /** The trusted-producers file listing every test service's key (0600, in a 0700 directory). */
 export const TEST_TRUSTED_PRODUCERS: string = join(dir, 'trusted-producers.json')
@@ -38,5 +49,24 @@ export function testSigningKey(service: string): KeyObject {
   return k.privateKey
 }
 
+/**
+ * The signing key of a test service as a PKCS#8 PEM file (0600), for a
+ * producer in another process (a fixture app) that loads its key as
+ * deployed producers do, from `signingKey: <path>`.
+ */
+export function testSigningKeyFile(service: string): string {
+  const path = join(dir, `${service}.pem`)
+  writeFileSync(path, testSigningKey(service).export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+  return path
+}
+
 /** Writer settings that trust every test service's key (and nothing unsigned). */
 export const TRUSTED_WRITER = Object.freeze({ trustedProducers: TEST_TRUSTED_PRODUCERS })
+
+/**
+ * Writer settings of a deployment migrating from unsigned producers: the test
+ * services' keys trusted, and unsigned messages stored too. For tests that
+ * publish wire-1 events (`createCodec(...).encode`) to exercise something
+ * other than producer authentication (dead letters, replays, resume, repair).
+ */
+export const MIGRATING_WRITER = Object.freeze({ ...TRUSTED_WRITER, allowUnsigned: true })

@@ -11,6 +11,7 @@ import { loadSchemaRegistry } from '../../schemas/registry.js'
 import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
+import { testSigningKey, TRUSTED_WRITER } from '../helpers/producer-trust.js'
 
 describe('a read too large for one message', () => {
   it('is split into parts sharing a read id, each record counted once, under a small message limit', async () => {
@@ -18,12 +19,12 @@ describe('a read too large for one message', () => {
     const topic = await freshTopic(kafka, 3)
     const store = await openTestStore()
     const groupId = `${topic}-writer`
-    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry: loadSchemaRegistry(), logger: testLogger })
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, ...TRUSTED_WRITER }), kafka, store, registry: loadSchemaRegistry(), logger: testLogger })
     await writer.start()
     // 8 KiB messages and requests: a 5,000-row export cannot fit one, and
     // requests stay under the limit although many parts are queued at once.
     const producer = await createAuditProducer(
-      { kafka: testKafkaConnection(), topic, service: 'registry-export', maxMessageBytes: 8192, maxBatchBytes: 8192 },
+      { kafka: testKafkaConnection(), topic, service: 'registry-export', signingKey: testSigningKey('registry-export'), maxMessageBytes: 8192, maxBatchBytes: 8192 },
       { kafka, logger: testLogger },
     )
     try {

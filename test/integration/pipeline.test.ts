@@ -15,6 +15,7 @@ import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
 import { isoToMicros, planWorkload, type Truth } from '../helpers/workload.js'
+import { TRUSTED_WRITER, testSigningKey } from '../helpers/producer-trust.js'
 
 const PRINCIPALS = ['clerk.anna', 'svc.reporting', 'clerk.marta']
 const READS = 10_500
@@ -33,14 +34,14 @@ describe('pipeline: SDK → Kafka → chain writer → ClickHouse → saved quer
     topic = await freshTopic(kafka, 3)
     store = await openTestStore()
     writer = createChainWriter({ trust: UNSIGNED_CHAINS,
-      config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId: `${topic}-writer` }),
+      config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId: `${topic}-writer`, ...TRUSTED_WRITER }),
       kafka,
       store,
       registry: loadSchemaRegistry(),
       logger: testLogger,
     })
     await writer.start()
-    producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'registry-api', environment: 'test' }, { kafka, logger: testLogger })
+    producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'registry-api', signingKey: testSigningKey('registry-api'), environment: 'test' }, { kafka, logger: testLogger })
     const plan = planWorkload({ reads: READS, principals: PRINCIPALS })
     truth = plan.truth
     const acks = await Promise.all(plan.reads.map((r) => producer.recordRead(r)))

@@ -8,6 +8,7 @@ import { loadSchemaRegistry } from '../../schemas/registry.js'
 import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
+import { TRUSTED_WRITER, testSigningKey } from '../helpers/producer-trust.js'
 
 describe('partitions moving between chain writers', () => {
   it('keeps every chain contiguous and exactly-once while writers join and leave the group', async () => {
@@ -17,8 +18,8 @@ describe('partitions moving between chain writers', () => {
     const registry = loadSchemaRegistry()
     const groupId = `${topic}-writers`
     const writer = (): ChainWriter =>
-      createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, sessionTimeoutMs: 6000 }), kafka, store, registry, logger: testLogger })
-    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc' }, { kafka, logger: testLogger })
+      createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, sessionTimeoutMs: 6000, ...TRUSTED_WRITER }), kafka, store, registry, logger: testLogger })
+    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc', signingKey: testSigningKey('svc') }, { kafka, logger: testLogger })
     const ids: string[] = []
     const produce = async (n: number) => {
       const acks = await Promise.all(

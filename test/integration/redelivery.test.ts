@@ -8,6 +8,7 @@ import { loadSchemaRegistry } from '../../schemas/registry.js'
 import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
+import { testSigningKey, TRUSTED_WRITER } from '../helpers/producer-trust.js'
 
 describe('redelivery of stored messages neither forks nor duplicates the chain', () => {
   it('skips everything ClickHouse already holds when offsets were never committed', async () => {
@@ -15,14 +16,14 @@ describe('redelivery of stored messages neither forks nor duplicates the chain',
     const topic = await freshTopic(kafka, 2)
     const store = await openTestStore()
     const registry = loadSchemaRegistry()
-    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc' }, { kafka, logger: testLogger })
+    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc', signingKey: testSigningKey('svc') }, { kafka, logger: testLogger })
     const read = (i: number) =>
       producer.recordRead({ principal: { id: `p${i % 3}` }, resource: { database: 'db', table: 't' }, columns: ['id'], recordIds: [i] })
     const ids: string[] = []
     for (const r of await Promise.all(Array.from({ length: 300 }, (_, i) => read(i)))) ids.push(...r.eventIds)
 
     // First writer stores 300 events and commits under its group.
-    const first = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId: `${topic}-a` }), kafka, store, registry, logger: testLogger })
+    const first = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId: `${topic}-a`, ...TRUSTED_WRITER }), kafka, store, registry, logger: testLogger })
     await first.start()
     await waitForCatchUp(kafka, `${topic}-a`, topic)
     await first.stop()
@@ -32,7 +33,7 @@ describe('redelivery of stored messages neither forks nor duplicates the chain',
 
     // A writer whose group has no committed offsets sees all 500 again: the
     // same as a crash after the insert but before the commit.
-    const second = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId: `${topic}-b` }), kafka, store, registry, logger: testLogger })
+    const second = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId: `${topic}-b`, ...TRUSTED_WRITER }), kafka, store, registry, logger: testLogger })
     await second.start()
     await waitForCatchUp(kafka, `${topic}-b`, topic)
     await second.stop()

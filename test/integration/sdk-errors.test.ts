@@ -2,12 +2,13 @@ import { describe, expect, it } from 'vitest'
 import { createAuditProducer } from '../../producers/audit-producer.js'
 import { InputError } from '../../schemas/errors.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
+import { testSigningKey } from '../helpers/producer-trust.js'
 
 describe('SDK errors are coded, name what is wrong, and publish nothing', () => {
   it('rejects an invalid read with every bad field named, and keeps the producer sequence gap-free', async () => {
     const kafka = testKafka()
     const topic = await freshTopic(kafka, 1)
-    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc' }, { kafka, logger: testLogger })
+    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc', signingKey: testSigningKey('svc') }, { kafka, logger: testLogger })
     try {
       const bad = producer.recordRead({
         principal: { id: '', type: 'robot' as 'user' },

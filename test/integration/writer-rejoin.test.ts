@@ -9,6 +9,7 @@ import type { Store } from '../../store/store.js'
 import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
+import { TRUSTED_WRITER, testSigningKey } from '../helpers/producer-trust.js'
 
 describe('a writer the group coordinator forgot', () => {
   it('joins again with a new consumer and stores every event once', async () => {
@@ -26,14 +27,14 @@ describe('a writer the group coordinator forgot', () => {
         return real.insertRowBinary(...args)
       },
     }
-    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc' }, { kafka, logger: testLogger })
+    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc', signingKey: testSigningKey('svc') }, { kafka, logger: testLogger })
     const ids: string[] = []
     const read = (i: number) => producer.recordRead({ principal: { id: `p${i % 3}` }, resource: { database: 'db', table: 't' }, columns: ['id'], recordIds: [i] })
     for (const r of await Promise.all(Array.from({ length: 200 }, (_, i) => read(i)))) ids.push(...r.eventIds)
 
     const groupId = `${topic}-w`
     const writer = createChainWriter({ trust: UNSIGNED_CHAINS,
-      config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, sessionTimeoutMs: 6000 }),
+      config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, sessionTimeoutMs: 6000, ...TRUSTED_WRITER }),
       kafka,
       store,
       registry: loadSchemaRegistry(),

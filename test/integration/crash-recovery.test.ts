@@ -10,6 +10,7 @@ import type { VerificationReport } from '../../integrity/report.js'
 import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, TEST_BROKERS, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { testStoreConfig } from '../helpers/store.js'
+import { testSigningKey } from '../helpers/producer-trust.js'
 
 const EVENTS = 40_000
 
@@ -35,7 +36,7 @@ describe('a chain writer killed mid-stream (SIGKILL) resumes without gap or dupl
       return p
     }
 
-    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc', lingerMs: 5 }, { kafka, logger: testLogger })
+    const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic, service: 'svc', signingKey: testSigningKey('svc'), lingerMs: 5 }, { kafka, logger: testLogger })
     const ids: string[] = []
     let produced = 0
     let kills = 0

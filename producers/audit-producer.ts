@@ -154,7 +154,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
 
   function schedule(): void {
     if (sending) return
-    if (queue.length >= config.maxBatchMessages || config.lingerMs === 0) {
+    if (config.lingerMs === 0 || fullMessageQueued()) {
       if (timer) clearTimeout(timer)
       timer = undefined
       sending = drain()
@@ -173,7 +173,8 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
    * request's events in one signed message; wire 1 sends one per event.
    */
   async function drain(): Promise<void> {
-    while (queue.length > 0) {
+    do {
+      if (queue.length === 0) break
       const batch = framer ? cutBatch(config.maxMessageBytes - framer.overhead) : cutBatch(config.maxBatchBytes)
       queue = queue.slice(batch.length)
       let bytes = 0
@@ -196,8 +197,17 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
         lastFailure = reason
         for (const p of batch) p.settle(err)
       }
-    }
+      // With lingerMs, reads that queued during the request wait out the
+      // linger too unless a full message is ready: under load each request
+      // then carries lingerMs of reads, not just the few that arrived during
+      // one round trip (each request costs the producer far more than an event).
+    } while (queue.length > 0 && (config.lingerMs === 0 || fullMessageQueued()))
     sending = undefined
+    if (queue.length > 0) schedule()
+  }
+
+  function fullMessageQueued(): boolean {
+    return queue.length >= config.maxBatchMessages || queuedBytes >= (framer ? config.maxMessageBytes - framer.overhead : config.maxBatchBytes)
   }
 
   /**

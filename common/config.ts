@@ -18,10 +18,17 @@ export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, what
 }
 
 export function deepFreeze<T>(value: T): Readonly<T> {
-  // Typed arrays (a Buffer key) cannot be frozen; they are copied by zod anyway.
-  if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
+  // Plain data only. Typed arrays (a Buffer key) cannot be frozen (zod copies
+  // them anyway); class instances such as a KeyObject keep internal state on
+  // themselves (Node caches a key's type on first read) and break when frozen.
+  if (value !== null && typeof value === 'object' && isPlainData(value) && !Object.isFrozen(value)) {
     Object.freeze(value)
     for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
   }
   return value
+}
+
+function isPlainData(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as unknown
+  return Array.isArray(value) || proto === Object.prototype || proto === null
 }

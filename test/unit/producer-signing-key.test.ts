@@ -56,12 +56,8 @@ describe('loadProducerSigningKey', () => {
     expect(key.keyId).toBe(keyId(publicKey))
   })
 
-  // Known product bug, kept visible: parseConfig deep-freezes the options,
-  // the KeyObject included, and Node caches asymmetricKeyType on the object
-  // at its first read, which then throws "object is not extensible". Marked
-  // `fails` so it turns red once the config stops freezing the key: then drop
-  // `.fails` and the workaround in test/helpers/producer-trust.ts.
-  it.fails('accepts a private KeyObject given as the producer\'s signingKey option (frozen with the config before its type is read)', () => {
+  // parseConfig deep-freezes plain data only: Node caches a key's type on the KeyObject at its first read.
+  it('accepts a private KeyObject given as the producer\'s signingKey option, after the config was frozen', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519')
     const config = parseConfig(AuditProducerConfig, { service: 'svc', signingKey: privateKey }, 'audit producer')
     expect(loadProducerSigningKey(config.signingKey!).keyId).toBe(keyId(publicKey))

@@ -20,17 +20,7 @@ const dir = mkdtempSync(join(tmpdir(), 'readtrail-producer-keys-'))
 chmodSync(dir, 0o700)
 process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
 
-const keys = new Map<string, { privateKey: KeyObject; publicKey: KeyObject }>(
-  SERVICES.map((s) => {
-    const pair = generateKeyPairSync('ed25519')
-    // Node caches a key's type on the KeyObject the first time it is read;
-    // the producer's config deep-freezes a KeyObject before its loader reads
-    // the type, which then throws (producer-signing-key.test.ts, the
-    // `it.fails` case). Read here once, so the frozen key already holds it.
-    void pair.privateKey.asymmetricKeyType
-    return [s, pair]
-  }),
-)
+const keys = new Map<string, { privateKey: KeyObject; publicKey: KeyObject }>(SERVICES.map((s) => [s, generateKeyPairSync('ed25519')]))
 
 /** The trusted-producers file listing every test service's key (0600, in a 0700 directory). */
 export const TEST_TRUSTED_PRODUCERS: string = join(dir, 'trusted-producers.json')

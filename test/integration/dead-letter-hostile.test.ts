@@ -21,6 +21,7 @@ import { makeEvent } from '../helpers/events.js'
 import { testDeployment, type TestDeployment } from '../helpers/ingest.js'
 import { freshTopic, testKafka, testKafkaConnection } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
+import { MIGRATING_WRITER } from '../helpers/producer-trust.js'
 
 /**
  * Issue 11: hostile input can neither stop nor blind the pipeline. Each
@@ -34,6 +35,7 @@ import { openTestStore } from '../helpers/store.js'
  * failed every answer from then on).
  */
 const registry = loadSchemaRegistry()
+// Good events go as wire-1 messages, to a writer that allows unsigned producers (a migrating deployment): the test is about hostile keys and values.
 const codec = createCodec(registry)
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
@@ -64,7 +66,7 @@ async function startIngest(log: Log): Promise<{ ingest: Ingest; lines: { msg?: s
     kafka: log.kafka,
     store: log.store,
     logger,
-    writer: { kafka: testKafkaConnection(), topic: log.topic, groupId: log.groupId },
+    writer: { kafka: testKafkaConnection(), topic: log.topic, groupId: log.groupId, ...MIGRATING_WRITER },
     checkpoints: { key: d.key, logPath: d.logPath, topic: d.checkpointTopic, intervalMs: 3_600_000 },
   })
   afterAll(() => ingest.stop())

@@ -23,6 +23,7 @@ import { makeEvent } from '../helpers/events.js'
 import { testDeployment, type TestDeployment } from '../helpers/ingest.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
+import { MIGRATING_WRITER } from '../helpers/producer-trust.js'
 
 /**
  * Dead letters an attacker cannot forge (issue 10). The insider has SQL on
@@ -40,6 +41,7 @@ import { openTestStore } from '../helpers/store.js'
  * view and rollup mismatches in-db: those are left out of the exact lists.
  */
 const registry = loadSchemaRegistry()
+// Wire-1 events, one per message (offsets are events), consumed by a writer that allows unsigned producers (a migrating deployment): these attacks are on dead letters and the chain, not on producers.
 const codec = createCodec(registry)
 const MODES = ['in-db', 'independent'] as const
 const DERIVED = new Set(['view_mismatch', 'rollup_mismatch'])
@@ -82,7 +84,7 @@ const events = (n: number, overrides: Partial<AccessEvent> = {}) => Array.from({
 
 /** `readtrail consume` until it caught up, then a clean stop: everything stored is signed. */
 async function consumeSigned(log: Log): Promise<Ingest> {
-  const ingest = await log.deployment.ingest({ store: log.store, topic: log.topic, groupId: log.groupId })
+  const ingest = await log.deployment.ingest({ store: log.store, topic: log.topic, groupId: log.groupId, allowUnsigned: true })
   await waitForCatchUp(log.kafka, log.groupId, log.topic, { timeoutMs: 60_000 })
   await ingest.stop()
   return ingest
@@ -98,7 +100,7 @@ async function consumeKilled(log: Log, refuse?: string): Promise<void> {
   if (refuse) await log.store.client.command({ query: `ALTER TABLE ${t} ADD CONSTRAINT refuse_one CHECK principal_id != '${refuse}'` })
   const writer = createChainWriter({
     trust: UNSIGNED_CHAINS,
-    config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic: log.topic, groupId: log.groupId }),
+    config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic: log.topic, groupId: log.groupId, ...MIGRATING_WRITER }),
     kafka: log.kafka,
     store: log.store,
     registry,
@@ -128,7 +130,7 @@ async function deleteAndRechain(log: Log, seq: number): Promise<bigint> {
 
 /** The error `consume` stopped on when started over the store as it is. */
 async function restartFails(log: Log): Promise<unknown> {
-  const ingest = await log.deployment.ingest({ store: log.store, topic: log.topic, groupId: log.groupId })
+  const ingest = await log.deployment.ingest({ store: log.store, topic: log.topic, groupId: log.groupId, allowUnsigned: true })
   try {
     return await Promise.race([ingest.failed, new Promise((_, reject) => setTimeout(() => reject(new Error('consume did not stop')), 90_000))])
   } finally {
@@ -226,7 +228,7 @@ describe('red team, dead letters: an offset gap is explained only by a dead lett
     for (const m of letters) expect(verifyDeadLetter(m, log.deployment.key.keyId, log.store.database)).toMatchObject({ ok: true })
 
     // The writer meets the refused event between two unsigned rows, finds its own signed dead letter and goes on.
-    const ingest = await log.deployment.ingest({ store: log.store, topic: log.topic, groupId: log.groupId })
+    const ingest = await log.deployment.ingest({ store: log.store, topic: log.topic, groupId: log.groupId, allowUnsigned: true })
     await send(log, events(2))
     await waitForCatchUp(log.kafka, log.groupId, log.topic, { timeoutMs: 60_000 })
     await ingest.stop()
@@ -308,7 +310,7 @@ describe('red team, dead letters: an offset gap is explained only by a dead lett
     await send(log, [first[4]!], { [REPLAY_HEADER]: '1' })
     await send(log, events(3))
     await consumeKilled(log)
-    const ingest = await log.deployment.ingest({ store: log.store, topic: log.topic, groupId: log.groupId })
+    const ingest = await log.deployment.ingest({ store: log.store, topic: log.topic, groupId: log.groupId, allowUnsigned: true })
     await send(log, events(1))
     await waitForCatchUp(log.kafka, log.groupId, log.topic, { timeoutMs: 60_000 })
     await ingest.stop()

@@ -26,6 +26,7 @@ import { testDeployment, type TestDeployment } from '../helpers/ingest.js'
 import { expectIntactChains, findChainViolations, findDeliveryViolations, readChainPositions } from '../helpers/integrity.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
+import { MIGRATING_WRITER } from '../helpers/producer-trust.js'
 
 /**
  * The chain writer resumes only from what was signed (issue 10, items 1-3
@@ -36,6 +37,7 @@ import { openTestStore } from '../helpers/store.js'
  * the chain is `<topic>/0` and offsets are the producer's send order.
  */
 const registry = loadSchemaRegistry()
+// Wire-1 events, one per message (offsets are events), consumed by a writer that allows unsigned producers (a migrating deployment): these attacks are on the store and checkpoints, not on producers.
 const codec = createCodec(registry)
 const mutate = (store: Store, sql: string) => store.client.command({ query: sql, clickhouse_settings: { mutations_sync: '2' } })
 
@@ -67,7 +69,7 @@ async function produce(s: Setup, count: number, overrides: Partial<AccessEvent> 
 
 /** Ingest as `readtrail consume` runs it, until it caught up; then a clean stop (which signs the final heads). */
 async function ingestAll(s: Setup): Promise<Ingest> {
-  const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId })
+  const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId, allowUnsigned: true })
   await waitForCatchUp(s.kafka, s.groupId, s.topic, { timeoutMs: 60_000 })
   await ingest.stop()
   return ingest
@@ -82,7 +84,7 @@ async function crashState(s: Setup, unsignedEvents: number): Promise<void> {
   await produce(s, unsignedEvents)
   const writer = createChainWriter({
     trust: UNSIGNED_CHAINS,
-    config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic: s.topic, groupId: s.groupId }),
+    config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic: s.topic, groupId: s.groupId, ...MIGRATING_WRITER }),
     kafka: s.kafka,
     store: s.store,
     registry,
@@ -141,7 +143,7 @@ describe('the chain writer resumes only from what was signed', () => {
     await crashState(s, 20)
     expect(await maxSeq(s)).toBe(50)
 
-    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId })
+    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId, allowUnsigned: true })
     await waitUntil('the unsigned rows are re-derived', () => ingest.stats().writer.rederived === 20)
     await produce(s, 5)
     await waitForCatchUp(s.kafka, s.groupId, s.topic, { timeoutMs: 60_000 })
@@ -165,7 +167,7 @@ describe('the chain writer resumes only from what was signed', () => {
     await mutate(s.store, `ALTER TABLE ${s.store.table('access_log')} DELETE WHERE chain_id = '${s.chainId}' AND seq > 40`)
     expect(await maxSeq(s)).toBe(40)
 
-    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId })
+    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId, allowUnsigned: true })
     await waitUntil('the deleted reads are stored again', () => ingest.stats().writer.restored === 10)
     await ingest.stop()
     expect(ingest.stats().writer).toMatchObject({ rederived: 10, restored: 10, stored: 10 })
@@ -194,7 +196,7 @@ describe('the chain writer resumes only from what was signed', () => {
     // Real reads then arrive at those offsets.
     await produce(s, 5)
 
-    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId })
+    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId, allowUnsigned: true })
     const err = await failure(ingest)
     await ingest.stop()
     expect(err).toMatchObject({ code: 'CHAIN_UNTRUSTED', details: { chain_id: s.chainId, seq: 31 } })
@@ -212,7 +214,7 @@ describe('the chain writer resumes only from what was signed', () => {
     await s.store.insertRowBinary('access_log', forged.rows, forged.count)
     await produce(s, 5)
 
-    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId })
+    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId, allowUnsigned: true })
     const err = await failure(ingest)
     await ingest.stop()
     expect(err).toMatchObject({ code: 'CHAIN_UNTRUSTED', details: { chain_id: s.chainId, seq: 31, kafka_offset: '1000000000000' } })
@@ -227,7 +229,7 @@ describe('the chain writer resumes only from what was signed', () => {
     await ingestAll(s)
     await crashState(s, 20)
     await mutate(s.store, `ALTER TABLE ${s.store.table('access_log')} UPDATE principal_id = 'mallory' WHERE chain_id = '${s.chainId}' AND seq = 45`)
-    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId })
+    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId, allowUnsigned: true })
     const err = await failure(ingest)
     await ingest.stop()
     expect(err).toMatchObject({ code: 'CHAIN_UNTRUSTED', details: { chain_id: s.chainId, seq: 45 } })
@@ -247,7 +249,7 @@ describe('the chain writer resumes only from what was signed', () => {
       Date.now() * 1000,
     )
     await s.store.insertRowBinary('access_log', rewritten.rows, rewritten.count)
-    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId })
+    const ingest = await s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId, allowUnsigned: true })
     const err = await failure(ingest)
     await ingest.stop()
     expect(err).toMatchObject({ code: 'CHAIN_UNTRUSTED', details: { chain_id: s.chainId, seq: 31 } })
@@ -268,7 +270,7 @@ describe('the chain writer resumes only from what was signed', () => {
       },
     } as Store
     await produce(s, 40)
-    const ingest = await s.deployment.ingest({ store: flaky, topic: s.topic, groupId: s.groupId })
+    const ingest = await s.deployment.ingest({ store: flaky, topic: s.topic, groupId: s.groupId, allowUnsigned: true })
     await waitForCatchUp(s.kafka, s.groupId, s.topic, { timeoutMs: 60_000 })
     await ingest.stop()
     const stats = ingest.stats().writer
@@ -306,7 +308,7 @@ describe('the chain writer resumes only from what was signed', () => {
 
   /** Starts ingest as `readtrail consume` does; the error it refused with, or null (then stopped). */
   async function consumeOnce(s: Setup): Promise<unknown> {
-    return s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId }).then(
+    return s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId, allowUnsigned: true }).then(
       async (ingest) => {
         await ingest.stop()
         return null

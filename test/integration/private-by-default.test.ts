@@ -9,6 +9,7 @@ import { deferCleanup } from '../helpers/cleanup.js'
 import { runCli, spawnCli } from '../helpers/cli-process.js'
 import { freshTopic, TEST_BROKERS, testKafka, testLogger } from '../helpers/kafka.js'
 import { createLogger } from '../../common/logger.js'
+import { testSigningKey } from '../helpers/producer-trust.js'
 
 /**
  * Issue 11, "nobody but its owner reads the log". Reproduced before the fix:
@@ -169,7 +170,7 @@ describe.skipIf('skip' in user)(`a second local user cannot read readtrail's sta
 
     // The application's producer while the broker is unreachable: every event waits in the outbox.
     const offline = await createAuditProducer(
-      { kafka: { brokers: ['127.0.0.1:1'], clientId: 'private-offline', connectionTimeoutMs: 200 }, topic, service: 'registry', outbox: { dir: outboxDir, sendDeadlineMs: 100 } },
+      { kafka: { brokers: ['127.0.0.1:1'], clientId: 'private-offline', connectionTimeoutMs: 200 }, topic, service: 'registry', signingKey: testSigningKey('registry'), outbox: { dir: outboxDir, sendDeadlineMs: 100 } },
       // Its connection errors to the missing broker are the point here, not news.
       { logger: createLogger({ level: 'silent' }) },
     )
@@ -184,7 +185,7 @@ describe.skipIf('skip' in user)(`a second local user cannot read readtrail's sta
     try {
       await writer.waitFor(/serving queries for other readtrail processes/)
       // The application again, broker back: the outbox drains, then reads go direct.
-      const online = await createAuditProducer({ kafka: { brokers: TEST_BROKERS, clientId: 'private-online' }, topic, service: 'registry', outbox: { dir: outboxDir } }, { logger: testLogger })
+      const online = await createAuditProducer({ kafka: { brokers: TEST_BROKERS, clientId: 'private-online' }, topic, service: 'registry', signingKey: testSigningKey('registry'), outbox: { dir: outboxDir } }, { logger: testLogger })
       try {
         expect(await online.drainOutbox(60_000)).toBe(true)
         for (let i = 21; i <= 25; i++) await online.recordRead(read('clerk.private', i))
@@ -239,7 +240,7 @@ describe.skipIf('skip' in user)(`a second local user cannot read readtrail's sta
     expect(readdirSync(join(home, 'chdb'))).not.toContain('readtrail-owner.json')
     // The outbox too, in the application.
     chmodSync(outboxDir, 0o750)
-    await expect(createAuditProducer({ kafka: { brokers: TEST_BROKERS, clientId: 'private-open' }, topic, service: 'registry', outbox: { dir: outboxDir } }, { logger: testLogger })).rejects.toMatchObject({
+    await expect(createAuditProducer({ kafka: { brokers: TEST_BROKERS, clientId: 'private-open' }, topic, service: 'registry', signingKey: testSigningKey('registry'), outbox: { dir: outboxDir } }, { logger: testLogger })).rejects.toMatchObject({
       code: 'DIRECTORY_NOT_PRIVATE',
       message: expect.stringContaining(`chmod 700 ${outboxDir}`),
     })

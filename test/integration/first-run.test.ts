@@ -17,6 +17,7 @@ import { freshTopic, TEST_BROKERS, testKafka, testLogger } from '../helpers/kafk
 import { startPrivateBroker } from '../helpers/private-broker.js'
 import { openTestStore } from '../helpers/store.js'
 import { thrown } from '../helpers/thrown.js'
+import { testSigningKey, testSigningKeyFile, TRUSTED_WRITER } from '../helpers/producer-trust.js'
 
 /** Not the shared broker's port (19092) nor outbox-delivery's private one (19192); the controller takes the next port. */
 const FIRST_RUN_PORT = 19392
@@ -39,7 +40,7 @@ describe('a first run on a freshly formatted broker', () => {
     const notYet = 'readtrail.not-yet-created'
     const logged: string[] = []
     const appLogger = createLogger({ level: 'info' }, { write: (line: string) => void logged.push(line) })
-    const early = await thrown(createAuditProducer({ kafka: connection, topic: notYet, service: 'first-run-app', deliveryThread: 'worker' }, { logger: appLogger }))
+    const early = await thrown(createAuditProducer({ kafka: connection, topic: notYet, service: 'first-run-app', signingKey: testSigningKey('first-run-app'), deliveryThread: 'worker' }, { logger: appLogger }))
     expect(early).toMatchObject({ code: 'KAFKA_TOPIC_MISSING', retriable: true })
     expect(logged.filter((l) => l.includes('KAFKA_TOPIC_MISSING'))).toHaveLength(1)
     expect((early as Error).message).toContain('readtrail consume')
@@ -56,13 +57,13 @@ describe('a first run on a freshly formatted broker', () => {
       kafka,
       store,
       logger: testLogger,
-      writer: { kafka: connection, topic, groupId },
+      writer: { kafka: connection, topic, groupId, ...TRUSTED_WRITER },
       checkpoints: { key: loadSigningKey(keyPath), logPath: join(dir, 'checkpoints.jsonl'), topic: checkpointTopic, intervalMs: 3_600_000 },
     })
     deferCleanup(() => ingest.stop())
     await ingest.start()
 
-    const producer = await createAuditProducer({ kafka: connection, topic, service: 'first-run-app', deliveryThread: 'main' })
+    const producer = await createAuditProducer({ kafka: connection, topic, service: 'first-run-app', signingKey: testSigningKey('first-run-app'), deliveryThread: 'main' })
     deferCleanup(() => producer.close())
     const recorded = await producer.recordRead({ principal: { id: 'clerk.first' }, resource: { database: 'admissions', table: 'applicants' }, columns: ['id'], recordIds: ['1'] })
     expect(recorded.durability).toBe('acked')
@@ -78,7 +79,7 @@ describe('an SDK embedded in an application', () => {
     const topic = await freshTopic(testKafka())
     const outboxDir = mkdtempSync(join(tmpdir(), 'readtrail-quiet-'))
     deferCleanup(() => rmSync(outboxDir, { recursive: true, force: true }))
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/quiet-sdk-app.ts', import.meta.url)), TEST_BROKERS[0]!, topic, outboxDir], {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/quiet-sdk-app.ts', import.meta.url)), TEST_BROKERS[0]!, topic, outboxDir, testSigningKeyFile('quiet-app')], {
       cwd: fileURLToPath(new URL('../../', import.meta.url)),
       stdio: ['ignore', 'pipe', 'pipe'],
     })

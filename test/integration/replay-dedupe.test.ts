@@ -11,6 +11,7 @@ import { makeEvent } from '../helpers/events.js'
 import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
+import { MIGRATING_WRITER } from '../helpers/producer-trust.js'
 
 describe('events replayed from an outbox', () => {
   it('are stored once when the broker already had them (acknowledgement lost, or the app killed before it marked the outbox)', async () => {
@@ -18,6 +19,7 @@ describe('events replayed from an outbox', () => {
     const topic = await freshTopic(kafka, 1)
     const store = await openTestStore()
     const registry = loadSchemaRegistry()
+    // Wire-1 events with the replay header, stored by a writer that allows unsigned producers (a migrating deployment): these tests are about replay dedupe.
     const codec = createCodec(registry)
     const events = Array.from({ length: 30 }, () => makeEvent())
     const message = (e: (typeof events)[number], replay: boolean) => ({
@@ -32,7 +34,7 @@ describe('events replayed from an outbox', () => {
     // a later batch), 20..29 only from the outbox.
     await producer.send({ topic, acks: -1, messages: events.slice(0, 20).map((e) => message(e, false)) })
     const groupId = `${topic}-w`
-    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry, logger: testLogger })
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, ...MIGRATING_WRITER }), kafka, store, registry, logger: testLogger })
     await writer.start()
     await waitForCatchUp(kafka, groupId, topic)
     await producer.send({ topic, acks: -1, messages: [...events.slice(10, 30).map((e) => message(e, true)), message(events[29]!, true)] })
@@ -57,7 +59,7 @@ describe('events replayed from an outbox', () => {
     await producer.send({ topic, acks: -1, messages: Array.from({ length: 5 }, () => makeEvent()).map((e) => ({ key: e.read_id, value: codec.encode(e) })) })
     await producer.disconnect()
     const groupId = `${topic}-w`
-    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store: watched, registry, logger: testLogger })
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, ...MIGRATING_WRITER }), kafka, store: watched, registry, logger: testLogger })
     await writer.start()
     await waitForCatchUp(kafka, groupId, topic)
     await writer.stop()

@@ -14,6 +14,7 @@ import { makeEvent } from '../helpers/events.js'
 import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
+import { MIGRATING_WRITER } from '../helpers/producer-trust.js'
 
 /**
  * Regression (issue 11): one 185-byte message declaring 2^31 record ids
@@ -24,6 +25,7 @@ import { openTestStore } from '../helpers/store.js'
 describe('hostile messages neither stop nor blind the chain writer', () => {
   const kafka = testKafka()
   const registry = loadSchemaRegistry()
+  // Good events go as wire-1 messages beside the bombs; the writer allows unsigned producers (a migrating deployment), so only the bombs are refused.
   const codec = createCodec(registry)
   const type = registry.current.type
   const cleanups: (() => Promise<void>)[] = []
@@ -53,7 +55,7 @@ describe('hostile messages neither stop nor blind the chain writer', () => {
     const topic = await freshTopic(kafka, PARTITIONS)
     const store = await openTestStore()
     const groupId = `${topic}-writer`
-    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry, logger: testLogger })
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, ...MIGRATING_WRITER }), kafka, store, registry, logger: testLogger })
     cleanups.push(() => writer.stop())
     await writer.start()
 

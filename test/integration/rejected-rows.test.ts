@@ -11,6 +11,7 @@ import { makeEvent } from '../helpers/events.js'
 import { expectIntactChains } from '../helpers/integrity.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { openTestStore } from '../helpers/store.js'
+import { MIGRATING_WRITER } from '../helpers/producer-trust.js'
 
 describe('an event ClickHouse refuses does not block its partition', () => {
   const kafka = testKafka()
@@ -26,6 +27,7 @@ describe('an event ClickHouse refuses does not block its partition', () => {
     // though it passes readtrail's own validation.
     await store.client.command({ query: `ALTER TABLE ${store.table('access_log')} ADD CONSTRAINT no_mallory CHECK principal_id != 'mallory'` })
     const registry = loadSchemaRegistry()
+    // Wire-1 events, one per message, to a writer that allows unsigned producers (a migrating deployment): the test is about a row ClickHouse refuses.
     const codec = createCodec(registry)
     const groupId = `${topic}-writer`
     const events = [makeEvent(), makeEvent(), makeEvent({ principal_id: 'mallory' }), makeEvent(), makeEvent()]
@@ -34,7 +36,7 @@ describe('an event ClickHouse refuses does not block its partition', () => {
     cleanups.push(() => producer.disconnect())
     await producer.send({ topic, messages: events.map((e) => ({ value: codec.encode(e) })) })
 
-    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId }), kafka, store, registry, logger: testLogger })
+    const writer = createChainWriter({ trust: UNSIGNED_CHAINS, config: ChainWriterConfig.parse({ kafka: testKafkaConnection(), topic, groupId, ...MIGRATING_WRITER }), kafka, store, registry, logger: testLogger })
     cleanups.push(() => writer.stop())
     await writer.start()
     await waitForCatchUp(kafka, groupId, topic)

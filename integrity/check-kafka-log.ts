@@ -114,7 +114,8 @@ export async function checkKafkaLog(
       const kind = breakKind(b)
       if (kind === 'offset_invalid') {
         invalid.add(b.seq)
-        findings.push({ chain_id: c.chain_id, seq: b.seq, kind: 'offset_invalid', detail: `kafka_offset ${offset} does not rise above ${prev} of seq ${b.prev_seq}` })
+        const where = (o: bigint, i: number, n: number) => (n > 1 ? `event ${i + 1} of ${n} at kafka_offset ${o}` : `kafka_offset ${o}`)
+        findings.push({ chain_id: c.chain_id, seq: b.seq, kind: 'offset_invalid', detail: `${where(offset, b.index, b.events)} does not come after ${where(prev, b.prev_index, b.prev_events)} of seq ${b.prev_seq}: a row repeated or moved` })
         continue
       }
       if (offset >= state.high) {
@@ -430,7 +431,7 @@ function finding(gap: Gap, detail: string): Finding {
 function replayedEventId(codec: MessageTrust, message: KafkaMessage | undefined, replayedOnly: boolean): string | null {
   if (!message?.value || (replayedOnly && message.headers?.[REPLAY_HEADER] === undefined)) return null
   try {
-    const event = codec.claimOf(message.value)
+    const event = codec.claimOf(message.value)?.first
     assertAccessEvent(event)
     return event.event_id.toLowerCase()
   } catch {

@@ -14,6 +14,7 @@ import { startHookPipeline, type HookPipeline, type StoredRead } from '../helper
 import { testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { createHookDatabase, type HookDatabase } from '../helpers/mariadb.js'
 import { thrown } from '../helpers/thrown.js'
+import { testSigningKey } from '../helpers/producer-trust.js'
 
 type Row = Record<string, unknown>
 
@@ -470,7 +471,7 @@ describe('instrumentMysql2: reads of sensitive tables are recorded from what Mar
 })
 
 async function closedProducer(): Promise<AuditProducer> {
-  const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic: pipeline.topic, service: 'closed-producer', sqlDialect: 'mysql' }, { kafka: pipeline.kafka, logger: testLogger })
+  const producer = await createAuditProducer({ kafka: testKafkaConnection(), topic: pipeline.topic, service: 'closed-producer', signingKey: testSigningKey('closed-producer'), sqlDialect: 'mysql' }, { kafka: pipeline.kafka, logger: testLogger })
   await producer.close()
   return producer
 }

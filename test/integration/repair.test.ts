@@ -29,6 +29,7 @@ import { openTestStore, releaseTestStore, testDataDir } from '../helpers/store.j
  * admin calls on Kafka; repair and verify run as the CLI, as an operator
  * would run them (the test hands the embedded store over for each run).
  */
+// Wire-1 events, one per message (offsets are events), consumed by a writer that allows unsigned producers (a migrating deployment): repair is under test, not producers.
 const codec = createCodec(loadSchemaRegistry())
 const mutate = (store: Store, sql: string) => store.client.command({ query: sql, clickhouse_settings: { mutations_sync: '2' } })
 
@@ -61,6 +62,8 @@ async function setup(): Promise<Setup> {
     READTRAIL_CHECKPOINT_LOG: deployment.logPath,
     READTRAIL_VERIFY_STATE: join(dir, 'verify-state.json'),
     READTRAIL_VERIFY_KEY: join(dir, 'verifier.key'),
+    // The topic holds wire-1 messages: repair, like the writer here, takes them as a migrating deployment does.
+    READTRAIL_ALLOW_UNSIGNED: '1',
   }
   return { kafka, store, database: store.database, topic, chainId: chainIdOf(topic, 0), groupId, deployment, env, sent: [] }
 }
@@ -75,7 +78,7 @@ async function produce(s: Setup, count: number): Promise<void> {
 }
 
 async function startIngest(s: Setup): Promise<Ingest> {
-  return s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId })
+  return s.deployment.ingest({ store: s.store, topic: s.topic, groupId: s.groupId, allowUnsigned: true })
 }
 
 async function catchUp(s: Setup): Promise<void> {

@@ -228,16 +228,17 @@ async function main(): Promise<void> {
   let app: SoakApp | undefined
   let ingest: Ingest | undefined
   let tableCreated = false
-  // Ctrl-C: the child goes first, which fails the pending call (or the next step checks the flag), and the finally below cleans up.
+  // Ctrl-C or kill: the child goes first, which fails the pending call (or the next step checks the flag), and the finally below cleans up.
   let interrupted = false
-  const onSigint = () => {
+  const onSignal = () => {
     interrupted = true
     app?.child.kill('SIGKILL')
   }
   const assertRunning = () => {
     if (interrupted) throw new Error('interrupted')
   }
-  process.on('SIGINT', onSigint)
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+  for (const signal of signals) process.on(signal, onSignal)
   try {
     const topic = await createBenchTopic(kafka, topics, ARGS.partitions, 'soak')
     const checkpointTopic = checkpointTopicOf(topic)
@@ -337,7 +338,7 @@ async function main(): Promise<void> {
       { process: `chain writer + signer + chDB, pid ${process.pid}`, ...growthOf(samples, (s) => s.writer.rssBytes, durationS) },
     ])
   } finally {
-    process.off('SIGINT', onSigint)
+    for (const signal of signals) process.off(signal, onSignal)
     if (app && app.child.exitCode === null && app.child.signalCode === null) app.child.kill('SIGKILL')
     await ingest?.stop().catch((err: Error) => console.error(`stopping ingest: ${err.message}`))
     if (tableCreated) await admin.query(`DROP TABLE IF EXISTS ${table}`).catch((err: Error) => console.error(`dropping ${table}: ${err.message}`))

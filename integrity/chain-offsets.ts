@@ -115,7 +115,7 @@ export async function chainOffsetsInDb(store: Store, chainId: string, from: numb
   const log = store.table('access_log')
   const params = { chain_id: chainId, from }
   // UInt64 arithmetic wraps (18446744073709551615 + 1 = 0), so "the next offset" is asked as off > prev_off AND off - prev_off = 1, as the streamed path's bigints answer it.
-  const perSeq = `SELECT seq, min((kafka_offset, message_index)) AS pos, pos.1 AS off, pos.2 AS idx, argMin(message_events, (kafka_offset, message_index)) AS n
+  const perSeq = `SELECT seq, min((kafka_offset, message_index, message_events)) AS pos, pos.1 AS off, pos.2 AS idx, pos.3 AS n
        FROM ${log} WHERE chain_id = {chain_id:String} AND seq >= {from:UInt64} GROUP BY seq`
   const [ends] = await store.queryRows<{ rows: number; first_seq: number; first_off: string; first_idx: number; first_n: number; head_seq: number; head_off: string; head_idx: number; head_n: number }>(
     `SELECT count() AS rows, min(seq) AS first_seq, toString(argMin(off, seq)) AS first_off, argMin(idx, seq) AS first_idx, argMin(n, seq) AS first_n,
@@ -177,15 +177,15 @@ export async function chainOffsetsStreamed(store: Store, chainId: string, from: 
   const out: ChainOffsets = { chain_id: chainId, first_seq: 0, first: none, head_seq: 0, head_offset: '0', head: none, breaks: [], truncated: false }
   let rows = 0
   let prevSeq = -1n
-  /** The lowest position of the seq being read (its first row in (seq, offset, index) order). */
+  /** The lowest position of the seq being read (its first row in (seq, offset, index, events) order). */
   let prevOff = 0n
   let prevIdx = 0
   let prevN = 1
   let carry = Buffer.alloc(0)
   const onRecord = (seq: bigint, off: bigint, idx: number, n: number, lo: bigint, hi: bigint | null) => {
     if (seq < lo || (hi !== null && seq > hi)) throw lie(`ClickHouse returned seq ${seq} of chain ${chainId} when asked for seqs ${lo}..${hi ?? ''}`)
-    if (seq < prevSeq || (seq === prevSeq && (off < prevOff || (off === prevOff && idx < prevIdx)))) {
-      throw lie(`ClickHouse returned chain ${chainId} out of (seq, kafka_offset, message_index) order at seq ${seq}`)
+    if (seq < prevSeq || (seq === prevSeq && (off < prevOff || (off === prevOff && (idx < prevIdx || (idx === prevIdx && n < prevN)))))) {
+      throw lie(`ClickHouse returned chain ${chainId} out of (seq, kafka_offset, message_index, message_events) order at seq ${seq}`)
     }
     rows++
     if (seq === prevSeq) return

@@ -40,7 +40,7 @@ FORMAT RowBinary`
 export function offsetsOpenSql(log: string): string {
   return `SELECT seq, kafka_offset, message_index, message_events FROM ${log}
 WHERE chain_id = {c:String} AND seq >= {lo:UInt64}
-ORDER BY seq, kafka_offset, message_index
+ORDER BY seq, kafka_offset, message_index, message_events
 FORMAT RowBinary`
 }
 
@@ -48,7 +48,7 @@ FORMAT RowBinary`
 export function offsetsBoundedSql(log: string): string {
   return `SELECT seq, kafka_offset, message_index, message_events FROM ${log}
 WHERE chain_id = {c:String} AND seq >= {lo:UInt64} AND seq <= {hi:UInt64}
-ORDER BY seq, kafka_offset, message_index
+ORDER BY seq, kafka_offset, message_index, message_events
 FORMAT RowBinary`
 }
 

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { createPublicKey } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,9 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { KafkaMessage } from 'kafkajs'
 import { registerSnappyCodec } from '../../common/kafka.js'
 import { repoRoot } from '../../demo/local-kafka.js'
-import { createCodec } from '../../schemas/codec.js'
+import { createBatchCodec } from '../../schemas/batch-codec.js'
+import { verifyBatch } from '../../schemas/batch-signature.js'
 import { loadSchemaRegistry } from '../../schemas/registry.js'
 import { freshTopic, TEST_BROKERS, testKafka } from '../helpers/kafka.js'
+import { testSigningKey, testSigningKeyFile } from '../helpers/producer-trust.js'
 
 // An application developer's first hour, replayed: the package as npm packs
 // it (dist/ built by the integration global setup, declarations included),
@@ -21,12 +24,13 @@ import { freshTopic, TEST_BROKERS, testKafka } from '../helpers/kafka.js'
 const APP_SOURCE = `import { createAuditProducer, isReadtrailError, type AuditProducer, type ReadInput, type RecordedRead } from 'readtrail'
 import { ProducerError } from 'readtrail/producers'
 
-const [broker, topic] = process.argv.slice(2)
-if (broker === undefined || topic === undefined) throw new Error('usage: app <broker> <topic>')
+const [broker, topic, signingKey] = process.argv.slice(2)
+if (broker === undefined || topic === undefined || signingKey === undefined) throw new Error('usage: app <broker> <topic> <signing key file>')
 
 const producer: AuditProducer = await createAuditProducer({
   service: 'packed-sdk-app',
   topic,
+  signingKey,
   kafka: { brokers: [broker], clientId: 'packed-sdk-app' },
 })
 const read: ReadInput = {
@@ -139,14 +143,16 @@ describe('the packed SDK in a strict TypeScript app', () => {
     expect(existsSync(join(app, 'dist/app.js'))).toBe(true)
   })
 
-  it('records a read through the public API that arrives on the topic', async () => {
-    const printed = JSON.parse(run('node', ['dist/app.js', TEST_BROKERS[0]!, topic], app)) as { eventIds: string[]; durability: string }
+  it('records a read through the public API that arrives on the topic as a batch its service key signed', async () => {
+    const printed = JSON.parse(run('node', ['dist/app.js', TEST_BROKERS[0]!, topic, testSigningKeyFile('packed-sdk-app')], app)) as { eventIds: string[]; durability: string }
     expect(printed.durability).toBe('acked')
     expect(printed.eventIds).toHaveLength(1)
 
     const message = await firstMessage(topic)
-    const codec = createCodec(loadSchemaRegistry())
-    const event = codec.decode(message.value!).event as Record<string, unknown>
+    expect(verifyBatch(topic, message.value!, createPublicKey(testSigningKey('packed-sdk-app')))).toBe(true)
+    const batch = createBatchCodec(loadSchemaRegistry(undefined, 'access-batch')).decode(message.value!)
+    expect(batch.events).toHaveLength(1)
+    const event = batch.events[0] as Record<string, unknown>
     expect(event).toMatchObject({
       event_id: printed.eventIds[0],
       principal_id: 'clerk.anna',

@@ -90,7 +90,9 @@ describe('owner row reads', () => {
     const read = resolveOwnerRead('readtrail', query, {}, 'JSONEachRow')
     expect(read.name).toBe('chain-list')
     expect(normalizeSql(read.sql)).toBe(normalizeSql(query))
-    const offsets = `SELECT seq, kafka_offset, message_index, message_events FROM ${log}\nWHERE chain_id = {c:String}\n  AND seq >= {lo:UInt64} AND seq <= {hi:UInt64}\nORDER BY seq, kafka_offset, message_index\nFORMAT RowBinary`
+    // The collector's statement laid out otherwise: lines indented, a condition on its own line, spaces doubled.
+    const offsets = ownerReadSql.offsetsBoundedSql(log).replace(/\n/g, '\n   ').replace(' AND seq <=', '\n  AND seq <=').replace('FROM', 'FROM  ')
+    expect(offsets).not.toBe(ownerReadSql.offsetsBoundedSql(log))
     expect(resolveOwnerRead('readtrail', offsets, { c: 'readtrail.access/0', lo: 0, hi: 10 }, 'RowBinary')).toMatchObject({ name: 'offsets-bounded', params: { c: 'readtrail.access/0', lo: 0, hi: 10 } })
     for (const params of [{ c: 'readtrail.access/0', lo: -1, hi: 10 }, { c: 'readtrail.access/0', lo: 0 }, { c: 'x', lo: 0, hi: 1.5 }, { c: '', lo: 0, hi: 1 }]) {
       expect(() => resolveOwnerRead('readtrail', offsets, params, 'RowBinary'), JSON.stringify(params)).toThrow(expect.objectContaining({ code: 'USAGE' }))

@@ -95,7 +95,7 @@ async function rowsOf(store: Store): Promise<{ event_id: string; principal_id: s
 }
 
 describe('a forger with write access to the topic', () => {
-  it('stores only the genuine signed reads; every forgery is dead-lettered with its code, counted unauthenticated, and the chain verifies clean', async () => {
+  it('stores only the genuine signed reads; every forgery is dead-lettered with its code and counted unauthenticated (bytes that are no Avro: malformed), and the chain verifies clean', async () => {
     const d = await deploy()
     const genuine = await producer(d, { service: SERVICE, signingKey: testSigningKey(SERVICE) })
     const forger = generateKeyPairSync('ed25519')
@@ -111,7 +111,10 @@ describe('a forger with write access to the topic', () => {
       ['PRODUCER_NOT_AUTHORIZED', forgedBatch(d.topic, framed('clerk.anna'), { service: SERVICE, keyIdNamed: keyId(publicKeyOf('billing')), signer: testSigningKey('billing') })],
       // (e) a batch with no signature at all.
       ['MESSAGE_UNSIGNED', forgedBatch(d.topic, framed('clerk.anna'), { service: SERVICE, keyIdNamed: '' })],
+      // Not Avro at all: decoded before any signature check, so malformed, and no producer was impersonated.
+      ['MESSAGE_MALFORMED', Buffer.from('{"principal_id":"clerk.anna"}')],
     ]
+    const unauthenticated = forgeries.filter(([code]) => code !== 'MESSAGE_MALFORMED').length
     // Genuine reads before, between and after the forgeries: each genuine read acknowledged before the next message goes out, so offsets interleave.
     const eventIds: string[] = []
     for (const [i, [, value]] of forgeries.entries()) {
@@ -131,7 +134,7 @@ describe('a forger with write access to the topic', () => {
     const dead = await readDeadLetters(d.kafka, d.topic, forgeries.length)
     expect(dead.map((l) => l.headers['readtrail-error-code'])).toEqual(forgeries.map(([code]) => code))
     expect(dead.map((l) => l.value)).toEqual(forgeries.map(([, value]) => value))
-    expect(d.ingest.stats().writer).toMatchObject({ stored: eventIds.length, deadLettered: forgeries.length, unauthenticated: forgeries.length })
+    expect(d.ingest.stats().writer).toMatchObject({ stored: eventIds.length, deadLettered: forgeries.length, unauthenticated })
 
     // A clean stop signs the heads; the forged offsets are gaps the signed dead letters explain.
     await d.ingest.stop()

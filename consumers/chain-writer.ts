@@ -17,6 +17,7 @@ import { deadLetterProducerOf, deadLetterSource, type DeadLetterProducer, type D
 import { deadLetterTopicOf, readDeadLetterTopicLimits } from './topics.js'
 import { REPLAY_HEADER } from '../schemas/message-headers.js'
 import { IngestError } from './errors.js'
+import { SchemaError } from '../schemas/errors.js'
 import { createMessageTrust, type MessageEvents } from './message-trust.js'
 import { loadTrustedProducers } from './trusted-producers.js'
 import { assertAccessEvent } from './validate-event.js'
@@ -171,7 +172,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
    * a hole inside a message.
    */
   function readEvents(topic: string, message: KafkaMessage): MessageEvents & { events: AccessEvent[] } {
-    if (!message.value) throw new IngestError('EVENT_INVALID', 'the message has no value')
+    if (!message.value) throw new SchemaError('MESSAGE_MALFORMED', 'the message has no value')
     const read = trust.read(topic, message.value)
     if (read.events.length === 0) throw new IngestError('EVENT_INVALID', 'a batch holding no events')
     for (const [i, event] of read.events.entries()) {

@@ -17,14 +17,16 @@ export interface KeysArgs {
 export interface KeyPaths {
   checkpointKey: string
   verifierKey: string
-  /** READTRAIL_HOME: producer keys and the trusted-producers file live under it. */
+  /** READTRAIL_HOME: producer keys live under it. */
   home: string
+  /** READTRAIL_TRUSTED_PRODUCERS: the file `consume` trusts, where new producer keys are added. */
+  trustedProducers: string
 }
 
 /** The default key paths of this configuration and environment. */
 export function keyPathsOf(config: Readonly<AppConfig>, env: NodeJS.ProcessEnv): KeyPaths {
   // cli/config.ts resolves the same home for the other state files; AppConfig does not carry it.
-  return { checkpointKey: config.checkpoints.keyPath, verifierKey: config.verifier.keyPath, home: env['READTRAIL_HOME'] || '.readtrail' }
+  return { checkpointKey: config.checkpoints.keyPath, verifierKey: config.verifier.keyPath, home: env['READTRAIL_HOME'] || '.readtrail', trustedProducers: config.producers.trustedPath }
 }
 
 const USAGE = 'usage: readtrail keys generate [--verifier | --producer SERVICE], readtrail keys list-producers'
@@ -38,13 +40,13 @@ const USAGE = 'usage: readtrail keys generate [--verifier | --producer SERVICE],
  * Only public halves are printed; a private key never leaves its 0600 file.
  */
 export function keysCommand(args: KeysArgs, paths: KeyPaths, stdout: NodeJS.WritableStream = process.stdout): number {
-  if (args.sub === 'list-producers') return listProducers({ trusted: args.trusted, home: paths.home, format: args.format ?? 'table' }, stdout)
+  if (args.sub === 'list-producers') return listProducers({ trusted: args.trusted ?? paths.trustedProducers, home: paths.home, format: args.format ?? 'table' }, stdout)
   if (args.sub !== 'generate') {
     throw new ReadtrailError('USAGE', `${args.sub === undefined ? 'missing keys subcommand' : `unknown keys subcommand ${JSON.stringify(args.sub)}`}; ${USAGE}`)
   }
   if (args.producer !== undefined) {
     if (args.verifier) throw new ReadtrailError('USAGE', '--producer and --verifier exclude each other: a key serves one purpose')
-    return generateProducerKey({ service: args.producer, out: args.out, trusted: args.trusted, home: paths.home }, stdout)
+    return generateProducerKey({ service: args.producer, out: args.out, trusted: args.trusted ?? paths.trustedProducers, home: paths.home }, stdout)
   }
   if (args.trusted !== undefined) throw new ReadtrailError('USAGE', '--trusted names where a producer key is trusted: give --producer SERVICE too')
   const files = generateKeyFiles(args.out ?? (args.verifier ? paths.verifierKey : paths.checkpointKey))

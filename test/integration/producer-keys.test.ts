@@ -11,7 +11,8 @@ const mode = (path: string) => statSync(path).mode & 0o777
 
 describe('readtrail keys generate --producer / list-producers (the real CLI)', () => {
   const home = freshTempDir('rt-producer-home-')
-  const env = { READTRAIL_HOME: home }
+  // No READTRAIL_TRUSTED_PRODUCERS (the CLI helper sets the suite's): the file defaults to one under READTRAIL_HOME.
+  const env = { READTRAIL_HOME: home, READTRAIL_TRUSTED_PRODUCERS: '' }
   const trustedPath = join(home, 'trusted-producers.json')
   const keyPath = (service: string) => join(home, 'producer-keys', `${service}.pem`)
 
@@ -114,6 +115,15 @@ describe('readtrail keys generate --producer / list-producers (the real CLI)', (
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/^readtrail: TRUSTED_PRODUCERS_INVALID: .*broken\.json.*producers\.0/)
     expect(existsSync(out)).toBe(false)
+  })
+
+  it('adds to the file READTRAIL_TRUSTED_PRODUCERS names (the one consume trusts), and lists it', async () => {
+    const configured = join(home, 'deployed', 'trusted.json')
+    const r = await runCli(['keys', 'generate', '--producer', 'mailer'], { ...env, READTRAIL_TRUSTED_PRODUCERS: configured })
+    expect(r.code, r.stderr).toBe(0)
+    expect(loadTrustedProducers(configured).producers.map((p) => p.service)).toEqual(['mailer'])
+    const listed = await runCli(['keys', 'list-producers', '--format', 'json'], { ...env, READTRAIL_TRUSTED_PRODUCERS: configured })
+    expect(JSON.parse(listed.stdout).map((p: { service: string }) => p.service)).toEqual(['mailer'])
   })
 
   it('list-producers without a trusted file says so; --producer with --verifier and --trusted alone are usage errors', async () => {

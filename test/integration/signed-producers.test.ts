@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { keyId } from '../../checkpoints/checkpoint.js'
 import { waitForCatchUp } from '../../consumers/lag.js'
 import { loadCheckpoints } from '../../integrity/checkpoint-sources.js'
+import { formatReport } from '../../integrity/report.js'
 import { verifyStore } from '../../integrity/verify-store.js'
 import { createAuditProducer, type AuditProducer } from '../../producers/audit-producer.js'
 import type { AuditProducerConfigInput } from '../../producers/config.js'
@@ -148,6 +149,16 @@ describe('a forger with write access to the topic', () => {
       const report = await verifyStore(d.store, { mode, checkpoints, workers: 1, producerGraceMs: 0, kafkaLog: { kafka: d.kafka, topic: d.topic, groupId: d.groupId } })
       expect(report.findings, mode).toEqual([])
       expect(report.ok, mode).toBe(true)
+      // The log is intact, but someone wrote to the topic as producers: verify says who was claimed, with which refusal.
+      const byCode = (r: { code: string }) => r.code
+      expect([...(report.refused_producers ?? [])].sort((a, b) => byCode(a).localeCompare(byCode(b)) || String(a.producer_id).localeCompare(String(b.producer_id))), mode).toEqual([
+        { producer_id: 'forger:host:1', code: 'MESSAGE_UNSIGNED', messages: 1 },
+        { producer_id: expect.stringMatching(/^test-producer-/), code: 'MESSAGE_UNSIGNED', messages: 1 },
+        { producer_id: 'forger:host:1', code: 'PRODUCER_KEY_UNKNOWN', messages: 1 },
+        { producer_id: 'forger:host:1', code: 'PRODUCER_NOT_AUTHORIZED', messages: 1 },
+        { producer_id: 'forger:host:1', code: 'SIGNATURE_INVALID', messages: 1 },
+      ])
+      expect(formatReport(report), mode).toContain('ALERT: 1 message(s) refused as SIGNATURE_INVALID (no trusted producer key vouches for them), claiming producer forger:host:1')
     }
   })
 })

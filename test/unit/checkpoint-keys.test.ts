@@ -111,7 +111,7 @@ describe('readtrail keys', () => {
       const out = join(dir, 'checkpoint.key')
       let printed = ''
       const stdout = { write: (chunk: string) => ((printed += chunk), true) } as unknown as NodeJS.WritableStream
-      expect(keysCommand({ sub: 'generate', out }, { checkpointKey: '/nonexistent/c.key', verifierKey: '/nonexistent/v.key', home: dir }, stdout)).toBe(0)
+      expect(keysCommand({ sub: 'generate', out }, { checkpointKey: '/nonexistent/c.key', verifierKey: '/nonexistent/v.key', home: dir, trustedProducers: join(dir, 'trusted-producers.json') }, stdout)).toBe(0)
       const { keyId, pem } = loadPublicKey(`${out}.pub`)
       expect(printed).toContain(out)
       expect(printed).toContain(`${out}.pub`)
@@ -125,6 +125,6 @@ describe('readtrail keys', () => {
   })
 
   it.each([undefined, 'rotate'])('rejects subcommand %s as USAGE', (sub) => {
-    expect(thrownBy(ReadtrailError, () => keysCommand({ sub, out: '/nonexistent/x.key' }, { checkpointKey: '/nonexistent/c.key', verifierKey: '/nonexistent/v.key', home: '/nonexistent' }))).toMatchObject({ code: 'USAGE' })
+    expect(thrownBy(ReadtrailError, () => keysCommand({ sub, out: '/nonexistent/x.key' }, { checkpointKey: '/nonexistent/c.key', verifierKey: '/nonexistent/v.key', home: '/nonexistent', trustedProducers: '/nonexistent/t.json' }))).toMatchObject({ code: 'USAGE' })
   })
 })

@@ -99,6 +99,9 @@ interface DeadMessage {
   producer: DeadLetterProducer | null
 }
 
+/** A message a trusted key vouched for (or an allowed unsigned one), every event validated. */
+type TrustedMessage = MessageEvents & { events: AccessEvent[] }
+
 /** Codes of messages no trusted producer key vouched for. */
 const UNAUTHENTICATED: ReadonlySet<string> = new Set(['MESSAGE_UNSIGNED', 'PRODUCER_KEY_UNKNOWN', 'SIGNATURE_INVALID', 'PRODUCER_NOT_AUTHORIZED'])
 
@@ -171,7 +174,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
    * message whole or dead-letters it whole, so a refused event never leaves
    * a hole inside a message.
    */
-  function readEvents(topic: string, message: KafkaMessage): MessageEvents & { events: AccessEvent[] } {
+  function readEvents(topic: string, message: KafkaMessage): TrustedMessage {
     if (!message.value) throw new SchemaError('MESSAGE_MALFORMED', 'the message has no value')
     const read = trust.read(topic, message.value)
     if (read.events.length === 0) throw new IngestError('EVENT_INVALID', 'a batch holding no events')
@@ -183,11 +186,11 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         throw new IngestError('EVENT_INVALID', `event ${i} of the batch: ${err.message}`, { cause: err, details: { ...err.details, event_index: i } })
       }
     }
-    return read as MessageEvents & { events: AccessEvent[] }
+    return read as TrustedMessage
   }
 
   /** The entries of a read message, from event `from` on. */
-  function entriesOf(read: MessageEvents & { events: AccessEvent[] }, offset: bigint, from = 0): ChainEntry[] {
+  function entriesOf(read: TrustedMessage, offset: bigint, from = 0): ChainEntry[] {
     const out: ChainEntry[] = []
     for (let i = from; i < read.events.length; i++) out.push({ event: read.events[i]!, offset, index: i, events: read.events.length, keyId: read.keyId, schemaVersion: read.schemaVersion })
     return out
@@ -268,7 +271,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
    * derives exactly that row (its event at the row's index). `read` is the
    * message already read for an earlier row of it.
    */
-  function rederive(chain: ChainState, topic: string, message: KafkaMessage, row: UnsignedRow, read?: MessageEvents & { events: AccessEvent[] }): { head: ChainHead; read: MessageEvents & { events: AccessEvent[] } } {
+  function rederive(chain: ChainState, topic: string, message: KafkaMessage, row: UnsignedRow, read?: TrustedMessage): { head: ChainHead; read: TrustedMessage } {
     const chainId = chain.head.chainId
     let entry: ChainEntry
     try {
@@ -373,7 +376,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
   async function storeOneByOne(topic: string, partition: number, chain: ChainState, entries: ChainEntry[], sources: KafkaMessage[], partitionEnd: bigint): Promise<void> {
     const landed = await readRowsAfter(store, chain.head, async () => partitionEnd, deps.resume)
     const byOffset = new Map(sources.map((m) => [BigInt(m.offset), m]))
-    let last: { offset: bigint; read: MessageEvents & { events: AccessEvent[] } } | undefined
+    let last: { offset: bigint; read: TrustedMessage } | undefined
     for (const row of landed) {
       const message = byOffset.get(row.offset)
       if (!message) {
@@ -480,7 +483,7 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
         stats.redelivered += 1
         continue
       }
-      let read: (MessageEvents & { events: AccessEvent[] }) | undefined
+      let read: (TrustedMessage) | undefined
       let pending = chain.unsigned[chain.next]
       if (pending) {
         if (pending.offset < offset) {

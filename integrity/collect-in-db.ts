@@ -52,7 +52,7 @@ type ViewCheck = (typeof VIEW_CHECKS)[number]
  * rows (bench/README.md).
  */
 function viewCheckSql(store: Store, view: ViewCheck): string {
-  const digest = `SHA256(formatRowNoNewline('RowBinary', ${view.columns.join(', ')}))`
+  const digest = `SHA256(formatRow('RowBinary', ${view.columns.join(', ')}))`
   return `SELECT chain_id, seq, countIf(expected > found) AS missing, countIf(found > expected) AS extra
 FROM (
   SELECT chain_id, seq, row_digest, countIf(from_log) AS expected, countIf(NOT from_log) AS found

@@ -55,7 +55,7 @@ const VIEW_COLUMNS: Record<ServingView, readonly string[]> = { access_by_princip
  * so access_log itself is the other side.
  */
 export function viewRowsCheck(store: Store, view: ServingView, range: KeyRange, what: string): AnswerCheck {
-  const columns = `chain_id, seq, SHA256(formatRowNoNewline('RowBinary', ${VIEW_COLUMNS[view].join(', ')})) AS row_digest`
+  const columns = `chain_id, seq, SHA256(formatRow('RowBinary', ${VIEW_COLUMNS[view].join(', ')})) AS row_digest`
   const log = store.table('access_log')
   return {
     what: `${view} rows of ${what}`,

@@ -43,6 +43,16 @@ export const ReadInput = z
     query: z.string().max(1_000_000).optional(),
     /** A fingerprint computed by the caller, when there is no SQL text. */
     queryFingerprint: z.string().max(LIMITS.fingerprint).optional(),
+    /**
+     * The database server's own id of the connection that ran the read: the
+     * PostgreSQL backend pid, the MySQL/MariaDB connection (thread) id. With
+     * statementDigest it is the key that matches the server's audit log
+     * (pgAudit, server_audit) to this read: the server assigns it, so a
+     * client cannot claim another connection's.
+     */
+    dbSession: z.string().regex(/^[0-9]{1,20}$/, 'a decimal connection id').optional(),
+    /** SHA-256 (hex) of the statement text exactly as sent to the server. */
+    statementDigest: z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex SHA-256').optional(),
     purpose: z.string().min(1).max(LIMITS.text).optional(),
     traceId: z.string().min(1).max(LIMITS.text).optional(),
     outcome: z.enum(OUTCOMES).default('success'),

@@ -105,8 +105,12 @@ export const HASHED_COLUMN_NAMES: readonly string[] = Object.freeze(ACCESS_LOG_C
  */
 export const STORED_COLUMN_NAMES: readonly string[] = Object.freeze([...HASHED_COLUMN_NAMES, HASH_COLUMN.name])
 
-/** The SQL expression ClickHouse uses to recompute a row's hash. */
-export const HASH_SQL = `SHA256(formatRowNoNewline('RowBinary', ${HASHED_COLUMN_NAMES.join(', ')}))`
+/**
+ * The SQL expression ClickHouse uses to recompute a row's hash. formatRow,
+ * not formatRowNoNewline: the latter drops a trailing 0x0A byte, which a
+ * binary row ends with whenever its last value does (1 in 256 hashes).
+ */
+export const HASH_SQL = `SHA256(formatRow('RowBinary', ${HASHED_COLUMN_NAMES.join(', ')}))`
 
 /** Appends the canonical (hashed) encoding of a row. */
 export function writeCanonical(w: RowBinaryWriter, row: ChainedRow): void {

@@ -1,7 +1,7 @@
 /**
  * A growable buffer that writes ClickHouse RowBinary values. The chain hash is
  * SHA-256 over these exact bytes, and ClickHouse re-derives the same bytes with
- * formatRowNoNewline('RowBinary', …), so any drift here breaks verification.
+ * formatRow('RowBinary', …), so any drift here breaks verification.
  */
 export class RowBinaryWriter {
   private buf: Buffer

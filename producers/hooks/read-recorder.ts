@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { parseConfig } from '../../common/config.js'
 import { ConfigError, describeError, isReadtrailError } from '../../common/errors.js'
 import { componentLogger, silentLogger, type Logger } from '../../common/logger.js'
@@ -47,8 +48,12 @@ export interface ReadRecorder {
    *
    * `dialect` is how the driver's SQL is lexed when its literals are removed
    * (the hooks pass their own); by default the producer's `sqlDialect`.
+   *
+   * `dbSession` is the server's id of the connection the query ran on (pg
+   * backend pid, MySQL thread id): with the SHA-256 of `sql`, it is what
+   * the database-side cross-check matches the server's audit log on.
    */
-  record(reads: readonly TableRead[], sql: string | undefined, database: string, context?: AuditScope, dialect?: SqlDialect): Promise<void> | undefined
+  record(reads: readonly TableRead[], sql: string | undefined, database: string, context?: AuditScope, dialect?: SqlDialect, dbSession?: string): Promise<void> | undefined
   stats(): Readonly<ReadRecorderStats>
 }
 
@@ -87,6 +92,19 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
     return fp
   }
 
+  // The same bound for the statement digests: one SHA-256 per distinct text.
+  const digests = new Map<string, string>()
+  function digestOf(sql: string | undefined): string | undefined {
+    if (sql === undefined) return undefined
+    let digest = digests.get(sql)
+    if (digest === undefined) {
+      digest = createHash('sha256').update(sql).digest('hex')
+      if (digests.size >= FINGERPRINT_CACHE_SIZE) digests.clear()
+      digests.set(sql, digest)
+    }
+    return digest
+  }
+
   function refuse(err: Error): never {
     stats.refused += 1
     throw err
@@ -119,7 +137,7 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
   return Object.freeze({
     config,
     table: (name: string) => config.tables[name],
-    record(reads: readonly TableRead[], sql: string | undefined, database: string, context = currentAuditScope(), dialect: SqlDialect = producer.config.sqlDialect): Promise<void> | undefined {
+    record(reads: readonly TableRead[], sql: string | undefined, database: string, context = currentAuditScope(), dialect: SqlDialect = producer.config.sqlDialect, dbSession?: string): Promise<void> | undefined {
       if (reads.length === 0) return undefined
       for (const read of reads) {
         if (read.rowCount > config.maxRowsPerRead) {
@@ -143,6 +161,8 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
         stats.anonymous += 1
       }
       const queryFingerprint = fingerprintOf(sql, dialect)
+      // Only with a session id: without one there is nothing to match on.
+      const statementDigest = dbSession === undefined ? undefined : digestOf(sql)
       let durable: Promise<unknown>[] | undefined
       const principal = context?.principal ?? systemPrincipal
       for (const read of reads) {
@@ -160,6 +180,8 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
           rowCount: read.rowCount,
           recordIdsComplete: read.recordIdsComplete,
           queryFingerprint,
+          dbSession,
+          statementDigest,
         }
         stats.recorded += 1
         if (read.policy === 'fail-closed') {

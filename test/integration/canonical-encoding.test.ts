@@ -9,7 +9,7 @@ import { openTestStore } from '../helpers/store.js'
 
 /**
  * The chain hash is only checkable inside ClickHouse if our RowBinary bytes
- * are exactly the bytes formatRowNoNewline('RowBinary', …) produces. Rows
+ * are exactly the bytes formatRow('RowBinary', …) produces. Rows
  * with edge values go in through the real ingest path and come back hashed by
  * ClickHouse.
  */
@@ -60,7 +60,7 @@ describe('canonical encoding equals ClickHouse RowBinary', () => {
     expect(rows.at(-1)!.stored.toLowerCase()).toBe(linked.head.hash.toString('hex'))
   })
 
-  it('column by column: our bytes equal formatRowNoNewline of the stored value', async () => {
+  it('column by column: our bytes equal formatRow of the stored value', async () => {
     const store = await openTestStore()
     const event = makeEvent(edgeRows[1])
     // Event 3 of a signed batch of 5: every column holds a value other than its default.
@@ -78,7 +78,7 @@ describe('canonical encoding equals ClickHouse RowBinary', () => {
       schema_version: 2,
       key_id: keyId,
     })
-    const select = ACCESS_LOG_COLUMNS.map((c) => `hex(formatRowNoNewline('RowBinary', ${c.name})) AS ${c.name}`).join(', ')
+    const select = ACCESS_LOG_COLUMNS.map((c) => `hex(formatRow('RowBinary', ${c.name})) AS ${c.name}`).join(', ')
     const [stored] = await store.queryRows<Record<string, string>>(`SELECT ${select} FROM ${store.table('access_log')}`)
     const [read] = await store.queryRows<{ message_index: number; message_events: number; key_id: string }>(`SELECT message_index, message_events, key_id FROM ${store.table('access_log')}`)
     expect(read).toEqual({ message_index: 2, message_events: 5, key_id: keyId })

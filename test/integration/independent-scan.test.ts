@@ -140,7 +140,7 @@ describe('independent scan over a real store', () => {
       query_params: { c: chain },
     })
 
-    // Row by row, self_ok is exactly ClickHouse's `hash = SHA256(formatRowNoNewline(...))`.
+    // Row by row, self_ok is exactly ClickHouse's `hash = SHA256(formatRow(...))`.
     // (An alias named hash would shadow the column inside HASH_SQL.)
     const byClickHouse = await store.queryRows<{ seq: number; ok: number; hash_hex: string }>(
       `SELECT seq, hash = ${HASH_SQL} AS ok, lower(hex(hash)) AS hash_hex FROM ${table} WHERE chain_id = {c:String} ORDER BY seq, hash`,

@@ -34,13 +34,32 @@ describe('insertRowBinary on the embedded engine', () => {
     await store.insertRowBinary('access_log', linked.rows, linked.count)
 
     const rows = await store.queryRows<{ stored: string; recomputed: string; bytes: string }>(
-      `SELECT hex(hash) AS stored, hex(${HASH_SQL}) AS recomputed, hex(formatRowNoNewline('RowBinary', ${STORED_COLUMN_NAMES.join(', ')})) AS bytes
+      `SELECT hex(hash) AS stored, hex(${HASH_SQL}) AS recomputed, hex(formatRow('RowBinary', ${STORED_COLUMN_NAMES.join(', ')})) AS bytes
        FROM ${store.table('access_log')} ORDER BY seq`,
     )
     expect(rows).toHaveLength(50)
     for (const r of rows) expect(r.recomputed).toBe(r.stored)
     expect(rows.map((r) => r.bytes).join('')).toBe(linked.rows.toString('hex').toUpperCase())
     expect(rows.at(-1)!.stored.toLowerCase()).toBe(linked.head.hash.toString('hex'))
+  })
+
+  it('reads back a row whose last byte is 0x0A whole (formatRowNoNewline would drop it)', async () => {
+    const store = await openTestStore()
+    // Link one-event chains until the hash (the row's last 32 bytes) ends in
+    // a newline byte: 1 in 256, so a few hundred tries at most.
+    let linked = link('rb/nl', 1)
+    for (let i = 0; linked.head.hash.at(-1) !== 0x0a; i++) {
+      if (i > 10_000) throw new Error('no hash ending in 0x0A in 10,000 tries')
+      linked = link('rb/nl', 1)
+    }
+    await store.insertRowBinary('access_log', linked.rows, linked.count)
+    const [row] = await store.queryRows<{ exact: string; stripped: string }>(
+      `SELECT hex(formatRow('RowBinary', ${STORED_COLUMN_NAMES.join(', ')})) AS exact,
+              hex(formatRowNoNewline('RowBinary', ${STORED_COLUMN_NAMES.join(', ')})) AS stripped
+       FROM ${store.table('access_log')}`,
+    )
+    expect(row!.exact).toBe(linked.rows.toString('hex').toUpperCase())
+    expect(row!.stripped).toBe(linked.rows.subarray(0, -1).toString('hex').toUpperCase())
   })
 
   it('feeds the materialised views as the old JSON path did', async () => {

@@ -18,6 +18,15 @@ const SIGNATURE_END = SIGNATURE_OFFSET + SIGNATURE_BYTES
 const DOMAIN = Buffer.from('readtrail/access-batch/v2\0', 'utf8')
 
 /**
+ * The domain of another kind of signed batch (a database-audit batch, an
+ * alert batch): a signature made for one kind never verifies as another,
+ * whatever topic it is copied to.
+ */
+export function batchDomain(kind: string): Buffer {
+  return Buffer.from(`readtrail/${kind}/v1\0`, 'utf8')
+}
+
+/**
  * SHA-256 of what a batch signature covers: the domain, the topic (a signed
  * batch copied into another readtrail topic does not verify there), the
  * header, and every byte after the signature. Ed25519 then signs these 32
@@ -25,9 +34,9 @@ const DOMAIN = Buffer.from('readtrail/access-batch/v2\0', 'utf8')
  * cost of signing a 1,000-event message whole (Ed25519 hashes its input
  * twice with SHA-512; SHA-256 here runs once, on the CPU's SHA extensions).
  */
-export function batchDigest(topic: string, message: Buffer): Buffer {
+export function batchDigest(topic: string, message: Buffer, domain: Buffer = DOMAIN): Buffer {
   const h = createHash('sha256')
-  h.update(DOMAIN)
+  h.update(domain)
   h.update(topic, 'utf8')
   // Kafka topic names cannot hold NUL: the separator makes the input unambiguous.
   h.update('\0')
@@ -37,8 +46,8 @@ export function batchDigest(topic: string, message: Buffer): Buffer {
 }
 
 /** Signs a framed batch in place (its signature bytes were left zero). */
-export function signBatch(topic: string, message: Buffer, privateKey: KeyObject): void {
-  sign(null, batchDigest(topic, message), privateKey).copy(message, SIGNATURE_OFFSET)
+export function signBatch(topic: string, message: Buffer, privateKey: KeyObject, domain: Buffer = DOMAIN): void {
+  sign(null, batchDigest(topic, message, domain), privateKey).copy(message, SIGNATURE_OFFSET)
 }
 
 /** The signature bytes of a framed batch (a view, not a copy). */
@@ -54,7 +63,7 @@ export function isUnsigned(message: Buffer): boolean {
 }
 
 /** True only if `publicKey` signed exactly this message for this topic. */
-export function verifyBatch(topic: string, message: Buffer, publicKey: KeyObject): boolean {
+export function verifyBatch(topic: string, message: Buffer, publicKey: KeyObject, domain: Buffer = DOMAIN): boolean {
   if (message.length < SIGNATURE_END) return false
-  return verify(null, batchDigest(topic, message), publicKey, signatureOf(message))
+  return verify(null, batchDigest(topic, message, domain), publicKey, signatureOf(message))
 }

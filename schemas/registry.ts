@@ -21,8 +21,12 @@ export interface SchemaRegistry {
   resolverFor(writer: SchemaVersion): avro.Resolver | undefined
 }
 
-/** The schema families released in schemas/avro: single events (wire v1) and signed batches (wire v2). */
-export type SchemaFamily = 'access-event' | 'access-batch'
+/**
+ * The schema families released in schemas/avro: single events (wire v1),
+ * signed batches (wire v2 on), and the two side streams with chains of their
+ * own: a database's audit log entries and extraction-guard alerts.
+ */
+export type SchemaFamily = 'access-event' | 'access-batch' | 'db-audit-batch' | 'alert-batch'
 
 const fileRe = (family: SchemaFamily) => new RegExp(`^${family}\\.v(\\d+)\\.avsc$`)
 

@@ -146,7 +146,7 @@ async function runWorker(setup: WorkerSetup): Promise<void> {
         const ids = input.recordIds.length
         hook.idsEnqueued += ids
         hook.sample ??= { table: input.resource.table, columns: [...input.columns], recordIds: input.recordIds.slice(0, 5).map(String), rowCount: input.rowCount }
-        real.enqueueParsedRead(input, (err, durability) => {
+        return real.enqueueParsedRead(input, (err, durability) => {
           if (err) hook.failed += 1
           else if (durability === 'outbox') hook.toOutbox += 1
           else {

@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   HOOK_TABLE_UNKNOWN: 'A table named in the hook configuration does not exist in the database the hook was attached to (or has no primary key and none was configured).',
   RECORD_IDS_INCOMPLETE: 'In strict mode, a query returned rows of a sensitive table without its primary key columns, so the records read cannot be named; the read was refused.',
   AUDIT_UNAVAILABLE: 'A read of a fail-closed table was refused because its audit event could not be made durable (broker acknowledgement or outbox fsync) within the deadline; the caller received no rows.',
+  EXTRACTION_LIMIT: 'A hooked read would have taken its principal past an extraction-guard budget (records per minute or per hour of a table or table group) whose action is refuse, or throttle past its bound; the caller received no rows, and the read is recorded with outcome denied, naming the records it would have returned.',
+  GUARD_UNAVAILABLE: 'The extraction guard could not check a read against its budget (the shared budget store, Redis, did not answer within the guard timeout, or the in-process store is at its principal bound) and the budget fails closed; the caller received no rows.',
   OUTBOX_FULL: 'The local outbox reached its size bound while Kafka was unavailable; the event was not written (fail-closed reads are refused, fail-open reads are counted and logged as unrecorded).',
   OUTBOX_UNAVAILABLE: 'The local outbox directory could not be created, written or fsync\'d.',
   OUTBOX_LOCKED: 'The outbox directory is owned by another live process (the message names its pid); each process needs its own outbox directory.',
@@ -98,4 +100,5 @@ export const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'OUTBOX_LOCKED',
   'OWNER_BUSY',
   'PRODUCER_OVERLOADED',
+  'GUARD_UNAVAILABLE',
 ])

@@ -20,6 +20,7 @@ import { startDeliveryThread } from './delivery-thread.js'
 import { openDelivery } from './open-delivery.js'
 import { ProducerError } from './errors.js'
 import { loadProducerSigningKey } from './signing-key.js'
+import { createAlertPublisher, type AlertDraft, type AlertPublisher, type AlertStats } from './guard/alert-publisher.js'
 
 /** What recordRead resolves with once the broker has acknowledged every part. */
 export interface RecordedRead {
@@ -46,10 +47,20 @@ export interface AuditProducer {
    * when the hooks were configured, record id lengths by the caller):
    * no second schema parse and no promise per read, the cost a hook adds
    * to every query. `settle` runs once, when every part is durable or the
-   * first one failed. Throws what encoding throws (READ_TOO_LARGE).
+   * first one failed. Returns the read's id (what a guard alert names).
+   * Throws what encoding throws (READ_TOO_LARGE).
    * @internal
    */
-  enqueueParsedRead(input: ParsedReadInput, settle: (err: Error | undefined, durability?: Durability) => void): void
+  enqueueParsedRead(input: ParsedReadInput, settle: (err: Error | undefined, durability?: Durability) => void): string
+  /**
+   * Queues an extraction-guard alert for `<topic>.alerts`, signed with this
+   * producer's key under its producer id and service, on its Kafka client.
+   * Never throws: an alert that cannot be published is logged and counted
+   * (alertStats). @internal
+   */
+  publishAlert(draft: AlertDraft): void
+  /** Alerts published, failed and dropped. @internal */
+  alertStats(): Readonly<AlertStats>
   /** Resolves when every read accepted so far is durable (acknowledged or in the outbox) or failed. */
   flush(): Promise<void>
   /** Resolves when the outbox is empty, or false after timeoutMs (true at once without an outbox). */
@@ -103,11 +114,15 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
   const producerId = config.producerId ?? `${config.service.slice(0, 160)}:${hostname().slice(0, 64)}:${process.pid}:${randomUUID().slice(0, 8)}`
   // Loaded (and its file's permissions checked) before anything connects: a bad key fails the start, not the first read.
   const signingKey = config.signingKey === undefined ? undefined : loadProducerSigningKey(config.signingKey)
-  if (config.wireVersion === 2 && !signingKey) logger.warn('no signingKey: batches go unsigned, and a chain writer refuses them unless it allows unsigned producers (migration only)')
+  if (config.wireVersion !== 1 && !signingKey) logger.warn('no signingKey: batches go unsigned, and a chain writer refuses them unless it allows unsigned producers (migration only)')
   const framer =
-    config.wireVersion === 2
-      ? createBatchCodec(options.batchRegistry ?? loadSchemaRegistry(undefined, 'access-batch')).framer({ keyId: signingKey?.keyId ?? '', producerId, service: config.service, environment: config.environment })
+    config.wireVersion !== 1
+      ? createBatchCodec(options.batchRegistry ?? loadSchemaRegistry(undefined, 'access-batch')).framer({ keyId: signingKey?.keyId ?? '', producerId, service: config.service, environment: config.environment }, config.wireVersion)
       : undefined
+  // The client on this thread: the caller's, the delivery's, or (worker
+  // delivery) one made only if alerts are published.
+  let kafka: Kafka | undefined = options.kafka
+  const kafkaHere = (): Kafka => (kafka ??= createKafka(config.kafka, root))
   // A Kafka client passed in cannot cross threads: its delivery stays here.
   const delivery: Delivery =
     config.deliveryThread === 'worker' && !options.kafka
@@ -115,7 +130,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
           { kafka: config.kafka, topic: config.topic, ackTimeoutMs: config.ackTimeoutMs, compression: config.compression, maxBatchMessages: config.maxBatchMessages, maxBatchBytes: config.maxBatchBytes, outbox: config.outbox },
           root,
         )
-      : await openDelivery(config, options.kafka ?? createKafka(config.kafka, root), root)
+      : await openDelivery(config, kafkaHere(), root)
   if (!config.outbox) {
     // Without an outbox an unreachable broker is an error now, not at the
     // first read. With one, the application starts and reads go there.
@@ -138,6 +153,9 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
   let timer: NodeJS.Timeout | undefined
   let sending: Promise<void> | undefined
   let lastFailure: string | undefined
+  let alerts: AlertPublisher | undefined
+  const noAlerts: AlertStats = { published: 0, failed: 0, dropped: 0 }
+  const alertLog = componentLogger(root, 'readtrail-guard')
   const eventContext = {
     service: config.service,
     environment: config.environment,
@@ -299,9 +317,28 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
         enqueue(encoded, (err, durability) => (err ? reject(err) : resolve({ readId, eventIds, producerSeqs, durability: durability! }))),
       )
     },
-    enqueueParsedRead(input: ParsedReadInput, settle: (err: Error | undefined, durability?: Durability) => void): void {
+    enqueueParsedRead(input: ParsedReadInput, settle: (err: Error | undefined, durability?: Durability) => void): string {
       if (closed) throw new ProducerError('PRODUCER_CLOSED', 'recordRead after close()')
-      enqueue(encodeRead(input), settle)
+      const encoded = encodeRead(input)
+      enqueue(encoded, settle)
+      return encoded.readId
+    },
+    publishAlert(draft: AlertDraft): void {
+      if (!signingKey || closed) {
+        // Side batches are never unsigned: without a key there is no alert a writer would store.
+        noAlerts.failed += 1
+        alertLog.error({ budget: draft.budget, action: draft.action, failed: noAlerts.failed }, closed ? 'guard alert after close(): NOT published' : 'guard alert NOT published: the producer has no signingKey')
+        return
+      }
+      alerts ??= createAlertPublisher(
+        { kafka: kafkaHere(), topic: config.topic, origin: { keyId: signingKey.keyId, producerId, service: config.service }, privateKey: signingKey.privateKey, environment: config.environment, ackTimeoutMs: config.ackTimeoutMs },
+        alertLog,
+      )
+      alerts.publish(draft)
+    },
+    alertStats: () => {
+      const s = alerts?.stats()
+      return { published: s?.published ?? 0, failed: (s?.failed ?? 0) + noAlerts.failed, dropped: s?.dropped ?? 0 }
     },
     async flush() {
       while (queue.length > 0 || sending) {
@@ -319,6 +356,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
       if (closed) return
       closed = true
       await this.flush()
+      await alerts?.close()
       await delivery.close()
     },
   })

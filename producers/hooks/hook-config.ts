@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { LIMITS } from '../../schemas/access-event.js'
+import { GuardConfig } from '../guard/guard-config.js'
 
 const name = z.string().min(1).max(LIMITS.name)
 
@@ -61,8 +62,25 @@ export const AuditHookConfig = z
      * against bulk extraction as much as a memory bound). @default 1000000
      */
     maxRowsPerRead: z.number().int().min(1).max(100_000_000).default(1_000_000),
+    /**
+     * The extraction guard: per-principal budgets of records per minute and
+     * per hour, checked before a read's rows reach the caller
+     * (producers/guard). @default none: no budget
+     */
+    guard: GuardConfig.optional(),
   })
   .strict()
+  .superRefine((config, ctx) => {
+    // A budget naming a table the hooks do not watch would never count a
+    // read: a typo there is a budget that silently does nothing.
+    for (const [budget, { tables }] of Object.entries(config.guard?.budgets ?? {})) {
+      tables.forEach((table, i) => {
+        if (!Object.hasOwn(config.tables, table)) {
+          ctx.addIssue({ code: 'custom', path: ['guard', 'budgets', budget, 'tables', i], message: `${table} is not one of the sensitive tables (${Object.keys(config.tables).join(', ')}); name it exactly as in tables` })
+        }
+      })
+    }
+  })
 
 export type AuditHookConfig = z.output<typeof AuditHookConfig>
 export type AuditHookConfigInput = z.input<typeof AuditHookConfig>

@@ -11,6 +11,8 @@ import type { ParsedReadInput } from '../../schemas/read-input.js'
 import { AuditHookConfig, type AuditHookConfigInput, type SensitiveTable } from './hook-config.js'
 import { AuditUnavailableError, HookError } from './errors.js'
 import type { TableRead } from './table-read.js'
+import type { ExtractionGuard, GuardFinding, GuardPrincipal, GuardRead, GuardStats, GuardVerdict } from '../guard/extraction-guard.js'
+import { openExtractionGuard } from '../guard/open-guard.js'
 
 export interface ReadRecorderStats {
   /** Reads handed to the producer. */
@@ -21,8 +23,12 @@ export interface ReadRecorderStats {
   anonymous: number
   /** Fail-open reads whose event could not be made durable: each was logged with its code. */
   unrecorded: number
-  /** Reads refused before the caller saw a row (fail-closed, strict mode, oversize). */
+  /** Reads refused before the caller saw a row (fail-closed, strict mode, oversize, extraction guard). */
   refused: number
+  /** Reads recorded with outcome `denied` (refused by the extraction guard). */
+  denied: number
+  /** The extraction guard's counts (zero without a guard). */
+  guard: Readonly<GuardStats>
 }
 
 /**
@@ -55,6 +61,8 @@ export interface ReadRecorder {
    */
   record(reads: readonly TableRead[], sql: string | undefined, database: string, context?: AuditScope, dialect?: SqlDialect, dbSession?: string): Promise<void> | undefined
   stats(): Readonly<ReadRecorderStats>
+  /** Closes what the recorder opened (the guard's Redis connection); the producer stays open. */
+  close(): Promise<void>
 }
 
 export interface ReadRecorderOptions {
@@ -74,7 +82,9 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
   const config = parseConfig(AuditHookConfig, configInput, 'audit hook')
   assertDurableInTime(config, producer.config)
   const log = componentLogger(options.logger ?? silentLogger(), 'audit-hook')
-  const stats: ReadRecorderStats = { recorded: 0, withoutContext: 0, anonymous: 0, unrecorded: 0, refused: 0 }
+  const stats: Omit<ReadRecorderStats, 'guard'> = { recorded: 0, withoutContext: 0, anonymous: 0, unrecorded: 0, refused: 0, denied: 0 }
+  const guard: ExtractionGuard | undefined = config.guard && openGuard(config, producer, options.logger)
+  const noGuard: GuardStats = Object.freeze({ checked: 0, alerted: 0, throttled: 0, refused: 0, unchecked: 0, unavailable: 0 })
   // One cache per dialect: the same text lexes differently in each.
   const fingerprints: Record<SqlDialect, Map<string, string>> = { postgres: new Map(), mysql: new Map() }
   const systemPrincipal = Object.freeze({ id: producer.config.service, type: 'system' as const })
@@ -122,16 +132,90 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
    * from the database; one longer than the schema allows sends the read
    * through the validating path, which refuses it with INPUT_INVALID.
    */
-  function enqueue(input: ParsedReadInput, settle: (err: Error | undefined) => void): void {
+  function enqueue(input: ParsedReadInput, settle: (err: Error | undefined) => void, onReadId?: (readId: string) => void): void {
     try {
       if (input.recordIds.some((id) => (id as string).length > LIMITS.recordId)) {
-        producer.recordRead(input).then(() => settle(undefined), settle)
+        producer.recordRead(input).then((r) => {
+          onReadId?.(r.readId)
+          settle(undefined)
+        }, (err: Error) => {
+          onReadId?.('')
+          settle(err)
+        })
         return
       }
-      producer.enqueueParsedRead(input, settle)
+      const readId = producer.enqueueParsedRead(input, settle)
+      onReadId?.(typeof readId === 'string' ? readId : '')
     } catch (err) {
+      onReadId?.('')
       settle(err as Error)
     }
+  }
+
+  /** The event input of each table read, with the query's fingerprint and digest, as `outcome`. */
+  function inputsOf(reads: readonly TableRead[], sql: string | undefined, database: string, context: AuditScope | undefined, dialect: SqlDialect, dbSession: string | undefined, outcome: 'success' | 'denied'): ParsedReadInput[] {
+    const queryFingerprint = fingerprintOf(sql, dialect)
+    // Only with a session id: without one there is nothing to match on.
+    const statementDigest = dbSession === undefined ? undefined : digestOf(sql)
+    const principal = context?.principal ?? systemPrincipal
+    return reads.map((read) => ({
+      principal,
+      sessionId: context?.sessionId,
+      clientIp: context?.clientIp,
+      purpose: context?.purpose,
+      traceId: context?.traceId,
+      action: 'read',
+      outcome,
+      resource: { database: config.database ?? read.database ?? database, table: read.table },
+      columns: read.columns,
+      recordIds: read.recordIds,
+      rowCount: read.rowCount,
+      recordIdsComplete: read.recordIdsComplete,
+      queryFingerprint,
+      dbSession,
+      statementDigest,
+    }))
+  }
+
+  /** Publishes the guard's alerts, each naming the read of its table (once its id is known). */
+  function alertsFor(findings: readonly GuardFinding[], inputs: readonly ParsedReadInput[], principal: GuardPrincipal): ((table: string, readId: string) => void) | undefined {
+    if (findings.length === 0) return undefined
+    return (table, readId) => {
+      const input = inputs.find((i) => i.resource.table === table)
+      for (const f of findings) {
+        if (f.table !== table) continue
+        producer.publishAlert({
+          principal_id: principal.id,
+          principal_type: principal.type,
+          db_name: input?.resource.database ?? '',
+          table_name: f.table,
+          budget: f.budget,
+          window_seconds: f.windowSeconds,
+          limit: f.limit,
+          observed: f.observed,
+          action: f.action,
+          read_id: readId,
+          records_in_read: f.recordsInRead,
+          detail: f.detail,
+        })
+      }
+    }
+  }
+
+  /**
+   * A read the guard refused: recorded with outcome `denied`, naming the
+   * records the caller would have received (what an investigation of an
+   * attempted extraction needs), then the refusal thrown. Not held for
+   * durability: the caller gets no rows whatever happens to the event.
+   */
+  function deny(reads: readonly TableRead[], sql: string | undefined, database: string, context: AuditScope | undefined, dialect: SqlDialect, dbSession: string | undefined, verdict: GuardVerdict, principal: GuardPrincipal): never {
+    const inputs = inputsOf(reads, sql, database, context, dialect, dbSession, 'denied')
+    const alert = alertsFor(verdict.findings, inputs, principal)
+    for (const input of inputs) {
+      stats.denied += 1
+      enqueue(input, (err) => err && onFailOpenError(input.resource.table, err), alert && ((readId) => alert(input.resource.table, readId)))
+    }
+    return refuse(verdict.refusal!)
   }
 
   return Object.freeze({
@@ -160,41 +244,64 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
         // through; the request's address and trace make it attributable.
         stats.anonymous += 1
       }
-      const queryFingerprint = fingerprintOf(sql, dialect)
-      // Only with a session id: without one there is nothing to match on.
-      const statementDigest = dbSession === undefined ? undefined : digestOf(sql)
-      let durable: Promise<unknown>[] | undefined
-      const principal = context?.principal ?? systemPrincipal
-      for (const read of reads) {
-        const input: ParsedReadInput = {
-          principal,
-          sessionId: context?.sessionId,
-          clientIp: context?.clientIp,
-          purpose: context?.purpose,
-          traceId: context?.traceId,
-          action: 'read',
-          outcome: 'success',
-          resource: { database: config.database ?? read.database ?? database, table: read.table },
-          columns: read.columns,
-          recordIds: read.recordIds,
-          rowCount: read.rowCount,
-          recordIdsComplete: read.recordIdsComplete,
-          queryFingerprint,
-          dbSession,
-          statementDigest,
-        }
-        stats.recorded += 1
-        if (read.policy === 'fail-closed') {
-          ;(durable ??= []).push(new Promise<void>((resolve, reject) => enqueue(input, (err) => (err ? reject(err) : resolve()))))
-        } else {
-          enqueue(input, (err) => err && onFailOpenError(read.table, err))
-        }
+      const principal: GuardPrincipal = guardPrincipal(context)
+      const verdict = guard?.check(guardReads(reads), principal)
+      if (verdict === undefined) return release(reads, sql, database, context, dialect, dbSession, undefined, principal)
+      if (!(verdict instanceof Promise)) {
+        if (verdict.refusal) deny(reads, sql, database, context, dialect, dbSession, verdict, principal)
+        return release(reads, sql, database, context, dialect, dbSession, verdict.findings, principal)
       }
-      if (durable === undefined) return undefined
-      return untilDurable(durable, config.durableWithinMs).catch((err: unknown) => refuse(err as Error))
+      // Redis asked, or a throttled read waits: the rows wait for the answer.
+      return verdict.then((v) => {
+        if (v.refusal) deny(reads, sql, database, context, dialect, dbSession, v, principal)
+        return release(reads, sql, database, context, dialect, dbSession, v.findings, principal)
+      })
     },
-    stats: () => ({ ...stats }),
+    stats: () => ({ ...stats, guard: guard?.stats() ?? noGuard }),
+    close: async () => {
+      await guard?.close()
+    },
   })
+
+  /** Records a read the caller may have, under its tables' policies (what record did before the guard). */
+  function release(reads: readonly TableRead[], sql: string | undefined, database: string, context: AuditScope | undefined, dialect: SqlDialect, dbSession: string | undefined, findings: readonly GuardFinding[] | undefined, principal: GuardPrincipal): Promise<void> | undefined {
+    const inputs = inputsOf(reads, sql, database, context, dialect, dbSession, 'success')
+    const alert = findings && alertsFor(findings, inputs, principal)
+    let durable: Promise<unknown>[] | undefined
+    for (let i = 0; i < reads.length; i++) {
+      const read = reads[i]!
+      const input = inputs[i]!
+      const onReadId = alert && ((readId: string) => alert(read.table, readId))
+      stats.recorded += 1
+      if (read.policy === 'fail-closed') {
+        ;(durable ??= []).push(new Promise<void>((resolve, reject) => enqueue(input, (err) => (err ? reject(err) : resolve()), onReadId)))
+      } else {
+        enqueue(input, (err) => err && onFailOpenError(read.table, err), onReadId)
+      }
+    }
+    if (durable === undefined) return undefined
+    return untilDurable(durable, config.durableWithinMs).catch((err: unknown) => refuse(err as Error))
+  }
+
+  function guardPrincipal(context: AuditScope | undefined): GuardPrincipal {
+    const p = context?.principal ?? systemPrincipal
+    // Anonymous requests share the service's principal: counted per client address, or one anonymous scraper would spend every visitor's budget.
+    return { id: p.id, type: p.type, anonymousIp: context !== undefined && context.principal === undefined ? (context.clientIp ?? '') : undefined }
+  }
+}
+
+/** What the guard counts of each table read: its records, or its rows when they could not be named. */
+function guardReads(reads: readonly TableRead[]): GuardRead[] {
+  return reads.map((r) => ({ table: r.table, records: r.recordIdsComplete ? r.recordIds.length : r.rowCount }))
+}
+
+function openGuard(config: Readonly<AuditHookConfig>, producer: AuditProducer, logger: Logger | undefined): ExtractionGuard {
+  // Alerts are signed side batches: without the producer's key a refused scraper would leave no alert a writer stores.
+  if (producer.config.signingKey === undefined) {
+    const problem = 'the extraction guard publishes signed alerts: give the producer a signingKey'
+    throw new ConfigError(`invalid audit hook configuration:\n  - guard: ${problem}`, { details: { issues: [{ key: 'guard', problem }] } })
+  }
+  return openExtractionGuard(config.guard!, componentLogger(logger ?? silentLogger(), 'readtrail-guard'))
 }
 
 /**

@@ -197,6 +197,8 @@ export function realisticEvents(count: number, options: { recordIds?: number; pr
       record_ids_complete: true,
       row_count: rows,
       query_fingerprint: 'SELECT id, full_name, birth_date, phone, address FROM applicants WHERE id IN (?+) AND status = ? AND full_name <> ? LIMIT ?',
+      db_session: String(4000 + (i % 32)),
+      statement_digest: 'ab'.repeat(32),
       purpose: 'case-review',
       trace_id: null,
       outcome: 'success',

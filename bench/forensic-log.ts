@@ -95,6 +95,8 @@ function generatedColumns(events: number): Record<string, string> {
     record_ids_complete: 'true',
     row_count: `if(${isScraper}, ${F.scraperIdsPerRead}, ${ids})`,
     query_fingerprint: "'SELECT … FROM t WHERE id IN (?+)'",
+    db_session: "''",
+    statement_digest: "''",
     purpose: `if(${isScraper}, NULL, if(${table} = 'patients' AND cityHash64(number, 'q') % 100 < 3, NULL, 'care'))`,
     trace_id: 'NULL',
     outcome: "'success'",

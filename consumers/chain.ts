@@ -135,7 +135,7 @@ function chainedRow(chainId: string, seq: number, prev: Buffer, entry: ChainEntr
     principal_id: e.principal_id, principal_type: e.principal_type, on_behalf_of: e.on_behalf_of, session_hash: e.session_hash,
     client_ip: e.client_ip, service: e.service, environment: e.environment, action: e.action, db_name: e.db_name, table_name: e.table_name,
     columns: e.columns, record_ids: e.record_ids, record_ids_complete: e.record_ids_complete, row_count: e.row_count,
-    query_fingerprint: e.query_fingerprint, purpose: e.purpose, trace_id: e.trace_id, outcome: e.outcome, producer_id: e.producer_id,
+    query_fingerprint: e.query_fingerprint, db_session: e.db_session, statement_digest: e.statement_digest, purpose: e.purpose, trace_id: e.trace_id, outcome: e.outcome, producer_id: e.producer_id,
     producer_seq: e.producer_seq,
     chain_id: chainId,
     seq,

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net'
-import { ACTIONS, AccessEvent, LIMITS, MAX_LONG, OUTCOMES, PRINCIPAL_TYPES } from '../schemas/access-event.js'
+import { ACTIONS, AccessEvent, DB_SESSION_PATTERN, LIMITS, MAX_LONG, OUTCOMES, PRINCIPAL_TYPES, STATEMENT_DIGEST_PATTERN } from '../schemas/access-event.js'
 
 /** One broken rule, keyed the way common/zod-issues.ts names zod's issues (`record_ids.3`, `(event)` for the whole value). */
 export interface EventIssue {
@@ -134,6 +134,8 @@ class EventWalk {
     this.boolean('record_ids_complete', v['record_ids_complete'], 'record_ids_complete' in v)
     this.integer('row_count', v['row_count'], 'row_count' in v, 0, LONG_MAX)
     this.string('query_fingerprint', v['query_fingerprint'], 'query_fingerprint' in v, NONE, FINGERPRINT_MAX, REQUIRED)
+    this.pattern('db_session', v['db_session'], 'db_session' in v, DB_SESSION_PATTERN, 'must be a decimal connection id or empty')
+    this.pattern('statement_digest', v['statement_digest'], 'statement_digest' in v, STATEMENT_DIGEST_PATTERN, 'must be a lowercase hex SHA-256 or empty')
     this.string('purpose', v['purpose'], 'purpose' in v, NONE, TEXT_MAX, NULLABLE)
     this.string('trace_id', v['trace_id'], 'trace_id' in v, NONE, TEXT_MAX, NULLABLE)
     this.oneOf('outcome', v['outcome'], 'outcome' in v, OUTCOME_VALUES)
@@ -177,6 +179,14 @@ class EventWalk {
     const before = this.total
     if (typeof v !== 'string') this.add(key, -1, expected('a string', v), FATAL)
     else if (!UUID.test(v)) this.add(key, -1, 'must be a lowercase UUID', !FATAL)
+    this.settle(key, before, present)
+  }
+
+  /** z.string().regex(re): the very pattern access-event.ts gives zod, so the two cannot disagree on it. */
+  private pattern(key: string, v: unknown, present: boolean, re: RegExp, problem: string): void {
+    const before = this.total
+    if (typeof v !== 'string') this.add(key, -1, expected('a string', v), FATAL)
+    else if (!re.test(v)) this.add(key, -1, problem, !FATAL)
     this.settle(key, before, present)
   }
 

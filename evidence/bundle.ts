@@ -2,7 +2,7 @@ import { isIP } from 'node:net'
 import { z } from 'zod'
 import { SignedCheckpoint } from '../checkpoints/checkpoint.js'
 import { namedIssues } from '../common/zod-issues.js'
-import { ACTIONS, LIMITS, OUTCOMES, PRINCIPAL_TYPES } from '../schemas/access-event.js'
+import { ACTIONS, DB_SESSION_PATTERN, LIMITS, OUTCOMES, PRINCIPAL_TYPES, STATEMENT_DIGEST_PATTERN } from '../schemas/access-event.js'
 import type { ChainedRow } from '../store/access-log-columns.js'
 import { ipToIPv6Bytes } from '../store/ip.js'
 import { EvidenceError } from './errors.js'
@@ -17,7 +17,8 @@ import { EvidenceError } from './errors.js'
  */
 // v2: the event carries message_index, message_events and key_id, which the
 // row hash covers; a v1 bundle (made before those columns) cannot re-hash.
-export const EVIDENCE_FORMAT = 'readtrail-evidence-v2'
+// v3: and db_session and statement_digest, for the same reason.
+export const EVIDENCE_FORMAT = 'readtrail-evidence-v3'
 
 export const EVIDENCE_LIMITS = Object.freeze({
   /**
@@ -136,6 +137,8 @@ export const EvidenceEvent = z
     record_ids_complete: z.boolean(),
     row_count: safeInt(0),
     query_fingerprint: text(0, LIMITS.fingerprint),
+    db_session: z.string().regex(DB_SESSION_PATTERN, "must be '' or a decimal connection id"),
+    statement_digest: z.string().regex(STATEMENT_DIGEST_PATTERN, "must be '' or 64 lowercase hex digits"),
     purpose: text(0, LIMITS.text).nullable(),
     trace_id: text(0, LIMITS.text).nullable(),
     outcome: z.enum(OUTCOMES),
@@ -228,6 +231,8 @@ export function evidenceEventOf(row: ChainedRow, hash: Buffer): EvidenceEvent {
     record_ids_complete: row.record_ids_complete,
     row_count: row.row_count,
     query_fingerprint: row.query_fingerprint,
+    db_session: row.db_session,
+    statement_digest: row.statement_digest,
     purpose: row.purpose,
     trace_id: row.trace_id,
     outcome: row.outcome,
@@ -269,6 +274,8 @@ export function chainedRowOf(e: EvidenceEvent): ChainedRow {
     record_ids_complete: e.record_ids_complete,
     row_count: e.row_count,
     query_fingerprint: e.query_fingerprint,
+    db_session: e.db_session,
+    statement_digest: e.statement_digest,
     purpose: e.purpose,
     trace_id: e.trace_id,
     outcome: e.outcome,

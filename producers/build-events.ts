@@ -36,6 +36,10 @@ export function buildEvents(input: ParsedReadInput, ctx: EventContext, firstSeq 
   // shape, never data; the cut is marked.
   let fingerprint = input.query !== undefined ? fingerprintQuery(input.query, ctx.sqlDialect) : (input.queryFingerprint ?? '')
   if (fingerprint.length > LIMITS.fingerprint) fingerprint = `${fingerprint.slice(0, LIMITS.fingerprint - 1)}…`
+  // '' when unknown, as the wire and the store hold it: a read not seen by a
+  // hook has no server connection to be matched on.
+  const dbSession = input.dbSession ?? ''
+  const statementDigest = input.statementDigest ?? ''
   // One literal per part, no spread of a shared base: the events stay cheap
   // for V8 to encode on the caller's thread.
   const event = (ids: string[], index: number, count: number): AccessEvent => ({
@@ -59,6 +63,8 @@ export function buildEvents(input: ParsedReadInput, ctx: EventContext, firstSeq 
     record_ids_complete: input.recordIdsComplete,
     row_count: input.rowCount ?? recordIds.length,
     query_fingerprint: fingerprint,
+    db_session: dbSession,
+    statement_digest: statementDigest,
     purpose: input.purpose ?? null,
     trace_id: input.traceId ?? null,
     outcome: input.outcome,
@@ -97,7 +103,7 @@ function dateMicros(date: Date): number {
 /** More than the Avro encoding of the event can take, without encoding it. */
 function upperBoundBytes(e: AccessEvent): number {
   let chars = e.principal_id.length + e.service.length + e.environment.length + e.db_name.length + e.table_name.length
-  chars += e.query_fingerprint.length + e.producer_id.length + (e.on_behalf_of?.length ?? 0) + (e.client_ip?.length ?? 0)
+  chars += e.query_fingerprint.length + e.db_session.length + e.statement_digest.length + e.producer_id.length + (e.on_behalf_of?.length ?? 0) + (e.client_ip?.length ?? 0)
   chars += (e.purpose?.length ?? 0) + (e.trace_id?.length ?? 0)
   for (const c of e.columns) chars += c.length + 1
   return 512 + chars * 3

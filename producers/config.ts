@@ -35,10 +35,13 @@ export const AuditProducerConfig = z
     // KeyObject's constructor is private: zod's instanceof cannot name it.
     signingKey: z.union([z.string().min(1), z.custom<KeyObject>((v) => v instanceof KeyObject, 'must be a path or a private KeyObject')]).optional(),
     /**
-     * 2: signed batches, every read one producer has ready in one message.
-     * 1: one unsigned event per message, for writers not upgraded yet. @default 2
+     * 3: signed batches, every read one producer has ready in one message,
+     * each event carrying the server's connection id and statement digest.
+     * 2: the same batches without those two fields, for chain writers not
+     * upgraded yet (a writer refuses a batch version it does not know).
+     * 1: one unsigned event per message, for writers older still. @default 3
      */
-    wireVersion: z.union([z.literal(1), z.literal(2)]).default(2),
+    wireVersion: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(3),
     /**
      * Encoded events waiting for the broker, in bytes. Past it a read is not
      * queued: PRODUCER_OVERLOADED, which a fail-open table counts as

@@ -3,7 +3,8 @@ import { z } from 'zod'
 
 /**
  * The access event as it travels on Kafka and is stored: the TypeScript twin
- * of schemas/avro/access-event.v1.avsc (test/unit/schema-agreement.test.ts
+ * of the current wire schema's event (schemas/avro/access-batch.v3.avsc, with
+ * the three fields its batch carries once; test/unit/schema-agreement.test.ts
  * proves they agree field by field). Consumers treat every field as
  * attacker-controlled, so the limits here are enforced after decoding too.
  */
@@ -49,6 +50,14 @@ export const LIMITS = Object.freeze({
 export const MAX_LONG = 2 ** 53 - 2
 
 const name = z.string().min(1).max(LIMITS.name)
+/**
+ * The server's connection id, decimal (a PostgreSQL pid, a MySQL thread id:
+ * both below 2^64, so 20 digits), or '' when unknown. The patterns are
+ * exported because consumers/check-event.ts must apply the very same ones.
+ */
+export const DB_SESSION_PATTERN = /^(?:[0-9]{1,20})?$/
+/** SHA-256 in lowercase hex, or '' when unknown. */
+export const STATEMENT_DIGEST_PATTERN = /^(?:[0-9a-f]{64})?$/
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lowercase UUID')
 // Zone ids (fe80::1%eth0) are refused: ClickHouse's IPv6 type cannot store
 // them, and one such row would make it refuse a whole batch.
@@ -79,6 +88,14 @@ export const AccessEvent = z
     record_ids_complete: z.boolean(),
     row_count: z.number().int().min(0).max(MAX_LONG),
     query_fingerprint: z.string().max(LIMITS.fingerprint),
+    /**
+     * With statement_digest, what the database-side cross-check matches the
+     * server's own audit log (pgAudit, server_audit) on. '' rather than null
+     * when unknown, as Avro writes it (a string with a default, so events of
+     * wire versions 1 and 2 resolve to '') and as ClickHouse stores it.
+     */
+    db_session: z.string().regex(DB_SESSION_PATTERN, 'must be a decimal connection id or empty'),
+    statement_digest: z.string().regex(STATEMENT_DIGEST_PATTERN, 'must be a lowercase hex SHA-256 or empty'),
     purpose: z.string().max(LIMITS.text).nullable(),
     trace_id: z.string().max(LIMITS.text).nullable(),
     outcome: z.enum(OUTCOMES),

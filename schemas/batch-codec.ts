@@ -34,7 +34,14 @@ export interface BatchFramer {
 
 export interface BatchCodec {
   readonly current: SchemaVersion
-  framer(origin: BatchOrigin): BatchFramer
+  /**
+   * A framer writing batch version `version` (default: the current one).
+   * An older version is for producers upgraded before their chain writers:
+   * a writer refuses a fingerprint it was not released with, and the fields
+   * the older version lacks are not written. Throws for a version that is
+   * not a released batch version.
+   */
+  framer(origin: BatchOrigin, version?: number): BatchFramer
   /** Throws SchemaError (SCHEMA_FINGERPRINT_UNKNOWN or MESSAGE_MALFORMED). Does not check the signature. */
   decode(message: Buffer): DecodedBatch
   /** Whether a released batch version wrote this fingerprint. */
@@ -54,16 +61,18 @@ interface RawBatch {
 
 export function createBatchCodec(registry: SchemaRegistry, options: CodecOptions = {}): BatchCodec {
   const current = registry.current
-  const type = current.type as avro.types.RecordType
-  const eventsField = type.fields.find((f) => f.name === 'events')
-  if (!eventsField) throw new Error(`access-batch v${current.version} has no events field`)
-  const eventType = (eventsField.type as avro.types.ArrayType).itemsType
-  const header = singleObjectHeader(current.fingerprint)
   const decoder = createFrameDecoder(registry, ACCESS_BATCH_BOUNDS, 'access batch', options)
   return Object.freeze({
     current,
     knows: decoder.knows,
-    framer(origin: BatchOrigin): BatchFramer {
+    framer(origin: BatchOrigin, version: number = current.version): BatchFramer {
+      const written = registry.versions.find((v) => v.version === version)
+      if (!written) throw new Error(`access-batch v${version} is not a released batch version (${registry.versions.map((v) => `v${v.version}`).join(', ')})`)
+      const type = written.type as avro.types.RecordType
+      const eventsField = type.fields.find((f) => f.name === 'events')
+      if (!eventsField) throw new Error(`access-batch v${written.version} has no events field`)
+      const eventType = (eventsField.type as avro.types.ArrayType).itemsType
+      const header = singleObjectHeader(written.fingerprint)
       // The record with no events, less its signature and the empty array's
       // 0: the origin's bytes, the same in every message of this producer.
       const empty = type.toBuffer({ signature: Buffer.alloc(SIGNATURE_BYTES), key_id: origin.keyId, producer_id: origin.producerId, service: origin.service, environment: origin.environment, events: [] })
@@ -73,10 +82,11 @@ export function createBatchCodec(registry: SchemaRegistry, options: CodecOptions
         overhead,
         encodeEvent(event: AccessEvent): Buffer {
           try {
-            // avsc writes the item's own fields and ignores the three the batch carries.
+            // avsc writes the item's own fields and ignores the three the
+            // batch carries (and, for an older version, the ones it lacks).
             return eventType.toBuffer(event)
           } catch (cause) {
-            throw new SchemaError('EVENT_INVALID', `event does not fit access-batch v${current.version}: ${(cause as Error).message}`, { cause })
+            throw new SchemaError('EVENT_INVALID', `event does not fit access-batch v${written.version}: ${(cause as Error).message}`, { cause })
           }
         },
         frame(bodies: readonly Buffer[], bodyBytes: number): Buffer {
@@ -112,7 +122,7 @@ export function createBatchCodec(registry: SchemaRegistry, options: CodecOptions
         principal_id: e.principal_id, principal_type: e.principal_type, on_behalf_of: e.on_behalf_of, session_hash: e.session_hash,
         client_ip: e.client_ip, service: raw.service, environment: raw.environment, action: e.action, db_name: e.db_name, table_name: e.table_name,
         columns: e.columns, record_ids: e.record_ids, record_ids_complete: e.record_ids_complete, row_count: e.row_count,
-        query_fingerprint: e.query_fingerprint, purpose: e.purpose, trace_id: e.trace_id, outcome: e.outcome, producer_id: raw.producer_id,
+        query_fingerprint: e.query_fingerprint, db_session: e.db_session, statement_digest: e.statement_digest, purpose: e.purpose, trace_id: e.trace_id, outcome: e.outcome, producer_id: raw.producer_id,
         producer_seq: e.producer_seq,
       }))
       return { origin, events, writer }

@@ -44,9 +44,24 @@ export function createCodec(registry: SchemaRegistry, options: CodecOptions = {}
     },
     decode(message: Buffer): DecodedMessage {
       const { value, writer } = decoder.decode(message)
-      return { event: value, writer }
+      return { event: withoutConnectionKey(value), writer }
     },
   })
+}
+
+/**
+ * Wire 1 predates the database-side cross-check: its events carry no server
+ * connection id or statement digest. They get the '' a v3 batch's resolver
+ * gives a v2 event, so the writer validates and stores events of every wire
+ * version as one AccessEvent shape. A field the writer's schema does have is
+ * left as decoded.
+ */
+function withoutConnectionKey(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  const event = value as Record<string, unknown>
+  if (!('db_session' in event)) event['db_session'] = ''
+  if (!('statement_digest' in event)) event['statement_digest'] = ''
+  return event
 }
 
 /** The 10 bytes single-object encoding puts before a body written with the schema of `fingerprint`. */

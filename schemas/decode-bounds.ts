@@ -26,6 +26,10 @@ const chars = (n: number): DecodeBound => Object.freeze({ maxBytes: n * UTF8_BYT
 /** Fixed-size values (numbers, enums, booleans, fixed): nothing to bound beyond the schema. */
 const FIXED: DecodeBound = Object.freeze({})
 const UUID_LENGTH = 36
+/** DB_SESSION_PATTERN's most digits: a 64-bit connection id. */
+const DB_SESSION_LENGTH = 20
+/** A SHA-256 in hex. */
+const DIGEST_LENGTH = 64
 
 /**
  * Bounds of every access-event field, derived from the zod limits in
@@ -55,6 +59,8 @@ export const ACCESS_EVENT_BOUNDS: Readonly<Record<string, DecodeBound>> = Object
   record_ids_complete: FIXED,
   row_count: FIXED,
   query_fingerprint: chars(LIMITS.fingerprint),
+  db_session: chars(DB_SESSION_LENGTH),
+  statement_digest: chars(DIGEST_LENGTH),
   purpose: chars(LIMITS.text),
   trace_id: chars(LIMITS.text),
   outcome: FIXED,
@@ -69,7 +75,7 @@ export const ACCESS_EVENT_BOUNDS: Readonly<Record<string, DecodeBound>> = Object
  */
 export const MAX_EVENTS_PER_BATCH = 100_000
 
-/** Bounds of a batch's fields (wire v2): its events are bounded as access events are. */
+/** Bounds of a batch's fields (wire v2 on): its events are bounded as access events are. */
 export const ACCESS_BATCH_BOUNDS: Readonly<Record<string, DecodeBound>> = Object.freeze({
   signature: FIXED,
   key_id: chars(LIMITS.name),

@@ -85,6 +85,10 @@ export const ACCESS_LOG_COLUMNS: readonly ColumnSpec[] = Object.freeze([
   { name: 'record_ids_complete', type: 'Bool', write: (w, r) => w.uint8(r.record_ids_complete ? 1 : 0) },
   { name: 'row_count', type: 'UInt64', write: (w, r) => w.uint64(r.row_count) },
   { name: 'query_fingerprint', type: 'String', write: (w, r) => w.string(r.query_fingerprint) },
+  // Hashed like every event field: the key unaudited-reads matches the
+  // server's audit log on must not be editable without breaking the chain.
+  { name: 'db_session', type: 'String', write: (w, r) => w.string(r.db_session) },
+  { name: 'statement_digest', type: 'String', write: (w, r) => w.string(r.statement_digest) },
   { name: 'purpose', type: 'Nullable(String)', write: (w, r) => w.nullableString(r.purpose) },
   { name: 'trace_id', type: 'Nullable(String)', write: (w, r) => w.nullableString(r.trace_id) },
   { name: 'outcome', type: enumType(OUTCOMES), write: (w, r) => w.uint8(OUTCOME_CODE[r.outcome]!) },

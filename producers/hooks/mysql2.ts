@@ -27,6 +27,8 @@ type Callback = (this: unknown, ...args: unknown[]) => unknown
 /** The parts of mysql2's core Connection the hook relies on (lib/base/connection.js). */
 interface CoreConnection {
   addCommand(cmd: unknown): unknown
+  /** The server's connection id, from its handshake; null until then. */
+  threadId?: number | null
   execute(sql: string, values: unknown[], cb: Callback): unknown
 }
 
@@ -59,6 +61,8 @@ interface PlannedTable {
   keys: KeyReader[] | undefined
   ids: Set<string>
   rowCount: number
+  /** Whether the result set has given this table an event yet (a zero-row read is recorded only if not). */
+  recorded: boolean
 }
 
 /**
@@ -149,8 +153,20 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
   function hookConnection(conn: CoreConnection): void {
     if (!mark(conn)) return
     const addCommand = conn.addCommand
+    // The connection id the server gave this connection in its handshake:
+    // the one server_audit logs (connection_id) and CONNECTION_ID() returns.
+    // Fixed for the connection's life (changeUser keeps it, mysql2 never
+    // reconnects one); read when a result arrives, by then it is known.
+    let dbSession: string | undefined
+    const sessionOf = (): string | undefined => {
+      if (dbSession === undefined) {
+        const id = conn.threadId
+        if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) dbSession = String(id)
+      }
+      return dbSession
+    }
     conn.addCommand = function hookedAddCommand(this: CoreConnection, cmd: unknown): unknown {
-      if (isResultCommand(cmd)) watch(cmd)
+      if (isResultCommand(cmd)) watch(cmd, sessionOf)
       return addCommand.call(this, cmd)
     }
   }
@@ -159,23 +175,33 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
    * Called as the command is queued, in the caller's async scope: the audit
    * context is taken now, because mysql2 delivers results from the socket's
    * scope, where it is someone else's or none.
+   *
+   * The SQL is what the server receives: connection.query formats the
+   * values into the text before it queues the Query (lib/base/connection.js),
+   * so `cmd.sql` is the COM_QUERY text itself. An Execute's `sql` is the
+   * text with its `?` placeholders, which is what COM_STMT_PREPARE sends; the
+   * values travel apart, in binary, in COM_STMT_EXECUTE.
    */
-  function watch(cmd: ResultCommand): void {
+  function watch(cmd: ResultCommand, sessionOf: () => string | undefined): void {
     const context = currentAuditScope()
     const sql = typeof cmd.sql === 'string' ? cmd.sql : cmd.statement?.query
-    if (typeof cmd.onResult === 'function') watchCallback(cmd, context, sql, cmd.onResult)
-    else watchEvents(cmd, context, sql)
+    const record = recorderFor(sql, context, sessionOf)
+    if (typeof cmd.onResult === 'function') watchCallback(cmd, record, cmd.onResult)
+    else watchEvents(cmd, record)
   }
 
-  function record(reads: TableRead[], sql: string | undefined, context: AuditScope | undefined): Promise<void> | undefined {
-    // Lexed as MySQL whatever the producer's sqlDialect: read as PostgreSQL, a
-    // "double-quoted" MySQL string would pass for an identifier and its
-    // personal data would stay in the fingerprint.
-    if (context !== undefined) return recorder.record(reads, sql, catalog.database, context, 'mysql')
-    // Given no context the recorder reads the current scope's, which here is
-    // the socket's: the caller had none, so none it must find.
-    const run = () => recorder.record(reads, sql, catalog.database, undefined, 'mysql')
-    return currentAuditScope() === undefined ? run() : runWithoutAuditContext(run)
+  /** Records one command's reads: its SQL, its caller's context, its connection. */
+  function recorderFor(sql: string | undefined, context: AuditScope | undefined, sessionOf: () => string | undefined): RecordReads {
+    return (reads) => {
+      // Lexed as MySQL whatever the producer's sqlDialect: read as PostgreSQL, a
+      // "double-quoted" MySQL string would pass for an identifier and its
+      // personal data would stay in the fingerprint.
+      if (context !== undefined) return recorder.record(reads, sql, catalog.database, context, 'mysql', sessionOf())
+      // Given no context the recorder reads the current scope's, which here is
+      // the socket's: the caller had none, so none it must find.
+      const run = () => recorder.record(reads, sql, catalog.database, undefined, 'mysql', sessionOf())
+      return currentAuditScope() === undefined ? run() : runWithoutAuditContext(run)
+    }
   }
 
   /**
@@ -183,14 +209,14 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
    * caller's callback only once the read is recorded as its tables' policies
    * require; a refused read reaches it as an error, without rows.
    */
-  function watchCallback(cmd: ResultCommand, context: AuditScope | undefined, sql: string | undefined, callback: Callback): void {
+  function watchCallback(cmd: ResultCommand, record: RecordReads, callback: Callback): void {
     cmd.onResult = function auditedResult(this: unknown, ...args: unknown[]): unknown {
       const [err, rows, fields] = args
       if (err || !Array.isArray(fields) || !Array.isArray(rows)) return callback.apply(this, args)
       let wait: Promise<void> | undefined
       try {
         const reads = readsOfResult(rows, fields, cmd)
-        wait = reads === undefined ? undefined : record(reads, sql, context)
+        wait = reads === undefined ? undefined : record(reads)
       } catch (e) {
         return callback.call(this, e)
       }
@@ -224,12 +250,12 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
     return readsOfResultSet(rows, fields as FieldPacket[], cmd)
   }
 
+  /** A result set with no rows still reads its sensitive tables: the statement ran, and the server logged it. */
   function readsOfResultSet(rows: unknown[], fields: FieldPacket[], cmd: ResultCommand): TableRead[] | undefined {
-    if (rows.length === 0) return undefined
     const plan = planResultSet(fields, rows[0], cmd.options?.nestTables, catalog)
     if (plan === undefined) return undefined
     for (const row of rows) addRow(plan, row)
-    return takeReads(plan)
+    return takeReads(plan, true)
   }
 
   /**
@@ -243,7 +269,7 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
    * and if the event then fails the stream is cut with AUDIT_UNAVAILABLE.
    * maxRowsPerRead counts the rows of the result set here, across batches.
    */
-  function watchEvents(cmd: ResultCommand, context: AuditScope | undefined, sql: string | undefined): void {
+  function watchEvents(cmd: ResultCommand, record: RecordReads): void {
     const emit = cmd.emit
     let fields: FieldPacket[] | undefined
     let plan: PlannedTable[] | undefined | null = null
@@ -259,14 +285,17 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
       if (!ended && cmd.listenerCount('error') > 0) emit.call(cmd, 'error', err)
       else log.error({ code: (err as { code?: unknown }).code, reason: describeError(err) }, 'streamed read refused after its rows were out')
     }
-    const flush = (): boolean => {
-      if (!plan || pending === 0) return true
+    /** Records the rows seen since the last flush; `final` at the end of a result set, when a table with no event yet gets its zero-row read. */
+    const flush = (final: boolean): boolean => {
+      // A result set that ended without a row was never planned.
+      if (final && plan === null && fields !== undefined && fields.length > 0) plan = planResultSet(fields, undefined, cmd.options?.nestTables, catalog)
+      if (!plan || (pending === 0 && !final)) return true
       pending = 0
       batches += 1
-      const reads = takeReads(plan)
+      const reads = takeReads(plan, final)
       if (reads === undefined) return true
       try {
-        const wait = record(reads, sql, context)
+        const wait = record(reads)
         wait?.catch(refuse)
       } catch (e) {
         refuse(e)
@@ -286,24 +315,24 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
           }
           if (plan) {
             if (delivered >= recorder.config.maxRowsPerRead) {
-              flush()
+              flush(false)
               refuse(new HookError('READ_TOO_LARGE', `a streamed query returned more than maxRowsPerRead (${recorder.config.maxRowsPerRead}) rows of ${plan.map((t) => t.table.name).join(', ')}: refused`, { details: { tables: plan.map((t) => t.table.name), limit: recorder.config.maxRowsPerRead } }))
               return false
             }
             addRow(plan, args[0])
             pending += 1
-            if ((batches === 0 || pending >= STREAM_BATCH_ROWS) && !flush()) return false
+            if ((batches === 0 || pending >= STREAM_BATCH_ROWS) && !flush(false)) return false
             delivered += 1
           }
         }
       } else if (event === 'fields') {
-        flush()
+        flush(true)
         fields = args[0] as FieldPacket[] | undefined
         plan = null
         delivered = 0
         batches = 0
       } else if (event === 'end') {
-        flush()
+        flush(true)
         ended = true
       }
       return emit.call(this, event, ...args)
@@ -320,6 +349,9 @@ function createHooks(catalog: MysqlCatalog, recorder: ReadRecorder, log: Logger)
 
   return { pool: hookPool, connection: hookConnection }
 }
+
+/** Records one command's reads (its SQL, context and connection are bound in). */
+type RecordReads = (reads: TableRead[]) => Promise<void> | undefined
 
 /** Marks an object hooked; false if it already was. */
 function mark(target: object): boolean {
@@ -348,7 +380,7 @@ function planResultSet(fields: FieldPacket[], sample: unknown, nestTables: boole
     if (column === undefined) continue
     let planned = plan?.find((p) => p.table === table)
     if (planned === undefined) {
-      planned = { table, columns: [], keys: undefined, ids: new Set(), rowCount: 0 }
+      planned = { table, columns: [], keys: undefined, ids: new Set(), rowCount: 0, recorded: false }
       ;(plan ??= []).push(planned)
       ;(occurrences ??= new Map()).set(planned, new Map())
     }
@@ -394,7 +426,8 @@ type RowShape = 'array' | 'object' | 'nested' | 'prefixed'
 function rowShape(sample: unknown, nestTables: boolean | string | undefined, fields: FieldPacket[]): RowShape {
   if (typeof nestTables === 'string' && !Array.isArray(sample)) return 'prefixed'
   if (nestTables === true) {
-    const first = fields[0] ? (sample as Record<string, unknown>)[fields[0].table] : undefined
+    // No sample (a result set without rows): no row will be read either.
+    const first = fields[0] && typeof sample === 'object' && sample !== null ? (sample as Record<string, unknown>)[fields[0].table] : undefined
     if (first !== null && typeof first === 'object') return 'nested'
   }
   return Array.isArray(sample) ? 'array' : 'object'
@@ -458,12 +491,18 @@ function addRow(plan: PlannedTable[], row: unknown): void {
   }
 }
 
-/** The reads collected since the last call, which resets the plan for the next batch. */
-function takeReads(plan: PlannedTable[]): TableRead[] | undefined {
+/**
+ * The reads collected since the last call, which resets the plan for the
+ * next batch. With `final` (the result set is over), a table that has had
+ * no event yet gets one of zero rows: no rows, or only the outer side of a
+ * join that found none of its records, is still a read of it.
+ */
+function takeReads(plan: PlannedTable[], final: boolean): TableRead[] | undefined {
   let reads: TableRead[] | undefined
   for (const planned of plan) {
-    if (planned.rowCount === 0) continue
-    const complete = planned.keys !== undefined
+    if (planned.rowCount === 0 && (!final || planned.recorded)) continue
+    // No rows, no record left unnamed.
+    const complete = planned.keys !== undefined || planned.rowCount === 0
     ;(reads ??= []).push({
       table: planned.table.name,
       database: planned.table.database,
@@ -475,6 +514,7 @@ function takeReads(plan: PlannedTable[]): TableRead[] | undefined {
     })
     planned.ids = new Set()
     planned.rowCount = 0
+    planned.recorded = true
   }
   return reads
 }

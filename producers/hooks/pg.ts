@@ -139,6 +139,19 @@ function hookClient(client: Client | PoolClient, state: HookState, recorder: Rea
   // Tables become sensitive only once the database is known; the client's own
   // connection parameter is a fallback that cannot be reached in practice.
   const databaseOf = () => state.database ?? (client as Client).database ?? 'unknown'
+  // The backend's pid (BackendKeyData, set once the connection is up): the
+  // id pgAudit's log lines carry (%p), so a read is matched to the server's
+  // own entry for it. Fixed for the life of a client: pg never reconnects
+  // one, a pool makes a new client instead. Read when a result arrives, by
+  // then the connection is up; undefined on a driver that does not say.
+  let dbSession: string | undefined
+  const sessionOf = (): string | undefined => {
+    if (dbSession === undefined) {
+      const pid = (client as { processID?: unknown }).processID
+      if (typeof pid === 'number' && Number.isSafeInteger(pid) && pid >= 0) dbSession = String(pid)
+    }
+    return dbSession
+  }
 
   function audit(result: unknown, sql: string | undefined, context: AuditScope | undefined): Promise<void> | undefined {
     if (Array.isArray(result)) {
@@ -147,22 +160,34 @@ function hookClient(client: Client | PoolClient, state: HookState, recorder: Rea
       return waits.length === 0 ? undefined : Promise.all(waits).then(() => undefined)
     }
     const r = result as QueryResult | undefined
-    if (!r?.fields || r.fields.length === 0 || r.rows.length === 0) return undefined
+    // No rows is still a read: the probe happened, and the server's audit
+    // log shows its statement, which a missing event would leave unmatched.
+    if (!r?.fields || r.fields.length === 0) return undefined
     const reads = tableReads(r.fields, r.rows as unknown[], state.tables)
-    return reads === undefined ? undefined : recorder.record(reads, sql, databaseOf(), context, 'postgres')
+    return reads === undefined ? undefined : recorder.record(reads, sql, databaseOf(), context, 'postgres', sessionOf())
   }
 
   function hookCursor(cursor: Cursorish, sql: string | undefined): void {
     const read = cursor.read.bind(cursor)
+    // The statement's tables that have an event: a cursor hands out its rows
+    // in batches, and an empty batch (the last one) or one whose rows carry
+    // none of a table's records is a zero-row read only if that table has
+    // no event yet. One zero-row event per table keeps a cursor that found
+    // nothing matched to the statement the server logged.
+    const recorded = new Set<string>()
     // Streams are recorded as rows are consumed: one event per batch the
     // cursor hands out, released to the reader only under the table's policy.
     cursor.read = (n, cb) => {
       const context = currentAuditScope()
       const deliver = (rows: unknown[]): Promise<unknown[]> | unknown[] => {
         const fields = cursor._result?.fields
-        if (!fields || rows.length === 0) return rows
-        const reads = tableReads(fields, rows, state.tables)
-        const wait = reads === undefined ? undefined : recorder.record(reads, sql, databaseOf(), context, 'postgres')
+        if (!fields || fields.length === 0) return rows
+        let reads = tableReads(fields, rows, state.tables)
+        if (reads !== undefined) {
+          reads = reads.filter((r) => r.rowCount > 0 || !recorded.has(r.table))
+          for (const r of reads) recorded.add(r.table)
+        }
+        const wait = reads === undefined || reads.length === 0 ? undefined : recorder.record(reads, sql, databaseOf(), context, 'postgres', sessionOf())
         return wait ? wait.then(() => rows) : rows
       }
       if (!cb) return (read(n) as Promise<unknown[]>).then(deliver)
@@ -262,7 +287,9 @@ function readOfTable(table: PgTable, oid: number, fields: FieldDef[], rows: unkn
   // its name cannot be read back.
   let complete = keyIndexes.every((i) => i >= 0)
   if (complete && !arrayRows) complete = keyIndexes.every((i) => lastIndexOfName(fields, fields[i]!.name) === i)
-  if (!complete) return { table: table.name, policy: table.entry.policy, columns, recordIds: [], rowCount: rows.length, recordIdsComplete: false }
+  // No rows, no record left unnamed: a probe without the key is complete.
+  if (!complete && rows.length > 0) return { table: table.name, policy: table.entry.policy, columns, recordIds: [], rowCount: rows.length, recordIdsComplete: false }
+  if (!complete) return { table: table.name, policy: table.entry.policy, columns, recordIds: [], rowCount: 0, recordIdsComplete: true }
   const names = keyIndexes.map((i) => fields[i]!.name)
   const ids = new Set<string>()
   let rowCount = 0
@@ -273,7 +300,8 @@ function readOfTable(table: PgTable, oid: number, fields: FieldDef[], rows: unkn
     rowCount += 1
     ids.add(id)
   }
-  if (rowCount === 0) return undefined
+  // rowCount 0 (no rows, or only the outer side of a join that found none of
+  // this table's) is still a read of the table: its statement ran.
   return { table: table.name, policy: table.entry.policy, columns, recordIds: [...ids], rowCount, recordIdsComplete: true }
 }
 

@@ -31,6 +31,8 @@ export function makeEvent(overrides: Partial<AccessEvent> = {}): AccessEvent {
     record_ids_complete: true,
     row_count: 2,
     query_fingerprint: 'SELECT id, full_name FROM applicants WHERE id IN (?+)',
+    db_session: '',
+    statement_digest: '',
     purpose: null,
     trace_id: null,
     outcome: 'success',

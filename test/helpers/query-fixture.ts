@@ -417,6 +417,8 @@ function toEvents(reads: Read[], rnd: () => number): StoredEvent[] {
         record_ids_complete: true,
         row_count: r.rowCount ?? r.ids.length,
         query_fingerprint: `SELECT ${r.columns.join(', ')} FROM ${r.table} WHERE ${r.table === 'treatments' ? '(patient_id, n)' : 'id'} IN (?+)`,
+        db_session: '',
+        statement_digest: '',
         purpose: r.purpose ?? null,
         trace_id: null,
         outcome: r.outcome ?? 'success',

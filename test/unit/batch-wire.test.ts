@@ -51,6 +51,8 @@ function event(seq: number, origin: BatchOrigin = { keyId: '', producerId: 'reco
     record_ids_complete: true,
     row_count: seq % 5,
     query_fingerprint: 'SELECT id, name FROM students WHERE id = ?',
+    db_session: seq % 3 === 0 ? '' : String(4000 + seq),
+    statement_digest: seq % 3 === 0 ? '' : seq.toString(16).padStart(64, 'c'),
     purpose: null,
     trace_id: null,
     outcome: 'success',
@@ -78,13 +80,13 @@ function codeOf(fn: () => unknown): string | undefined {
   return undefined
 }
 
-describe('wire v2: a batch frames and decodes every event as sent', () => {
+describe('wire v3: a batch frames and decodes every event as sent', () => {
   it.each([0, 1, 2, 63, 64, 200])('%i events', (n) => {
     const { message, sent } = batchOf(n)
     const decoded = batches.decode(message)
     expect(decoded.origin).toEqual({ keyId: '', producerId: 'records-api:h:1', service: 'records-api', environment: 'production' })
     expect(decoded.events).toEqual(sent)
-    expect(decoded.writer.version).toBe(2)
+    expect(decoded.writer.version).toBe(3)
     expect(isUnsigned(message)).toBe(true)
   })
 
@@ -125,7 +127,7 @@ describe('the writer reads only what a trusted key vouches for', () => {
   it('stores a signed batch with the key that vouched for it', () => {
     const { message, sent } = batchOf(4, records)
     const read = strict.read(TOPIC, message)
-    expect(read).toMatchObject({ keyId: records.keyId, schemaVersion: 2, producerId: 'records-api:h:1' })
+    expect(read).toMatchObject({ keyId: records.keyId, schemaVersion: 3, producerId: 'records-api:h:1' })
     expect(read.events).toEqual(sent)
   })
 
@@ -134,8 +136,9 @@ describe('the writer reads only what a trusted key vouches for', () => {
     const v1 = events.encode(event(1))
     expect(codeOf(() => strict.read(TOPIC, unsigned))).toBe('MESSAGE_UNSIGNED')
     expect(codeOf(() => strict.read(TOPIC, v1))).toBe('MESSAGE_UNSIGNED')
-    expect(migrating.read(TOPIC, unsigned)).toMatchObject({ keyId: '', schemaVersion: 2 })
-    expect(migrating.read(TOPIC, v1)).toMatchObject({ keyId: '', schemaVersion: 1, events: [event(1)] })
+    expect(migrating.read(TOPIC, unsigned)).toMatchObject({ keyId: '', schemaVersion: 3 })
+    // Wire 1 carries no connection key: its event reads back with ''.
+    expect(migrating.read(TOPIC, v1)).toMatchObject({ keyId: '', schemaVersion: 1, events: [{ ...event(1), db_session: '', statement_digest: '' }] })
   })
 
   it('refuses a key nobody trusts, a forged signature, another topic, and a trusted key speaking for another service', () => {

@@ -148,6 +148,12 @@ function arrayOf(item: fc.Arbitrary<unknown>, counts: readonly number[]): fc.Arb
   )
 }
 
+/** A pattern field: its valid values, near misses, and non-strings. */
+function patternField(valid: readonly string[], invalid: readonly string[]): fc.Arbitrary<unknown> {
+  return fc.oneof(fc.constantFrom<unknown>(...valid), fc.constantFrom<unknown>(...invalid), fc.string({ unit: 'binary', maxLength: 8 }), NOT_STRINGS)
+}
+const DIGEST = 'ab'.repeat(32)
+
 const nameField = stringField(1, LIMITS.name, false)
 const nullableNameField = stringField(1, LIMITS.name, true)
 const textField = stringField(0, LIMITS.text, true)
@@ -173,6 +179,8 @@ const FIELD_VALUES: Record<string, fc.Arbitrary<unknown>> = {
   record_ids_complete: fc.constantFrom<unknown>(true, false, 0, 1, 'true', null, undefined),
   row_count: integerField(0, MAX_LONG),
   query_fingerprint: stringField(0, LIMITS.fingerprint, false),
+  db_session: patternField(['', '0', '4242', '9'.repeat(20)], ['9'.repeat(21), '-1', ' 1', '1 ', '1\n', '1.0', '\u0661', 'x']),
+  statement_digest: patternField(['', DIGEST], [DIGEST.toUpperCase(), DIGEST.slice(1), `${DIGEST}0`, `${DIGEST}\n`, `${DIGEST.slice(0, 63)}g`, ' '.repeat(64)]),
   purpose: textField,
   trace_id: textField,
   outcome: enumField(OUTCOMES),
@@ -198,6 +206,8 @@ const validEvent: fc.Arbitrary<Record<string, unknown>> = fc
     record_ids: fc.oneof(fc.array(fc.string({ unit: 'binary', maxLength: 10 }), { maxLength: 12 }), fc.constant<string[]>(['r'.repeat(LIMITS.recordId), ''])),
     record_ids_complete: fc.boolean(),
     query_fingerprint: fc.oneof(fc.string({ maxLength: 40 }), fc.constant('q'.repeat(LIMITS.fingerprint))),
+    db_session: fc.oneof(fc.constant(''), fc.bigInt({ min: 0n, max: 10n ** 20n - 1n }).map(String)),
+    statement_digest: fc.oneof(fc.constant(''), fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('hex'))),
     purpose: fc.option(fc.oneof(fc.string({ maxLength: 10 }), fc.constant('p'.repeat(LIMITS.text)))),
     producer_seq: fc.oneof(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.constant(MAX_LONG)),
   })
@@ -289,6 +299,10 @@ describe('every limit, exactly', () => {
     ['session_hash', Buffer.alloc(32), Buffer.alloc(33)],
     ['columns', Array.from({ length: LIMITS.columns }, () => 'c'), Array.from({ length: LIMITS.columns + 1 }, () => 'c')],
     ['record_ids', ['r'.repeat(LIMITS.recordId)], ['r'.repeat(LIMITS.recordId + 1)]],
+    ['db_session', '9'.repeat(20), '9'.repeat(21)],
+    ['db_session', '', ' '],
+    ['statement_digest', DIGEST, `${DIGEST}0`],
+    ['statement_digest', '', DIGEST.toUpperCase()],
   ])('%s: %#', (key, atLimit, pastLimit) => {
     expect(checkFields(makeEvent({ [key]: atLimit }))).toEqual([])
     expectAgreement(makeEvent({ [key]: atLimit }))

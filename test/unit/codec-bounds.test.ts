@@ -240,9 +240,11 @@ describe('decoder bounds agree with the validator and the SDK', () => {
   })
 
   it('every field of every released schema version has a decode bound, and nothing else does', () => {
+    // Wire 1 lacks the fields added since (db_session, statement_digest):
+    // every field it has is bounded; the bounds name the current event's.
     for (const version of registry.versions) {
-      const names = (version.type.schema() as { fields: { name: string }[] }).fields.map((f) => f.name).sort()
-      expect(Object.keys(ACCESS_EVENT_BOUNDS).sort(), version.file).toEqual(names)
+      const names = (version.type.schema() as { fields: { name: string }[] }).fields.map((f) => f.name)
+      for (const name of names) expect(Object.keys(ACCESS_EVENT_BOUNDS), `${version.file}: ${name}`).toContain(name)
     }
     expect(Object.keys(ACCESS_EVENT_BOUNDS).sort()).toEqual(Object.keys(AccessEvent.shape).sort())
   })

@@ -31,6 +31,9 @@ function fullEvent(): AccessEvent {
     record_ids_complete: false,
     row_count: 5_000_000_000,
     query_fingerprint: 'SELECT id FROM customers WHERE id IN (?+)',
+    // Wire 1 has no connection key: its events decode with ''.
+    db_session: '',
+    statement_digest: '',
     purpose: 'ticket 42',
     trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
     outcome: 'denied',

@@ -34,7 +34,7 @@ function newKey(): SigningPair {
 function chainEvents(): AccessEvent[] {
   return [
     makeEvent({ client_ip: '10.0.0.1' }),
-    makeEvent({ client_ip: null, record_ids: [] }),
+    makeEvent({ client_ip: null, record_ids: [], db_session: '12345', statement_digest: '5e'.repeat(32) }),
     makeEvent({
       principal_id: 'Zoë 🦊 — 東京',
       principal_type: 'service',
@@ -302,6 +302,8 @@ describe('verifyEvidence', () => {
       ['an edited message_index', (b) => (b.event.message_index = 1), 'event-hash'],
       ['an edited message_events', (b) => (b.event.message_events = 4), 'event-hash'],
       ["another producer's key id", (b) => (b.event.key_id = 'c1'.repeat(32)), 'event-hash'],
+      ['another connection id', (b) => (b.event.db_session = '12346'), 'event-hash'],
+      ['a statement digest cleared', (b) => (b.event.statement_digest = ''), 'event-hash'],
       ['a signed event stated as unsigned', (b) => (b.event.key_id = ''), 'event-hash'],
       [
         'a flipped byte inside a segment encoding',
@@ -422,7 +424,10 @@ describe('verifyEvidence', () => {
     const good = bundleFor(f, 2, 5)
     const cases: [string, unknown, string][] = [
       ['not an object', 'hello', '(root)'],
-      ['another format', { ...good, format: 'readtrail-evidence-v3' }, 'format'],
+      ['another format', { ...good, format: 'readtrail-evidence-v4' }, 'format'],
+      ['a v2 bundle (made before rows carried their connection key)', { ...good, format: 'readtrail-evidence-v2' }, 'format'],
+      ['a db_session that is not decimal', mutate(good, (b) => (b.event.db_session = '0x10')), 'event.db_session'],
+      ['an uppercase statement_digest', mutate(good, (b) => (b.event.statement_digest = 'AB'.repeat(32))), 'event.statement_digest'],
       ['a v1 bundle (made before rows carried their message place and producer key)', { ...good, format: 'readtrail-evidence-v1' }, 'format'],
       ['an unknown top-level key', { ...good, note: 'trust me' }, 'note'],
       ['an unknown event key', mutate(good, (b) => Object.assign(b.event, { extra: 1 })), 'event.extra'],

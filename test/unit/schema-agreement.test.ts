@@ -10,7 +10,23 @@ interface AvroField {
   type: unknown
 }
 
-const avroRecord = JSON.parse(readFileSync(`${DEFAULT_SCHEMA_DIR}/access-event.v1.avsc`, 'utf8')) as { fields: AvroField[] }
+/**
+ * The event as the current wire version writes it: the batch's event record
+ * (schemas/avro/access-batch.v3.avsc) with the three fields the batch says
+ * once put back where the access event has them.
+ */
+const BATCH_FIELDS = ['service', 'environment', 'producer_id'] as const
+const batch = JSON.parse(readFileSync(`${DEFAULT_SCHEMA_DIR}/access-batch.v3.avsc`, 'utf8')) as { fields: (AvroField & { type: { items: { fields: AvroField[] } } })[] }
+const batched = batch.fields.find((f) => f.name === 'events')!.type.items.fields
+const v1Record = JSON.parse(readFileSync(`${DEFAULT_SCHEMA_DIR}/access-event.v1.avsc`, 'utf8')) as { fields: AvroField[] }
+/** Fields wire v3 added to the event; v1 and v2 messages resolve them to ''. */
+const ADDED_IN_V3 = ['db_session', 'statement_digest']
+const avroRecord: { fields: AvroField[] } = {
+  fields: Object.keys(AccessEvent.shape).map((name) => {
+    const field = (BATCH_FIELDS as readonly string[]).includes(name) ? batch.fields.find((f) => f.name === name) : batched.find((f) => f.name === name)
+    return field ?? { name: `(missing ${name})`, type: 'missing' }
+  }),
+}
 // AccessEvent is `.object(...).strict().refine(...)`; in zod 4 a refinement
 // keeps the ZodObject, so its shape is the event's field list.
 const zodShape: Record<string, z.ZodType> = AccessEvent.shape
@@ -64,9 +80,16 @@ function describeZod(schema: z.ZodType): string {
 /** Columns the chain writer fills, not the event: the row's chain place, its Kafka place, and how it arrived (schema, signing key). */
 const CHAIN_COLUMNS = new Set(['prev_hash', 'chain_id', 'seq', 'kafka_offset', 'message_index', 'message_events', 'ingested_at', 'schema_version', 'key_id'])
 
-describe('zod AccessEvent and Avro v1 agree', () => {
+describe('zod AccessEvent and the current wire schema agree', () => {
   it('have the same field names in the same order', () => {
     expect(Object.keys(zodShape)).toEqual(avroRecord.fields.map((f) => f.name))
+    // And the batch's event record holds exactly the others, in the same order.
+    expect(batched.map((f) => f.name)).toEqual(Object.keys(zodShape).filter((n) => !(BATCH_FIELDS as readonly string[]).includes(n)))
+  })
+
+  it('wire v1 is the same event without the fields v3 added, and those resolve to a default', () => {
+    expect(v1Record.fields.map((f) => f.name)).toEqual(Object.keys(zodShape).filter((n) => !ADDED_IN_V3.includes(n)))
+    for (const name of ADDED_IN_V3) expect(batched.find((f) => f.name === name), name).toMatchObject({ type: 'string', default: '' })
   })
 
   it.each(avroRecord.fields.map((f) => [f.name, f] as const))('agree on the type of %s', (name, field) => {

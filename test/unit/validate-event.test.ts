@@ -25,6 +25,8 @@ function validEvent(): AccessEvent {
     record_ids_complete: true,
     row_count: 1,
     query_fingerprint: 'SELECT id FROM customers WHERE id = ?',
+    db_session: '31337',
+    statement_digest: 'ab'.repeat(32),
     purpose: null,
     trace_id: null,
     outcome: 'success',

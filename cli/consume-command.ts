@@ -24,7 +24,7 @@ export async function consumeCommand(config: AppConfig, logger: Logger): Promise
   const store = await openAppStore(config, 'readtrail consume', logger)
   try {
     const kafka = createKafka(config.kafka, logger)
-    await ensureTopics(kafka, { topic: config.topic, partitions: config.partitions })
+    await ensureTopics(kafka, { topic: config.topic, partitions: config.partitions, sideStreams: true })
     const stopped = new Promise<void>((resolve) => {
       process.once('SIGINT', resolve)
       process.once('SIGTERM', resolve)
@@ -43,6 +43,7 @@ export async function consumeCommand(config: AppConfig, logger: Logger): Promise
         allowUnsigned: config.producers.allowUnsigned,
       },
       checkpoints: { key, logPath: config.checkpoints.logPath, topic: config.checkpoints.topic, intervalMs: config.checkpoints.intervalMs },
+      sideStreams: true,
     })
     await ingest.start()
     const stopServing = store.kind === 'embedded' ? await serveOwnerApi(store, config.store.dataDir, logger, { key }) : async () => {}

@@ -7,6 +7,10 @@ import type { Store } from '../store/store.js'
 import type { ChainCheckpoint, ChainTrust, ResumeLimits } from './chain-resume.js'
 import { createChainWriter, type ChainWriterStats } from './chain-writer.js'
 import { ChainWriterConfig, type ChainWriterConfigInput } from './config.js'
+import { createAlertBatchCodec, createDbAuditBatchCodec, sideTopic } from '../schemas/side-batch.js'
+import { ALERT_TABLE, DB_AUDIT_TABLE } from '../store/side-tables.js'
+import { createSideChainWriter, type SideChainWriter, type SideChainWriterStats } from './side-chain-writer.js'
+import { loadTrustedProducers } from './trusted-producers.js'
 
 export interface IngestOptions {
   kafka: Kafka
@@ -28,11 +32,19 @@ export interface IngestOptions {
   resume?: ResumeLimits
   /** Clock for signed_at. @default () => new Date() */
   now?: () => Date
+  /**
+   * Also write the side streams of the topic (`<topic>.db-audit`,
+   * `<topic>.alerts`) into their own chains, signed by the same signer.
+   * Needs the writer's trustedProducers file. @default false
+   */
+  sideStreams?: boolean
 }
 
 export interface IngestStats {
   writer: ChainWriterStats
   signer: CheckpointSignerStats
+  /** Per side stream ('db-audit', 'alert'), when they are written. */
+  side?: Record<string, SideChainWriterStats>
 }
 
 /** The chain writer and the checkpoint signer, started and stopped as one. */
@@ -88,9 +100,10 @@ export function createIngest(options: IngestOptions): Ingest {
       return cp ? { seq: cp.seq, hash: Buffer.from(cp.hash, 'hex'), lastOffset: BigInt(cp.kafka_offset) } : null
     },
   }
+  const config = ChainWriterConfig.parse(options.writer)
   const chainsWritten = new Set<string>()
   const writer = createChainWriter({
-    config: ChainWriterConfig.parse(options.writer),
+    config,
     kafka,
     store,
     registry: options.registry ?? loadSchemaRegistry(),
@@ -108,6 +121,17 @@ export function createIngest(options: IngestOptions): Ingest {
     deadLetterKey: options.checkpoints.key,
     ...(options.resume ? { resume: options.resume } : {}),
   })
+  const sideWriters = new Map<string, SideChainWriter>()
+  if (options.sideStreams) {
+    if (config.trustedProducers === undefined) {
+      logger.warn('side streams (database audit, alerts) NOT ingested: they are signed batches and no trusted-producers file is configured')
+    } else {
+      const trustedProducers = loadTrustedProducers(config.trustedProducers)
+      const side = { kafka, store, logger, trustedProducers, trust, onFatal: reportFailure, onChainHead: (head: { chainId: string; seq: number; hash: Buffer; lastOffset: bigint }) => signer.noteHead(head) }
+      sideWriters.set('db-audit', createSideChainWriter({ ...side, topic: sideTopic(config.topic, 'db-audit'), groupId: `${config.groupId}.db-audit`, codec: createDbAuditBatchCodec(), table: DB_AUDIT_TABLE }))
+      sideWriters.set('alert', createSideChainWriter({ ...side, topic: sideTopic(config.topic, 'alert'), groupId: `${config.groupId}.alerts`, codec: createAlertBatchCodec(), table: ALERT_TABLE }))
+    }
+  }
   let state: 'new' | 'started' | 'stopped' = 'new'
   return {
     async start() {
@@ -115,7 +139,10 @@ export function createIngest(options: IngestOptions): Ingest {
       await signer.start()
       try {
         await writer.start()
+        for (const side of sideWriters.values()) await side.start()
       } catch (err) {
+        await writer.stop().catch(() => {})
+        for (const side of sideWriters.values()) await side.stop().catch(() => {})
         await signer.stop().catch(() => {})
         throw err
       }
@@ -125,11 +152,12 @@ export function createIngest(options: IngestOptions): Ingest {
       if (state !== 'started') return
       state = 'stopped'
       await writer.stop()
+      for (const side of sideWriters.values()) await side.stop()
       // After the writer: the final checkpoint covers everything it stored.
       await signer.stop()
     },
     failed,
-    stats: () => ({ writer: writer.stats(), signer: signer.stats() }),
+    stats: () => ({ writer: writer.stats(), signer: signer.stats(), ...(sideWriters.size > 0 ? { side: Object.fromEntries([...sideWriters].map(([k, w]) => [k, w.stats()])) } : {}) }),
     signer,
   }
 }

@@ -160,13 +160,14 @@ export function createSideChainWriter<E>(options: SideChainWriterOptions<E>): Si
   async function confirmStored(head: Head, offset: bigint, msg: NonNullable<ReturnType<typeof trusted>>): Promise<Buffer> {
     const first = head.seq + 1
     const last = head.seq + msg.events.length
-    const stored = await store.queryRows<{ seq: string; at: string; hash: string }>(
-      `SELECT toString(seq) AS seq, toString(toUnixTimestamp64Micro(ingested_at)) AS at, lower(hex(hash)) AS hash FROM ${qualified}
+    // Aliases unlike the columns: ClickHouse would read an alias `seq` in the WHERE and ORDER BY.
+    const stored = await store.queryRows<{ s: string; at: string; h: string }>(
+      `SELECT toString(seq) AS s, toString(toUnixTimestamp64Micro(ingested_at)) AS at, lower(hex(hash)) AS h FROM ${qualified}
        WHERE chain_id = {chain:String} AND seq BETWEEN {first:UInt64} AND {last:UInt64} ORDER BY seq`,
       { chain: head.chainId, first, last },
     )
     const linked = stored.length > 0 ? link(head, offset, msg, Number(stored[0]!.at)) : undefined
-    const same = linked !== undefined && stored.length === linked.hashes.length && stored.every((r, i) => Number(r.seq) === first + i && r.hash === linked.hashes[i])
+    const same = linked !== undefined && stored.length === linked.hashes.length && stored.every((r, i) => Number(r.s) === first + i && r.h === linked.hashes[i])
     if (!same) {
       throw new ReadtrailError('CHAIN_UNTRUSTED', `${table.table} rows of ${head.chainId} at seq ${first}..${last} are not the ones the Kafka message at offset ${offset} derives: stopped`, {
         details: { chain_id: head.chainId, first_seq: first, last_seq: last, kafka_offset: offset.toString() },

@@ -2,6 +2,7 @@ import type { Admin, Kafka } from 'kafkajs'
 import { ReadtrailError } from '../common/errors.js'
 import { createTopicsAndWait, EVENT_TOPIC_DEFAULTS, TOPIC_SETTLE_TIMEOUT_MS } from '../common/kafka.js'
 import type { DeadLetterTopicLimits } from './dead-letter-record.js'
+import { SIDE_KINDS, sideTopic } from '../schemas/side-batch.js'
 
 export interface TopicPlan {
   /** Replicas per partition; 1 on a single broker, 3 in production. @default 1 */
@@ -11,6 +12,8 @@ export interface TopicPlan {
   partitions?: number
   /** Dead-letter topic; @default `<topic>.dlq` */
   deadLetterTopic?: string
+  /** Also the side streams' topics, `<topic>.db-audit` and `<topic>.alerts` (one partition each). @default false */
+  sideStreams?: boolean
 }
 
 /** max.message.bytes of the event topic readtrail creates. @default 4 MiB */
@@ -76,6 +79,12 @@ export async function ensureTopics(kafka: Kafka, plan: TopicPlan, timeoutMs = TO
     if (!existing.has(dlq)) {
       const eventMax = existing.has(plan.topic) ? ((await readMaxMessageBytes(admin, plan.topic).catch(() => null)) ?? EVENT_MAX_MESSAGE_BYTES) : EVENT_MAX_MESSAGE_BYTES
       wanted.push({ topic: dlq, numPartitions: 1, maxMessageBytes: eventMax + DEAD_LETTER_HEADROOM_BYTES })
+    }
+    if (plan.sideStreams) {
+      for (const kind of SIDE_KINDS) {
+        const side = sideTopic(plan.topic, kind)
+        if (!existing.has(side)) wanted.push({ topic: side, numPartitions: 1, maxMessageBytes: EVENT_MAX_MESSAGE_BYTES })
+      }
     }
     // On a freshly formatted broker the new topics answer "does not host this topic-partition" for a moment: waited out, up to the deadline.
     await createTopicsAndWait(

@@ -21,7 +21,7 @@ export interface TestDeployment {
    * under `groupId`, trusting every test service's producer key; with
    * `allowUnsigned` it also stores wire-1 messages, as a migrating deployment does.
    */
-  ingest(options: { store: Store; topic: string; groupId: string; intervalMs?: number; sessionTimeoutMs?: number; allowUnsigned?: boolean }): Promise<Ingest>
+  ingest(options: { store: Store; topic: string; groupId: string; intervalMs?: number; sessionTimeoutMs?: number; allowUnsigned?: boolean; sideStreams?: boolean }): Promise<Ingest>
 }
 
 /**
@@ -50,13 +50,14 @@ export function testDeployment(kafka: Kafka, topic: string): TestDeployment {
     publicKeyPath: `${keyPath}.pub`,
     logPath,
     checkpointTopic,
-    async ingest({ store, topic: t, groupId, intervalMs, sessionTimeoutMs, allowUnsigned }) {
+    async ingest({ store, topic: t, groupId, intervalMs, sessionTimeoutMs, allowUnsigned, sideStreams }) {
       const ingest = createIngest({
         kafka,
         store,
         logger: testLogger,
         writer: { kafka: testKafkaConnection(), topic: t, groupId, ...TRUSTED_WRITER, ...(allowUnsigned ? { allowUnsigned } : {}), ...(sessionTimeoutMs ? { sessionTimeoutMs } : {}) },
         checkpoints: { key, logPath, topic: checkpointTopic, intervalMs: intervalMs ?? 3_600_000 },
+        ...(sideStreams ? { sideStreams } : {}),
       })
       started.push(ingest)
       await ingest.start()

@@ -12,10 +12,13 @@ import { subjectAccessReport } from './subject-access-report.js'
 import { recordsTouchedByPrincipal } from './records-touched-by-principal.js'
 import type { AnySavedQuery } from './saved-query.js'
 import { whoTouchedRecord } from './who-touched-record.js'
+import { unauditedReads } from './unaudited-reads.js'
+import { unauditedReadEntries } from './unaudited-read-entries.js'
+import { alerts } from './alerts.js'
 
 /** Every saved query, by name, in the order `readtrail query --list` shows them. */
 export const SAVED_QUERIES: ReadonlyMap<string, AnySavedQuery> = new Map(
-  ([recordsTouchedByPrincipal, whoTouchedRecord, subjectAccessReport, breachScope, breachRecords, breachTimeline, bulkExtraction, offHoursAccess, firstTimeAccess, readsWithoutPurpose, principalTimeline, topReaders] as unknown as AnySavedQuery[]).map((q) => [q.name, q]),
+  ([recordsTouchedByPrincipal, whoTouchedRecord, subjectAccessReport, breachScope, breachRecords, breachTimeline, bulkExtraction, offHoursAccess, firstTimeAccess, readsWithoutPurpose, principalTimeline, topReaders, unauditedReads, unauditedReadEntries, alerts] as unknown as AnySavedQuery[]).map((q) => [q.name, q]),
 )
 
 export function getSavedQuery(name: string): AnySavedQuery {

@@ -49,6 +49,7 @@ const QUERIES = [
   'QueryError',
   'SAVED_QUERIES',
   'SubjectKeysText',
+  'alerts',
   'breachRecords',
   'breachScope',
   'breachTimeline',
@@ -62,6 +63,8 @@ const QUERIES = [
   'runSavedQuery',
   'subjectAccessReport',
   'topReaders',
+  'unauditedReadEntries',
+  'unauditedReads',
   'whoTouchedRecord',
 ] as const
 const REPORTS = ['renderBreachReport', 'renderPrincipalReport'] as const

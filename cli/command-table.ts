@@ -1,4 +1,5 @@
 import { SAVED_QUERIES } from '../queries/catalog.js'
+import { ALERT_ACTIONS } from '../schemas/alert-event.js'
 import { OUTPUT_FORMATS } from './format-rows.js'
 
 /**
@@ -55,6 +56,11 @@ export const FLAGS = {
   tz: { type: 'string', value: 'ZONE', help: 'IANA time zone the principal report judges working hours in (default Europe/Berlin, stated in the report)' },
   event: { type: 'string', value: 'ID', help: 'the event id (a UUID, shown by who-touched-record --format json)' },
   list: { type: 'boolean', help: 'list the saved queries with their parameters' },
+  from: { type: 'string', value: 'TIME', help: 'from this time on (ISO 8601: 2026-11-26 or 2026-11-26T02:10:00Z; inclusive)' },
+  to: { type: 'string', value: 'TIME', help: 'before this time (exclusive)' },
+  principal: { type: 'string', value: 'ID', help: 'only this principal' },
+  table: { type: 'string', value: 'NAME', help: 'only this table: applicants, registry.applicants or public.patients' },
+  action: { type: 'string', value: 'ACTION,…', choices: ALERT_ACTIONS, help: `only these guard actions: ${ALERT_ACTIONS.join(', ')}` },
   param: { type: 'string', multiple: true, short: 'p', value: 'NAME=VALUE', help: 'a parameter; repeat for each, lists comma-separated (ips=a,b)' },
   format: { type: 'string', value: 'FORMAT', choices: OUTPUT_FORMATS, help: `output format: ${OUTPUT_FORMATS.join(', ')} (default table)` },
   brokers: { type: 'string', value: 'HOST:PORT,…', help: 'Kafka brokers (READTRAIL_KAFKA_BROKERS)' },
@@ -142,6 +148,18 @@ export const COMMANDS: readonly CommandSpec[] = [
       'readtrail query --list',
       'readtrail query records-touched-by-principal --param principal=clerk.marta --param from=2026-11-26 --format csv',
       'readtrail query who-touched-record --param table=applicants --param record=104042',
+    ],
+  },
+  {
+    name: 'alerts',
+    summary: 'what the extraction guard flagged, throttled or refused (the saved query alerts)',
+    usage: ['readtrail alerts [--from TIME] [--to TIME] [--principal ID] [--table NAME] [--action ACTION,…] [--format table|csv|json|ndjson]'],
+    flags: ['from', 'to', 'principal', 'table', 'action', 'param', 'format', ...WHERE, ...TRUST],
+    details: [QUERY_EXITS, 'Oldest first, at most 1000 (--param limit=0 for all). Never creates a store: a wrong --data-dir is STORE_NOT_FOUND.'],
+    examples: [
+      'readtrail alerts --from 2026-11-26',
+      'readtrail alerts --principal clerk.marta --action throttle,refuse --format csv',
+      'readtrail alerts --table applicants --from 2026-11-26T00:00:00Z --to 2026-11-27T00:00:00Z --format json',
     ],
   },
   {

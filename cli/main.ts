@@ -67,6 +67,11 @@ async function main(argv: string[]): Promise<number> {
       const { queryCommand } = await import('./query-command.js')
       return queryCommand(loadAppConfig(process.env, overrides), { name: first, list: values.list ?? false, params: values.param ?? [], format: values.format ?? 'table' }, logger)
     }
+    case 'alerts': {
+      const { alertsCommand } = await import('./alerts-command.js')
+      const args = { from: values.from, to: values.to, principal: values.principal, table: values.table, action: values.action, params: values.param ?? [], format: values.format ?? 'table' }
+      return alertsCommand(loadAppConfig(process.env, overrides), args, logger)
+    }
     case 'report': {
       const { reportCommand } = await import('./report-command.js')
       return reportCommand(loadAppConfig(process.env, overrides), { kind: first, params: values.param ?? [], out: values.out, force: values.force ?? false, caseId: values['case-id'], author: values.author, tz: values.tz }, logger)

@@ -2,6 +2,7 @@ import type { z } from 'zod'
 import type { Logger } from '../common/logger.js'
 import { SAVED_QUERIES } from '../queries/catalog.js'
 import { ReadtrailError } from '../common/errors.js'
+import type { QueryAnswer } from '../queries/saved-query.js'
 import type { AppConfig } from './config.js'
 import { answerSavedQuery, exitCodeOf } from './answer-query.js'
 import { formatAnswer, OUTPUT_FORMATS, type OutputFormat } from './format-rows.js'
@@ -39,8 +40,17 @@ export async function queryCommand(config: AppConfig, args: QueryCommandArgs, lo
   } finally {
     stop()
   }
-  process.stdout.write(`${formatAnswer(answer, args.format as OutputFormat)}\n`)
-  if (answer.provenance.status !== 'verified' && args.format !== 'table') process.stderr.write(`readtrail: ${answer.provenance.summary}\n`)
+  return writeAnswer(answer, args.format as OutputFormat)
+}
+
+/**
+ * Prints an answer in `format` and returns the exit code its provenance
+ * gives. A pipe format's reader may never look at the header: the summary
+ * of anything short of verified goes to stderr too.
+ */
+export function writeAnswer(answer: QueryAnswer<Record<string, unknown>>, format: OutputFormat): number {
+  process.stdout.write(`${formatAnswer(answer, format)}\n`)
+  if (answer.provenance.status !== 'verified' && format !== 'table') process.stderr.write(`readtrail: ${answer.provenance.summary}\n`)
   return exitCodeOf(answer)
 }
 

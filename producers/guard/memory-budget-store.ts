@@ -22,7 +22,7 @@ const SWEEP_EVERY_MS = 60_000
  * instead would let an attacker reset their own budget by making up
  * principals until theirs is evicted.
  */
-export function createMemoryBudgetStore(options: MemoryBudgetStoreOptions): BudgetStore {
+export function createMemoryBudgetStore(options: MemoryBudgetStoreOptions): Omit<BudgetStore, 'take'> & { take(request: TakeRequest): TakeResult } {
   const now = options.now ?? Date.now
   const counters = new Map<string, Map<WindowSeconds, Series>>()
   let lastSweep = now()

@@ -95,6 +95,15 @@ export function createRedisBudgetStore(config: RedisStoreConfig, options: RedisB
   let inFlight = 0
   let closed = false
   let lastError: string | undefined
+  let starting = true
+  // Reads made while the first connection attempt is under way wait for its outcome (still within timeoutMs).
+  let startWaiters: (() => void)[] = []
+  const wakeStarters = () => {
+    starting = false
+    const waiters = startWaiters
+    startWaiters = []
+    for (const w of waiters) w()
+  }
   const client = createClient({
     url: config.url,
     disableOfflineQueue: true,
@@ -109,17 +118,19 @@ export function createRedisBudgetStore(config: RedisStoreConfig, options: RedisB
   // listener that would crash the application.
   client.on('error', (err: unknown) => {
     const reason = describeError(err)
+    wakeStarters()
     if (reason !== lastError) log.warn({ reason }, 'guard: Redis error (reads of budgeted tables follow their onStoreDown policy until it answers)')
     lastError = reason
   })
   client.on('ready', () => {
+    wakeStarters()
     if (lastError !== undefined) log.info('guard: Redis answers again')
     lastError = undefined
   })
   // The application decides when it exits, not a budget counter's socket.
-  const connecting = client.connect().then(
+  client.connect().then(
     () => client.unref(),
-    (err: unknown) => log.warn({ reason: describeError(err) }, 'guard: cannot connect to Redis yet'),
+    (err: unknown) => log.warn({ reason: describeError(err) }, 'guard: cannot connect to Redis'),
   )
 
   function bounded<T>(work: () => Promise<T>): Promise<T> {
@@ -139,11 +150,11 @@ export function createRedisBudgetStore(config: RedisStoreConfig, options: RedisB
   }
 
   async function run(request: TakeRequest): Promise<unknown> {
-    // Before the first connection completes, wait for it (within the bound) instead of failing the first reads at start-up.
-    if (!client.isReady) {
-      if (client.isOpen) await connecting
-      if (!client.isReady) throw new BudgetStoreDown('Redis is not connected')
-    }
+    // Before the first connection attempt ends, wait for it (within the
+    // bound) instead of failing the first reads at start-up. Later, a lost
+    // connection fails at once: nothing piles up behind a dead socket.
+    if (!client.isReady && starting) await new Promise<void>((resolve) => startWaiters.push(resolve))
+    if (!client.isReady) throw new BudgetStoreDown('Redis is not connected')
     const args = [String(request.cost), request.force ? '1' : '0']
     for (const { windowSeconds, limit } of request.limits) {
       const w = WINDOWS[windowSeconds]
@@ -173,8 +184,10 @@ export function createRedisBudgetStore(config: RedisStoreConfig, options: RedisB
     async close() {
       if (closed) return
       closed = true
-      await connecting
-      if (client.isOpen) await client.close().catch(() => client.destroy())
+      wakeStarters()
+      // A client still trying to connect (Redis down) is stopped, not waited for: that wait has no end.
+      if (client.isReady) await client.close().catch(() => client.destroy())
+      else if (client.isOpen) client.destroy()
     },
   })
 }

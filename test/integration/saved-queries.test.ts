@@ -471,6 +471,15 @@ describe('invalid parameters are refused before anything reaches ClickHouse', ()
     ['principal-timeline', { principal: P.marta, bucket: "1h') --" }, ['bucket']],
     ['top-readers', { ...W, limit: 0 }, ['limit']],
     ['top-readers', { ...W, limit: 1001 }, ['limit']],
+    ['unaudited-reads', { from: W.from }, ['to']],
+    ['unaudited-reads', { ...W, database: '', user: '' }, ['database', 'user']],
+    ['unaudited-reads', { ...W, max_query_seconds: 86_401, skew_seconds: '5s' }, ['max_query_seconds', 'skew_seconds']],
+    ['unaudited-read-entries', { ...W, db_session: '4242' }, ['db_session']],
+    ['unaudited-read-entries', { from: W.to, to: W.from }, ['to']],
+    ['unaudited-read-entries', { ...W, limit: -1 }, ['limit']],
+    ['alerts', { action: 'alert,ignore' }, ['action.1']],
+    ['alerts', { principal: '', table: 'a b' }, ['principal', 'table']],
+    ['alerts', { from: 'yesterday' }, ['from']],
   ]
 
   it.each(cases)('%s %j names %j', async (name, params, names) => {

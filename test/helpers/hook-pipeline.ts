@@ -29,6 +29,10 @@ export interface StoredRead {
   client_ip: string | null
   purpose: string | null
   trace_id: string | null
+  /** The server's connection id the read ran on; '' when unknown. */
+  db_session: string
+  /** SHA-256 (hex) of the statement as the server received it; '' when unknown. */
+  statement_digest: string
   producer_id: string
   producer_seq: number
 }
@@ -97,7 +101,7 @@ export async function startHookPipeline(options: HookPipelineOptions = {}): Prom
       const rows = await store.queryRows<StoredRead>(
         `SELECT toString(event_id) AS event_id, toString(read_id) AS read_id, principal_id, toString(principal_type) AS principal_type, on_behalf_of,
                 db_name, table_name, columns, record_ids, record_ids_complete, row_count, toString(client_ip) AS client_ip, purpose, trace_id,
-                producer_id, producer_seq
+                db_session, statement_digest, producer_id, producer_seq
          FROM ${store.table('access_log')} ORDER BY chain_id, seq`,
       )
       return rows.map((r) => ({ ...r, row_count: Number(r.row_count), producer_seq: Number(r.producer_seq), record_ids_complete: Boolean(r.record_ids_complete) }))

@@ -3,6 +3,7 @@ import type { ChainOffsets } from './chain-offsets.js'
 import type { FactWindow } from './classify-window.js'
 import type { Finding } from './report.js'
 import type { ChainScan, CheckpointRow, ProducerBreak } from './row-facts.js'
+import type { SideFacts } from './side-chain-facts.js'
 
 /**
  * What verification asks of the process that holds the store. It travels
@@ -35,6 +36,12 @@ export interface FactsRequest {
    * normal collection.
    */
   find_events: Record<string, string[]> | null
+  /**
+   * Per side chain (db_audit_log, alert_log), the seqs signed checkpoints
+   * vouch for; present: re-hash and re-link the side tables too, and count
+   * database-side reads no hooked read matches.
+   */
+  side_checkpoint_seqs?: Record<string, number[]>
 }
 
 const seqNumber = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -52,6 +59,7 @@ export const FactsRequestSchema = z
     offsets: z.boolean(),
     // Bounded: the ids come from Kafka messages, attacker-controlled.
     find_events: z.record(z.string(), z.array(z.string().max(64)).max(100_000)).nullable(),
+    side_checkpoint_seqs: z.record(z.string(), z.array(seqNumber)).optional(),
   })
   .strict() satisfies z.ZodType<FactsRequest>
 
@@ -76,6 +84,8 @@ export interface Facts {
   chain_offsets?: ChainOffsets[]
   /** Per chain, which of the request's find_events are stored (only in answer to find_events). */
   found_events?: Record<string, string[]>
+  /** The side chains and the database-side cross-check (only when the request asked). */
+  side?: SideFacts
 }
 
 /** The parts both collectors gather, assembled into Facts (row count from the chains). */

@@ -201,6 +201,10 @@ export interface VerificationReport {
    * topic sent them: an alert, not a finding.
    */
   refused_producers?: RefusedProducer[]
+  /** The side chains (db_audit_log, alert_log): rows checked and how far a signed checkpoint vouches for them. */
+  side_chains?: SideChainSummary[]
+  /** Per database: its own audit log's reads of sensitive tables, and how many no hooked read matches. */
+  cross_check?: CrossCheckLine[]
   /** Verifier worker threads (independent mode). */
   workers?: number
   started_at: string
@@ -211,6 +215,22 @@ export interface RefusedProducer {
   producer_id: string | null
   code: string
   messages: number
+}
+
+export interface SideChainSummary {
+  table: string
+  chain_id: string
+  rows: number
+  first_seq: number
+  last_seq: number
+  /** The highest seq a signed checkpoint vouches for and the stored row matches; null: none. */
+  signed_through: number | null
+}
+
+export interface CrossCheckLine {
+  db_name: string
+  entries: number
+  unmatched: number
 }
 
 export function formatReport(report: VerificationReport): string {
@@ -236,6 +256,17 @@ export function formatReport(report: VerificationReport): string {
       const range = c.unsigned_from_seq === c.last_seq ? `row ${c.last_seq}` : `rows ${c.unsigned_from_seq}..${c.last_seq}`
       lines.push(`    ${range} UNSIGNED (newer than the newest checkpoint): checked as a chain, not verified`)
     }
+  }
+  for (const c of report.side_chains ?? []) {
+    const signed = c.signed_through === null ? ', no matching checkpoint' : `, signed through seq ${c.signed_through}`
+    lines.push(`  ${c.table} chain ${c.chain_id}: seq ${c.first_seq}..${c.last_seq} (${c.rows} rows)${signed}`)
+  }
+  for (const c of report.cross_check ?? []) {
+    lines.push(
+      c.unmatched === 0
+        ? `database ${c.db_name}: ${c.entries} database-side reads, all matched`
+        : `UNAUDITED: database ${c.db_name}: ${c.entries} database-side reads, ${c.unmatched} unmatched (no hooked read issued them; readtrail query unaudited-reads lists them)`,
+    )
   }
   for (const r of report.refused_producers ?? []) {
     lines.push(`ALERT: ${r.messages} message(s) refused as ${r.code} (no trusted producer key vouches for them), claiming producer ${r.producer_id ?? '(unreadable)'}`)

@@ -2,6 +2,8 @@ import type { Store } from '../store/store.js'
 import { checkQueryTables } from './check-query-tables.js'
 import { collectInDb } from './collect-in-db.js'
 import { collectIndependent } from './collect-independent.js'
+import { collectSideFacts } from './side-chain-facts.js'
+import { dbAuditCompleteness } from '../queries/db-audit-match.js'
 import type { Facts, FactsRequest } from './facts.js'
 import type { VerificationReport } from './report.js'
 import { verifyLog, type VerifyOptions } from './verify.js'
@@ -14,7 +16,10 @@ import { verifyLog, type VerifyOptions } from './verify.js'
  */
 export async function collectFacts(store: Store, request: FactsRequest): Promise<Facts> {
   const [facts, altered] = await Promise.all([request.mode === 'independent' ? collectIndependent(store, request) : collectInDb(store, request), checkQueryTables(store)])
-  return { ...facts, view_findings: [...facts.view_findings, ...altered] }
+  // The side chains are re-hashed by the engine in either mode (a second
+  // hasher for them is not written yet); verify says so in independent runs.
+  const side = request.side_checkpoint_seqs && request.find_events === null ? await collectSideFacts(store, request.side_checkpoint_seqs, dbAuditCompleteness) : undefined
+  return { ...facts, view_findings: [...facts.view_findings, ...altered], ...(side ? { side } : {}) }
 }
 
 /** Verifies a store this process holds. */

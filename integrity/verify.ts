@@ -7,7 +7,7 @@ import { VerificationError } from './errors.js'
 import type { Facts, FactsRequest } from './facts.js'
 import type { KafkaLog } from './kafka-log-facts.js'
 import { indexDeadLettered, judgeProducerBreaks, type DeadLetteredEvent } from './producer-gaps.js'
-import type { AcknowledgedFinding, ChainSummary, CheckpointSummary, Finding, FindingKind, InFlightGap, RefusedProducer, VerificationReport } from './report.js'
+import type { AcknowledgedFinding, ChainSummary, CheckpointSummary, CrossCheckLine, Finding, FindingKind, InFlightGap, RefusedProducer, SideChainSummary, VerificationReport } from './report.js'
 import { acknowledge, applyAcknowledgements, findingFor, type Acknowledgement, type AcknowledgeTarget, type VerifyState } from './verify-state.js'
 import { ReadtrailError } from '../common/errors.js'
 
@@ -97,7 +97,18 @@ interface Context {
   acknowledged: AcknowledgedFinding[]
   warnings: string[]
   truncated: boolean
+  /** Signed checkpoints of the side chains (db_audit_log, alert_log), kept apart from access_log's. */
+  sideTrusted: Map<string, SignedCheckpoint[]>
+  sideChains: SideChainSummary[]
+  crossCheck: CrossCheckLine[] | null
 }
+
+/**
+ * Chain ids of the side streams: `<topic>.db-audit/<partition>` and
+ * `<topic>.alerts/<partition>`. A checkpoint naming one is judged against
+ * its side table, not access_log (the id comes from a signed checkpoint).
+ */
+const SIDE_CHAIN_ID = /\.(db-audit|alerts)\/\d+$/
 
 interface Step {
   name: string
@@ -172,6 +183,7 @@ const STEPS: readonly Step[] = [
         producer_through: ctx.options.since ? ctx.options.since.producers : null,
         offsets: Boolean(ctx.options.kafkaLog),
         find_events: null,
+        side_checkpoint_seqs: Object.fromEntries([...ctx.sideTrusted].map(([chainId, list]) => [chainId, [...new Set(list.map((c) => c.seq))]])),
       }
     },
   },
@@ -189,6 +201,45 @@ const STEPS: readonly Step[] = [
     run(ctx) {
       for (const window of ctx.facts!.windows) ctx.findings.push(...classifyWindow(window))
       ctx.findings.push(...ctx.facts!.view_findings)
+    },
+  },
+  {
+    name: 'check-side-chains',
+    run(ctx) {
+      const side = ctx.facts!.side
+      if (!side) {
+        ctx.warnings.push('side chains (db_audit_log, alert_log) NOT checked: the store answered without them')
+        return
+      }
+      const seen = new Set<string>()
+      for (const c of side.chains) {
+        seen.add(c.chain_id)
+        const summary: SideChainSummary = { table: c.table, chain_id: c.chain_id, rows: c.rows, first_seq: c.first_seq, last_seq: c.last_seq, signed_through: null }
+        ctx.sideChains.push(summary)
+        for (const seq of c.bad_hash) ctx.findings.push({ chain_id: c.chain_id, seq, kind: 'hash_mismatch', detail: `${c.table}: the stored hash is not the hash of the row's columns: the row was edited` })
+        for (const seq of c.bad_link) ctx.findings.push({ chain_id: c.chain_id, seq, kind: 'broken_link', detail: `${c.table}: prev_hash is not the hash of the row before: a row was removed, inserted or reordered here` })
+        if (c.distinct_seqs !== c.rows) ctx.findings.push({ chain_id: c.chain_id, seq: c.first_seq, kind: 'duplicate_row', detail: `${c.table}: ${c.rows - c.distinct_seqs} seq(s) held by more than one row` })
+        if (c.first_seq !== 1 || c.last_seq - c.first_seq + 1 !== c.distinct_seqs) {
+          ctx.findings.push({ chain_id: c.chain_id, seq: c.first_seq, kind: 'deleted_rows', detail: `${c.table}: seq ${c.first_seq}..${c.last_seq} holds ${c.distinct_seqs} distinct seqs: rows were deleted` })
+        }
+        const list = [...(ctx.sideTrusted.get(c.chain_id) ?? [])].sort((a, b) => a.seq - b.seq || a.index - b.index)
+        for (const cp of list) {
+          const hashes = c.hash_at[String(cp.seq)]
+          if (!hashes) continue
+          if (hashes.includes(cp.hash)) summary.signed_through = Math.max(summary.signed_through ?? 0, cp.seq)
+          else ctx.findings.push({ chain_id: c.chain_id, seq: cp.seq, kind: 'checkpoint_mismatch', detail: `${c.table}: checkpoint #${cp.index} (signed ${cp.signed_at}) vouches for another row at this seq: rows were rewritten` })
+        }
+        const newest = list.at(-1)
+        if (newest && newest.seq > c.last_seq) {
+          ctx.findings.push({ chain_id: c.chain_id, seq: c.last_seq + 1, kind: 'truncated', detail: `${c.table}: the chain ends at seq ${c.last_seq}, but checkpoint #${newest.index} vouches for seq ${newest.seq}: rows were removed from its end` })
+        }
+      }
+      for (const [chainId, list] of ctx.sideTrusted) {
+        if (seen.has(chainId) || list.length === 0) continue
+        const newest = list.reduce((a, b) => (b.seq > a.seq ? b : a))
+        ctx.findings.push({ chain_id: chainId, seq: 1, kind: 'truncated', detail: `the side table holds no row of this chain, but checkpoint #${newest.index} vouches for seq ${newest.seq}: its rows were removed` })
+      }
+      ctx.crossCheck = side.completeness === null ? null : side.completeness.map((c) => ({ db_name: c.db_name, entries: c.entries, unmatched: c.unmatched }))
     },
   },
   {
@@ -362,7 +413,10 @@ export async function verifyLog(collect: CollectFacts, database: string, options
       now: options.now ?? Date.now,
     },
     database,
-    trusted: options.checkpoints?.analysis.trusted ?? new Map(),
+    trusted: new Map([...(options.checkpoints?.analysis.trusted ?? new Map<string, SignedCheckpoint[]>())].filter(([chainId]) => !SIDE_CHAIN_ID.test(chainId))),
+    sideTrusted: new Map([...(options.checkpoints?.analysis.trusted ?? new Map<string, SignedCheckpoint[]>())].filter(([chainId]) => SIDE_CHAIN_ID.test(chainId))),
+    sideChains: [],
+    crossCheck: null,
     findings: [...(options.checkpoints?.analysis.findings ?? [])],
     chains: [],
     high: {},
@@ -413,6 +467,8 @@ export async function verifyLog(collect: CollectFacts, database: string, options
     checkpoint_high: ctx.high,
     kafka_checked: Boolean(options.kafkaLog),
     ...(ctx.refused.length > 0 ? { refused_producers: ctx.refused } : {}),
+    ...(ctx.sideChains.length > 0 ? { side_chains: ctx.sideChains } : {}),
+    ...(ctx.crossCheck ? { cross_check: ctx.crossCheck } : {}),
     ...(facts.workers ? { workers: facts.workers } : {}),
     started_at: started.toISOString(),
     duration_ms: Math.round(performance.now() - t0),

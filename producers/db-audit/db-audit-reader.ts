@@ -13,7 +13,7 @@ import type { AuditEntry } from './audit-entry.js'
 import { buildDbAuditEvent, estimateEventBytes } from './build-event.js'
 import { DbAuditError } from './errors.js'
 import { resolveLogSource, type LogSource } from './log-source.js'
-import { LogTailer } from './log-tailer.js'
+import { LogTailer, type TailStep } from './log-tailer.js'
 import { findPublishedTail, partitionOf, type PublishedTail } from './published-batches.js'
 import { positionPath, readPositionFile, writePositionFile, type DbAuditPosition } from './position-file.js'
 import { parseDbAuditReaderConfig, type DbAuditReaderConfig, type DbAuditReaderConfigInput, type SigningKeySource } from './reader-config.js'
@@ -254,7 +254,16 @@ export class DbAuditReader {
 
   private async run(once: boolean): Promise<void> {
     while (!this.stopping) {
-      const step = await this.tailer.step()
+      let step: TailStep
+      try {
+        step = await this.tailer.step()
+      } catch (err) {
+        // A log directory away for a moment (remounted, recreated by the server): wait and look again.
+        if (!(err instanceof DbAuditError) || !err.retriable || once) throw err
+        this.log.warn({ err }, 'the audit log cannot be read now; retrying')
+        await this.pause()
+        continue
+      }
       if (step.kind === 'items') {
         this.logPath = step.path
         for (const item of step.items) {
@@ -280,15 +289,20 @@ export class DbAuditReader {
       }
       await this.flush()
       if (once) return
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.config.pollIntervalMs)
-        this.wake = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-      })
-      this.wake = undefined
+      await this.pause()
     }
+  }
+
+  /** Sleeps one poll interval, or until stop(). */
+  private async pause(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.config.pollIntervalMs)
+      this.wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    this.wake = undefined
   }
 
   private async process(item: FramedItem): Promise<void> {

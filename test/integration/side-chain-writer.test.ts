@@ -11,6 +11,9 @@ import { testDeployment } from '../helpers/ingest.js'
 import { freshTopic, testKafka } from '../helpers/kafka.js'
 import { testSigningKey } from '../helpers/producer-trust.js'
 import { openTestStore } from '../helpers/store.js'
+import { loadCheckpoints } from '../../integrity/checkpoint-sources.js'
+import { formatReport } from '../../integrity/report.js'
+import { verifyStore } from '../../integrity/verify-store.js'
 
 /**
  * The side-stream chains (database-audit entries here; alerts take the same
@@ -107,10 +110,20 @@ describe('side chain writer (db_audit_log)', () => {
     expect(stats.refused).toEqual({ PRODUCER_KEY_UNKNOWN: 1, PRODUCER_NOT_AUTHORIZED: 1 })
     await ingest.stop()
 
+    // verify checks the side chain against the checkpoint the stop signed.
+    const checkpointsOf = (d: typeof deployment) => loadCheckpoints({ database: store.database, publicKeyPath: d.publicKeyPath, logPath: d.logPath, topic: { kafka, name: d.checkpointTopic } })
+    const clean = await verifyStore(store, { checkpoints: await checkpointsOf(deployment) })
+    expect(clean.findings).toEqual([])
+    expect(clean.side_chains).toEqual([{ table: 'db_audit_log', chain_id: `${side}/0`, rows: 3, first_seq: 1, last_seq: 3, signed_through: 3 }])
+    // The three entries name sessions no hooked read ran on: all unmatched.
+    expect(clean.cross_check).toEqual([{ db_name: 'registry', entries: 3, unmatched: 3 }])
+    expect(formatReport(clean)).toContain('UNAUDITED: database registry: 3 database-side reads, 3 unmatched')
+
     // No checkpoint at all (another deployment): the chain is re-derived from
     // the first message and every stored row confirmed, none inserted twice.
     await send([entry('SELECT * FROM applicants WHERE id = 4')])
-    const again = await testDeployment(kafka, topic).ingest({ store, topic, groupId: `g-${uuidv7()}`, sideStreams: true })
+    const second = testDeployment(kafka, topic)
+    const again = await second.ingest({ store, topic, groupId: `g-${uuidv7()}`, sideStreams: true })
     await until(store, 4)
     await new Promise((r) => setTimeout(r, 1000))
     stored = await rows(store)
@@ -125,6 +138,15 @@ describe('side chain writer (db_audit_log)', () => {
       query: `ALTER TABLE ${store.table('db_audit_log')} UPDATE statement = 'SELECT 1' WHERE seq = 2 SETTINGS mutations_sync = 1`,
     })
     await store.client.command({ query: `ALTER TABLE ${store.table('db_audit_log')} UPDATE hash = ${DB_AUDIT_TABLE.hashSql} WHERE seq = 2 SETTINGS mutations_sync = 1` })
+    // The checkpoint topic also holds the other deployment's checkpoints
+    // (another key): reported as checkpoint_invalid, not this test's matter.
+    const rowFindings = (r: Awaited<ReturnType<typeof verifyStore>>) => r.findings.filter((f) => !f.kind.startsWith('checkpoint_')).map((f) => [f.kind, f.seq])
+    const damaged = await verifyStore(store, { checkpoints: await checkpointsOf(deployment) })
+    expect(rowFindings(damaged)).toEqual([['broken_link', 3]])
+    // The checkpoint vouches for seq 3, whose prev_hash still names the old row 2.
+    await store.client.command({ query: `ALTER TABLE ${store.table('db_audit_log')} DELETE WHERE seq = 4 SETTINGS mutations_sync = 1` })
+    const cut = await verifyStore(store, { checkpoints: await checkpointsOf(second) })
+    expect(rowFindings(cut)).toEqual([['broken_link', 3], ['truncated', 4]])
     const third = await testDeployment(kafka, topic).ingest({ store, topic, groupId: `g-${uuidv7()}`, sideStreams: true })
     const fatal = (await Promise.race([third.failed, new Promise((r) => setTimeout(() => r('no failure in 60 s'), 60_000))])) as { code?: string }
     expect(fatal.code).toBe('CHAIN_UNTRUSTED')

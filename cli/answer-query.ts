@@ -1,4 +1,5 @@
 import { isReadtrailError } from '../common/errors.js'
+import { StoreError } from '../store/errors.js'
 import type { Logger } from '../common/logger.js'
 import { loadPublicKey, type LoadedPublicKey } from '../checkpoints/keys.js'
 import { VerificationError } from '../integrity/errors.js'
@@ -32,7 +33,9 @@ export async function answerSavedQuery(config: AppConfig, name: string, rawParam
     logger,
     (store) => executeSavedQuery(store, query, rawParams, context),
     { op: 'query', name: query.name, params: rawParams, subjectKeys: [...config.subjectKeys] },
-  )
+  ).catch((err: unknown) => {
+    throw missingTable(err, query.name, config.store.database)
+  })
   const answer = answerOf(query, rawParams, result, verifyState)
   // Which rows a signature covers is read now, not at the last verify: rows
   // written after the newest valid checkpoint are unsigned whatever the state says.
@@ -44,6 +47,20 @@ export async function answerSavedQuery(config: AppConfig, name: string, rawParam
   })
   const consistency = answer.provenance.consistency
   return { ...answer, provenance: assessProvenance(result.sources, verifyState, { signedThrough, ...(consistency ? { consistency } : {}) }) }
+}
+
+/**
+ * The side streams' tables (db_audit_log, alert_log) are created by
+ * `readtrail consume` when it first takes their streams up: a store that
+ * never did has none, and the engine's "unknown table" would read as a
+ * broken store. Said plainly, with the same code.
+ */
+function missingTable(err: unknown, query: string, database: string): unknown {
+  if (!isReadtrailError(err) || err.details?.['clickhouse_error_type'] !== 'UNKNOWN_TABLE') return err
+  return new StoreError(err.code, `readtrail query ${query}: a table it reads is not in database ${database}; db_audit_log and alert_log exist once readtrail consume has taken up the database-audit and alert streams`, {
+    cause: err,
+    details: err.details,
+  })
 }
 
 /** A public key that is not there yet is null (nothing was signed with it); an unreadable or wrong one is an error. */

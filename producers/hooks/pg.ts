@@ -288,8 +288,7 @@ function readOfTable(table: PgTable, oid: number, fields: FieldDef[], rows: unkn
   let complete = keyIndexes.every((i) => i >= 0)
   if (complete && !arrayRows) complete = keyIndexes.every((i) => lastIndexOfName(fields, fields[i]!.name) === i)
   // No rows, no record left unnamed: a probe without the key is complete.
-  if (!complete && rows.length > 0) return { table: table.name, policy: table.entry.policy, columns, recordIds: [], rowCount: rows.length, recordIdsComplete: false }
-  if (!complete) return { table: table.name, policy: table.entry.policy, columns, recordIds: [], rowCount: 0, recordIdsComplete: true }
+  if (!complete) return { table: table.name, policy: table.entry.policy, columns, recordIds: [], rowCount: rows.length, recordIdsComplete: rows.length === 0 }
   const names = keyIndexes.map((i) => fields[i]!.name)
   const ids = new Set<string>()
   let rowCount = 0

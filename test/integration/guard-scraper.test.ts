@@ -1,4 +1,4 @@
-import { createPublicKey, randomUUID } from 'node:crypto'
+import { createPublicKey } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
@@ -14,36 +14,13 @@ import { sideTopic } from '../../schemas/side-batch.js'
 import { readAccessEvents, readAlerts } from '../helpers/guard-kafka.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { PG_CONNECTION } from '../helpers/postgres.js'
+import { createRegistryDatabase } from '../helpers/guard-registry.js'
 import { testSigningKey } from '../helpers/producer-trust.js'
 import { thrown } from '../helpers/thrown.js'
 
 const SERVICE = 'registry-api'
 const BUDGET = 50
 const APPLICANTS = 200
-
-/** Scenario 1 (../shared/SCENARIOS.md): a regional admissions registry of former applicants, all fake. */
-async function createRegistryDatabase(): Promise<string> {
-  const database = `rt_guard_${randomUUID().replace(/-/g, '').slice(0, 10)}`
-  const admin = new pg.Client({ ...PG_CONNECTION, database: 'postgres' })
-  await admin.connect()
-  await admin.query(`CREATE DATABASE ${database}`)
-  await admin.end()
-  afterAll(async () => {
-    const drop = new pg.Client({ ...PG_CONNECTION, database: 'postgres' })
-    await drop.connect()
-    await drop.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
-    await drop.end()
-  })
-  const client = new pg.Client({ ...PG_CONNECTION, database })
-  await client.connect()
-  await client.query(`
-    CREATE TABLE applicants (id bigint PRIMARY KEY, full_name text, nationality text, birth_date date, phone text, postal_address text, email text);
-    INSERT INTO applicants SELECT g, 'Applicant ' || g, (ARRAY['FR','IT','MA','SN','VN'])[1 + g % 5], DATE '1970-01-01' + g * 37, '+33 6 ' || lpad(g::text, 8, '0'), g || ' rue des Lilas', 'applicant' || g || '@example.org'
-      FROM generate_series(1, ${APPLICANTS}) g;
-  `)
-  await client.end()
-  return database
-}
 
 describe('extraction guard: scenario 1 scraper through Express and the pg hook', () => {
   let kafka: ReturnType<typeof testKafka>
@@ -55,7 +32,7 @@ describe('extraction guard: scenario 1 scraper through Express and the pg hook',
   let base: string
 
   beforeAll(async () => {
-    const database = await createRegistryDatabase()
+    const database = await createRegistryDatabase(APPLICANTS)
     kafka = testKafka()
     topic = await freshTopic(kafka, 1)
     const admin = kafka.admin()

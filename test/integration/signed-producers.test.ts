@@ -167,7 +167,8 @@ describe('producers migrating from wire 1', () => {
   /** A wire-1 and a wire-2 producer recording at the same time on one topic; their event ids. */
   async function recordBoth(d: Deployed): Promise<{ v1: string[]; v2: string[]; v1Producer: string; v2Producer: string }> {
     const v1 = await producer(d, { service: 'svc', wireVersion: 1 })
-    const v2 = await producer(d, { service: SERVICE, signingKey: testSigningKey(SERVICE) })
+    // wireVersion 2 explicitly (v3 is the default): a v3 writer still stores what a producer not upgraded sends.
+    const v2 = await producer(d, { service: SERVICE, signingKey: testSigningKey(SERVICE), wireVersion: 2 })
     const [a, b] = await Promise.all([
       Promise.all(Array.from({ length: 30 }, (_, i) => v1.recordRead(read('clerk.old', i)))),
       Promise.all(Array.from({ length: 30 }, (_, i) => v2.recordRead(read('clerk.new', i)))),

@@ -4,14 +4,19 @@
  *
  *   npx tsx bench/pg-hook.ts [--duration-ms=5000] [--rounds=5] [--concurrency=16]
  *     [--pool=8] [--rows=100000] [--port=55432] [--brokers=127.0.0.1:19092] [--keep]
- *     [--variants=a,b,c] [--cpu-prof-dir=DIR] [--linger-ms=5] [--compression=snappy] [--delivery-thread=main|worker]
+ *     [--variants=a,b,c,d,e] [--redis-url=redis://127.0.0.1:6379] [--cpu-prof-dir=DIR] [--linger-ms=5] [--compression=snappy] [--delivery-thread=main|worker]
  *
  * (a) no audit: pgaudit loaded but `pgaudit.log = none` for the session;
  * (b) pgAudit: `pgaudit.log = read` for the session (one server-log line per
  *     statement, written through the logging collector);
  * (c) readtrail: `pgaudit.log = none`, the pool instrumented by instrumentPg,
  *     every worker loop inside runWithAuditContext, events acknowledged by the
- *     local broker.
+ *     local broker;
+ * (d) guard, in-process: (c) plus the extraction guard (producers/guard) with
+ *     a budget on the table that is never reached, counted in this process;
+ * (e) guard, Redis: the same budget counted in Redis (one script call per
+ *     query, the machine's Redis), as instances sharing a budget do.
+ * (d) and (e) against (c) are the guard's own cost per read.
  *
  * Two query shapes: one row by primary key, and a 100-row primary-key range.
  * The server is a private cluster (scripts/pg-bench-cluster.sh, port 55432)
@@ -60,8 +65,12 @@ import {
 } from './bench-support.js'
 import { KAFKA_OPTIONS, parseBenchArgs } from './args.js'
 
-const VARIANTS = ['no audit', 'pgAudit', 'readtrail'] as const
+const VARIANTS = ['no audit', 'pgAudit', 'readtrail', 'guard memory', 'guard redis'] as const
 type Variant = (typeof VARIANTS)[number]
+/** The variants whose pool carries the readtrail hook. */
+function isHooked(variant: Variant): boolean {
+  return variant === 'readtrail' || variant === 'guard memory' || variant === 'guard redis'
+}
 const SHAPES = ['1 row by id', '100-row range'] as const
 type Shape = (typeof SHAPES)[number]
 
@@ -83,6 +92,7 @@ interface WorkerSetup {
   deliveryThread: 'main' | 'worker'
   poolSize: number
   rows: number
+  redisUrl: string
 }
 
 type Request = { type: 'run'; shape: Shape; durationMs: number; concurrency: number; profileTo: string | undefined } | { type: 'close' }
@@ -129,9 +139,10 @@ async function runWorker(setup: WorkerSetup): Promise<void> {
   })
   let producer: AuditProducer | undefined
   let recorderStats: (() => Readonly<ReadRecorderStats>) | undefined
+  let closeRecorder: (() => Promise<void>) | undefined
   const hook: Omit<HookTotals, 'stats'> & { idsEnqueued: number } = { acked: 0, toOutbox: 0, failed: 0, idsAcked: 0, idsEnqueued: 0, sample: undefined }
 
-  if (setup.variant === 'readtrail') {
+  if (isHooked(setup.variant)) {
     const real = await createAuditProducer(
       // Signed batches, as a deployed producer sends them: the signing is part of what the hook costs.
       { kafka: { brokers: setup.brokers, clientId: 'bench' }, topic: setup.topic, service: BENCH_SERVICE, environment: 'bench', signingKey: benchSigning().signingKey, lingerMs: setup.lingerMs, compression: setup.compression, deliveryThread: setup.deliveryThread },
@@ -157,7 +168,16 @@ async function runWorker(setup: WorkerSetup): Promise<void> {
         })
       },
     })
-    const recorder = createReadRecorder(counting, { tables: { 'public.people': { policy: 'fail-open' } } }, { logger: benchLogger })
+    // A budget far above what the bench reads: every read is checked and counted, none refused.
+    const guard =
+      setup.variant === 'readtrail'
+        ? undefined
+        : {
+            budgets: { people: { tables: ['public.people'], limits: { user: { perMinute: 1_000_000_000, perHour: 1_000_000_000 } } } },
+            ...(setup.variant === 'guard redis' ? { redis: { url: setup.redisUrl, keyPrefix: `readtrail-bench:${process.pid}:`, timeoutMs: 1000 } } : {}),
+          }
+    const recorder = createReadRecorder(counting, { tables: { 'public.people': { policy: 'fail-open' } }, guard }, { logger: benchLogger })
+    closeRecorder = () => recorder.close()
     recorderStats = recorder.stats
     await instrumentPg(pool, recorder)
   }
@@ -217,7 +237,7 @@ async function runWorker(setup: WorkerSetup): Promise<void> {
       }
     }
     const loops = Array.from({ length: concurrency }, () =>
-      setup.variant === 'readtrail' ? runWithAuditContext({ principal: { id: 'clerk.bench' } }, loop) : loop(),
+      isHooked(setup.variant) ? runWithAuditContext({ principal: { id: 'clerk.bench' } }, loop) : loop(),
     )
     await Promise.all(loops)
     const elapsedMs = performance.now() - start
@@ -239,6 +259,7 @@ async function runWorker(setup: WorkerSetup): Promise<void> {
     } else {
       ;(async () => {
         await pool.end()
+        await closeRecorder?.()
         if (producer) await producer.close()
         const { idsEnqueued: _, ...totals } = hook
         reply({ type: 'closed', hook: recorderStats ? { stats: { ...recorderStats() }, ...totals } : undefined })
@@ -386,7 +407,8 @@ async function main(): Promise<void> {
     rows: { type: 'number', default: 100_000, help: 'rows seeded into the bench table' },
     port: { type: 'number', default: 55_432, help: 'port of the bench PostgreSQL cluster (scripts/pg-bench-cluster.sh)' },
     keep: { type: 'flag', help: 'leave the bench PostgreSQL cluster running' },
-    variants: { type: 'string', default: 'a,b,c', help: 'which variants to run, some of a,b,c' },
+    variants: { type: 'string', default: 'a,b,c,d,e', help: 'which variants to run, some of a,b,c,d,e' },
+    'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379', help: 'Redis of variant (e), the guard counting in Redis' },
     'cpu-prof-dir': { type: 'string', default: '', help: 'write CPU profiles of the workers here' },
     'linger-ms': { type: 'number', default: 5, help: 'producer lingerMs' },
     compression: { type: 'string', default: 'snappy', help: 'snappy|gzip|none' },
@@ -401,8 +423,8 @@ async function main(): Promise<void> {
   const pgPort = args.port
   const keep = args.keep
   const variantLetters = args.variants.split(',')
-  const variants = VARIANTS.filter((_, i) => variantLetters.includes('abc'[i]!))
-  if (variants.length === 0) throw new RangeError(`option variants must name some of a, b, c (got '${variantLetters.join(',')}')`)
+  const variants = VARIANTS.filter((_, i) => variantLetters.includes('abcde'[i]!))
+  if (variants.length === 0) throw new RangeError(`option variants must name some of a, b, c, d, e (got '${variantLetters.join(',')}')`)
   const profileDir = args['cpu-prof-dir'] || undefined
   const lingerMs = args['linger-ms']
   const compression = args.compression
@@ -446,7 +468,7 @@ async function main(): Promise<void> {
     const topic = await createBenchTopic(kafka, topics, 2, 'pg-hook')
     const brokers = [...benchKafkaConnection().brokers]
     console.log(`readtrail events go to ${topic} (2 partitions) on ${brokers.join(',')}, lingerMs ${lingerMs}, compression ${compression}, policy fail-open`)
-    for (const variant of variants) workers.push(await startWorker({ variant, port: pgPort, topic, brokers, lingerMs, compression, deliveryThread, poolSize, rows }))
+    for (const variant of variants) workers.push(await startWorker({ variant, port: pgPort, topic, brokers, lingerMs, compression, deliveryThread, poolSize, rows, redisUrl: args['redis-url'] }))
 
     const results = new Map<string, Measured[]>()
     const key = (shape: Shape, variant: Variant) => `${shape}|${variant}`
@@ -486,7 +508,11 @@ async function main(): Promise<void> {
     }
 
     const closed = await Promise.all(workers.splice(0).map((w) => w.call({ type: 'close' })))
-    const hook = closed.map((r) => (r.type === 'closed' ? r.hook : undefined)).find((h) => h !== undefined)
+    const hookOf = (v: Variant) => {
+      const r = closed[variants.indexOf(v)]
+      return r?.type === 'closed' ? r.hook : undefined
+    }
+    const hook = hookOf('readtrail')
 
     // The logging collector writes asynchronously: let it catch up.
     await sleep(1_000)
@@ -523,7 +549,7 @@ async function main(): Promise<void> {
         flushMs: Math.max(...ms.map((m) => m.run.flushMs)),
       }
     }
-    const letter: Record<Variant, string> = { 'no audit': '(a) no audit', pgAudit: '(b) pgAudit read', readtrail: '(c) readtrail hook' }
+    const letter: Record<Variant, string> = { 'no audit': '(a) no audit', pgAudit: '(b) pgAudit read', readtrail: '(c) readtrail hook', 'guard memory': '(d) hook + guard, in-process', 'guard redis': '(e) hook + guard, Redis' }
     for (const shape of SHAPES) {
       printTable(
         `${shape}: median of ${rounds} rounds of ${durationMs / 1000} s (${concurrency} in flight, pool ${poolSize})`,
@@ -553,7 +579,7 @@ async function main(): Promise<void> {
     }
     if (variants.includes('no audit') && variants.length > 1) {
       const others = variants.filter((v) => v !== 'no audit')
-      const short: Record<Variant, string> = { 'no audit': 'a', pgAudit: 'b', readtrail: 'c' }
+      const short: Record<Variant, string> = { 'no audit': 'a', pgAudit: 'b', readtrail: 'c', 'guard memory': 'd', 'guard redis': 'e' }
       printTable(
         'Ratios against (a): throughput as ratio of medians (median of per-round ratios in brackets), p99 as ratio of medians; goal: c/a ≥ 95 %',
         SHAPES.map((shape) => {
@@ -565,6 +591,31 @@ async function main(): Promise<void> {
           return row
         }),
       )
+    }
+
+    const guards = variants.filter((v) => v === 'guard memory' || v === 'guard redis')
+    if (variants.includes('readtrail') && guards.length > 0) {
+      const c = (shape: Shape) => summary(shape, 'readtrail')
+      // CPU the application's thread spends per query: what the guard adds to every read.
+      const cpuUs = (shape: Shape, v: Variant) => (summary(shape, v).node * 1e6) / summary(shape, v).qps
+      printTable(
+        'The guard\'s own cost, against (c): throughput ratio, added p50 and node CPU per query',
+        SHAPES.map((shape) => {
+          const row: Record<string, string> = { shape }
+          for (const v of guards) {
+            const g = summary(shape, v)
+            const tag = v === 'guard memory' ? 'd' : 'e'
+            row[`${tag}/c throughput`] = pct(g.qps / c(shape).qps)
+            row[`${tag}−c p50`] = `${((g.p50 - c(shape).p50) * 1000).toFixed(0)} µs`
+            row[`${tag}−c node CPU/query`] = `${(cpuUs(shape, v) - cpuUs(shape, 'readtrail')).toFixed(0)} µs`
+          }
+          return row
+        }),
+      )
+      for (const v of guards) {
+        const g = hookOf(v)?.stats.guard
+        if (g) console.log(`  ${letter[v]}: ${g.checked.toLocaleString('en-US')} budget checks, ${g.refused} refused, ${g.unchecked} unchecked, ${g.unavailable} unavailable`)
+      }
     }
 
     console.log('\nWhat each audit recorded (every round, warm-up included)')

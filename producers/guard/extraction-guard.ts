@@ -1,7 +1,7 @@
 import type { Logger } from '../../common/logger.js'
 import type { PrincipalType } from '../../schemas/access-event.js'
 import type { AlertAction } from '../../schemas/alert-event.js'
-import { ExtractionGuardError } from '../errors.js'
+import { HookError } from '../hooks/errors.js'
 import { budgetKey, type BudgetSubject } from './budget-key.js'
 import { BudgetStoreDown, type BudgetStore, type TakeRequest, type TakeResult, type WindowLimit } from './budget-store.js'
 import type { Budget, GuardConfig } from './guard-config.js'
@@ -36,7 +36,7 @@ export interface GuardFinding {
 
 export interface GuardVerdict {
   /** Set when the caller must get no rows: EXTRACTION_LIMIT or GUARD_UNAVAILABLE. */
-  refusal: ExtractionGuardError | undefined
+  refusal: HookError | undefined
   /** Alerts to publish (already thinned to one per alertIntervalMs per principal, budget, window and action). */
   findings: GuardFinding[]
 }
@@ -191,8 +191,8 @@ export function createExtractionGuard(config: Readonly<GuardConfig>, options: Ex
     })
   }
 
-  function limitError(check: BudgetCheck, over: NonNullable<TakeResult['over']>, note: string): ExtractionGuardError {
-    return new ExtractionGuardError(
+  function limitError(check: BudgetCheck, over: NonNullable<TakeResult['over']>, note: string): HookError {
+    return new HookError(
       'EXTRACTION_LIMIT',
       `read refused by the extraction guard: ${check.request.cost} records of ${check.tables.join(', ')} would make ${over.observed} in ${over.windowSeconds} s against budget ${check.name}'s limit of ${over.limit}${note}`,
       { details: { budget: check.name, tables: check.tables, window_seconds: over.windowSeconds, limit: over.limit, observed: over.observed, records_in_read: check.request.cost } },
@@ -200,11 +200,11 @@ export function createExtractionGuard(config: Readonly<GuardConfig>, options: Ex
   }
 
   /** One budget's outcome applied: the refusal it causes, if any; findings appended. */
-  function apply(check: BudgetCheck, outcome: Outcome, principal: GuardPrincipal, findings: GuardFinding[], waitedMs: number): ExtractionGuardError | undefined {
+  function apply(check: BudgetCheck, outcome: Outcome, principal: GuardPrincipal, findings: GuardFinding[], waitedMs: number): HookError | undefined {
     if (outcome.kind === 'down') {
       if (check.budget.onStoreDown === 'fail-closed') {
         stats.unavailable += 1
-        return new ExtractionGuardError('GUARD_UNAVAILABLE', `read refused: the extraction guard could not check budget ${check.name} (${outcome.reason}) and it fails closed`, {
+        return new HookError('GUARD_UNAVAILABLE', `read refused: the extraction guard could not check budget ${check.name} (${outcome.reason}) and it fails closed`, {
           details: { budget: check.name, tables: check.tables },
         })
       }
@@ -250,7 +250,7 @@ export function createExtractionGuard(config: Readonly<GuardConfig>, options: Ex
     const waits = outcomes.map((o, i) => (checks[i]!.budget.action === 'throttle' && o.kind === 'taken' && !o.result.taken && o.result.retryAfterMs <= config.throttleMaxMs ? i : -1)).filter((i) => i >= 0)
     const finish = (final: Outcome[], waited: number[]): GuardVerdict => {
       const findings: GuardFinding[] = []
-      let refusal: ExtractionGuardError | undefined
+      let refusal: HookError | undefined
       final.forEach((o, i) => {
         const err = apply(checks[i]!, o, principal, findings, waited[i] ?? 0)
         refusal ??= err

@@ -50,7 +50,7 @@ describe('read recorder with the extraction guard (in-process)', () => {
         return e
       }
     })()
-    expect(err).toMatchObject({ name: 'ExtractionGuardError', code: 'EXTRACTION_LIMIT', retriable: false, details: { budget: 'applicants', window_seconds: 60, limit: 25, observed: 30, records_in_read: 10 } })
+    expect(err).toMatchObject({ name: 'HookError', code: 'EXTRACTION_LIMIT', retriable: false, details: { budget: 'applicants', window_seconds: 60, limit: 25, observed: 30, records_in_read: 10 } })
     const denied = reads.filter((r) => r.input.outcome === 'denied')
     expect(denied).toHaveLength(1)
     expect(denied[0]!.input).toMatchObject({ principal: { id: 'scraper' }, recordIds: ids(120, 10), resource: { database: 'registry', table: 'public.applicants' } })

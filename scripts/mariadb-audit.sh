@@ -128,7 +128,9 @@ do_start() {
   say "starting on $HOST:$PORT (audit log rotates at $ROTATE_SIZE bytes, keeps $ROTATIONS)"
   # TZ=UTC: server_audit stamps lines with the process's local time and no zone.
   # setsid + closed fds: the server outlives this script and holds none of its pipes or the lock.
-  (cd / && TZ=UTC setsid runuser -u mysql -- /usr/sbin/mariadbd --no-defaults \
+  # The redirections are on the whole group: a background shell holding the
+  # caller's stdout would keep a caller reading it to the end waiting forever.
+  (cd / && TZ=UTC exec setsid runuser -u mysql -- /usr/sbin/mariadbd --no-defaults \
     --datadir="$DATA" --socket="$SOCKET" --pid-file="$PIDFILE" --port="$PORT" --bind-address="$HOST" \
     --log-error="$ERROR_LOG" --skip-name-resolve --innodb-buffer-pool-size=64M --max-connections=100 \
     --default-time-zone='+00:00' \
@@ -140,8 +142,7 @@ do_start() {
     --server-audit-file-path="$AUDIT_LOG" \
     --server-audit-file-rotate-size="$ROTATE_SIZE" \
     --server-audit-file-rotations="$ROTATIONS" \
-    --server-audit-query-log-limit=2147483647 \
-    </dev/null >/dev/null 2>&1 9>&- &)
+    --server-audit-query-log-limit=2147483647) </dev/null >/dev/null 2>&1 9>&- &
   local i
   for ((i = 0; i < 600; i++)); do
     answering && break

@@ -92,6 +92,28 @@ describe('extraction guard on the real Redis', () => {
     }
   })
 
+  it('hostile principal ids and table names reach no key: every counter in Redis is the prefix and a hash tag of a digest', async () => {
+    const prefix = freshGuardPrefix()
+    const producer = { config: { service: 'registry-api', signingKey: testSigningKey(SERVICE), sqlDialect: 'postgres' }, enqueueParsedRead: () => 'x', publishAlert: () => {} } as unknown as AuditProducer
+    const hostileTable = 'app.{evil}:*'
+    const recorder = createReadRecorder(producer, { tables: { [hostileTable]: {} }, guard: { budgets: { '}{': { tables: [hostileTable], limits: { user: { perMinute: 2 } } } }, redis: { url: SHARED_REDIS_URL, keyPrefix: prefix, timeoutMs: 1000 } } }, { logger: quiet })
+    const ids = ['a:b', '{a}', '}', `${prefix}{x}`, '*', 'x\r\nFLUSHALL\r\n', 'ü'.repeat(256)]
+    const read = (id: string) => recorder.record([{ table: hostileTable, policy: 'fail-open', columns: ['id'], recordIds: ['1', '2'], rowCount: 2, recordIdsComplete: true }], undefined, 'app', { principal: { id, type: 'user' } })
+    for (const id of ids) await read(id)
+    // Each has its own full budget: none collided with another's counter.
+    for (const id of ids) expect(await thrown(Promise.resolve().then(() => read(id)))).toMatchObject({ code: 'EXTRACTION_LIMIT' })
+    const c = createClient({ url: SHARED_REDIS_URL })
+    await c.connect()
+    try {
+      const keys = (await c.sendCommand(['KEYS', `${prefix}*`])) as string[]
+      expect(keys).toHaveLength(ids.length)
+      for (const k of keys) expect(k).toMatch(/^rt-test:[0-9a-f]{8}:\{[A-Za-z0-9_-]{43}\}$/)
+    } finally {
+      await c.close()
+      await recorder.close()
+    }
+  })
+
   it('three application processes share one budget through Redis: exactly the budget is allowed across them', { timeout: 120_000 }, async () => {
     const database = await createRegistryDatabase(600)
     const kafka = testKafka()

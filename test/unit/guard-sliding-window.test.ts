@@ -2,6 +2,9 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { BudgetStoreDown, type TakeRequest } from '../../producers/guard/budget-store.js'
 import { createMemoryBudgetStore } from '../../producers/guard/memory-budget-store.js'
+import { createExtractionGuard } from '../../producers/guard/extraction-guard.js'
+import { GuardConfig } from '../../producers/guard/guard-config.js'
+import { createLogger } from '../../common/logger.js'
 
 const minute = (limit: number, over: Partial<TakeRequest> = {}): TakeRequest => ({ key: 'k', cost: 1, limits: [{ windowSeconds: 60, limit }], force: false, ...over })
 
@@ -80,5 +83,29 @@ describe('in-process sliding-window budget store', () => {
     expect(store.take(minute(10, { key: 'a' })).taken).toBe(true)
     advance(62_000)
     expect(store.take(minute(10, { key: 'd' })).taken).toBe(true)
+  })
+})
+
+describe('extraction guard throttle (fake clock)', () => {
+  it('a throttled read waits exactly until its window has room, then goes on with a `throttle` finding; past throttleMaxMs it is refused', async () => {
+    let t = 1_700_000_000_000
+    const slept: number[] = []
+    const store = createMemoryBudgetStore({ maxKeys: 10, now: () => t })
+    const config = GuardConfig.parse({ budgets: { b: { tables: ['people'], limits: { user: { perMinute: 10 } }, action: 'throttle' } }, throttleMaxMs: 5000 })
+    const guard = createExtractionGuard(config, { store, logger: createLogger({ level: 'silent' }), keyPrefix: 'p:', now: () => t, sleep: async (ms) => void (slept.push(ms), (t += ms)) })
+    const who = { id: 'u', type: 'user' as const }
+    expect(guard.check([{ table: 'people', records: 10 }], who)).toBeUndefined()
+    t += 58_000
+    // Room comes back when the first bucket leaves the count, ~3 s from now: within the 5 s bound.
+    const waited = await guard.check([{ table: 'people', records: 1 }], who)
+    expect(waited).toMatchObject({ refusal: undefined, findings: [{ action: 'throttle', budget: 'b' }] })
+    expect(slept).toHaveLength(1)
+    expect(slept[0]).toBeGreaterThan(2000)
+    expect(slept[0]).toBeLessThanOrEqual(3001)
+    // Now full again for a minute: no room within 5 s, refused at once without sleeping.
+    const refused = await guard.check([{ table: 'people', records: 10 }], who)
+    expect(refused).toMatchObject({ refusal: { code: 'EXTRACTION_LIMIT' }, findings: [{ action: 'refuse' }] })
+    expect(slept).toHaveLength(1)
+    expect(guard.stats()).toMatchObject({ throttled: 1, refused: 1 })
   })
 })

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { afterAll } from 'vitest'
+import { afterAll, beforeAll } from 'vitest'
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/redis.sh', import.meta.url))
 
@@ -22,14 +22,15 @@ export interface PrivateRedis {
 
 /**
  * A private redis-server (scripts/redis.sh) on its own port, which a test
- * may stop and start; stopped when the file's tests end. Each test file
+ * may stop and start; started before the suite's tests, stopped after them. Each test file
  * passes its own port so files running at once do not stop each other's.
  */
 export function privateRedis(port: number): PrivateRedis {
   const run = (command: 'start' | 'stop') =>
     execFileSync('bash', [SCRIPT, command], { env: { ...process.env, READTRAIL_REDIS_PORT: String(port) }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
   const redis: PrivateRedis = { url: `redis://127.0.0.1:${port}`, port, start: () => void run('start'), stop: () => void run('stop') }
-  redis.start()
+  // Started in a hook, not when the file is collected: a suite whose tests are all filtered out runs neither hook, and must not leave a server behind.
+  beforeAll(() => redis.start())
   afterAll(() => redis.stop())
   return redis
 }

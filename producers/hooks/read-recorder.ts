@@ -47,6 +47,13 @@ export interface ReadRecorder {
    * anything, READ_TOO_LARGE, CONTEXT_MISSING or RECORD_IDS_INCOMPLETE
    * (strict mode): the caller must then not see the rows.
    *
+   * With `guard`, the read is checked against its principal's budgets
+   * before anything else is recorded. A refusal (EXTRACTION_LIMIT, or
+   * GUARD_UNAVAILABLE when the budget store is down and the budget fails
+   * closed) is first recorded as a read with outcome `denied` naming the
+   * records the caller would have received, then thrown (in-process store)
+   * or rejected (Redis, or a throttled read that found no room in time).
+   *
    * `context` is the audit context of the caller that issued the query: a
    * driver delivers results from its socket's callbacks, where the
    * AsyncLocalStorage context is the connection's, not the caller's, so

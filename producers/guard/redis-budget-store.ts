@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { createClient } from 'redis'
+import type { createClient } from '@redis/client'
 import { describeError } from '../../common/errors.js'
 import type { Logger } from '../../common/logger.js'
 import { BudgetStoreDown, WINDOWS, type BudgetStore, type TakeRequest, type TakeResult, type WindowSeconds } from './budget-store.js'
@@ -96,6 +96,7 @@ export function createRedisBudgetStore(config: RedisStoreConfig, options: RedisB
   let closed = false
   let lastError: string | undefined
   let starting = true
+  const connectTimeoutMs = Math.max(1000, config.timeoutMs)
   // Reads made while the first connection attempt is under way wait for its outcome (still within timeoutMs).
   let startWaiters: (() => void)[] = []
   const wakeStarters = () => {
@@ -104,38 +105,55 @@ export function createRedisBudgetStore(config: RedisStoreConfig, options: RedisB
     startWaiters = []
     for (const w of waiters) w()
   }
-  const client = createClient({
-    url: config.url,
-    disableOfflineQueue: true,
-    commandsQueueMaxLength: config.maxInFlight,
-    socket: {
-      connectTimeout: Math.max(1000, config.timeoutMs),
-      // Back off to 2 s at most: a Redis that comes back is used again within seconds.
-      reconnectStrategy: (retries: number) => Math.min(2000, 50 * 2 ** Math.min(retries, 6)),
+  // Loaded only by an application that counts budgets in Redis: importing
+  // node-redis costs ~0.2 s of start-up, which every other SDK user would pay.
+  let client: ReturnType<typeof open> | undefined
+  void import('@redis/client').then(
+    (redis) => {
+      if (closed) return wakeStarters()
+      client = open(redis.createClient)
     },
-  })
-  // node-redis emits 'error' on every failed (re)connection; without a
-  // listener that would crash the application.
-  client.on('error', (err: unknown) => {
-    const reason = describeError(err)
-    wakeStarters()
-    if (reason !== lastError) log.warn({ reason }, 'guard: Redis error (reads of budgeted tables follow their onStoreDown policy until it answers)')
-    lastError = reason
-  })
-  client.on('ready', () => {
-    wakeStarters()
-    if (lastError !== undefined) log.info('guard: Redis answers again')
-    lastError = undefined
-  })
-  // The application decides when it exits, not a budget counter's socket.
-  client.connect().then(
-    () => client.unref(),
-    (err: unknown) => log.warn({ reason: describeError(err) }, 'guard: cannot connect to Redis'),
+    (err: unknown) => {
+      log.error({ reason: describeError(err) }, 'guard: cannot load @redis/client')
+      wakeStarters()
+    },
   )
 
-  function bounded<T>(work: () => Promise<T>): Promise<T> {
+  function open(create: typeof createClient) {
+    const c = create({
+      url: config.url,
+      disableOfflineQueue: true,
+      commandsQueueMaxLength: config.maxInFlight,
+      socket: {
+        connectTimeout: connectTimeoutMs,
+        // Back off to 2 s at most: a Redis that comes back is used again within seconds.
+        reconnectStrategy: (retries: number) => Math.min(2000, 50 * 2 ** Math.min(retries, 6)),
+      },
+    })
+    // node-redis emits 'error' on every failed (re)connection; without a
+    // listener that would crash the application.
+    c.on('error', (err: unknown) => {
+      const reason = describeError(err)
+      wakeStarters()
+      if (reason !== lastError) log.warn({ reason }, 'guard: Redis error (reads of budgeted tables follow their onStoreDown policy until it answers)')
+      lastError = reason
+    })
+    c.on('ready', () => {
+      wakeStarters()
+      if (lastError !== undefined) log.info('guard: Redis answers again')
+      lastError = undefined
+    })
+    // The application decides when it exits, not a budget counter's socket.
+    c.connect().then(
+      () => c.unref(),
+      (err: unknown) => log.warn({ reason: describeError(err) }, 'guard: cannot connect to Redis'),
+    )
+    return c
+  }
+
+  function bounded<T>(ms: number, work: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new BudgetStoreDown(`Redis did not answer within ${config.timeoutMs} ms`)), config.timeoutMs)
+      const timer = setTimeout(() => reject(new BudgetStoreDown(`Redis did not answer within ${ms} ms`)), ms)
       work().then(
         (v) => {
           clearTimeout(timer)
@@ -153,19 +171,20 @@ export function createRedisBudgetStore(config: RedisStoreConfig, options: RedisB
     // Before the first connection attempt ends, wait for it (within the
     // bound) instead of failing the first reads at start-up. Later, a lost
     // connection fails at once: nothing piles up behind a dead socket.
-    if (!client.isReady && starting) await new Promise<void>((resolve) => startWaiters.push(resolve))
-    if (!client.isReady) throw new BudgetStoreDown('Redis is not connected')
+    if (!client?.isReady && starting) await new Promise<void>((resolve) => startWaiters.push(resolve))
+    const ready = client
+    if (!ready?.isReady) throw new BudgetStoreDown('Redis is not connected')
     const args = [String(request.cost), request.force ? '1' : '0']
     for (const { windowSeconds, limit } of request.limits) {
       const w = WINDOWS[windowSeconds]
       args.push(String(windowSeconds), String(w.bucketMs), String(w.buckets), String(limit))
     }
     try {
-      return await client.sendCommand(['EVALSHA', TAKE_SCRIPT_SHA, '1', request.key, ...args])
+      return await ready.sendCommand(['EVALSHA', TAKE_SCRIPT_SHA, '1', request.key, ...args])
     } catch (err) {
       // First use, or Redis restarted and lost its script cache.
       if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err
-      return await client.sendCommand(['EVAL', TAKE_SCRIPT, '1', request.key, ...args])
+      return await ready.sendCommand(['EVAL', TAKE_SCRIPT, '1', request.key, ...args])
     }
   }
 
@@ -176,7 +195,9 @@ export function createRedisBudgetStore(config: RedisStoreConfig, options: RedisB
       if (inFlight >= config.maxInFlight) throw new BudgetStoreDown(`${inFlight} budget checks already wait on Redis (maxInFlight)`)
       inFlight += 1
       try {
-        return parseReply(await bounded(() => run(request)))
+        // The first reads after start-up also wait for the client to load and
+        // connect, at most its connect timeout more; every later one, timeoutMs.
+        return parseReply(await bounded(starting ? connectTimeoutMs + config.timeoutMs : config.timeoutMs, () => run(request)))
       } finally {
         inFlight -= 1
       }
@@ -186,8 +207,9 @@ export function createRedisBudgetStore(config: RedisStoreConfig, options: RedisB
       closed = true
       wakeStarters()
       // A client still trying to connect (Redis down) is stopped, not waited for: that wait has no end.
-      if (client.isReady) await client.close().catch(() => client.destroy())
-      else if (client.isOpen) client.destroy()
+      const c = client
+      if (c?.isReady) await c.close().catch(() => c.destroy())
+      else if (c?.isOpen) c.destroy()
     },
   })
 }

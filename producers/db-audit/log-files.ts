@@ -9,7 +9,7 @@ import { DbAuditError } from './errors.js'
  *   must then sort by time, as its default does);
  * - `rotated`: one path, renamed to path.1, path.2… when rotated (MariaDB
  *   server_audit, logrotate without copytruncate): the highest number is
- *   the oldest, the bare path the newest.
+ *   the oldest, the bare path the newest; the number may be zero-padded.
  */
 export type LogLocation = { kind: 'directory'; dir: string; extension: string } | { kind: 'rotated'; path: string }
 
@@ -40,10 +40,11 @@ export async function listLogFiles(location: LogLocation): Promise<ListedLogFile
       if (name === base) ranked.push({ name, rank: 0 })
       else if (name.startsWith(`${base}.`)) {
         const suffix = name.slice(base.length + 1)
-        if (/^[1-9]\d{0,5}$/.test(suffix)) ranked.push({ name, rank: Number(suffix) })
+        // server_audit pads the number to the width of server_audit_file_rotations (path.01 … path.50).
+        if (/^\d{1,6}$/.test(suffix) && Number(suffix) > 0) ranked.push({ name, rank: Number(suffix) })
       }
     }
-    ranked.sort((a, b) => b.rank - a.rank)
+    ranked.sort((a, b) => b.rank - a.rank || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   }
   const files: ListedLogFile[] = []
   const seen = new Set<string>()

@@ -68,7 +68,8 @@ export class LogTailer {
       if (start === 'end') {
         const files = await listLogFiles(this.options.location)
         const newest = files[files.length - 1]
-        if (newest) await this.openFile(newest.path, newest.size)
+        const opened = newest && (await this.openListed(newest))
+        if (opened) this.adopt(opened.handle, opened.path, await identityOf(opened.handle, opened.path), Number((await opened.handle.stat()).size))
       }
       return []
     }
@@ -121,9 +122,32 @@ export class LogTailer {
     if (more) return { kind: 'items', path: c.path, items: more }
     const pending = c.framer.pendingBytes
     const truncatedTail = pending > 0 ? { offset: c.framer.consumed, bytes: pending } : undefined
-    await this.closeCurrent()
-    await this.openFile(next.path, 0)
-    return { kind: 'switched', from: c.path, to: next.path, truncatedTail }
+    const opened = await this.openListed(next)
+    // Gone before it could be opened (deleted by the server's own rotation limit): the next step looks again.
+    if (!opened) return { kind: 'idle' }
+    await c.handle.close().catch(() => {})
+    this.adopt(opened.handle, opened.path, await identityOf(opened.handle, opened.path), 0)
+    return { kind: 'switched', from: c.path, to: opened.path, truncatedTail }
+  }
+
+  /**
+   * Opens the file `listed` describes, by identity, not by name: between the
+   * listing and the open, a rotation can move another file to that name
+   * (server_audit renames path.1 to path.2, then path to path.1), and
+   * opening the name alone would skip a whole file.
+   */
+  private async openListed(listed: ListedLogFile): Promise<{ handle: FileHandle; path: string } | undefined> {
+    let target: ListedLogFile | undefined = listed
+    for (let attempt = 0; attempt < RELIST_ATTEMPTS * 4 && target; attempt++) {
+      const handle = await this.openHandle(target.path)
+      if (handle) {
+        const stat = await handle.stat({ bigint: true })
+        if (stat.dev === listed.dev && stat.ino === listed.ino) return { handle, path: target.path }
+        await handle.close()
+      }
+      target = (await listLogFiles(this.options.location)).find((f) => f.dev === listed.dev && f.ino === listed.ino)
+    }
+    return undefined
   }
 
   async close(): Promise<void> {
@@ -157,16 +181,11 @@ export class LogTailer {
     if (this.lostPath !== undefined) files = filesAfterLost(this.options.location, files, this.lostPath)
     const first = files[0]
     if (!first) return { kind: 'idle' }
-    if (!(await this.openFile(first.path, 0))) return { kind: 'idle' }
+    const opened = await this.openListed(first)
+    if (!opened) return { kind: 'idle' }
+    this.adopt(opened.handle, opened.path, await identityOf(opened.handle, opened.path), 0)
     this.lostPath = undefined
-    return { kind: 'switched', from: undefined, to: first.path, truncatedTail: undefined }
-  }
-
-  private async openFile(path: string, offset: number): Promise<boolean> {
-    const handle = await this.openHandle(path)
-    if (!handle) return false
-    this.adopt(handle, path, await identityOf(handle, path), offset)
-    return true
+    return { kind: 'switched', from: undefined, to: opened.path, truncatedTail: undefined }
   }
 
   private async openHandle(path: string): Promise<FileHandle | undefined> {

@@ -80,7 +80,7 @@ describe('database-side cross-check (pgAudit)', () => {
     const pool = await instrumentPg(new pg.Pool({ ...CONNECTION, max: 4, application_name: 'records-api' }), recorder)
     // The cluster is stopped when the file ends: idle clients then see admin_shutdown.
     pool.on('error', () => {})
-    deferCleanup(() => pool.end())
+    deferCleanup(() => pool.end().catch(() => {}))
 
     const reader = await runDbAuditReader({
       source: 'cross-check-pg', kind: 'pgaudit', log: join(CLUSTER_ENV.READTRAIL_PG_AUDIT_HOME, 'log'), logFormat: 'csvlog', tables: ['public.applicants'],

@@ -30,6 +30,10 @@ import { claimDataDir } from '../store/owner-lock.js'
 import { openStore, type Store } from '../store/store.js'
 import { FIRST_APPLICANT_ID, generateApplicants } from './applicants.js'
 import { createRegistryApp, type RequestContext } from './registry-app.js'
+import { runDatabaseSide, type DatabaseSideResult } from './database-side.js'
+import { alerts } from '../queries/alerts.js'
+import { unauditedReads } from '../queries/unaudited-reads.js'
+import { sideTopic } from '../schemas/side-batch.js'
 
 export interface DemoResult {
   scraped: number
@@ -81,7 +85,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
   const groupId = `readtrail-demo-${runId}`
   const store = await openDemoStore(config, logger)
   const kafka = createKafka(config.kafka, logger)
-  await ensureTopics(kafka, { topic, partitions: config.partitions })
+  await ensureTopics(kafka, { topic, partitions: config.partitions, sideStreams: true })
   // The demo signs with its own key, made fresh in its own directory.
   const keyPath = join(config.store.dataDir, 'keys', 'checkpoint.key')
   rmSync(join(config.store.dataDir, 'keys'), { recursive: true, force: true })
@@ -95,17 +99,49 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
   const producerKey = join(config.store.dataDir, 'keys', `${service}.pem`)
   rmSync(trustedPath, { force: true })
   generateProducerKey({ service, out: producerKey, trusted: trustedPath, home: config.store.dataDir }, new PassThrough())
+  // The database's own audit log is read and signed by a reader with a key of its own.
+  const readerService = 'admissions-db-audit'
+  const readerKey = join(config.store.dataDir, 'keys', `${readerService}.pem`)
+  generateProducerKey({ service: readerService, out: readerKey, trusted: trustedPath, home: config.store.dataDir }, new PassThrough())
   const ingest = createIngest({
     kafka,
     store,
     logger,
     writer: { kafka: config.kafka, topic, groupId, trustedProducers: trustedPath },
     checkpoints: { key: loadSigningKey(keyPath), logPath, topic: checkpointTopic },
+    sideStreams: true,
   })
   const audit = await createAuditProducer(
     { kafka: config.kafka, topic, service, environment: 'demo', sessionHashKey: randomBytes(32), signingKey: producerKey },
     { logger, kafka },
   )
+  /** The questions part two answers from the log: the unaudited read, the guard's work, and verify's completeness line. */
+  async function showDatabaseSide(side: DatabaseSideResult): Promise<boolean> {
+    await waitForCatchUp(kafka, groupId, topic, { timeoutMs: 120_000 })
+    await waitForCatchUp(kafka, `${groupId}.db-audit`, sideTopic(topic, 'db-audit'), { timeoutMs: 120_000 })
+    await waitForCatchUp(kafka, `${groupId}.alerts`, sideTopic(topic, 'alert'), { timeoutMs: 120_000 })
+    await ingest.signer.signNow()
+    const window = { from: new Date(Date.now() - 3_600_000), to: new Date(Date.now() + 60_000) }
+    const unaudited = await runSavedQuery(store, unauditedReads, window)
+    out('')
+    out('Q6  Which reads of applicants did no application make?  unaudited-reads (the last hour)')
+    out(formatRows(unaudited.rows, ['db_name', 'db_user', 'client_addr', 'application_name', 'tables', 'statements', 'sample_statements'], 'table').replace(/^/gm, '    '))
+    const alerted = await runSavedQuery(store, alerts, window)
+    const [denied] = await store.queryRows<{ reads: string; records: string }>(
+      `SELECT toString(count()) AS reads, toString(sum(length(record_ids))) AS records FROM ${store.table('access_log')} WHERE outcome = 'denied' AND principal_id = 'clerk.marta'`,
+    )
+    out('')
+    out('Q7  What did the guard stop?  readtrail alerts')
+    out(formatRows(alerted.rows, ['occurred_at', 'action', 'principal_id', 'table_name', 'budget', 'window_seconds', 'budget_limit', 'observed', 'records_in_read'], 'table').replace(/^/gm, '    '))
+    out(`    and ${denied?.reads ?? 0} reads by clerk.marta recorded with outcome denied, naming the ${denied?.records ?? 0} records they would have returned.`)
+    const checkpointsNow = await loadCheckpoints({ database: store.database, publicKeyPath: `${keyPath}.pub`, logPath, topic: { kafka, name: checkpointTopic } })
+    const completeness = await verifyStore(store, { checkpoints: checkpointsNow })
+    out('')
+    for (const line of formatReport(completeness).split('\n')) {
+      if (/^readtrail verify|^database |^UNAUDITED|^ {2}(db_audit_log|alert_log) /.test(line)) out(line)
+    }
+    return completeness.ok && side.pagesRefused > 0 && unaudited.rows.length === 1
+  }
   try {
     await ingest.start()
     const applicants = generateApplicants(20_000)
@@ -214,6 +250,12 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
       for (const line of verdict.proved) out(`    - ${line}`)
       explore.push(`${cliInvocation()} evidence verify ${shellQuote(resolve(bundlePath))} --public-key ${shellQuote(resolve(`${keyPath}.pub`))}`)
     }
+    // Part two: what the hooks cannot see, and stopping the next scraper while it runs.
+    out('')
+    out('Part 2, the next night: the back office now reads a real PostgreSQL through the pg hook, with an extraction guard; the server audits itself with pgAudit.')
+    const side = await runDatabaseSide({ kafka: config.kafka, topic, audit, readerKey, readerService, stateDir: join(config.store.dataDir, 'db-audit-state'), logger, out })
+    if (!side.ran) out(`    skipped: ${side.why}`)
+    else verified &&= await showDatabaseSide(side)
     out('')
     out('Explore this store yourself: its signing key, checkpoint log, verify state and verifier key are in the same directory.')
     for (const line of explore) out(`  ${line}`)
@@ -224,7 +266,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     await store.close()
     const admin = kafka.admin()
     await admin.connect()
-    await admin.deleteTopics({ topics: [topic, deadLetterTopicOf({ topic }), checkpointTopic] }).catch(() => {})
+    await admin.deleteTopics({ topics: [topic, deadLetterTopicOf({ topic }), checkpointTopic, sideTopic(topic, 'db-audit'), sideTopic(topic, 'alert')] }).catch(() => {})
     await admin.disconnect()
   }
 }
@@ -251,6 +293,8 @@ export function exploreCommands(config: AppConfig, database: string, record: num
     `${cli} query breach-scope --param principals=clerk.marta --param ips=203.0.113.66 --param from=2026-11-26 --param to=2026-11-27`,
     `${cli} report breach-scope --param principals=clerk.marta --param from=2026-11-26 --param to=2026-11-27 --out ${shellQuote(join(resolve(config.store.dataDir), 'breach-report.html'))} --force`,
     `${cli} verify --no-kafka-checkpoints`,
+    `${cli} query unaudited-reads --param from=${shellQuote(new Date(Date.now() - 3_600_000).toISOString())} --param to=${shellQuote(new Date(Date.now() + 3_600_000).toISOString())}`,
+    `${cli} alerts --principal clerk.marta`,
   ]
 }
 

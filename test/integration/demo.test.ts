@@ -32,10 +32,26 @@ describe('readtrail demo (the README main job)', () => {
     expect(bulk).not.toContain('clerk.anna')
     expect(bulk).toContain('provenance: VERIFIED')
     expect(r.stdout).toMatch(/Q5 {2}Evidence for the regulator: .*\n.*PROVED offline/)
+    // Part 2 (issue 14): the guard refuses the scraper after its budget; the
+    // psql read no hook saw is the one unaudited read; verify accounts for
+    // every database-side read of the table.
+    const part2 = r.stdout.slice(r.stdout.indexOf('Part 2'))
+    expect(part2).toMatch(/Scraper pages of 100: 2 served, 6 refused with EXTRACTION_LIMIT/)
+    expect(part2).toContain('Database-audit reader: 14 pgAudit entries')
+    const q6 = part2.slice(part2.indexOf('Q6'), part2.indexOf('Q7'))
+    expect(q6).toMatch(/admissions\s+postgres\s+127\.0\.0\.1\s+psql\s+public\.applicants\s+1\s/)
+    expect(q6).toContain('(1 rows)')
+    const q7 = part2.slice(part2.indexOf('Q7'))
+    expect(q7).toMatch(/refuse\s+clerk\.marta\s+applicants\s+applicant-records\s+60\s+250\s+300\s+100/)
+    expect(q7).toContain('6 reads by clerk.marta recorded with outcome denied, naming the 600 records')
+    expect(part2).toContain('UNAUDITED: database admissions: 14 database-side reads, 1 unmatched')
+    expect(part2).toMatch(/db_audit_log chain \S+\.db-audit\/0: seq 1\.\.14 \(14 rows\), signed through seq 14/)
     // Run again on its own store: it starts from scratch.
     const again = await runCli(['demo', '--data-dir', dataDir], { READTRAIL_KAFKA_BROKERS: TEST_BROKERS.join(',') })
     expect(again.code).toBe(0)
     expect(again.stdout).toMatch(/72 rows in 3 chains verified/)
+    // A second run starts part 2 afresh too: only its own statements.
+    expect(again.stdout).toContain('UNAUDITED: database admissions: 14 database-side reads, 1 unmatched')
   })
 
   it('refuses to wipe a directory that is not a demo store', async () => {

@@ -170,7 +170,11 @@ export class LogTailer {
     for (let attempt = 0; ; attempt++) {
       const files = await listLogFiles(this.options.location)
       const index = files.findIndex((f) => f.dev.toString() === c.identity.dev && f.ino.toString() === c.identity.ino)
-      if (index >= 0) return files[index + 1]
+      if (index >= 0) {
+        // Renamed by a rotation while being read: entries read from now on name the file as it is now called.
+        c.path = files[index]!.path
+        return files[index + 1]
+      }
       if (attempt + 1 >= RELIST_ATTEMPTS) return filesAfterLost(this.options.location, files, c.path).find((f) => f.dev.toString() !== c.identity.dev || f.ino.toString() !== c.identity.ino)
       await sleep(RELIST_WAIT_MS)
     }

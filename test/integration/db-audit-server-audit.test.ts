@@ -146,8 +146,9 @@ describe('server_audit reader on a real MariaDB', () => {
       expect(seqProblems(events), producer).toEqual([])
       expect(events.map(keyOf).sort(), producer).toEqual([...expected].sort())
       expect(events[0]).toMatchObject({ source_kind: 'server_audit', db_name: 'shop', db_user: 'readtrail', client_addr: '127.0.0.1', command: 'SELECT', object_name: 'shop.people', statement_truncated: false })
-      // Size rotation at 64 KiB: the entries came from many files.
-      expect(new Set(events.map((e) => `${e.log_file}`)).size).toBeGreaterThanOrEqual(2)
+      // Size rotation at 64 KiB: the entries came from many files (each file's offsets start again; the
+      // name is the one the file had when read, which is the live path when the reader keeps up).
+      expect(events.filter((e, i) => i > 0 && e.log_offset < events[i - 1]!.log_offset).length).toBeGreaterThanOrEqual(3)
     }
     reader.child.kill('SIGTERM')
     expect(await reader.exited).toBe(0)

@@ -278,12 +278,14 @@ export class DbAuditReader {
           this.statsNow.truncated++
           this.log.error({ file: step.from, offset: step.truncatedTail.offset, bytes: step.truncatedTail.bytes }, 'a finished log file ends in an incomplete entry: skipped')
         }
-        // Everything read from the finished file goes out (and is committed) before the next file's first entry.
-        await this.flush()
+        // Everything read from the finished file goes out before the next file's first entry. The tailer is
+        // already in the next file, so the position committed is its start: committing the old file's
+        // offset against the new file's identity would skip that many bytes after a restart.
+        if (this.batch.length > 0) await this.publish()
         this.logPath = step.to
         this.offset = 0
         this.dirty = true
-        await this.flush()
+        await this.commit()
         this.log.info({ from: step.from ?? null, to: step.to }, 'reading the next log file')
         continue
       }

@@ -16,6 +16,22 @@ export interface SideChainFacts {
   bad_link: number[]
   /** Stored hash at each seq a signed checkpoint vouches for (hex, lowercase). */
   hash_at: Record<string, string[]>
+  /**
+   * Per producer (a database-audit reader, an application's alert
+   * publisher), its own sequence (reader_seq, producer_seq) as stored: each
+   * runs 1, 2, 3… so a hole is a lost entry and a repeat a replayed one.
+   */
+  producers: SideProducerFacts[]
+}
+
+export interface SideProducerFacts {
+  producer_id: string
+  rows: number
+  distinct: number
+  first: number
+  last: number
+  /** The chain seq of the producer's first row here, to place a finding. */
+  at_seq: number
 }
 
 /** The side tables' facts, plus per database how many database-side reads no hooked read matches. */
@@ -23,6 +39,9 @@ export interface SideFacts {
   chains: SideChainFacts[]
   completeness: { db_name: string; entries: number; unmatched: number }[] | null
 }
+
+/** Each side table's per-producer sequence column. */
+const PRODUCER_SEQ: Record<string, string> = { db_audit_log: 'reader_seq', alert_log: 'producer_seq' }
 
 /** Most seqs listed per chain and kind: the rest are counted by the chain's findings. */
 const MAX_LISTED = 20
@@ -80,7 +99,14 @@ async function chainFacts(store: Store, spec: SideTable<unknown>, checkpointSeqs
       )
       for (const f of found) (hashAt[f.s] ??= []).push(f.h)
     }
+    const producers = await store.queryRows<{ p: string; n: string; d: string; lo: string; hi: string; at: string }>(
+      `SELECT producer_id AS p, toString(count()) AS n, toString(uniqExact(${PRODUCER_SEQ[spec.table]})) AS d, toString(min(${PRODUCER_SEQ[spec.table]})) AS lo,
+              toString(max(${PRODUCER_SEQ[spec.table]})) AS hi, toString(min(seq)) AS at
+       FROM ${t} WHERE chain_id = {chain:String} GROUP BY producer_id ORDER BY producer_id`,
+      { chain: r.chain },
+    )
     out.push({
+      producers: producers.map((x) => ({ producer_id: x.p, rows: Number(x.n), distinct: Number(x.d), first: Number(x.lo), last: Number(x.hi), at_seq: Number(x.at) })),
       table: spec.table,
       chain_id: r.chain,
       rows: Number(r.n),

@@ -222,6 +222,15 @@ const STEPS: readonly Step[] = [
         if (c.first_seq !== 1 || c.last_seq - c.first_seq + 1 !== c.distinct_seqs) {
           ctx.findings.push({ chain_id: c.chain_id, seq: c.first_seq, kind: 'deleted_rows', detail: `${c.table}: seq ${c.first_seq}..${c.last_seq} holds ${c.distinct_seqs} distinct seqs: rows were deleted` })
         }
+        for (const p of c.producers) {
+          const what = c.table === 'db_audit_log' ? 'reader_seq' : 'producer_seq'
+          if (p.rows !== p.distinct) {
+            ctx.findings.push({ chain_id: c.chain_id, seq: p.at_seq, kind: 'producer_duplicate', detail: `${c.table}: ${p.rows - p.distinct} ${what}(s) of ${p.producer_id} stored more than once: a replayed batch`, producer: { producer_id: p.producer_id, from_seq: p.first, to_seq: p.last } })
+          }
+          if (p.first !== 1 || p.last - p.first + 1 !== p.distinct) {
+            ctx.findings.push({ chain_id: c.chain_id, seq: p.at_seq, kind: 'producer_gap', detail: `${c.table}: ${p.producer_id}'s ${what} ${p.first}..${p.last} holds ${p.distinct} distinct values (from 1, ${p.last - p.distinct} missing): entries were lost or refused`, producer: { producer_id: p.producer_id, from_seq: 1, to_seq: p.last } })
+          }
+        }
         const list = [...(ctx.sideTrusted.get(c.chain_id) ?? [])].sort((a, b) => a.seq - b.seq || a.index - b.index)
         for (const cp of list) {
           const hashes = c.hash_at[String(cp.seq)]

@@ -331,7 +331,7 @@ export async function createAuditProducer(configInput: AuditProducerConfigInput,
         return
       }
       alerts ??= createAlertPublisher(
-        { kafka: kafkaHere(), topic: config.topic, origin: { keyId: signingKey.keyId, producerId, service: config.service }, privateKey: signingKey.privateKey, environment: config.environment, ackTimeoutMs: config.ackTimeoutMs },
+        { kafka: kafkaHere(), topic: config.topic, origin: { keyId: signingKey.keyId, producerId: alertProducerId(producerId), service: config.service }, privateKey: signingKey.privateKey, environment: config.environment, ackTimeoutMs: config.ackTimeoutMs },
         alertLog,
       )
       alerts.publish(draft)
@@ -385,4 +385,13 @@ function parseProducerConfig(input: AuditProducerConfigInput): Readonly<AuditPro
  */
 function readInputThrew(cause: unknown): InputError {
   return new InputError([{ field: '(read)', problem: 'reading the read threw (a getter, a Proxy trap or a Date method); pass plain data' }], { cause })
+}
+
+/**
+ * The producer id alerts are numbered under: its own per process, since
+ * alert numbers start at 1 in every process while a configured producerId
+ * outlives restarts (verify would take a restart's alert 1 for a replay).
+ */
+function alertProducerId(producerId: string): string {
+  return `${producerId.slice(0, 200)}:alerts:${randomUUID().slice(0, 8)}`
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { parseConfig } from '../../common/config.js'
 import { ConfigError, describeError, isReadtrailError } from '../../common/errors.js'
 import { componentLogger, silentLogger, type Logger } from '../../common/logger.js'
@@ -115,7 +115,7 @@ export function createReadRecorder(producer: AuditProducer, configInput: AuditHo
     if (sql === undefined) return undefined
     let digest = digests.get(sql)
     if (digest === undefined) {
-      digest = createHash('sha256').update(sql).digest('hex')
+      digest = hash('sha256', sql, 'hex')
       if (digests.size >= FINGERPRINT_CACHE_SIZE) digests.clear()
       digests.set(sql, digest)
     }

@@ -27,8 +27,9 @@ const codec = createDbAuditBatchCodec()
 const SERVICE = 'registry'
 let readerSeq = 0
 
-function entry(statement: string): DbAuditEvent {
-  readerSeq += 1
+/** The reader's next entry; a forged one (`own: false`) takes no place in its sequence. */
+function entry(statement: string, own = true): DbAuditEvent {
+  if (own) readerSeq += 1
   return {
     event_id: uuidv7(),
     source_kind: 'pgaudit',
@@ -95,9 +96,9 @@ describe('side chain writer (db_audit_log)', () => {
     await send([entry('SELECT * FROM applicants WHERE id = 1'), entry('SELECT * FROM applicants WHERE id = 2')])
     // A key nobody trusts, claiming the trusted service.
     const stranger = generateKeyPairSync('ed25519')
-    await send([entry('SELECT * FROM applicants -- forged')], stranger.privateKey)
+    await send([entry('SELECT * FROM applicants -- forged', false)], stranger.privateKey)
     // A trusted key signing for another service.
-    await send([entry('SELECT * FROM applicants -- other service')], testSigningKey('billing'))
+    await send([entry('SELECT * FROM applicants -- other service', false)], testSigningKey('billing'))
     await send([entry('SELECT * FROM applicants WHERE id = 3')])
 
     const ingest = await deployment.ingest({ store, topic, groupId: `g-${uuidv7()}`, sideStreams: true })
@@ -151,5 +152,32 @@ describe('side chain writer (db_audit_log)', () => {
     const fatal = (await Promise.race([third.failed, new Promise((r) => setTimeout(() => r('no failure in 60 s'), 60_000))])) as { code?: string }
     expect(fatal.code).toBe('CHAIN_UNTRUSTED')
     await third.stop()
+  })
+
+  it('a genuine signed batch sent twice is stored twice, and verify names the repeated reader_seq; a lost one is a gap', async () => {
+    const replayTopic = await freshTopic(kafka, 1)
+    await ensureTopics(kafka, { topic: replayTopic, partitions: 1, sideStreams: true })
+    const replaySide = sideTopic(replayTopic, 'db-audit')
+    const store = await openTestStore()
+    const deployment = testDeployment(kafka, replayTopic)
+    readerSeq = 0
+    const key = testSigningKey(SERVICE)
+    const message = (events: DbAuditEvent[]) => codec.encode(replaySide, { keyId: keyId(createPublicKey(key)), producerId: 'reader-2', service: SERVICE }, events, key)
+    const first = message([entry('SELECT * FROM applicants WHERE id = 7')])
+    // The attacker copies the first message and sends it again; entry 2 is never sent.
+    entry('SELECT * FROM applicants WHERE id = 8')
+    await producer.send({ topic: replaySide, messages: [{ value: first }, { value: first }, { value: message([entry('SELECT * FROM applicants WHERE id = 9')]) }] })
+    const ingest = await deployment.ingest({ store, topic: replayTopic, groupId: `g-${uuidv7()}`, sideStreams: true })
+    await until(store, 3)
+    await ingest.stop()
+    const report = await verifyStore(store, { checkpoints: await loadCheckpoints({ database: store.database, publicKeyPath: deployment.publicKeyPath, logPath: deployment.logPath, topic: { kafka, name: deployment.checkpointTopic } }) })
+    expect(report.findings.map((f) => [f.kind, f.producer])).toEqual([
+      ['producer_gap', { producer_id: 'reader-2', from_seq: 1, to_seq: 3 }],
+      ['producer_duplicate', { producer_id: 'reader-2', from_seq: 1, to_seq: 3 }],
+    ])
+    const admin = kafka.admin()
+    await admin.connect()
+    await admin.deleteTopics({ topics: [replaySide, sideTopic(replayTopic, 'alert')] }).catch(() => {})
+    await admin.disconnect()
   })
 })

@@ -67,6 +67,11 @@ async function main(argv: string[]): Promise<number> {
       const { queryCommand } = await import('./query-command.js')
       return queryCommand(loadAppConfig(process.env, overrides), { name: first, list: values.list ?? false, params: values.param ?? [], format: values.format ?? 'table' }, logger)
     }
+    case 'db-audit': {
+      const { dbAuditCommand } = await import('./db-audit-command.js')
+      const args = { source: values.source, kind: values.kind, log: values.log, tables: values.tables, signingKey: values['signing-key'], once: values.once ?? false, logFormat: values['log-format'], stateDir: values['state-dir'], service: values.producer }
+      return dbAuditCommand(loadAppConfig(process.env, overrides), args, logger)
+    }
     case 'alerts': {
       const { alertsCommand } = await import('./alerts-command.js')
       const args = { from: values.from, to: values.to, principal: values.principal, table: values.table, action: values.action, params: values.param ?? [], format: values.format ?? 'table' }

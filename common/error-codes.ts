@@ -73,6 +73,13 @@ export const ERROR_CODES = {
   PRODUCER_NOT_AUTHORIZED: 'The chain writer refused a batch signed by a trusted key whose events claim another service than the one the key belongs to; the message is in the dead-letter topic.',
   TRUSTED_PRODUCERS_MISSING: 'No trusted-producers file at the configured path; the message names the path and the command that makes one (readtrail keys generate --producer).',
   TRUSTED_PRODUCERS_INVALID: 'The trusted-producers file the chain writer reads is unreadable, too large, not the expected JSON (version 1, known fields only, bounded number of entries), holds a key that is not Ed25519 SPKI PEM, a key_id that is not the id of its own key, a key id twice, or is writable by group or others or owned by another user; the message names the path and the entry and field.',
+  DB_AUDIT_POSITION_INVALID: "The database-audit reader's position file is unreadable, too large, not the expected JSON, written for another source or log, or readable or writable by group or others (or owned by another user); the reader refuses to guess where it stopped.",
+  DB_AUDIT_POSITION_UNAVAILABLE: 'The database-audit reader could not write or fsync its position file; it stops before reading further, so no entry is published twice after a restart.',
+  DB_AUDIT_LOG_UNAVAILABLE: "The database's audit log (file or directory) could not be listed, opened or read (missing, permission denied, I/O error).",
+  DB_AUDIT_LOG_UNSUPPORTED: "The database's audit log is written in a way the reader cannot read exactly: a time zone other than UTC or a numeric offset, or a pgAudit message it does not know; the message names the setting to change.",
+  DB_AUDIT_RESUME_CONFLICT: 'What Kafka holds from this reader (its signed db-audit batches) does not line up with its position file or with the log as it now reads: the position file was lost, restored from an older copy, or the logs were changed. Nothing was published; the message names what differs.',
+  DB_AUDIT_READER_LOCKED: 'Another live process is already reading this source (its lock file in the state directory names its pid); two readers of one source would publish every entry twice.',
+  DB_AUDIT_PUBLISH_FAILED: 'Kafka did not acknowledge a db-audit batch; its entries are read again and republished, its position is not committed.',
   USAGE: 'The command line was not understood.',
 } as const satisfies Record<string, string>
 
@@ -101,4 +108,8 @@ export const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'OWNER_BUSY',
   'PRODUCER_OVERLOADED',
   'GUARD_UNAVAILABLE',
+  'DB_AUDIT_POSITION_UNAVAILABLE',
+  'DB_AUDIT_LOG_UNAVAILABLE',
+  'DB_AUDIT_READER_LOCKED',
+  'DB_AUDIT_PUBLISH_FAILED',
 ])

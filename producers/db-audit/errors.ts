@@ -1,9 +1,11 @@
+import { ReadtrailError } from '../../common/errors.js'
 /**
  * The codes the database-audit reader raises, each with the sentence the
  * documentation shows and whether the same operation may succeed if tried
  * again unchanged. Kept in one table so `retriable` is decided per code,
- * never at a throw site. (To be folded into common/error-codes.ts by its
- * owner; until then this table is the reader's own.)
+ * never at a throw site. The codes and their documentation are also in
+ * common/error-codes.ts and docs/errors.md; test/unit/error-codes.test.ts
+ * keeps the retriable flags here and there in agreement.
  */
 export const DB_AUDIT_ERROR_CODES = {
   DB_AUDIT_POSITION_INVALID: {
@@ -44,21 +46,11 @@ export interface DbAuditErrorOptions {
   details?: Record<string, unknown>
 }
 
-/** Raised by the database-audit reader; callers branch on `code` and retry only on `retriable`. */
-export class DbAuditError extends Error {
-  readonly code: DbAuditErrorCode
-  readonly retriable: boolean
-  readonly details: Record<string, unknown> | undefined
+/** Raised by the database-audit reader; callers branch on `code` and retry only on `retriable` (common/error-codes.ts decides it per code). */
+export class DbAuditError extends ReadtrailError {
+  declare readonly code: DbAuditErrorCode
 
   constructor(code: DbAuditErrorCode, message: string, options: DbAuditErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.name = 'DbAuditError'
-    this.code = code
-    this.retriable = DB_AUDIT_ERROR_CODES[code].retriable
-    this.details = options.details
-  }
-
-  toJSON(): Record<string, unknown> {
-    return { name: this.name, code: this.code, message: this.message, retriable: this.retriable, details: this.details }
+    super(code, message, options)
   }
 }

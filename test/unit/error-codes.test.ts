@@ -43,3 +43,15 @@ describe('docs/errors.md', () => {
     expect(squash(section(code))).toContain(squash(description))
   })
 })
+
+describe("the database-audit reader's codes", () => {
+  it('are readtrail codes, with the retriable flag its own table gives them', async () => {
+    const { DB_AUDIT_ERROR_CODES, DbAuditError } = await import('../../producers/db-audit/errors.js')
+    for (const [code, { retriable }] of Object.entries(DB_AUDIT_ERROR_CODES)) {
+      const err = new DbAuditError(code as keyof typeof DB_AUDIT_ERROR_CODES, 'x')
+      expect(err, code).toBeInstanceOf(ReadtrailError)
+      expect(err.retriable, code).toBe(retriable)
+      expect(Object.keys(ERROR_CODES), code).toContain(code)
+    }
+  })
+})

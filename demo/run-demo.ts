@@ -293,8 +293,6 @@ export function exploreCommands(config: AppConfig, database: string, record: num
     `${cli} query breach-scope --param principals=clerk.marta --param ips=203.0.113.66 --param from=2026-11-26 --param to=2026-11-27`,
     `${cli} report breach-scope --param principals=clerk.marta --param from=2026-11-26 --param to=2026-11-27 --out ${shellQuote(join(resolve(config.store.dataDir), 'breach-report.html'))} --force`,
     `${cli} verify --no-kafka-checkpoints`,
-    `${cli} query unaudited-reads --param from=${shellQuote(new Date(Date.now() - 3_600_000).toISOString())} --param to=${shellQuote(new Date(Date.now() + 3_600_000).toISOString())}`,
-    `${cli} alerts --principal clerk.marta`,
   ]
 }
 

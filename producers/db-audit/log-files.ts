@@ -21,8 +21,34 @@ export interface ListedLogFile {
   size: number
 }
 
-/** The location's regular files, oldest first. Symlinks and anything else are left out: a link planted in a log directory could lead the reader to any file it can read. */
+/** Listings tried before the last one is taken even though a rotation moved files under it. */
+const MAX_LISTING_TRIES = 20
+
+/**
+ * The location's regular files, oldest first. Symlinks and anything else are
+ * left out: a link planted in a log directory could lead the reader to any
+ * file it can read.
+ *
+ * A rotation that renames files between the directory read and the stats
+ * (path.1 → path.2 while path.1 is being looked at) would show one file
+ * twice and another not at all, and the reader would skip what it holds:
+ * the listing is taken again until two in a row agree.
+ */
 export async function listLogFiles(location: LogLocation): Promise<ListedLogFile[]> {
+  let previous = await listOnce(location)
+  for (let i = 0; i < MAX_LISTING_TRIES; i++) {
+    const next = await listOnce(location)
+    if (sameListing(previous, next)) return next
+    previous = next
+  }
+  return previous
+}
+
+function sameListing(a: readonly ListedLogFile[], b: readonly ListedLogFile[]): boolean {
+  return a.length === b.length && a.every((f, i) => f.path === b[i]!.path && f.dev === b[i]!.dev && f.ino === b[i]!.ino)
+}
+
+async function listOnce(location: LogLocation): Promise<ListedLogFile[]> {
   const dir = location.kind === 'directory' ? location.dir : dirname(location.path)
   let names: string[]
   try {

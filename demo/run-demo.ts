@@ -11,7 +11,7 @@ import type { Logger } from '../common/logger.js'
 import { createIngest } from '../consumers/ingest.js'
 import { waitForCatchUp } from '../consumers/lag.js'
 import { deadLetterTopicOf, ensureTopics } from '../consumers/topics.js'
-import { formatReport } from '../integrity/report.js'
+import { formatReport, type VerificationReport } from '../integrity/report.js'
 import { verifyStore } from '../integrity/verify-store.js'
 import { loadOrCreateVerifierKey, nextVerifyState, writeVerifyState, type VerifyState } from '../integrity/verify-state.js'
 import { breachScope } from '../queries/breach-scope.js'
@@ -116,7 +116,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     { logger, kafka },
   )
   /** The questions part two answers from the log: the unaudited read, the guard's work, and verify's completeness line. */
-  async function showDatabaseSide(side: DatabaseSideResult): Promise<boolean> {
+  async function showDatabaseSide(side: DatabaseSideResult): Promise<{ ok: boolean; report: VerificationReport }> {
     await waitForCatchUp(kafka, groupId, topic, { timeoutMs: 120_000 })
     await waitForCatchUp(kafka, `${groupId}.db-audit`, sideTopic(topic, 'db-audit'), { timeoutMs: 120_000 })
     await waitForCatchUp(kafka, `${groupId}.alerts`, sideTopic(topic, 'alert'), { timeoutMs: 120_000 })
@@ -140,7 +140,7 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     for (const line of formatReport(completeness).split('\n')) {
       if (/^readtrail verify|^database |^UNAUDITED|^ {2}(db_audit_log|alert_log) /.test(line)) out(line)
     }
-    return completeness.ok && side.pagesRefused > 0 && unaudited.rows.length === 1
+    return { ok: completeness.ok && side.pagesRefused > 0 && unaudited.rows.length === 1, report: completeness }
   }
   try {
     await ingest.start()
@@ -255,7 +255,13 @@ export async function runDemo(config: AppConfig, logger: Logger, out: (line: str
     out('Part 2, the next night: the back office now reads a real PostgreSQL through the pg hook, with an extraction guard; the server audits itself with pgAudit.')
     const side = await runDatabaseSide({ kafka: config.kafka, topic, audit, readerKey, readerService, stateDir: join(config.store.dataDir, 'db-audit-state'), logger, out })
     if (!side.ran) out(`    skipped: ${side.why}`)
-    else verified &&= await showDatabaseSide(side)
+    else {
+      const shown = await showDatabaseSide(side)
+      verified &&= shown.ok
+      // Part two's reads are verified too: the state the explore commands' answers stand on covers them.
+      verifyState = nextVerifyState(verifyState, shown.report, {})
+      writeVerifyState(statePath, verifyState, loadOrCreateVerifierKey({ keyPath: verifierKey, publicKeyPath: `${verifierKey}.pub` }, logger))
+    }
     out('')
     out('Explore this store yourself: its signing key, checkpoint log, verify state and verifier key are in the same directory.')
     for (const line of explore) out(`  ${line}`)

@@ -26,6 +26,8 @@ export interface SideChainFacts {
 
 export interface SideProducerFacts {
   producer_id: string
+  /** The sequence column: reader_seq, producer_seq. */
+  column: string
   rows: number
   distinct: number
   first: number
@@ -39,9 +41,6 @@ export interface SideFacts {
   chains: SideChainFacts[]
   completeness: { db_name: string; entries: number; unmatched: number }[] | null
 }
-
-/** Each side table's per-producer sequence column. */
-const PRODUCER_SEQ: Record<string, string> = { db_audit_log: 'reader_seq', alert_log: 'producer_seq' }
 
 /** Most seqs listed per chain and kind: the rest are counted by the chain's findings. */
 const MAX_LISTED = 20
@@ -100,13 +99,13 @@ async function chainFacts(store: Store, spec: SideTable<unknown>, checkpointSeqs
       for (const f of found) (hashAt[f.s] ??= []).push(f.h)
     }
     const producers = await store.queryRows<{ p: string; n: string; d: string; lo: string; hi: string; at: string }>(
-      `SELECT producer_id AS p, toString(count()) AS n, toString(uniqExact(${PRODUCER_SEQ[spec.table]})) AS d, toString(min(${PRODUCER_SEQ[spec.table]})) AS lo,
-              toString(max(${PRODUCER_SEQ[spec.table]})) AS hi, toString(min(seq)) AS at
+      `SELECT producer_id AS p, toString(count()) AS n, toString(uniqExact(${spec.producerSeqColumn})) AS d, toString(min(${spec.producerSeqColumn})) AS lo,
+              toString(max(${spec.producerSeqColumn})) AS hi, toString(min(seq)) AS at
        FROM ${t} WHERE chain_id = {chain:String} GROUP BY producer_id ORDER BY producer_id`,
       { chain: r.chain },
     )
     out.push({
-      producers: producers.map((x) => ({ producer_id: x.p, rows: Number(x.n), distinct: Number(x.d), first: Number(x.lo), last: Number(x.hi), at_seq: Number(x.at) })),
+      producers: producers.map((x) => ({ producer_id: x.p, column: spec.producerSeqColumn, rows: Number(x.n), distinct: Number(x.d), first: Number(x.lo), last: Number(x.hi), at_seq: Number(x.at) })),
       table: spec.table,
       chain_id: r.chain,
       rows: Number(r.n),

@@ -223,7 +223,7 @@ const STEPS: readonly Step[] = [
           ctx.findings.push({ chain_id: c.chain_id, seq: c.first_seq, kind: 'deleted_rows', detail: `${c.table}: seq ${c.first_seq}..${c.last_seq} holds ${c.distinct_seqs} distinct seqs: rows were deleted` })
         }
         for (const p of c.producers) {
-          const what = c.table === 'db_audit_log' ? 'reader_seq' : 'producer_seq'
+          const what = p.column
           if (p.rows !== p.distinct) {
             ctx.findings.push({ chain_id: c.chain_id, seq: p.at_seq, kind: 'producer_duplicate', detail: `${c.table}: ${p.rows - p.distinct} ${what}(s) of ${p.producer_id} stored more than once: a replayed batch`, producer: { producer_id: p.producer_id, from_seq: p.first, to_seq: p.last } })
           }

@@ -28,7 +28,8 @@ interface ColumnSpec {
   readonly write: (w: RowBinaryWriter, row: ChainedRow) => void
 }
 
-const enumType = (symbols: readonly string[]) => `Enum8(${symbols.map((s, i) => `'${s}' = ${i + 1}`).join(', ')})`
+/** The ClickHouse Enum8 of Avro enum symbols, coded 1, 2, 3… in symbol order. */
+export const enumType = (symbols: readonly string[]) => `Enum8(${symbols.map((s, i) => `'${s}' = ${i + 1}`).join(', ')})`
 /** Enum8 codes: 1-based positions of the Avro enum symbols. */
 const enumCodes = (symbols: readonly string[]): Readonly<Record<string, number>> => Object.freeze(Object.fromEntries(symbols.map((s, i) => [s, i + 1])))
 const PRINCIPAL_CODE = enumCodes(PRINCIPAL_TYPES)

@@ -2,6 +2,7 @@ import { PRINCIPAL_TYPES } from '../schemas/access-event.js'
 import { ALERT_ACTIONS, type AlertEvent } from '../schemas/alert-event.js'
 import { DB_AUDIT_SOURCE_KINDS, type DbAuditEvent } from '../schemas/db-audit-event.js'
 import type { SideKind } from '../schemas/side-batch.js'
+import { enumType } from './access-log-columns.js'
 import type { RowBinaryWriter } from './row-binary.js'
 
 /**
@@ -44,9 +45,10 @@ export interface SideTable<E> {
   /** The SQL expression that re-derives a row's hash. */
   readonly hashSql: string
   readonly storedColumnNames: readonly string[]
+  /** The producer's own sequence column (1, 2, 3… per producer_id): verify finds repeats and holes in it. */
+  readonly producerSeqColumn: string
 }
 
-const enumType = (symbols: readonly string[]) => `Enum8(${symbols.map((s, i) => `'${s}' = ${i + 1}`).join(', ')})`
 const codeOf = (symbols: readonly string[]) => {
   const codes = new Map(symbols.map((s, i) => [s, i + 1]))
   return (s: string): number => {
@@ -72,7 +74,7 @@ function placeColumns<E>(): SideColumn<E>[] {
   ]
 }
 
-function sideTable<E>(kind: SideKind, table: string, eventColumns: SideColumn<E>[]): SideTable<E> {
+function sideTable<E>(kind: SideKind, table: string, producerSeqColumn: string, eventColumns: SideColumn<E>[]): SideTable<E> {
   const columns = Object.freeze([...placeColumns<E>(), ...eventColumns])
   const names = columns.map((c) => c.name)
   return Object.freeze({
@@ -81,12 +83,13 @@ function sideTable<E>(kind: SideKind, table: string, eventColumns: SideColumn<E>
     columns,
     hashSql: `SHA256(formatRow('RowBinary', ${names.join(', ')}))`,
     storedColumnNames: Object.freeze([...names, 'hash']),
+    producerSeqColumn,
   })
 }
 
 const sourceKindCode = codeOf(DB_AUDIT_SOURCE_KINDS)
 
-export const DB_AUDIT_TABLE: SideTable<DbAuditEvent> = sideTable<DbAuditEvent>('db-audit', 'db_audit_log', [
+export const DB_AUDIT_TABLE: SideTable<DbAuditEvent> = sideTable<DbAuditEvent>('db-audit', 'db_audit_log', 'reader_seq', [
   { name: 'event_id', type: 'UUID', write: (w, r) => w.uuid(r.event.event_id) },
   { name: 'source_kind', type: enumType(DB_AUDIT_SOURCE_KINDS), write: (w, r) => w.uint8(sourceKindCode(r.event.source_kind)) },
   { name: 'logged_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.event.logged_at) },
@@ -108,7 +111,7 @@ export const DB_AUDIT_TABLE: SideTable<DbAuditEvent> = sideTable<DbAuditEvent>('
 const principalCode = codeOf(PRINCIPAL_TYPES)
 const actionCode = codeOf(ALERT_ACTIONS)
 
-export const ALERT_TABLE: SideTable<AlertEvent> = sideTable<AlertEvent>('alert', 'alert_log', [
+export const ALERT_TABLE: SideTable<AlertEvent> = sideTable<AlertEvent>('alert', 'alert_log', 'producer_seq', [
   { name: 'alert_id', type: 'UUID', write: (w, r) => w.uuid(r.event.alert_id) },
   { name: 'occurred_at', type: "DateTime64(6, 'UTC')", write: (w, r) => w.int64(r.event.occurred_at) },
   { name: 'environment', type: 'LowCardinality(String)', write: (w, r) => w.string(r.event.environment) },

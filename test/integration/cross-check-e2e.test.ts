@@ -16,6 +16,7 @@ import { dbAuditCompleteness } from '../../queries/db-audit-match.js'
 import { runSavedQuery } from '../../queries/saved-query.js'
 import { unauditedReads } from '../../queries/unaudited-reads.js'
 import { deferCleanup } from '../helpers/cleanup.js'
+import { untilStored } from '../helpers/cross-check.js'
 import { testDeployment } from '../helpers/ingest.js'
 import { freshTopic, testKafka, testKafkaConnection, testLogger } from '../helpers/kafka.js'
 import { testSigningKey } from '../helpers/producer-trust.js'
@@ -108,15 +109,7 @@ describe('database-side cross-check (pgAudit)', () => {
     await producer.flush()
 
     // Everything through: the hooked reads and the server's entries (2000 + 3).
-    const deadline = Date.now() + 120_000
-    for (;;) {
-      const [n] = await store.queryRows<{ audit: string; reads: string }>(
-        `SELECT toString((SELECT count() FROM ${store.table('db_audit_log')})) AS audit, toString((SELECT count() FROM ${store.table('access_log')})) AS reads`,
-      ).catch(() => [{ audit: '0', reads: '0' }])
-      if (Number(n?.audit) >= APP_READS + 3 && Number(n?.reads) >= APP_READS) break
-      if (Date.now() > deadline) throw new Error(`after 120 s: ${n?.audit} audit entries, ${n?.reads} hooked reads`)
-      await new Promise((r) => setTimeout(r, 500))
-    }
+    await untilStored(store, APP_READS + 3, APP_READS)
     await waitForCatchUp(kafka, groupId, topic, { timeoutMs: 60_000 })
     expect(reader.stats().published).toBe(APP_READS + 3)
 

@@ -136,7 +136,7 @@ async function main(): Promise<void> {
   const bench = openBenchStore()
   try {
     const store = await bench.freshDatabase('modes')
-    for (const view of ['access_by_principal_mv', 'record_access_mv']) await store.client.command({ query: `DROP VIEW ${store.table(view)}` })
+    await store.client.command({ query: `DROP VIEW ${store.table('access_by_principal_mv')}` })
     const log: Log = { store, heads: Array.from({ length: CHAINS }, (_, c) => emptyChain(chainIdOf('rt-bench-modes', c))), checkpoints: [], sinceCheckpoint: [0, 0, 0], rows: 0, batches: 0 }
 
     const incremental: Record<string, string | number>[] = []

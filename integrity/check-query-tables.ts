@@ -143,7 +143,7 @@ async function extraFeeds(store: Store, expected: Map<string, Definition>): Prom
 /**
  * Verify's check of the tables the saved queries answer from, and of the
  * views that feed them: each must have the engine, columns and definition
- * store/ddl.ts gives it. A rollup replaced by a View, a view target by a
+ * store/ddl.ts gives it. A view target replaced by a View or by a
  * Merge table, or a materialized view whose SELECT filters out a reader
  * answers differently while every row check can still pass. One finding per
  * table or view, at `(name)` seq 0: it is not in any chain.

@@ -1,5 +1,5 @@
 import { HASH_SQL } from '../store/access-log-columns.js'
-import { PRINCIPAL_VIEW_COLUMNS, RECORD_VIEW_COLUMNS, principalDaysSelect, principalHoursSelect, type PRINCIPAL_DAYS_COLUMNS, type PRINCIPAL_HOURS_COLUMNS } from '../store/ddl.js'
+import { PRINCIPAL_VIEW_COLUMNS } from '../store/ddl.js'
 import type { Store } from '../store/store.js'
 import { chainOffsetsInDb, findStoredEventsByChain, type ChainOffsets } from './chain-offsets.js'
 import type { FactWindow } from './classify-window.js'
@@ -14,23 +14,16 @@ import type { ChainScan, CheckpointRow, ProducerBreak, RowFacts } from './row-fa
 const ZERO_HASH_SQL = `toFixedString(unhex(repeat('00', 32)), 32)`
 
 /**
- * The saved queries read two materialised-view tables, not access_log. Their
+ * The breach queries read a materialised-view table, not access_log. Its
  * rows carry no hash of their own, so an attacker who deletes or edits a view
  * row hides a principal from those queries while the chain stays intact: each
  * view row must be proved to be exactly what access_log implies.
  */
 export const VIEW_CHECKS = Object.freeze([
   {
+    /** One row per access_log row, the same columns. */
     table: 'access_by_principal',
-    /** How access_log rows become view rows: one each. */
-    expand: '',
     columns: PRINCIPAL_VIEW_COLUMNS,
-  },
-  {
-    table: 'record_access',
-    /** One row per element of record_ids, repeats included, as the view's arrayJoin makes them. */
-    expand: 'ARRAY JOIN record_ids AS record_id',
-    columns: RECORD_VIEW_COLUMNS,
   },
 ] as const)
 
@@ -57,7 +50,7 @@ function viewCheckSql(store: Store, view: ViewCheck): string {
 FROM (
   SELECT chain_id, seq, row_digest, countIf(from_log) AS expected, countIf(NOT from_log) AS found
   FROM (
-    SELECT chain_id, seq, ${digest} AS row_digest, toUInt8(1) AS from_log FROM ${store.table('access_log')} ${view.expand}
+    SELECT chain_id, seq, ${digest} AS row_digest, toUInt8(1) AS from_log FROM ${store.table('access_log')}
     UNION ALL
     SELECT chain_id, seq, ${digest} AS row_digest, toUInt8(0) AS from_log FROM ${store.table(view.table)}
   )
@@ -227,142 +220,6 @@ async function checkViews(store: Store, limit: number): Promise<Finding[]> {
       const extra = Number(r.extra) > 0
       const what = missing && extra ? 'differs from access_log' : missing ? 'missing row' : 'extra row'
       findings.push({ chain_id: r.chain_id, seq: Number(r.seq), kind: 'view_mismatch', detail: `${view.table}: ${what}` })
-    }
-  }
-  return [...findings, ...(await checkRollups(store, limit))]
-}
-
-type Side = 'log' | 'rollup'
-type Combine = 'sum' | 'min' | 'max'
-type RollupRow = Record<string, string | number>
-
-/**
- * A rollup the saved queries read, as a key and how each partial aggregate
- * combines. The rows of one key are not an answer on their own: ClickHouse
- * merges them whenever it likes, so only their combination per key is
- * compared, and any split of a key's rows that combines to what access_log
- * implies is as good as the merged row.
- */
-interface RollupCheck<Column extends string> {
-  table: string
-  key: readonly Column[]
-  // Every other column, each once: a column added to the rollup fails to compile until it is compared too.
-  aggregates: Readonly<Record<string, Combine>>
-  /** The rollup's own SELECT over access_log rows. */
-  select: (source: string, where: string) => string
-  /** Key columns as the finding's detail needs them (SQL select items). */
-  keyOut: string
-  /** "hour … principal …": where in the rollup the mismatch is. */
-  where: (row: RollupRow) => string
-  /** One side's figures for the detail. */
-  figures: (row: RollupRow, side: Side) => string
-  /** What the figures leave out but the comparison covers. */
-  unshown?: string
-}
-
-type HoursColumn = (typeof PRINCIPAL_HOURS_COLUMNS)[number]['name']
-type HoursKey = 'hour' | 'principal_id' | 'chain_id'
-type DaysColumn = (typeof PRINCIPAL_DAYS_COLUMNS)[number]['name']
-type DaysKey = 'day' | 'principal_id' | 'db_name' | 'table_name' | 'chain_id'
-
-const hoursAggregates = { reads: 'sum', rows_read: 'sum', first_seq: 'min', last_seq: 'max' } as const satisfies Record<Exclude<HoursColumn, HoursKey>, Combine>
-const daysAggregates = {
-  events: 'sum',
-  reads: 'sum',
-  rows_read: 'sum',
-  unpurposed_reads: 'sum',
-  unpurposed_rows: 'sum',
-  first_at: 'min',
-  last_at: 'max',
-  first_seq: 'min',
-  last_seq: 'max',
-} as const satisfies Record<Exclude<DaysColumn, DaysKey>, Combine>
-
-/** principal_hours, which bulk-extraction reads to pick its suspects. */
-export const ROLLUP_CHECK = Object.freeze({
-  table: 'principal_hours',
-  key: ['hour', 'principal_id', 'chain_id'],
-  aggregates: hoursAggregates,
-  select: principalHoursSelect,
-  keyOut: 'principal_id, toUnixTimestamp(hour) AS hour_s',
-  where: (r) => {
-    // A forged key need not start on the hour: then it is shown to the second.
-    const iso = new Date(Number(r['hour_s']) * 1000).toISOString()
-    const hour = iso.endsWith(':00:00.000Z') ? `${iso.slice(0, 16)}Z` : iso
-    // The principal may come from a forged rollup row: quoted, so it cannot
-    // pass for more of the detail or break the report's lines.
-    return `hour ${hour} principal ${JSON.stringify(r['principal_id'])}`
-  },
-  figures: (r, p) => `reads=${r[`${p}_reads_text`]}, rows=${r[`${p}_rows_read_text`]}, seq ${r[`${p}_first_seq_text`]}..${r[`${p}_last_seq_text`]}`,
-} satisfies RollupCheck<HoursColumn>)
-
-/** principal_days, which first-time access, top readers and reads without purpose read. */
-export const DAYS_ROLLUP_CHECK = Object.freeze({
-  table: 'principal_days',
-  key: ['day', 'principal_id', 'db_name', 'table_name', 'chain_id'],
-  aggregates: daysAggregates,
-  select: principalDaysSelect,
-  keyOut: 'principal_id, db_name, table_name, toString(day) AS day_text',
-  where: (r) => `day ${r['day_text']} principal ${JSON.stringify(r['principal_id'])} table ${JSON.stringify(`${r['db_name']}.${r['table_name']}`)}`,
-  figures: (r, p) => `reads=${r[`${p}_reads_text`]}, rows=${r[`${p}_rows_read_text`]}, without purpose=${r[`${p}_unpurposed_reads_text`]}`,
-  unshown: ' (or its first/last read or seq range differ)',
-} satisfies RollupCheck<DaysColumn>)
-
-const ROLLUP_CHECKS: readonly RollupCheck<string>[] = [ROLLUP_CHECK, DAYS_ROLLUP_CHECK]
-
-/**
- * Keys where the rollup, combined per key, is not its SELECT over
- * access_log; with both sides' figures. A key only one side has is a
- * mismatch (`*_n` counts its rows per side) even when the other side's
- * figures would read as zeros.
- *
- * Sums are taken as UInt128: rollup rows are attacker-controlled, and two
- * forged UInt64 partials that wrap around would otherwise add up to the
- * right total while a reader of single rows sees a huge one. Times compare
- * as integer microseconds.
- *
- * `seq` is the newest event the key must cover, access_log's max(seq) for
- * it: every event the rollup miscounts lies at or before it in the chain,
- * and a crash that left the rollup short of a chain's tail is reported
- * at the tail. A key access_log has no event for is reported at the
- * last_seq the rollup claims for it, as a forged view row is at its own seq.
- * Figures come back as decimal text: a forged UInt128 sum does not fit a
- * JSON number. Cost: linear in access_log rows plus rollup rows, one GROUP
- * BY over both.
- */
-function rollupCheckSql(store: Store, check: RollupCheck<string>): string {
-  const key = check.key.join(', ')
-  const aggregates = Object.entries(check.aggregates)
-  const value = (name: string, fn: Combine) =>
-    fn === 'sum' ? `toUInt128(${name})` : name.endsWith('_at') ? `toUInt64(toUnixTimestamp64Micro(${name}))` : `toUInt64(${name})`
-  const side = (from: string, fromLog: number) =>
-    `SELECT ${key}, ${aggregates.map(([name, fn]) => `${value(name, fn)} AS v_${name}`).join(', ')}, toUInt8(${fromLog}) AS from_log FROM ${from}`
-  const figures = (prefix: Side, cond: string) =>
-    [`countIf(${cond}) AS ${prefix}_n`, ...aggregates.map(([name, fn]) => `${fn}If(v_${name}, ${cond}) AS ${prefix}_${name}`)].join(', ')
-  const differs = aggregates.map(([name]) => `log_${name} != rollup_${name}`).join(' OR ')
-  const texts = (['log', 'rollup'] as const).flatMap((p) => [`${p}_n`, ...aggregates.map(([name]) => `toString(${p}_${name}) AS ${p}_${name}_text`)])
-  return `SELECT chain_id, ${check.keyOut}, if(log_n > 0, log_last_seq, rollup_last_seq) AS seq, ${texts.join(', ')}
-FROM (
-  SELECT ${key}, ${figures('log', 'from_log = 1')}, ${figures('rollup', 'from_log = 0')}
-  FROM (
-    ${side(`(${check.select(store.table('access_log'), '')})`, 1)}
-    UNION ALL
-    ${side(store.table(check.table), 0)}
-  )
-  GROUP BY ${key}
-  HAVING log_n = 0 OR rollup_n = 0 OR ${differs}
-)
-ORDER BY chain_id, seq, ${key}
-LIMIT {limit:UInt32}`
-}
-
-/** One more than `limit` per rollup, as for the views. */
-async function checkRollups(store: Store, limit: number): Promise<Finding[]> {
-  const findings: Finding[] = []
-  for (const check of ROLLUP_CHECKS) {
-    for (const r of await store.queryRows<RollupRow>(rollupCheckSql(store, check), { limit: limit + 1 }, NO_CACHES)) {
-      const says = (p: Side) => (Number(r[`${p}_n`]) === 0 ? `${p} has ${p === 'log' ? 'no event' : 'no row'}` : `${p} says ${check.figures(r, p)}`)
-      findings.push({ chain_id: String(r['chain_id']), seq: Number(r['seq']), kind: 'rollup_mismatch', detail: `${check.table}: ${check.where(r)}: ${says('log')}; ${says('rollup')}${check.unshown ?? ''}` })
     }
   }
   return findings

@@ -5,7 +5,7 @@ import type { ChainedBatch } from '../consumers/chain.js'
 import { rebuildGap, type RebuildLimits, type RebuildOutcome } from '../consumers/repair-rebuild.js'
 import { readPartitionSlice, type EventDecoder, type KafkaEvent, type MessageBounds } from '../consumers/repair-messages.js'
 import { readChainBreaks, readHighestRow, readStoredEventIds } from '../store/repair-breaks.js'
-import { deleteViewRows, readRollupKeys, rebuildRollups } from '../store/repair-derived.js'
+import { deleteViewRows } from '../store/repair-derived.js'
 import type { Store } from '../store/store.js'
 import { planSignedRepair, type RepairStep } from './repair-plan.js'
 import type { RepairItem } from './repair-report.js'
@@ -119,14 +119,12 @@ async function dropReplayedDuplicates(store: Store, chainId: string, events: rea
 
 /**
  * Inserts proved rows the way the chain writer does (into access_log, so
- * the materialised views take them), after clearing
- * whatever the per-event views still hold at those seqs (a deletion from
- * access_log alone leaves them there), then rebuilds the rollup keys they
- * fall under, which may still count the deleted rows.
+ * the materialised view takes them), after clearing whatever the view
+ * still holds at those seqs (a deletion from access_log alone leaves them
+ * there). access_log's projections need nothing: the engine rebuilds them
+ * with its parts.
  */
 async function insertProvedRows(store: Store, chainId: string, from: number, to: number, batch: ChainedBatch): Promise<void> {
-  const range = { chainId, from, to }
-  await deleteViewRows(store, range)
+  await deleteViewRows(store, { chainId, from, to })
   await store.insertRowBinary('access_log', batch.rows, batch.count)
-  await rebuildRollups(store, chainId, await readRollupKeys(store, range))
 }

@@ -6,7 +6,7 @@ import { readRowsAfter } from '../consumers/chain-resume.js'
 import { readMessagesAt } from '../consumers/repair-messages.js'
 import { readWatermarks } from './kafka-log-facts.js'
 import { readRowsBetween } from '../store/repair-breaks.js'
-import { deleteViewRows, readRollupKeys, rebuildRollups } from '../store/repair-derived.js'
+import { deleteViewRows } from '../store/repair-derived.js'
 import { quarantineChainTail } from '../store/repair-quarantine.js'
 import { partitionOf, type RepairTarget } from './repair-signed.js'
 import type { RepairItem } from './repair-report.js'
@@ -73,11 +73,8 @@ export async function quarantineUnsignedRows(t: RepairTarget, chainId: string, c
     item.detail = `${Number(n?.n ?? 0)} stored row(s) from seq ${bad.seq} on would be quarantined: ${bad.reason}`
     return [item]
   }
-  const range = { chainId, from: bad.seq, to: null }
-  const keys = await readRollupKeys(t.store, range)
   const rows = await quarantineChainTail(t.store, chainId, bad.seq, bad.reason, nowMicros())
-  await deleteViewRows(t.store, range)
-  await rebuildRollups(t.store, chainId, keys)
+  await deleteViewRows(t.store, { chainId, from: bad.seq, to: null })
   t.logger.error(
     { chain_id: chainId, from_seq: bad.seq, rows: rows.length, alert: 'READTRAIL_INTEGRITY_ALERT' },
     'unsigned rows Kafka does not vouch for moved to quarantined_rows (readtrail repair); the next consume re-derives the chain from Kafka',

@@ -52,21 +52,12 @@ export type FindingKind =
    */
   | 'dead_lettered'
   /**
-   * A materialised-view table the saved queries read (access_by_principal,
-   * record_access) does not hold exactly the rows access_log implies at this
-   * seq. The detail names the table and whether rows are missing, extra, or both.
+   * The materialised-view table the breach queries read
+   * (access_by_principal) does not hold exactly the rows access_log implies
+   * at this seq. The detail names the table and whether rows are missing,
+   * extra, or both.
    */
   | 'view_mismatch'
-  /**
-   * A rollup the saved queries read (principal_hours, principal_days) does
-   * not hold the aggregate access_log implies for one key: one finding per
-   * (hour or day, principal[, table], chain) whose combined figures differ,
-   * at the newest seq access_log has for the key (a key only the rollup has:
-   * the last_seq it claims). Aggregates cannot name the row: an edit of
-   * access_log itself shows here at its key's newest seq, beside the exact
-   * chain finding. The detail names the key and both sides' figures.
-   */
-  | 'rollup_mismatch'
   /** A chain id that is not `<configured topic>/<existing partition>`: rows no writer of this topic can have stored. */
   | 'unknown_chain'
   /**

@@ -20,7 +20,7 @@ export interface Consistency {
 
 /**
  * One re-check of an answer: SQL returning a single row `{ keys, missing,
- * extra, sample }`: keys (events of a view, keys of a rollup) that differ,
+ * extra, sample }`: keys (events of the view) that differ,
  * how many of them only access_log has, how many only the serving table has
  * (the rest are in both, with other contents), a few of them as text. Bound
  * with the query's own values plus `params`.

@@ -23,7 +23,7 @@ export interface BulkExtractionRow {
 // Whole hours that overlap the window.
 const IN_HOURS = `hour >= toStartOfHour(${FROM_SQL}) AND hour < ${TO_SQL}`
 
-// Every rollup hour step 1 reads: from the baseline's first to the hour holding the window's end.
+// Every hour step 1 reads: from the baseline's first to the hour holding the window's end.
 const HOURS_FROM = `toStartOfHour(${FROM_SQL}) - toIntervalDay({baseline_days:UInt32})`
 const HOURS_TO = `if(toStartOfHour(${TO_SQL}) = ${TO_SQL}, toStartOfHour(${TO_SQL}), toStartOfHour(${TO_SQL}) + toIntervalHour(1))`
 
@@ -113,7 +113,7 @@ export const bulkExtraction = defineQuery<typeof Params, BulkExtractionRow>({
           AND toUnixTimestamp(toStartOfHour(occurred_at)) IN {flagged_hours:Array(UInt32)}
         GROUP BY principal_id, minute),
       -- Each principal's own flagged hours, judged on its rows inside the
-      -- window (the rollup's whole hours only shortlisted them).
+      -- window (step 1's whole hours only shortlisted them).
       kept AS (
         SELECT hs.principal_id AS principal_id, hs.h AS h, hs.hour_rows AS hour_rows
         FROM (SELECT principal_id, toStartOfHour(minute) AS h, sum(minute_rows) AS hour_rows FROM minutes GROUP BY principal_id, h) AS hs

@@ -23,7 +23,8 @@ const LOOKBACK_START = `${FROM_SQL} - toIntervalDay({lookback_days:UInt32})`
 
 /**
  * The (principal, table) pairs read in the window minus those read in the
- * look-back, both from the daily rollup plus the partial edge days.
+ * look-back, both from whole days (the p_days projection) plus the partial
+ * edge days.
  */
 export const firstTimeAccess = defineQuery<typeof Params, FirstTimeRow>({
   name: 'first-time-access',
@@ -47,7 +48,7 @@ export const firstTimeAccess = defineQuery<typeof Params, FirstTimeRow>({
     ORDER BY first_read_at, principal_id, database, table`,
   // It stands on the window and on the absence of reads in the look-back.
   sourcesSql: (store) => spanSources(store, LOOKBACK_START, TO_SQL, TABLE_FILTER),
-  // Both spans' rollup days at once: the look-back's and the window's.
+  // Both spans' whole days at once: the look-back's and the window's.
   // Answered from access_log (its p_days projection and edge-day events): nothing derived to re-check.
   checks: () => [],
   bind: (p) => ({ ...bindWindow(p), lookback_days: p.lookback_days }),

@@ -17,7 +17,7 @@ export interface ReadsWithoutPurposeRow {
 const Params = z.object({ tables: list(tableName, 200).pipe(z.array(z.string()).min(1, 'name at least one table that requires a purpose')), ...closedWindow, limit: limit(1000) }).strict().superRefine(fromBeforeTo)
 
 /**
- * From the daily rollup's count of reads without a purpose (none, or only
+ * From the daily shape's count of reads without a purpose (none, or only
  * blanks). first_access/last_access are of any read of the table by the
  * principal in the window; use who-touched-record or the principal's
  * timeline for the individual reads.

@@ -40,7 +40,7 @@ export interface SavedQuery<P extends z.ZodObject, Row> {
    */
   sourcesSql(store: Store, params: z.output<P>): string
   /**
-   * The query-serving rows the answer read (view targets, rollups), each
+   * The query-serving rows the answer read (the view's target table), each
    * re-checked against access_log for the answer's key range, so an answer
    * from a table an insider altered is failed even when verify did not look
    * (incremental, --skip-views). Empty only for queries that read access_log

@@ -13,21 +13,14 @@ export const FIRST_PART_SQL = 'part_index = 0'
 /**
  * Tables, created idempotently (IF NOT EXISTS). access_log is the chained
  * source of truth, ordered by (chain_id, seq) so verification streams each
- * chain in order. Two materialised views keep query-shaped copies:
+ * chain in order. One materialised view keeps a query-shaped copy:
  *
  * - access_by_principal: one row per event, ordered by (principal_id,
  *   occurred_at), so "what did this account touch" reads one key range.
- * - record_access: one row per (event, record id), ordered by (table_name,
- *   record_id, occurred_at), so "who touched this record" is a
- *   primary-key lookup instead of a scan of every record_ids array.
  *
- * - principal_hours: per (hour, principal, chain) the reads, rows read and
- *   the seq range they came from. Bulk-extraction baselines and the
- *   provenance of window-wide answers read this instead of every event:
- *   a day is ~3 % of a month's rows here, an hour of one principal one row.
- *
- * The views are derived data: verify re-hashes the chain in access_log and
- * checks that each view holds exactly the rows access_log implies.
+ * The view is derived data: verify re-hashes the chain in access_log and
+ * checks that the view holds exactly the rows access_log implies. Every
+ * other query shape is a projection or skip index of access_log itself.
  * Rows arrive in access_log itself, as the RowBinary bytes the chain writer
  * hashed (store.ts insertRowBinary).
  */
@@ -48,7 +41,17 @@ SETTINGS index_granularity = 8192`,
     `DROP VIEW IF EXISTS ${db}.access_log_ingest_mv`,
     `DROP TABLE IF EXISTS ${db}.access_log_ingest`,
     ...viewDdl(db, 'access_by_principal', PRINCIPAL_VIEW_COLUMNS, '(principal_id, occurred_at)'),
-    ...viewDdl(db, 'record_access', RECORD_VIEW_COLUMNS, '(table_name, record_id, occurred_at)'),
+    // Stores made before the saved queries moved to access_log's projections
+    // and indexes also kept record_access (one row per record id) and the
+    // principal_hours / principal_days rollups. No query reads them, yet
+    // every insert fed them (about 2x its cost) and verify and repair kept
+    // them whole. Views first, so no insert feeds a table being dropped.
+    `DROP VIEW IF EXISTS ${db}.record_access_mv`,
+    `DROP VIEW IF EXISTS ${db}.principal_hours_mv`,
+    `DROP VIEW IF EXISTS ${db}.principal_days_mv`,
+    `DROP TABLE IF EXISTS ${db}.record_access`,
+    `DROP TABLE IF EXISTS ${db}.principal_hours`,
+    `DROP TABLE IF EXISTS ${db}.principal_days`,
     // The chain writer appends in arrival order, so occurred_at rises with seq
     // within each chain: a min/max index lets window-wide queries (off-hours,
     // top readers, …) read the window's granules of access_log, not all.
@@ -65,31 +68,17 @@ SETTINGS index_granularity = 8192`,
     // cluster under one principal in this table's order, so most granules drop.
     `ALTER TABLE ${db}.access_by_principal ADD INDEX IF NOT EXISTS client_ip_bf client_ip TYPE bloom_filter(0.01) GRANULARITY 1`,
     `ALTER TABLE ${db}.access_by_principal ADD INDEX IF NOT EXISTS session_bf session_hash TYPE bloom_filter(0.01) GRANULARITY 1`,
-    `CREATE TABLE IF NOT EXISTS ${db}.principal_hours (
-${PRINCIPAL_HOURS_COLUMNS.map((c) => `  ${c.name} ${c.type}`).join(',\n')}
-)
-ENGINE = AggregatingMergeTree
-ORDER BY (hour, principal_id, chain_id)`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.principal_hours_mv TO ${db}.principal_hours AS
-${principalHoursSelect(`${db}.access_log`, '')}`,
-    `CREATE TABLE IF NOT EXISTS ${db}.principal_days (
-${PRINCIPAL_DAYS_COLUMNS.map((c) => `  ${c.name} ${c.type}`).join(',\n')}
-)
-ENGINE = AggregatingMergeTree
-ORDER BY (day, principal_id, db_name, table_name, chain_id)`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.principal_days_mv TO ${db}.principal_days AS
-${principalDaysSelect(`${db}.access_log`, '')}`,
   ]
 }
 
-
-
 /**
  * Per (UTC day, principal, table, chain): reads, rows, reads without a
- * purpose, first and last read. Window-wide queries (first-time access, top
- * readers, reads without purpose) read whole days here and only the partial
- * days at the window's edges from access_log: a month is ~1M rollup rows
- * instead of 10M events.
+ * purpose, first and last read, as access_log's p_days projection holds
+ * them. Window-wide queries (first-time access, top readers, reads without
+ * purpose) read whole days from it and only the partial days at the
+ * window's edges from the events: a month is ~1M pre-aggregated rows
+ * instead of 10M events. A `SimpleAggregateFunction(fn, …)` type marks an
+ * aggregate and says how its partial values combine (fn).
  */
 export const PRINCIPAL_DAYS_COLUMNS = Object.freeze([
   { name: 'day', type: 'Date', expr: "toDate(occurred_at, 'UTC')" },
@@ -108,15 +97,11 @@ export const PRINCIPAL_DAYS_COLUMNS = Object.freeze([
   { name: 'last_seq', type: 'SimpleAggregateFunction(max, UInt64)', expr: 'max(seq)' },
 ] as const)
 
-export function principalDaysSelect(source: string, where: string): string {
-  const select = PRINCIPAL_DAYS_COLUMNS.map((c) => (c.expr === c.name ? c.name : `${c.expr} AS ${c.name}`)).join(', ')
-  return `SELECT ${select} FROM ${source} ${where} GROUP BY day, principal_id, db_name, table_name, chain_id`
-}
-
 /**
- * The rollup's columns: the key, then partial aggregates ClickHouse merges
- * in the background. Readers must re-aggregate (sum/min/max GROUP BY key):
- * unmerged parts can hold several rows for one key.
+ * Per (hour, principal, chain), as access_log's p_hours projection holds
+ * them: the key, then partial aggregates (marked as for the days). Readers
+ * re-aggregate (sum/min/max GROUP BY key): each part of access_log holds
+ * its own partial row for a key.
  */
 export const PRINCIPAL_HOURS_COLUMNS = Object.freeze([
   { name: 'hour', type: "DateTime('UTC')", expr: "toStartOfHour(occurred_at, 'UTC')" },
@@ -128,40 +113,17 @@ export const PRINCIPAL_HOURS_COLUMNS = Object.freeze([
   { name: 'last_seq', type: 'SimpleAggregateFunction(max, UInt64)', expr: 'max(seq)' },
 ] as const)
 
-/** The rollup rows for access_log rows selected from `source` (a table or subquery) with `where`. */
-export function principalHoursSelect(source: string, where: string): string {
-  const select = PRINCIPAL_HOURS_COLUMNS.map((c) => (c.expr === c.name ? c.name : `${c.expr} AS ${c.name}`)).join(', ')
-  return `SELECT ${select} FROM ${source} ${where} GROUP BY hour, principal_id, chain_id`
-}
-
 /** Columns copied from access_log, in view order; types come from the source. */
 export const PRINCIPAL_VIEW_COLUMNS = [
   'principal_id', 'occurred_at', 'principal_type', 'on_behalf_of', 'db_name', 'table_name', 'columns', 'record_ids',
   'record_ids_complete', 'row_count', 'part_index', 'client_ip', 'service', 'session_hash', 'action', 'purpose', 'outcome', 'event_id', 'chain_id', 'seq',
 ] as const
 
-/** `record_id` is the one derived column: one row per element of record_ids. */
-export const RECORD_VIEW_COLUMNS = [
-  'db_name', 'table_name', 'record_id', 'occurred_at', 'principal_id', 'principal_type', 'on_behalf_of', 'columns',
-  'client_ip', 'service', 'session_hash', 'action', 'purpose', 'outcome', 'event_id', 'chain_id', 'seq',
-] as const
-
-const DERIVED: Record<string, { type: string; expr: string }> = {
-  record_id: { type: 'String', expr: 'arrayJoin(record_ids) AS record_id' },
-}
-
-/** What each query view selects from access_log rows: its materialised view's SELECT list. */
-export function viewSelect(names: readonly string[]): string {
-  return names.map((n) => DERIVED[n]?.expr ?? n).join(', ')
-}
-
 function viewDdl(db: string, table: string, names: readonly string[], orderBy: string): string[] {
-  const typeOf = (name: string) => DERIVED[name]?.type ?? ACCESS_LOG_COLUMNS.find((c) => c.name === name)!.type
-  const columns = names.map((n) => `  ${n} ${typeOf(n)}`).join(',\n')
-  const select = viewSelect(names)
+  const columns = names.map((n) => `  ${n} ${ACCESS_LOG_COLUMNS.find((c) => c.name === n)!.type}`).join(',\n')
   return [
     `CREATE TABLE IF NOT EXISTS ${db}.${table} (\n${columns}\n)\nENGINE = MergeTree\nORDER BY ${orderBy}`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${table}_mv TO ${db}.${table} AS\nSELECT ${select}\nFROM ${db}.access_log`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${table}_mv TO ${db}.${table} AS\nSELECT ${names.join(', ')}\nFROM ${db}.access_log`,
   ]
 }
 
@@ -211,14 +173,15 @@ export function mayHoldRecordParts(keys: string): string {
  * the rows of the same insert and rebuilds them on every mutation, so SQL
  * on the store cannot make them say anything access_log does not: a query
  * answered from access_log is answered from the hash-chained table itself,
- * at the cost of a view or rollup, and needs no re-check at query time.
+ * at the cost of a materialised view, and needs no re-check at query time.
  * ClickHouse uses a projection only where it computes exactly the
  * expressions a query asks for; a dropped or redefined projection makes the
  * query read the rows themselves (slower, never different), and verify's
  * definitions check reports it.
  *
- * Built from the same column lists as the views' and rollups' SELECTs, so a
- * query written with principalDaysSelect / principalHoursSelect matches.
+ * The day shape is built from the column list queries/principal-days.ts
+ * aggregates with, so its expressions match; bulk-extraction.ts spells
+ * out the hour shape's expressions as PRINCIPAL_HOURS_COLUMNS has them.
  */
 export const ACCESS_LOG_PROJECTIONS = Object.freeze([
   { name: 'p_principal', select: `SELECT ${PRINCIPAL_VIEW_COLUMNS.join(', ')} ORDER BY principal_id, occurred_at` },

@@ -13,9 +13,9 @@ import { ALL_FROM, ALL_TO, IP, openQueryFixture, P, RECORD, SESSION, SUBJECT_CON
  * (breach leads by IP or session) against access_log for the answer's key
  * range. The attacks are an
  * insider's: SQL on the store that leaves access_log's rows (and so its
- * chain and checkpoints) untouched and changes only a view target table, a
- * rollup or a projection, which incremental and --skip-views verify runs
- * never look at.
+ * chain and checkpoints) untouched and changes only the view target table
+ * or a projection or index of access_log, which incremental and
+ * --skip-views verify runs never look at.
  */
 const mutate = (store: Store, sql: string) => store.client.command({ query: sql, clickhouse_settings: { mutations_sync: '2' } })
 const quote = (s: string) => `'${s.replaceAll("\\", '\\\\').replaceAll("'", "\\'")}'`
@@ -100,34 +100,6 @@ describe('query-time check: a reader removed from the query-serving tables only'
     expect((await run(fx.store, 'breach-scope', { principals: P.marta, from: '2026-03-20T00:00:00Z', to: ALL_FROM })).consistency?.ok).toBe(true)
   })
 
-  it('record_access: readers removed, forged or edited in the view change no record answer, which come from access_log', async () => {
-    fx = await openQueryFixture()
-    const view = fx.store.table('record_access')
-    const cases: [string, Record<string, unknown>][] = [
-      ['who-touched-record', { table: 'applicants', record: RECORD.manyReaders }],
-      ['who-touched-record', { table: 'patients', record: RECORD.rereadPatient }],
-      ['who-touched-record', { table: 'patients', record: RECORD.popularPatient }],
-      ['subject-access-report', { subject: RECORD.manyReaders }],
-      ['subject-access-report', { subject: RECORD.popularPatient }],
-      ['who-touched-record', { table: 'patients', record: 'framed-1' }],
-    ]
-    const before = await Promise.all(cases.map(([name, params]) => run(fx.store, name, params)))
-    expect(before[0]!.rows.map((r) => r['principal_id'])).toContain(P.marta)
-    expect(before[1]!.rows.length).toBeGreaterThan(0)
-    expect(before[5]!.rows).toEqual([])
-
-    await mutate(fx.store, `ALTER TABLE ${view} DELETE WHERE record_id = ${quote(RECORD.manyReaders)} AND principal_id = ${quote(P.marta)}`)
-    await mutate(fx.store, `ALTER TABLE ${view} DELETE WHERE table_name = 'patients' AND record_id = ${quote(RECORD.rereadPatient)}`)
-    await mutate(fx.store, `ALTER TABLE ${view} UPDATE columns = ['id'] WHERE record_id = ${quote(RECORD.popularPatient)}`)
-    await fx.store.client.command({ query: `INSERT INTO ${view} SELECT * REPLACE ('framed-1' AS record_id) FROM (SELECT * FROM ${view} WHERE table_name = 'patients' LIMIT 2)` })
-    for (const [i, [name, params]] of cases.entries()) {
-      const after = await run(fx.store, name, params)
-      expect(after.rows, `${name} ${JSON.stringify(params)}`).toEqual(before[i]!.rows)
-      expect(after.consistency, name).toEqual({ ok: true, problems: [] })
-      expect(after.provenance.status, name).not.toBe('failed')
-    }
-  })
-
   it('record key indexes: dropping, clearing or redefining one of access_log changes no record answer', async () => {
     fx = await openQueryFixture()
     const log = fx.store.table('access_log')
@@ -145,26 +117,6 @@ describe('query-time check: a reader removed from the query-serving tables only'
     await mutate(fx.store, `ALTER TABLE ${log} DROP INDEX record_keys_bf`)
     await mutate(fx.store, `ALTER TABLE ${log} ADD INDEX record_keys_bf arrayMap(r -> concat(table_name, '/x'), record_ids) TYPE bloom_filter(0.01) GRANULARITY 1`)
     await mutate(fx.store, `ALTER TABLE ${log} MATERIALIZE INDEX record_keys_bf`)
-    for (const [i, [name, params]] of cases.entries()) {
-      const after = await run(fx.store, name, params)
-      expect(after.rows, name).toEqual(before[i]!.rows)
-      expect(after.consistency, name).toEqual({ ok: true, problems: [] })
-    }
-  })
-
-  it('principal_days and principal_hours: a reader removed from the rollups changes no answer, which come from access_log', async () => {
-    fx = await openQueryFixture()
-    const cases: [string, Record<string, unknown>][] = [
-      ['top-readers', { from: ALL_FROM, to: ALL_TO, limit: 50 }],
-      ['first-time-access', { from: '2026-03-30', to: '2026-04-01', lookback_days: 7 }],
-      ['reads-without-purpose', { tables: 'practice.patients', from: ALL_FROM, to: ALL_TO }],
-      ['bulk-extraction', { from: '2026-03-31', to: '2026-04-01' }],
-    ]
-    const before = await Promise.all(cases.map(([name, params]) => run(fx.store, name, params)))
-    expect(before[0]!.rows.map((r) => r['principal_id'])).toContain(P.vendor)
-    expect(before[3]!.rows.map((r) => r['principal_id'])).toContain(P.marta)
-    await mutate(fx.store, `ALTER TABLE ${fx.store.table('principal_days')} DELETE WHERE principal_id = ${quote(P.vendor)}`)
-    await mutate(fx.store, `ALTER TABLE ${fx.store.table('principal_hours')} DELETE WHERE principal_id = ${quote(P.marta)}`)
     for (const [i, [name, params]] of cases.entries()) {
       const after = await run(fx.store, name, params)
       expect(after.rows, name).toEqual(before[i]!.rows)

@@ -38,13 +38,13 @@ import { MIGRATING_WRITER } from '../helpers/producer-trust.js'
  *
  * One partition, so the chain is `<topic>/0` and offsets are send order.
  * The query views copy rows on insert only, so deleting a row also shows as
- * view and rollup mismatches in-db: those are left out of the exact lists.
+ * view mismatches in-db: those are left out of the exact lists.
  */
 const registry = loadSchemaRegistry()
 // Wire-1 events, one per message (offsets are events), consumed by a writer that allows unsigned producers (a migrating deployment): these attacks are on dead letters and the chain, not on producers.
 const codec = createCodec(registry)
 const MODES = ['in-db', 'independent'] as const
-const DERIVED = new Set(['view_mismatch', 'rollup_mismatch'])
+const DERIVED = new Set(['view_mismatch'])
 const located = (findings: Finding[]) => findings.filter((f) => !DERIVED.has(f.kind)).map((f) => [f.chain_id, f.seq, f.kind])
 const mutate = (store: Store, sql: string) => store.client.command({ query: sql, clickhouse_settings: { mutations_sync: '2' } })
 

@@ -86,7 +86,7 @@ describe('a read split in parts', () => {
   // Regression (every query that counts reads or sums row_count per event:
   // breach-scope, breach-timeline, principal-timeline, off-hours-access,
   // top-readers, first-time-access, reads-without-purpose, bulk-extraction,
-  // and the principal_hours/principal_days rollups): a read in N parts is
+  // and access_log's p_hours/p_days projections): a read in N parts is
   // counted as N reads of N × row_count rows. The expected figures count
   // distinct read ids and each read's row_count once.
   it('counts once in breach-scope (2 reads of 3,000 rows shown for 1 read of 1,500)', async () => {

@@ -285,17 +285,18 @@ describe('bulk-extraction', () => {
   })
 
   describe('a scraper minute that reached the store over several inserts', () => {
-    // The chain writer inserts batch by batch; each insert adds its own
-    // principal_hours row per (hour, principal, chain) until a background
-    // merge. Merges are stopped here to hold the state a busy server is in
-    // between inserts and merges: 8 inserts of 50 rows in one minute.
+    // The chain writer inserts batch by batch; each insert adds its own part
+    // of access_log, with its own p_hours row per (hour, principal, chain),
+    // until a background merge. Merges are stopped here to hold the state a
+    // busy server is in between inserts and merges: 8 inserts of 50 rows in
+    // one minute.
     let store: Store
     const window = { from: '2026-03-31T00:00:00Z', to: '2026-03-31T02:00:00Z' }
     const flagged = async () => (await runSavedQuery(store, bulkExtraction, window)).rows.map((r) => [r.principal_id, r.reason, r.peak_rows_per_minute])
 
-    it('leaves one rollup row per insert', async () => {
+    it('leaves one part per insert', async () => {
       store = await openTestStore()
-      await store.client.command({ query: `SYSTEM STOP MERGES ${store.table('principal_hours')}` })
+      await store.client.command({ query: `SYSTEM STOP MERGES ${store.table('access_log')}` })
       const minute = Date.UTC(2026, 2, 31, 1, 14) * 1000
       let head = emptyChain('audit.reads/0')
       for (let batch = 0; batch < 8; batch++) {
@@ -304,19 +305,20 @@ describe('bulk-extraction', () => {
         await store.insertRowBinary('access_log', linked.rows, linked.count)
         head = linked.head
       }
-      expect(await store.queryRows(`SELECT count() AS n, sum(rows_read) AS rows FROM ${store.table('principal_hours')}`)).toEqual([{ n: 8, rows: 400 }])
+      const parts = "SELECT count() AS n FROM system.parts WHERE database = {db:String} AND table = 'access_log' AND active"
+      expect(await store.queryRows(parts, { db: store.database })).toEqual([{ n: 8 }])
     })
 
-    // Regression: candidates were picked from raw principal_hours rows, not
-    // re-aggregated per key, so a minute of 400 rows split over 8 rollup rows
-    // of 50 had no row over the threshold of 300 and was not flagged.
+    // Regression: candidates were picked from raw per-insert hour rows, not
+    // re-aggregated per key, so a minute of 400 rows split over 8 rows of 50
+    // had no row over the threshold of 300 and was not flagged.
     it('flags it', async () => {
       expect(await flagged()).toEqual([[P.marta, 'threshold', 400]])
     })
 
-    it('flags it once the rollup rows are merged', async () => {
-      await store.client.command({ query: `SYSTEM START MERGES ${store.table('principal_hours')}` })
-      await store.client.command({ query: `OPTIMIZE TABLE ${store.table('principal_hours')} FINAL` })
+    it('flags it once the parts are merged', async () => {
+      await store.client.command({ query: `SYSTEM START MERGES ${store.table('access_log')}` })
+      await store.client.command({ query: `OPTIMIZE TABLE ${store.table('access_log')} FINAL` })
       expect(await flagged()).toEqual([[P.marta, 'threshold', 400]])
     })
   })

@@ -236,7 +236,7 @@ describe('periodic runs look back', () => {
       // Between runs the insider deletes old rows from every table.
       const store = await openWhenFree(s.log.store.database)
       try {
-        for (const table of ['access_log', 'access_by_principal', 'record_access']) {
+        for (const table of ['access_log', 'access_by_principal']) {
           await store.client.command({ query: `ALTER TABLE ${store.table(table)} DELETE WHERE chain_id = '${A}' AND seq BETWEEN 3 AND 5`, clickhouse_settings: { mutations_sync: '2' } })
         }
       } finally {

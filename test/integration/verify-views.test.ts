@@ -8,12 +8,12 @@ import { openTestStore } from '../helpers/store.js'
 
 /**
  * Regression: verify checked only access_log, so deleting or editing rows in
- * the view tables the saved queries read (access_by_principal, record_access)
- * hid a principal from who-touched-record and records-touched-by-principal
- * while verify still said intact. Each attack below goes straight at a view
- * table and must be reported at exactly its chain and seq.
+ * the view tables the saved queries read hid a principal from them while
+ * verify still said intact. The breach queries still read access_by_principal:
+ * each attack below goes straight at it and must be reported at exactly its
+ * chain and seq.
  */
-describe('verify --in-db proves the view tables hold exactly what access_log implies', () => {
+describe('verify --in-db proves the view table holds exactly what access_log implies', () => {
   /** Record ids per event index: none, one, a repeated id, three distinct. */
   const recordIds = (i: number): string[] => {
     switch (i % 4) {
@@ -60,38 +60,12 @@ describe('verify --in-db proves the view tables hold exactly what access_log imp
     expect(report.findings).toEqual([3, 9, 15, 21].map((seq) => view('topic/0', seq, 'access_by_principal: missing row')))
   })
 
-  it('deleting one record id row from record_access is a missing row at that event', async () => {
+  it('an edited access_by_principal row whose other columns are NULL differs from access_log', async () => {
     const store = await seeded()
-    // Event index 3 named r3, r4, r5.
-    await mutate(store, `ALTER TABLE ${store.table('record_access')} DELETE WHERE chain_id = 'topic/0' AND seq = 4 AND record_id = 'r4'`)
-    expect((await verifyInDb(store)).findings).toEqual([view('topic/0', 4, 'record_access: missing row')])
-  })
-
-  it('a record id an event names twice must appear twice in record_access', async () => {
-    const store = await seeded()
-    const t = store.table('record_access')
-    // Event index 6 named r6, r7, r6: keep one r6 row of the two.
-    await insert(store, `CREATE TABLE ${store.table('one_row')} AS ${t}`)
-    await insert(store, `INSERT INTO ${store.table('one_row')} SELECT * FROM ${t} WHERE chain_id = 'topic/0' AND seq = 7 AND record_id = 'r6' LIMIT 1`)
-    await mutate(store, `ALTER TABLE ${t} DELETE WHERE chain_id = 'topic/0' AND seq = 7 AND record_id = 'r6'`)
-    await insert(store, `INSERT INTO ${t} SELECT * FROM ${store.table('one_row')}`)
-    expect((await verifyInDb(store)).findings).toEqual([view('topic/0', 7, 'record_access: missing row')])
-  })
-
-  it('a forged record_access row for a record the event never named is an extra row', async () => {
-    const store = await seeded()
-    const t = store.table('record_access')
-    await insert(store, `INSERT INTO ${t} SELECT * REPLACE ('r999' AS record_id) FROM ${t} WHERE chain_id = 'topic/1' AND seq = 2 LIMIT 1`)
-    expect((await verifyInDb(store)).findings).toEqual([view('topic/1', 2, 'record_access: extra row')])
-  })
-
-  it('an edited principal in one of several record_access rows of an event differs from access_log', async () => {
-    const store = await seeded()
-    // Event index 11 named r11, r12, r13; only the r12 row is edited. Its
-    // on_behalf_of, purpose and session_hash are NULL: a digest built as
+    // Its on_behalf_of, purpose and session_hash are NULL: a digest built as
     // cityHash64(col, ...) is NULL for such rows and would miss the edit.
-    await mutate(store, `ALTER TABLE ${store.table('record_access')} UPDATE principal_id = 'someone.else' WHERE chain_id = 'topic/0' AND seq = 12 AND record_id = 'r12'`)
-    expect((await verifyInDb(store)).findings).toEqual([view('topic/0', 12, 'record_access: differs from access_log')])
+    await mutate(store, `ALTER TABLE ${store.table('access_by_principal')} UPDATE service = 'elsewhere' WHERE chain_id = 'topic/0' AND seq = 12`)
+    expect((await verifyInDb(store)).findings).toEqual([view('topic/0', 12, 'access_by_principal: differs from access_log')])
   })
 
   it('tells NULL from an empty string, and array elements from their concatenation', async () => {
@@ -128,13 +102,13 @@ describe('verify --in-db proves the view tables hold exactly what access_log imp
 
   it('lists at most maxFindings view mismatches and says the list was cut', async () => {
     const store = await seeded()
-    await mutate(store, `ALTER TABLE ${store.table('record_access')} DELETE WHERE chain_id = 'topic/0'`)
+    await mutate(store, `ALTER TABLE ${store.table('access_by_principal')} DELETE WHERE chain_id = 'topic/0'`)
     const report = await verifyInDb(store, { maxFindings: 5 })
-    expect(report.findings).toEqual([2, 3, 4, 6, 7].map((seq) => view('topic/0', seq, 'record_access: missing row')))
+    expect(report.findings).toEqual([1, 2, 3, 4, 5].map((seq) => view('topic/0', seq, 'access_by_principal: missing row')))
     expect(report.findings_truncated).toBe(true)
   })
 
-  it('checks every column of both view tables as created by the schema', async () => {
+  it('checks every column of the view table as created by the schema', async () => {
     const store = await openTestStore()
     for (const check of VIEW_CHECKS) {
       const rows = await store.queryRows<{ name: string }>(

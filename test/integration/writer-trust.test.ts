@@ -177,7 +177,7 @@ describe('the chain writer resumes only from what was signed', () => {
     expect(findChainViolations(positions)).toEqual([])
     expect(findDeliveryViolations(positions.map((p) => p.event_id), s.sent.map((e) => e.event_id))).toEqual([])
     const report = await verifyStore(s.store, { mode: 'in-db', workers: 1, producerGraceMs: 0 })
-    expect([...new Set(report.findings.map((f) => f.kind))].filter((k) => k !== 'view_mismatch' && k !== 'rollup_mismatch')).toEqual([])
+    expect([...new Set(report.findings.map((f) => f.kind))].filter((k) => k !== 'view_mismatch')).toEqual([])
     expect((await checkpoints(s)).at(-1)?.seq).toBe(50)
   })
 

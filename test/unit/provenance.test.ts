@@ -28,7 +28,7 @@ function stateOf(chains: Record<string, { verified_through: number; signed?: num
             at: RUN_AT,
             mode: 'in-db',
             incremental: false,
-            covered: { rows_from: 0, checkpoints: 'both', views: true, rollups: true, producers: true, kafka: true },
+            covered: { rows_from: 0, checkpoints: 'both', views: true, producers: true, kafka: true },
           },
           failures: (c.failures ?? []).map((f) => ({ check: 'rows', from_seq: 1, kinds: ['hash_mismatch'], found_at: RUN_AT, ...f }) as OpenFailure),
         },
@@ -124,12 +124,12 @@ describe('assessProvenance', () => {
 
   it('a failed query-time consistency check makes any answer failed, with the problems in the summary', () => {
     const state = stateOf({ 'orders/0': { verified_through: 40 } })
-    const consistency = { ok: false, problems: ['record_access lacks orders/0 seq 7'] }
+    const consistency = { ok: false, problems: ['access_by_principal lacks orders/0 seq 7'] }
     for (const sources of [[source('orders/0', 1, 40)], []]) {
       const p = assessProvenance(sources, state, { signedThrough: { 'orders/0': 40 }, consistency })
       expect(p.status).toBe('failed')
       expect(p.consistency).toEqual(consistency)
-      expect(p.summary).toContain('record_access lacks orders/0 seq 7')
+      expect(p.summary).toContain('access_by_principal lacks orders/0 seq 7')
     }
     expect(assessProvenance([source('orders/0', 1, 40)], state, { signedThrough: { 'orders/0': 40 }, consistency: { ok: true, problems: [] } }).status).toBe('verified')
   })

@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/end-to-end.ts [--events=200000] [--sweep-events=40000]
  *     [--partitions=3] [--window=20000] [--sweep=yes|no] [--producer-thread=both|main|worker]
+ *     [--cpu-prof-dir=DIR]
  *
  * Stages measured on their own: (i) produce only, (ii) consume only (writer
  * started after everything is on the topic), (iii) chain linking in TS,
@@ -14,6 +15,7 @@
  * and the writer are separate processes), and a sweep of the settings that
  * matter.
  */
+import { join } from 'node:path'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import type { Kafka } from 'kafkajs'
 import { nowMicros } from '../common/time.js'
@@ -46,6 +48,7 @@ import {
   openBenchStore,
   perSecond,
   printTable,
+  profiled,
   realisticEvents,
   realisticRead,
   sampleCpu,
@@ -68,11 +71,13 @@ const ARGS = parseBenchArgs(
     'insert-batch': { type: 'number', default: 5_000, help: 'rows per ClickHouse insert in the stage timings' },
     'catch-up-timeout-ms': { type: 'number', default: 300_000, help: 'how long the writer may take to commit everything' },
     'tuned-max-bytes': { type: 'number', default: 16 * 1024 * 1024, help: 'writer fetch size of the tuned end-to-end run' },
+    'cpu-prof-dir': { type: 'string', default: '', help: 'write V8 CPU profiles of stages (i) and (ii) here (produce.cpuprofile, consume.cpuprofile)' },
     ...KAFKA_OPTIONS,
   },
 )
 const { events: EVENTS, 'sweep-events': SWEEP_EVENTS, partitions: PARTITIONS, window: WINDOW, 'producer-thread': PRODUCER_THREAD, 'insert-batch': INSERT_BATCH, 'catch-up-timeout-ms': CATCH_UP_TIMEOUT_MS, 'tuned-max-bytes': TUNED_MAX_BYTES } = ARGS
 const SWEEP = ARGS.sweep !== 'no'
+const profileTo = (name: string): string | undefined => (ARGS['cpu-prof-dir'] === '' ? undefined : join(ARGS['cpu-prof-dir'], `${name}.cpuprofile`))
 
 type ProducerSettings = Pick<AuditProducerConfigInput, 'lingerMs' | 'maxBatchMessages' | 'compression'>
 type WriterSettings = Pick<ChainWriterConfigInput, 'partitionsConsumedConcurrently' | 'maxBytesPerPartition'>
@@ -343,10 +348,10 @@ async function main(): Promise<void> {
     // (i) produce only, then (ii) consume only from the same topic.
     const topic = await createBenchTopic(kafka, topics, PARTITIONS, 'stages')
     const produceCpu = sampleCpu()
-    const produced = await produceReads(kafka, { topic, events: EVENTS, window: WINDOW, settings: {} })
+    const produced = await profiled(profileTo('produce'), () => produceReads(kafka, { topic, events: EVENTS, window: WINDOW, settings: {} }))
     const produceSpent = cpuSince(produceCpu)
     const producePerSec = perSecond(EVENTS, produced.lastAckAt - produced.firstCallAt)
-    const consumed = await consumeAll(kafka, bench, topic, {}, 'consume')
+    const consumed = await profiled(profileTo('consume'), () => consumeAll(kafka, bench, topic, {}, 'consume'))
     assertComplete('consume-only', consumed.stored, EVENTS, consumed.deadLettered)
     const consumePerSec = perSecond(EVENTS, consumed.totalMs)
     const loopUs = us(link.perSec) + us(dv.both)

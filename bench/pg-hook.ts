@@ -35,8 +35,7 @@
  * speedscope.
  */
 import { execFileSync } from 'node:child_process'
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
-import { Session } from 'node:inspector/promises'
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks'
@@ -60,6 +59,7 @@ import {
   machineLine,
   median,
   printTable,
+  profiled,
   sampleCpu,
   sleep,
 } from './bench-support.js'
@@ -185,22 +185,6 @@ async function runWorker(setup: WorkerSetup): Promise<void> {
   // Open every connection before measuring.
   const clients = await Promise.all(Array.from({ length: setup.poolSize }, () => pool.connect()))
   for (const c of clients) c.release()
-
-  async function profiled(profileTo: string | undefined, fn: () => Promise<RunResult>): Promise<RunResult> {
-    if (profileTo === undefined) return fn()
-    const session = new Session()
-    session.connect()
-    try {
-      await session.post('Profiler.enable')
-      await session.post('Profiler.start')
-      const result = await fn()
-      const { profile } = await session.post('Profiler.stop')
-      writeFileSync(profileTo, JSON.stringify(profile))
-      return result
-    } finally {
-      session.disconnect()
-    }
-  }
 
   async function run(shape: Shape, durationMs: number, concurrency: number): Promise<RunResult> {
     const sql = SQL[shape]

@@ -4,7 +4,7 @@
  *
  *   npx tsx bench/pg-hook.ts [--duration-ms=5000] [--rounds=5] [--concurrency=16]
  *     [--pool=8] [--rows=100000] [--port=55432] [--brokers=127.0.0.1:19092] [--keep]
- *     [--variants=a,b,c,d,e] [--redis-url=redis://127.0.0.1:6379] [--cpu-prof-dir=DIR] [--linger-ms=5] [--compression=snappy] [--delivery-thread=main|worker]
+ *     [--variants=a,b,c,d,e] [--redis-url=redis://127.0.0.1:6379] [--cpu-prof-dir=DIR] [--linger-ms=5] [--compression=none] [--delivery-thread=main|worker]
  *
  * (a) no audit: pgaudit loaded but `pgaudit.log = none` for the session;
  * (b) pgAudit: `pgaudit.log = read` for the session (one server-log line per
@@ -395,7 +395,7 @@ async function main(): Promise<void> {
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379', help: 'Redis of variant (e), the guard counting in Redis' },
     'cpu-prof-dir': { type: 'string', default: '', help: 'write CPU profiles of the workers here' },
     'linger-ms': { type: 'number', default: 5, help: 'producer lingerMs' },
-    compression: { type: 'string', default: 'snappy', help: 'snappy|gzip|none' },
+    compression: { type: 'string', default: 'none', help: 'none|snappy|gzip (none: the SDK default)' },
     'delivery-thread': { type: 'string', default: 'main', help: 'main|worker: where the SDK delivers' },
     ...KAFKA_OPTIONS,
   })

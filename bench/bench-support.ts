@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -78,6 +79,26 @@ export function machineLine(): string {
 /** Lets timers and I/O run; a benchmark loop that never yields starves the producer it measures. */
 export function yieldToLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
+}
+
+/**
+ * Runs `fn` under this thread's V8 CPU profiler and writes the profile to
+ * `profileTo` (for Chrome DevTools); without a path, just runs it.
+ */
+export async function profiled<T>(profileTo: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (profileTo === undefined) return fn()
+  const session = new Session()
+  session.connect()
+  try {
+    await session.post('Profiler.enable')
+    await session.post('Profiler.start')
+    const result = await fn()
+    const { profile } = await session.post('Profiler.stop')
+    writeFileSync(profileTo, JSON.stringify(profile))
+    return result
+  } finally {
+    session.disconnect()
+  }
 }
 
 export function sleep(ms: number): Promise<void> {

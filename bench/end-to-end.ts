@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/end-to-end.ts [--events=200000] [--sweep-events=40000]
  *     [--partitions=3] [--window=20000] [--sweep=yes|no] [--producer-thread=both|main|worker]
+ *     [--cpu-prof-dir=DIR]
  *
  * Stages measured on their own: (i) produce only, (ii) consume only (writer
  * started after everything is on the topic), (iii) chain linking in TS,
@@ -14,6 +15,7 @@
  * and the writer are separate processes), and a sweep of the settings that
  * matter.
  */
+import { join } from 'node:path'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import type { Kafka } from 'kafkajs'
 import { nowMicros } from '../common/time.js'
@@ -46,6 +48,7 @@ import {
   openBenchStore,
   perSecond,
   printTable,
+  profiled,
   realisticEvents,
   realisticRead,
   sampleCpu,
@@ -68,11 +71,13 @@ const ARGS = parseBenchArgs(
     'insert-batch': { type: 'number', default: 5_000, help: 'rows per ClickHouse insert in the stage timings' },
     'catch-up-timeout-ms': { type: 'number', default: 300_000, help: 'how long the writer may take to commit everything' },
     'tuned-max-bytes': { type: 'number', default: 16 * 1024 * 1024, help: 'writer fetch size of the tuned end-to-end run' },
+    'cpu-prof-dir': { type: 'string', default: '', help: 'write V8 CPU profiles of stages (i) and (ii) here (produce.cpuprofile, consume.cpuprofile)' },
     ...KAFKA_OPTIONS,
   },
 )
 const { events: EVENTS, 'sweep-events': SWEEP_EVENTS, partitions: PARTITIONS, window: WINDOW, 'producer-thread': PRODUCER_THREAD, 'insert-batch': INSERT_BATCH, 'catch-up-timeout-ms': CATCH_UP_TIMEOUT_MS, 'tuned-max-bytes': TUNED_MAX_BYTES } = ARGS
 const SWEEP = ARGS.sweep !== 'no'
+const profileTo = (name: string): string | undefined => (ARGS['cpu-prof-dir'] === '' ? undefined : join(ARGS['cpu-prof-dir'], `${name}.cpuprofile`))
 
 type ProducerSettings = Pick<AuditProducerConfigInput, 'lingerMs' | 'maxBatchMessages' | 'compression'>
 type WriterSettings = Pick<ChainWriterConfigInput, 'partitionsConsumedConcurrently' | 'maxBytesPerPartition'>
@@ -343,10 +348,10 @@ async function main(): Promise<void> {
     // (i) produce only, then (ii) consume only from the same topic.
     const topic = await createBenchTopic(kafka, topics, PARTITIONS, 'stages')
     const produceCpu = sampleCpu()
-    const produced = await produceReads(kafka, { topic, events: EVENTS, window: WINDOW, settings: {} })
+    const produced = await profiled(profileTo('produce'), () => produceReads(kafka, { topic, events: EVENTS, window: WINDOW, settings: {} }))
     const produceSpent = cpuSince(produceCpu)
     const producePerSec = perSecond(EVENTS, produced.lastAckAt - produced.firstCallAt)
-    const consumed = await consumeAll(kafka, bench, topic, {}, 'consume')
+    const consumed = await profiled(profileTo('consume'), () => consumeAll(kafka, bench, topic, {}, 'consume'))
     assertComplete('consume-only', consumed.stored, EVENTS, consumed.deadLettered)
     const consumePerSec = perSecond(EVENTS, consumed.totalMs)
     const loopUs = us(link.perSec) + us(dv.both)
@@ -405,8 +410,8 @@ async function sweep(kafka: Kafka, bench: BenchStore, topics: string[], e2eRows:
   const n = SWEEP_EVENTS
   const producerRows: Record<string, string | number>[] = []
   const producerVariants: [string, ProducerSettings][] = [
-    ['defaults (lingerMs 0, maxBatchMessages 5000, snappy)', {}],
-    ["compression 'none'", { compression: 'none' }],
+    ['defaults (lingerMs 0, maxBatchMessages 5000, no compression)', {}],
+    ["compression 'snappy'", { compression: 'snappy' }],
     ['lingerMs 2', { lingerMs: 2 }],
     ['lingerMs 20', { lingerMs: 20 }],
     ['maxBatchMessages 20000', { maxBatchMessages: 20_000 }],
@@ -422,18 +427,18 @@ async function sweep(kafka: Kafka, bench: BenchStore, topics: string[], e2eRows:
   }
   printTable(`Sweep: produce only (${fmt(n)} events, ${PARTITIONS} partitions, one setting changed at a time)`, producerRows)
 
-  const defaultTopic = topicBy.get(producerVariants[0]![0])!
-  const plainTopic = topicBy.get(producerVariants[1]![0])!
+  const plainTopic = topicBy.get(producerVariants[0]![0])!
+  const snappyTopic = topicBy.get(producerVariants[1]![0])!
   const writerRows: Record<string, string | number>[] = []
   const writerVariants: [string, string, WriterSettings][] = [
-    ['snappy', 'defaults (partitionsConsumedConcurrently 3, maxBytesPerPartition 4 MiB)', {}],
-    ['snappy', 'partitionsConsumedConcurrently 1', { partitionsConsumedConcurrently: 1 }],
-    ['snappy', 'maxBytesPerPartition 1 MiB', { maxBytesPerPartition: 1024 * 1024 }],
-    ['none', 'defaults', {}],
+    ['none', 'defaults (partitionsConsumedConcurrently 3, maxBytesPerPartition 4 MiB)', {}],
+    ['none', 'partitionsConsumedConcurrently 1', { partitionsConsumedConcurrently: 1 }],
+    ['none', 'maxBytesPerPartition 1 MiB', { maxBytesPerPartition: 1024 * 1024 }],
     ['none', 'maxBytesPerPartition 16 MiB', { maxBytesPerPartition: 16 * 1024 * 1024 }],
+    ['snappy', 'defaults', {}],
   ]
   for (const [compression, label, settings] of writerVariants) {
-    const r = await consumeAll(kafka, bench, compression === 'snappy' ? defaultTopic : plainTopic, settings, 'sweep')
+    const r = await consumeAll(kafka, bench, compression === 'snappy' ? snappyTopic : plainTopic, settings, 'sweep')
     assertComplete(`consume ${label}`, r.stored, n, r.deadLettered)
     writerRows.push(consumeRow(compression, PARTITIONS, label, n, r))
   }
@@ -443,18 +448,18 @@ async function sweep(kafka: Kafka, bench: BenchStore, topics: string[], e2eRows:
     await produceReads(kafka, { topic, events: n, window: WINDOW, settings: {} })
     const r = await consumeAll(kafka, bench, topic, { partitionsConsumedConcurrently: partitions }, 'sweep')
     assertComplete(`consume ${partitions} partitions`, r.stored, n, r.deadLettered)
-    writerRows.push(consumeRow('snappy', partitions, `partitionsConsumedConcurrently ${partitions}`, n, r))
+    writerRows.push(consumeRow('none', partitions, `partitionsConsumedConcurrently ${partitions}`, n, r))
   }
   printTable(`Sweep: consume only (${fmt(n)} events already on the topic; writer start → caught up)`, writerRows)
 
   // The combination the sweeps favour, end to end.
   const tuned = {
-    producer: { compression: 'none' } satisfies ProducerSettings,
+    producer: {} satisfies ProducerSettings,
     writer: { maxBytesPerPartition: TUNED_MAX_BYTES } satisfies WriterSettings,
   }
   const r = await endToEnd(kafka, bench, topics, { events: EVENTS, partitions: PARTITIONS, ...tuned, thread: 'worker', label: 'e2etuned' })
   assertComplete('end-to-end (tuned)', r.stored, EVENTS, r.deadLettered)
-  e2eRows.push(endToEndRow(`compression 'none', maxBytesPerPartition ${TUNED_MAX_BYTES / 1024 / 1024} MiB; SDK in a worker thread`, r))
+  e2eRows.push(endToEndRow(`maxBytesPerPartition ${TUNED_MAX_BYTES / 1024 / 1024} MiB; SDK in a worker thread`, r))
 }
 
 function consumeRow(compression: string, partitions: number, label: string, n: number, r: ConsumeResult): Record<string, string | number> {

@@ -4,7 +4,7 @@
  *
  *   npx tsx bench/pg-hook.ts [--duration-ms=5000] [--rounds=5] [--concurrency=16]
  *     [--pool=8] [--rows=100000] [--port=55432] [--brokers=127.0.0.1:19092] [--keep]
- *     [--variants=a,b,c,d,e] [--redis-url=redis://127.0.0.1:6379] [--cpu-prof-dir=DIR] [--linger-ms=5] [--compression=snappy] [--delivery-thread=main|worker]
+ *     [--variants=a,b,c,d,e] [--redis-url=redis://127.0.0.1:6379] [--cpu-prof-dir=DIR] [--linger-ms=5] [--compression=none] [--delivery-thread=main|worker]
  *
  * (a) no audit: pgaudit loaded but `pgaudit.log = none` for the session;
  * (b) pgAudit: `pgaudit.log = read` for the session (one server-log line per
@@ -35,8 +35,7 @@
  * speedscope.
  */
 import { execFileSync } from 'node:child_process'
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
-import { Session } from 'node:inspector/promises'
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks'
@@ -60,6 +59,7 @@ import {
   machineLine,
   median,
   printTable,
+  profiled,
   sampleCpu,
   sleep,
 } from './bench-support.js'
@@ -185,22 +185,6 @@ async function runWorker(setup: WorkerSetup): Promise<void> {
   // Open every connection before measuring.
   const clients = await Promise.all(Array.from({ length: setup.poolSize }, () => pool.connect()))
   for (const c of clients) c.release()
-
-  async function profiled(profileTo: string | undefined, fn: () => Promise<RunResult>): Promise<RunResult> {
-    if (profileTo === undefined) return fn()
-    const session = new Session()
-    session.connect()
-    try {
-      await session.post('Profiler.enable')
-      await session.post('Profiler.start')
-      const result = await fn()
-      const { profile } = await session.post('Profiler.stop')
-      writeFileSync(profileTo, JSON.stringify(profile))
-      return result
-    } finally {
-      session.disconnect()
-    }
-  }
 
   async function run(shape: Shape, durationMs: number, concurrency: number): Promise<RunResult> {
     const sql = SQL[shape]
@@ -411,7 +395,7 @@ async function main(): Promise<void> {
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379', help: 'Redis of variant (e), the guard counting in Redis' },
     'cpu-prof-dir': { type: 'string', default: '', help: 'write CPU profiles of the workers here' },
     'linger-ms': { type: 'number', default: 5, help: 'producer lingerMs' },
-    compression: { type: 'string', default: 'snappy', help: 'snappy|gzip|none' },
+    compression: { type: 'string', default: 'none', help: 'none|snappy|gzip (none: the SDK default)' },
     'delivery-thread': { type: 'string', default: 'main', help: 'main|worker: where the SDK delivers' },
     ...KAFKA_OPTIONS,
   })

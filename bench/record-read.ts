@@ -16,6 +16,7 @@ import { createAuditProducer, type AuditProducer } from '../producers/audit-prod
 import { fingerprintQuery } from '../producers/query-fingerprint.js'
 import { createCodec } from '../schemas/codec.js'
 import { ReadInput } from '../schemas/read-input.js'
+import { checkReadInput } from '../schemas/read-input-check.js'
 import { loadSchemaRegistry } from '../schemas/registry.js'
 import {
   benchKafka,
@@ -116,6 +117,8 @@ function syncBreakdown(producerId: string): void {
     sqlDialect: 'postgres',
     recordIdBudget: () => 900_000 - 16 * 1024,
     maxMessageBytes: 900_000,
+    // As the producer keeps it: 97 sessions among the 1,000 inputs.
+    sessionHashes: new Map(),
   }
   const inputs = Array.from({ length: 1000 }, (_, i) => realisticRead(i, 10))
   const parsed = inputs.map((r) => ReadInput.parse(r))
@@ -132,7 +135,8 @@ function syncBreakdown(producerId: string): void {
     }
     return ((performance.now() - t0) * 1000) / iterations
   }
-  const validate = time((i) => ReadInput.safeParse(inputs[i]))
+  const validate = time((i) => checkReadInput(inputs[i]))
+  const validateZod = time((i) => ReadInput.safeParse(inputs[i]))
   const build = time((i) => buildEvents(parsed[i]!, ctx))
   const fingerprint = time((i) => fingerprintQuery(queries[i]!, 'postgres'))
   const hmac = time((i) => createHmac('sha256', sessionHashKey).update(inputs[i]!.sessionId!).digest())
@@ -140,11 +144,12 @@ function syncBreakdown(producerId: string): void {
   const encode = time((i) => codec.encode(events[i]))
   const total = validate + build + ids + encode
   printTable('(a) breakdown of the synchronous cost (mean µs per call, each step timed alone on the same inputs)', [
-    { step: 'validate: ReadInput.safeParse', 'µs/call': validate, share: pct(validate, total) },
+    { step: 'validate: checkReadInput (the hand check)', 'µs/call': validate, share: pct(validate, total) },
+    { step: '  (ReadInput.safeParse, for reads it leaves to zod)', 'µs/call': validateZod, share: '' },
     { step: 'build: buildEvents (all of it)', 'µs/call': build, share: pct(build, total) },
     { step: '  of which fingerprintQuery', 'µs/call': fingerprint, share: pct(fingerprint, total) },
-    { step: '  of which HMAC-SHA256(sessionId)', 'µs/call': hmac, share: pct(hmac, total) },
-    { step: '  rest: read_id uuidv7, object spread, clock, id split', 'µs/call': build - fingerprint - hmac, share: pct(build - fingerprint - hmac, total) },
+    { step: '  (HMAC-SHA256(sessionId) uncached; the producer caches it per session)', 'µs/call': hmac, share: '' },
+    { step: '  rest: cached session hash, read_id uuidv7, event object, clock, id split', 'µs/call': build - fingerprint, share: pct(build - fingerprint, total) },
     { step: 'event_id: uuidv7', 'µs/call': ids, share: pct(ids, total) },
     { step: 'encode: codec.encode (Avro + header)', 'µs/call': encode, share: pct(encode, total) },
     { step: 'sum', 'µs/call': total, share: '100%' },

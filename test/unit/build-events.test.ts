@@ -116,6 +116,28 @@ describe('buildEvents privacy', () => {
     expect(a!.session_hash?.equals(b!.session_hash!)).toBe(false)
   })
 
+  it('a producer’s session cache gives each id its own HMAC, stays bounded, and keeps no very long id', () => {
+    const sessionHashes = new Map<string, Buffer>()
+    const hmac = (id: string) => createHmac('sha256', KEY).update(id).digest()
+    for (let i = 0; i < 5000; i += 1) {
+      const id = `s-${i}`
+      expect(buildEvents(read({ sessionId: id }), ctx({ sessionHashes }))[0]!.session_hash?.equals(hmac(id))).toBe(true)
+    }
+    // A session's later reads are answered from the cache.
+    const again = buildEvents(read({ sessionId: 's-4999' }), ctx({ sessionHashes }))[0]!.session_hash
+    expect(again).toBe(sessionHashes.get('s-4999'))
+    // Past the bound the oldest ids went: s-0 is hashed again, and right.
+    expect(sessionHashes.size).toBe(4096)
+    expect(sessionHashes.has('s-0')).toBe(false)
+    expect(buildEvents(read({ sessionId: 's-0' }), ctx({ sessionHashes }))[0]!.session_hash?.equals(hmac('s-0'))).toBe(true)
+    const long = 'x'.repeat(257)
+    expect(buildEvents(read({ sessionId: long }), ctx({ sessionHashes }))[0]!.session_hash?.equals(hmac(long))).toBe(true)
+    expect(sessionHashes.has(long)).toBe(false)
+    // The cache is per key: another producer's key never answers from it.
+    const other = buildEvents(read({ sessionId: 's-1' }), ctx({ sessionHashKey: Buffer.alloc(32, 1) }))[0]!
+    expect(other.session_hash?.equals(hmac('s-1'))).toBe(false)
+  })
+
   it('leaves session_hash null without a sessionId', () => {
     expect(buildEvents(read(), ctx())[0]!.session_hash).toBeNull()
   })

@@ -51,7 +51,7 @@ describe('parseConfig', () => {
 
   it('returns defaults, deeply frozen', () => {
     const config = parseConfig(AuditProducerConfig, { service: 'billing', sessionHashKey: 'k'.repeat(32) }, 'audit producer')
-    expect(config).toMatchObject({ topic: 'readtrail.access', environment: 'production', lingerMs: 0, compression: 'snappy' })
+    expect(config).toMatchObject({ topic: 'readtrail.access', environment: 'production', lingerMs: 0, compression: 'none' })
     expect(config.kafka.brokers).toEqual(['127.0.0.1:19092'])
     expectDeeplyFrozen(config)
     expect(() => (config.kafka.brokers as string[]).push('x:1')).toThrow(TypeError)

@@ -367,7 +367,7 @@ async function main(): Promise<void> {
           `with an insert running ${Math.round(consumed.insertBusy * 100)}% of the time; ${consumed.batches} batches of ~${fmt(EVENTS / consumed.batches)}; ${describeCpu(consumed.cpu, EVENTS)}`,
       },
       { stage: '(iii) linkEntries (RowBinary + SHA-256)', 'events/s': link.perSec, 'µs/event': us(link.perSec), note: `one thread; ${Math.round(link.bytesPerRow)} B per RowBinary row` },
-      { stage: '(iv) insertRowBinary → access_log + its views and rollups', 'events/s': insert, 'µs/event': us(insert), note: 'chDB engine threads' },
+      { stage: '(iv) insertRowBinary → access_log (projections, indexes) + access_by_principal', 'events/s': insert, 'µs/event': us(insert), note: 'chDB engine threads' },
       { stage: `(v) signature check + batch decode + validate (${BATCH_EVENTS} events/message)`, 'events/s': dv.both, 'µs/event': us(dv.both), note: `one thread; check+decode alone ${fmt(dv.decode)}/s, validate alone ${fmt(dv.validate)}/s` },
       {
         stage: '(iii)+(iv)+(v) back to back',

@@ -318,7 +318,7 @@ describe('provenance', () => {
           at,
           mode: 'in-db',
           incremental: false,
-          covered: { rows_from: 0, checkpoints: 'both' as const, views: true, rollups: true, producers: true, kafka: true },
+          covered: { rows_from: 0, checkpoints: 'both' as const, views: true, producers: true, kafka: true },
         },
         failures: c.ok === false ? [{ check: 'rows' as const, from_seq: 1, kinds: ['hash_mismatch'], found_at: at }] : [],
       },

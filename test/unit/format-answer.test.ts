@@ -22,7 +22,7 @@ const STATE: VerifyState = {
         at: '2026-11-27T12:59:00.000Z',
         mode: 'in-db',
         incremental: false,
-        covered: { rows_from: 0, checkpoints: 'both', views: true, rollups: true, producers: true, kafka: true },
+        covered: { rows_from: 0, checkpoints: 'both', views: true, producers: true, kafka: true },
       },
       failures: [],
     },

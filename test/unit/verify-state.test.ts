@@ -118,6 +118,15 @@ describe('nextVerifyState: only a run that covered a failed check clears it', ()
     expect(full.chains[A]).toMatchObject({ failures: [], verified_through: 90 })
   })
 
+  it('a rollup failure left open by a release that still had the rollup tables is cleared by the next run that checks the views', () => {
+    const old = structuredClone(viewFailure)
+    old.chains[A]!.failures = old.chains[A]!.failures.map((f) => ({ ...f, check: 'rollups' as const, kinds: ['rollup_mismatch'] }))
+    const skipViews = nextVerifyState(old, report({ views_checked: false, started_at: '2026-11-27T14:00:00.000Z' }), {})
+    expect(skipViews.chains[A]?.failures).toMatchObject([{ check: 'rollups', from_seq: 40 }])
+    const full = nextVerifyState(skipViews, report({ started_at: '2026-11-27T15:00:00.000Z' }), {})
+    expect(full.chains[A]).toMatchObject({ failures: [], verified_through: 90 })
+  })
+
   it('an incremental run clears only failures within the span it re-checked', () => {
     const rowFailure = nextVerifyState(clean, damagedBy([finding('deleted_rows', 20)]), {})
     const incremental = (first_seq: number) =>

@@ -54,6 +54,7 @@ const ARGS = parseBenchArgs('A soak at a steady rate of hooked PostgreSQL reads:
   'pg-port': { type: 'number', default: Number(process.env['PGPORT'] ?? 5432), help: 'port of the local PostgreSQL (PGPORT)' },
   'pg-database': { type: 'string', default: 'postgres', help: 'database the bench table is created in' },
   'catch-up-timeout-s': { type: 'number', default: 300, help: 'longest wait for the writer after the reads stop' },
+  'fetch-linger-ms': { type: 'number', default: 250, help: "the writer's fetchLingerMs (0: insert whatever each fetch brings at once)" },
   ...KAFKA_OPTIONS,
 })
 
@@ -252,7 +253,7 @@ async function main(): Promise<void> {
       kafka,
       store,
       logger: benchLogger,
-      writer: { kafka: benchKafkaConnection(), topic, groupId, trustedProducers: benchSigning().trustedProducers },
+      writer: { kafka: benchKafkaConnection(), topic, groupId, trustedProducers: benchSigning().trustedProducers, fetchLingerMs: ARGS['fetch-linger-ms'] },
       checkpoints: { key: loadSigningKey(keyPath), logPath, topic: checkpointTopic },
     })
     await ingest.start()

@@ -38,6 +38,7 @@ export async function consumeCommand(config: AppConfig, logger: Logger): Promise
         topic: config.topic,
         groupId: config.groupId,
         sessionTimeoutMs: config.sessionTimeoutMs,
+        fetchLingerMs: config.fetchLingerMs,
         // With unsigned producers allowed and no file yet (a migration's first step), the writer trusts no key rather than failing.
         ...(config.producers.allowUnsigned && !existsSync(config.producers.trustedPath) ? {} : { trustedProducers: config.producers.trustedPath }),
         allowUnsigned: config.producers.allowUnsigned,

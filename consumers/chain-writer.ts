@@ -706,7 +706,9 @@ export function createChainWriter(deps: ChainWriterDeps): ChainWriter {
       maxBytes: config.maxBytesPerPartition * 4,
       // A rewind to the signed head (on join) waits for the fetch in flight:
       // kafkajs's 5 s long poll made every restart cost 5 s on an idle topic.
-      maxWaitTimeInMs: 1000,
+      // With a linger, the broker holds a fetch until a partition's worth of
+      // bytes waits or the linger ends: fewer, fuller inserts under a trickle.
+      ...(config.fetchLingerMs > 0 ? { maxWaitTimeInMs: config.fetchLingerMs, minBytes: config.maxBytesPerPartition } : { maxWaitTimeInMs: 1000 }),
       allowAutoTopicCreation: false,
     })
     c.on(c.events.GROUP_JOIN, (e) => {

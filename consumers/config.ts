@@ -16,6 +16,16 @@ export const ChainWriterConfig = z
     /** Upper bound of one fetch per partition, hence of one insert. @default 4 MiB */
     maxBytesPerPartition: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     /**
+     * How long the broker may hold a fetch for a fuller batch when fewer than
+     * maxBytesPerPartition bytes wait. Each insert costs the store a new part
+     * (with its projections and indexes) whatever its size, so under a steady
+     * trickle a writer that stored every few events at once spent most of its
+     * CPU on inserts; a backlog is fetched at once as before. The price is up
+     * to this long between a read and its row. 0: every fetch returns as soon
+     * as any event waits. @default 250
+     */
+    fetchLingerMs: z.number().int().min(0).max(5000).default(250),
+    /**
      * How long the group waits for a silent writer before giving its
      * partitions to another (the failover time after a crash). @default 30000
      */

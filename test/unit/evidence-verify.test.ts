@@ -276,7 +276,7 @@ describe('verifyEvidence', () => {
     // Both kinds of rejection happen: malformed text and well-formed but false text.
     expect(invalid).toBeGreaterThan(0)
     expect(invalid).toBeLessThan(end - start)
-  })
+  }, 60_000) // every character of the bundle, one verification each: seconds on a busy 2-core machine
 
   it('never proves anything after any single character of the file is changed, except the unsigned exported_at', () => {
     const f = chainFixture()
@@ -290,7 +290,7 @@ describe('verifyEvidence', () => {
     // The export time is the exporter's word: the verdict shows it but nothing signs it.
     const retimed = text.replace('2026-11-28T09:00:00.000Z', '2026-11-28T09:00:01.000Z')
     expect(verdictOfText(retimed, f.key.pem)).toMatchObject({ ok: true })
-  })
+  }, 60_000) // every character of the bundle, one verification each: seconds on a busy 2-core machine
 
   describe('fails at the step that catches each tampering', () => {
     const f = chainFixture()

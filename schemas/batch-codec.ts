@@ -1,9 +1,10 @@
 import type avro from 'avsc'
-import type { AccessEvent } from './access-event.js'
+import { MAX_MESSAGE_BYTES, type AccessEvent } from './access-event.js'
 import { createFrameDecoder, singleObjectHeader, type CodecOptions } from './codec.js'
 import { ACCESS_BATCH_BOUNDS } from './decode-bounds.js'
 import { SIGNATURE_BYTES } from './batch-signature.js'
 import { SchemaError } from './errors.js'
+import { createEventWriter } from './event-writer.js'
 import type { SchemaRegistry, SchemaVersion } from './registry.js'
 
 /** Who sent a batch: said once per message, true of every event in it. */
@@ -24,7 +25,11 @@ export interface DecodedBatch {
 
 /** Builds one producer's messages: its origin is encoded once, each event once, on the caller's thread. */
 export interface BatchFramer {
-  /** The Avro body of one event as a batch item. Throws EVENT_INVALID if it does not fit the schema. */
+  /**
+   * The Avro body of one event as a batch item, the caller's to keep. Throws
+   * EVENT_INVALID if it does not fit the schema, or (current version) if it
+   * is too large for any message the codec's decoder reads.
+   */
   encodeEvent(event: AccessEvent): Buffer
   /** Bytes a message adds around its events' bodies, whatever their number (up to MAX_EVENTS_PER_BATCH). */
   readonly overhead: number
@@ -62,6 +67,7 @@ interface RawBatch {
 export function createBatchCodec(registry: SchemaRegistry, options: CodecOptions = {}): BatchCodec {
   const current = registry.current
   const decoder = createFrameDecoder(registry, ACCESS_BATCH_BOUNDS, 'access batch', options)
+  const maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES
   return Object.freeze({
     current,
     knows: decoder.knows,
@@ -78,13 +84,20 @@ export function createBatchCodec(registry: SchemaRegistry, options: CodecOptions
       const empty = type.toBuffer({ signature: Buffer.alloc(SIGNATURE_BYTES), key_id: origin.keyId, producer_id: origin.producerId, service: origin.service, environment: origin.environment, events: [] })
       const originBytes = empty.subarray(SIGNATURE_BYTES, empty.length - 1)
       const overhead = header.length + SIGNATURE_BYTES + originBytes.length + MAX_COUNT_BYTES + 1
+      // The current version, written on the caller's thread for every read,
+      // has a writer of its own (schemas/event-writer.ts: avsc's bytes, in a
+      // fraction of avsc's time), bounded by what one event may take in a
+      // message the decoder reads. An older version, for producers upgraded
+      // before their chain writers, keeps avsc. Either writes the item's own
+      // fields and ignores the three the batch carries (and, for an older
+      // version, the ones it lacks).
+      const encode =
+        written.version === current.version ? createEventWriter(eventType, { maxBytes: maxMessageBytes - overhead }).encode : (event: AccessEvent): Buffer => eventType.toBuffer(event)
       return Object.freeze({
         overhead,
         encodeEvent(event: AccessEvent): Buffer {
           try {
-            // avsc writes the item's own fields and ignores the three the
-            // batch carries (and, for an older version, the ones it lacks).
-            return eventType.toBuffer(event)
+            return encode(event)
           } catch (cause) {
             throw new SchemaError('EVENT_INVALID', `event does not fit access-batch v${written.version}: ${(cause as Error).message}`, { cause })
           }

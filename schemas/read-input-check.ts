@@ -5,15 +5,18 @@ import type { ParsedReadInput } from './read-input.js'
 /**
  * The common read, checked by hand: plain objects, strings, numbers and
  * booleans within every limit ReadInput sets. Returns the parsed read, or
- * undefined for anything else — an error, a Date, a bigint id, a getter,
- * a key ReadInput does not know — and the caller then asks ReadInput
- * itself, which stays the one definition of a valid read and gives the
- * precise error. This never accepts what ReadInput refuses and returns
- * what it would (test/unit/read-input-check.test.ts); it costs a fraction
+ * undefined for anything else — an error, a Date, a bigint id, a class
+ * instance, a key ReadInput does not know — and the caller then asks
+ * ReadInput itself, which stays the one definition of a valid read and
+ * gives the precise error. On data that answers the same each time it is
+ * read, this never accepts what ReadInput refuses and returns what it would
+ * (test/unit/read-input-check.test.ts); it costs a fraction
  * of zod's ~3 µs per read on the application's thread.
  *
- * Each property is read once and copied into a fresh object: what is
- * checked is what is recorded.
+ * Each property (and an array's length) is read once and copied into a
+ * fresh object: what is checked is what is recorded. An object that answers
+ * differently each time it is read (a getter, a Proxy) is judged by the
+ * one answer read here, which is the one recorded.
  */
 export function checkReadInput(raw: unknown): ParsedReadInput | undefined {
   const r = plain(raw, READ_KEYS)
@@ -126,9 +129,12 @@ function isMember<T extends string>(members: readonly T[], v: unknown): v is T {
 
 /** An array of names, each element read once and copied; undefined for anything else (a hole reads as undefined). */
 function nameArray(v: unknown): string[] | undefined {
-  if (!Array.isArray(v) || v.length < 1 || v.length > LIMITS.columns) return undefined
-  const out = new Array<string>(v.length)
-  for (let i = 0; i < v.length; i += 1) {
+  if (!Array.isArray(v)) return undefined
+  // The length is read once: a Proxy could answer the bound with one and the loop with another.
+  const n = v.length
+  if (n < 1 || n > LIMITS.columns) return undefined
+  const out = new Array<string>(n)
+  for (let i = 0; i < n; i += 1) {
     const c: unknown = v[i]
     if (!isName(c)) return undefined
     out[i] = c
@@ -138,9 +144,11 @@ function nameArray(v: unknown): string[] | undefined {
 
 /** String or finite-number ids within the length limit, copied; bigints and the rest go to zod. */
 function idArray(v: unknown): (string | number)[] | undefined {
-  if (!Array.isArray(v) || v.length > LIMITS.recordIdsPerRead) return undefined
-  const out = new Array<string | number>(v.length)
-  for (let i = 0; i < v.length; i += 1) {
+  if (!Array.isArray(v)) return undefined
+  const n = v.length
+  if (n > LIMITS.recordIdsPerRead) return undefined
+  const out = new Array<string | number>(n)
+  for (let i = 0; i < n; i += 1) {
     const id: unknown = v[i]
     if (typeof id === 'string') {
       if (id.length > LIMITS.recordId) return undefined

@@ -123,6 +123,19 @@ describe('checkReadInput against ReadInput', () => {
     expect(checked?.purpose).toBe('ok')
   })
 
+  it('reads an array’s length once: a Proxy answering the bound with 1 and the loop with 2,000 records 1 column, never past the limit', () => {
+    const shifting = <T>(items: T[], first: number): T[] => {
+      let reads = 0
+      return new Proxy(items, { get: (t, k, r) => (k === 'length' ? (++reads === 1 ? first : t.length) : Reflect.get(t, k, r)) as unknown })
+    }
+    const columns = Array.from({ length: LIMITS.columns + 976 }, (_, i) => `c${i}`)
+    const checked = checkReadInput({ ...base(), columns: shifting(columns, 1) })
+    expect(checked?.columns).toEqual(['c0'])
+    const ids = Array.from({ length: 5000 }, (_, i) => `r${i}`)
+    const withIds = checkReadInput({ ...base(), rowCount: undefined, recordIds: shifting(ids, 2) })
+    expect(withIds?.recordIds).toEqual(['r0', 'r1'])
+  })
+
   it('copies the arrays: changing the caller’s arrays afterwards changes nothing checked', () => {
     const read = base()
     const checked = checkReadInput(read)!

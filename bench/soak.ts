@@ -54,7 +54,7 @@ const ARGS = parseBenchArgs('A soak at a steady rate of hooked PostgreSQL reads:
   'pg-port': { type: 'number', default: Number(process.env['PGPORT'] ?? 5432), help: 'port of the local PostgreSQL (PGPORT)' },
   'pg-database': { type: 'string', default: 'postgres', help: 'database the bench table is created in' },
   'catch-up-timeout-s': { type: 'number', default: 300, help: 'longest wait for the writer after the reads stop' },
-  'fetch-linger-ms': { type: 'number', default: 250, help: "the writer's fetchLingerMs (0: insert whatever each fetch brings at once)" },
+  'fetch-linger-ms': { type: 'number', default: 0, help: "the writer's fetchLingerMs (0, the default: insert whatever each fetch brings at once)" },
   ...KAFKA_OPTIONS,
 })
 

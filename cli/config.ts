@@ -18,7 +18,7 @@ export const AppConfig = z
     partitions: z.number().int().min(1).max(1000),
     /** @default 30000 */
     sessionTimeoutMs: z.number().int().min(6000).max(300_000),
-    /** The chain writer's fetchLingerMs. @default 250 */
+    /** The chain writer's fetchLingerMs. @default 0 */
     fetchLingerMs: z.number().int().min(0).max(5000),
     store: StoreConfig,
     checkpoints: z
@@ -68,7 +68,7 @@ export const ENVIRONMENT = {
   READTRAIL_TOPIC_PARTITIONS: 'partitions (= chains) when readtrail creates the topic (default 3)',
   READTRAIL_GROUP_ID: 'chain-writer consumer group (default readtrail-chain-writer)',
   READTRAIL_KAFKA_SESSION_TIMEOUT_MS: 'how long the group waits for a silent chain writer before failing over (default 30000, at least 6000)',
-  READTRAIL_FETCH_LINGER_MS: 'how long the chain writer lets the broker hold a fetch for a fuller insert under a trickle of reads (default 250; 0 = insert at once)',
+  READTRAIL_FETCH_LINGER_MS: 'how long the chain writer lets the broker hold a fetch for a fuller insert under a trickle of reads (default 0 = insert at once; 250 cuts the writer CPU under a steady trickle, and widens the time window repair searches to rebuild a deleted insert)',
   READTRAIL_CLICKHOUSE_URL: 'ClickHouse server URL; unset = embedded chDB engine',
   READTRAIL_CLICKHOUSE_USER: 'ClickHouse user (default "default")',
   READTRAIL_CLICKHOUSE_PASSWORD: 'ClickHouse password (default empty)',
@@ -121,7 +121,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides
       groupId: env['READTRAIL_GROUP_ID'] ?? 'readtrail-chain-writer',
       partitions: partitions === undefined ? 3 : Number(partitions),
       sessionTimeoutMs: Number(env['READTRAIL_KAFKA_SESSION_TIMEOUT_MS'] ?? 30_000),
-      fetchLingerMs: Number(env['READTRAIL_FETCH_LINGER_MS'] ?? 250),
+      fetchLingerMs: Number(env['READTRAIL_FETCH_LINGER_MS'] ?? 0),
       store: {
         url: env['READTRAIL_CLICKHOUSE_URL'] || undefined,
         username: env['READTRAIL_CLICKHOUSE_USER'] ?? 'default',

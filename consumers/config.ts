@@ -19,12 +19,15 @@ export const ChainWriterConfig = z
      * How long the broker may hold a fetch for a fuller batch when fewer than
      * maxBytesPerPartition bytes wait. Each insert costs the store a new part
      * (with its projections and indexes) whatever its size, so under a steady
-     * trickle a writer that stored every few events at once spent most of its
-     * CPU on inserts; a backlog is fetched at once as before. The price is up
-     * to this long between a read and its row. 0: every fetch returns as soon
-     * as any event waits. @default 250
+     * trickle a writer that stores every few events at once spends most of
+     * its CPU on inserts (250 ms cut it by a quarter at 2,000 reads/s,
+     * bench/README.md); a backlog is fetched at once either way. The price:
+     * up to this long between a read and its row, and inserts further apart
+     * in time, which `readtrail repair` must search between to rebuild a
+     * whole deleted insert (it gives up past 2M candidate times). 0: every
+     * fetch returns as soon as any event waits. @default 0
      */
-    fetchLingerMs: z.number().int().min(0).max(5000).default(250),
+    fetchLingerMs: z.number().int().min(0).max(5000).default(0),
     /**
      * How long the group waits for a silent writer before giving its
      * partitions to another (the failover time after a crash). @default 30000
